@@ -1,0 +1,81 @@
+"""``rewardbot serve | socket | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from bot.app import build_app
+from bot.config import RunMode, Settings, load_settings
+from bot.errors import ConfigError
+from bot.runtime import Runtime
+from bot.server import build_web_app
+
+log = logging.getLogger("rewardbot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rewardbot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="receive Slack's requests over HTTP")
+    serve.add_argument("--host", default="0.0.0.0", help="interface to listen on")  # noqa: S104
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on")
+    commands.add_parser("socket", help="receive Slack's requests over Socket Mode")
+    commands.add_parser("demo", help="walk a reward through the bot offline, printing each step")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            return asyncio.run(run_demo())
+        settings = load_settings()
+        if args.command == "serve":
+            settings.require(RunMode.HTTP)
+            web.run_app(_serve(settings), host=args.host, port=args.port, print=None)
+        else:
+            settings.require(RunMode.SOCKET)
+            asyncio.run(_socket(settings))
+    except ConfigError as exc:
+        print(f"rewardbot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _serve(settings: Settings) -> web.Application:
+    runtime = await Runtime.create(settings)
+    log.info("serving Slack requests over HTTP")
+    return build_web_app(runtime, build_app(runtime))
+
+
+async def _socket(settings: Settings) -> None:
+    runtime = await Runtime.create(settings)
+    assert settings.slack_app_token is not None
+    handler = AsyncSocketModeHandler(
+        build_app(runtime, socket_mode=True), settings.slack_app_token.get_secret_value()
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await runtime.start()
+        await handler.connect_async()
+        log.info("connected to Slack over Socket Mode")
+        await stop.wait()
+    finally:
+        await handler.close_async()
+        await runtime.aclose()

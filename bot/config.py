@@ -1,0 +1,119 @@
+"""Settings, read from the environment and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+from providers import PROVIDERS
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+class RunMode(StrEnum):
+    """How the bot receives Slack's requests; each needs different credentials."""
+
+    HTTP = "serve"
+    SOCKET = "socket"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything an admin configures. Field aliases are the public environment names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    database: Path = Field(default=Path("rewardbot.db"), alias="REWARDBOT_DATABASE")
+    approvers: Annotated[list[str], NoDecode] = Field(alias="REWARDBOT_APPROVERS")
+    providers: Annotated[list[str], NoDecode] = Field(
+        default=["sandbox"], alias="REWARDBOT_PROVIDERS"
+    )
+
+    @field_validator("approvers", "providers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("approvers")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one approver's Slack user ID")
+        bad = [v for v in value if not _USER_ID.fullmatch(v)]
+        if bad:
+            raise ValueError(f"not Slack user IDs (like U012ABCDEF): {', '.join(bad)}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("enable at least one provider")
+        unknown = [v for v in value if v not in PROVIDERS]
+        if unknown:
+            raise ValueError(
+                f"unknown provider {', '.join(unknown)}; choose from {', '.join(PROVIDERS)}"
+            )
+        return list(dict.fromkeys(value))
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"https?://", value):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    def require(self, mode: RunMode) -> None:
+        """Stop start-up, naming every credential ``mode`` needs but does not have."""
+        needed = {"SLACK_BOT_TOKEN": self.slack_bot_token}
+        if mode is RunMode.HTTP:
+            needed["SLACK_SIGNING_SECRET"] = self.slack_signing_secret
+        else:
+            needed["SLACK_APP_TOKEN"] = self.slack_app_token
+        missing = [
+            name for name, value in needed.items() if not value or not value.get_secret_value()
+        ]
+        if missing:
+            raise ConfigError(
+                f"Missing setting {', '.join(missing)} (needed by `rewardbot {mode}`)."
+            )
+        if (
+            self.slack_app_token
+            and mode is RunMode.SOCKET
+            and not (self.slack_app_token.get_secret_value().startswith("xapp-"))
+        ):
+            raise ConfigError(
+                "Malformed setting SLACK_APP_TOKEN: an app-level token starts with xapp-."
+            )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning pydantic's report into one message that names the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            reason = (
+                "is required"
+                if error["type"] == "missing"
+                else error["msg"].removeprefix("Value error, ")
+            )
+            problems.append(f"{name} {reason}")
+        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".") from None

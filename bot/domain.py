@@ -1,0 +1,152 @@
+"""Rewardbot's domain: money, the request life cycle and the reward request itself.
+
+Nothing here knows about Slack payloads, SQL or vendor JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+# ISO 4217 minor units for the currencies that differ from the usual two decimals.
+_MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3}
+_CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR"}
+
+
+def minor_units(currency: str) -> int:
+    """How many decimal places an amount in ``currency`` may have."""
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def _check_currency(code: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+CurrencyCode = Annotated[str, AfterValidator(_check_currency)]
+
+
+class Money(BaseModel):
+    """An exact amount in one currency. Never a float."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: Decimal
+    currency: CurrencyCode
+
+    def __str__(self) -> str:
+        return f"{self.amount:,.{minor_units(self.currency)}f} {self.currency}"
+
+
+def parse_amount(text: str, currency: str) -> Decimal:
+    """Parse what a person typed as an amount in ``currency``.
+
+    Accepts ``25``, ``25.50``, ``1,250.00`` and a leading symbol or trailing code that matches
+    ``currency`` (``£25``, ``25 GBP``). Raises ``ValueError`` with a message fit for the user.
+    """
+    cleaned = text.strip()
+    if not cleaned:
+        raise ValueError("Enter an amount.")
+    symbol_currency = _CURRENCY_SYMBOLS.get(cleaned[0])
+    if symbol_currency is not None:
+        if symbol_currency != currency:
+            raise ValueError(f"This card is in {currency}, not {symbol_currency}.")
+        cleaned = cleaned[1:].strip()
+    code = re.fullmatch(r"(.*\d)\s*([A-Za-z]{3})", cleaned)
+    if code is not None:
+        if code.group(2).upper() != currency:
+            raise ValueError(f"This card is in {currency}, not {code.group(2).upper()}.")
+        cleaned = code.group(1)
+    if not re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d*)?|\d+(\.\d*)?|\.\d+", cleaned):
+        raise ValueError(
+            f"{text.strip()[:40]!r} is not a number. Enter an amount like 25 or 25.50."
+        )
+    try:
+        amount = Decimal(cleaned.replace(",", ""))
+    except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid decimals
+        raise ValueError("Enter an amount like 25 or 25.50.") from exc
+    if amount <= 0:
+        raise ValueError("The amount must be more than zero.")
+    places = minor_units(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-places)):
+        raise ValueError(f"{currency} amounts have at most {places} decimal places.")
+    return amount.quantize(Decimal(1).scaleb(-places))
+
+
+class Status(StrEnum):
+    """Where a reward request is in its life. Only :data:`TRANSITIONS` may change it."""
+
+    # Waiting for a configured approver to approve or reject.
+    PENDING_APPROVAL = "pending_approval"
+    # Approved; the provider idempotency key exists, the order has not been started.
+    APPROVED = "approved"
+    # The order has been sent to the provider, or is about to be; the outcome is not yet known.
+    ORDERING = "ordering"
+    # The order completed and the redemption link was delivered to the recipient. Final.
+    FULFILLED = "fulfilled"
+    # An approver said no. Final.
+    REJECTED = "rejected"
+    # The provider definitively refused the order, or delivery failed. Final.
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return not TRANSITIONS[self]
+
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING_APPROVAL: frozenset({Status.APPROVED, Status.REJECTED}),
+    Status.APPROVED: frozenset({Status.ORDERING, Status.FAILED}),
+    Status.ORDERING: frozenset({Status.FULFILLED, Status.FAILED}),
+    Status.FULFILLED: frozenset(),
+    Status.REJECTED: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+
+class RewardRequest(BaseModel):
+    """A reward as it is stored: what was asked for, by whom, and where it stands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    requester_id: str
+    recipient_id: str
+    origin_channel_id: str
+    face_value: Money
+    provider: str
+    product_id: str
+    product_name: str
+    message: str
+    status: Status
+    idempotency_key: str | None = None
+    provider_order_id: str | None = None
+    charged: Money | None = None
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    failure_reason: str | None = None
+    summary_channel: str | None = None
+    summary_ts: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewRewardRequest(BaseModel):
+    """A validated request, before it is stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requester_id: str
+    recipient_id: str
+    origin_channel_id: str
+    face_value: Money
+    provider: str
+    product_id: str
+    product_name: str
+    message: str

@@ -1,0 +1,216 @@
+"""Carries approved requests through ordering, polling and delivery, one persisted step at a time.
+
+A request in ``approved`` or ``ordering`` after a restart is resumed by :meth:`Fulfillment.resume`;
+the provider idempotency key stored at approval makes the replayed order the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from slack_sdk.errors import SlackApiError
+
+from bot.domain import RewardRequest, Status
+from bot.slack_gateway import SlackGateway
+from bot.store import SYSTEM_ACTOR, Store
+from providers.base import OrderRequest, OrderResult, OrderState, Provider
+from providers.errors import OrderRefused, RateLimited, RetryableProviderError
+
+log = logging.getLogger(__name__)
+
+_UNFINISHED = frozenset({Status.APPROVED, Status.ORDERING})
+
+
+class Fulfillment:
+    """Runs one task per approved request while the bot runs."""
+
+    def __init__(
+        self,
+        store: Store,
+        providers: Mapping[str, Provider],
+        gateway: SlackGateway,
+        *,
+        retry_base_delay: float = 1.0,
+        retry_max_delay: float = 60.0,
+        stall_notice_after: int = 5,
+        delivery_attempts: int = 3,
+    ) -> None:
+        self._store = store
+        self._providers = providers
+        self._gateway = gateway
+        self._retry_base_delay = retry_base_delay
+        self._retry_max_delay = retry_max_delay
+        self._stall_notice_after = stall_notice_after
+        self._delivery_attempts = delivery_attempts
+        self._running: dict[int, asyncio.Task[None]] = {}
+
+    def submit(self, request_id: int) -> None:
+        """Start fulfilling ``request_id`` unless it is already under way."""
+        if request_id in self._running:
+            return
+        task = asyncio.create_task(self._run(request_id), name=f"fulfil-{request_id}")
+        self._running[request_id] = task
+        task.add_done_callback(lambda _: self._running.pop(request_id, None))
+
+    async def resume(self) -> int:
+        """Pick up every request a previous run left unfinished; returns how many."""
+        unfinished = await self._store.requests_in(_UNFINISHED)
+        for request in unfinished:
+            self.submit(request.id)
+        return len(unfinished)
+
+    async def wait_idle(self) -> None:
+        """Wait until no request is being fulfilled (for tests and the demo)."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Stop working; unfinished requests stay in the database and resume next start."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, request_id: int) -> None:
+        try:
+            await self._fulfil(request_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The request stays in its persisted state and is resumed on the next start.
+            log.exception("fulfillment of request %s stopped unexpectedly", request_id)
+
+    async def _fulfil(self, request_id: int) -> None:
+        request = await self._store.get(request_id)
+        if request.status is Status.APPROVED:
+            if not await self._store.transition(
+                request_id, Status.APPROVED, Status.ORDERING, SYSTEM_ACTOR
+            ):
+                return
+            request = await self._store.get(request_id)
+        elif request.status is not Status.ORDERING:
+            return
+        provider = self._providers.get(request.provider)
+        if provider is None:
+            log.error(
+                "request %s needs provider %r, which is not enabled; left in %s",
+                request_id,
+                request.provider,
+                request.status,
+            )
+            return
+        assert request.idempotency_key is not None, "approval always stores the key"
+        order = OrderRequest(
+            idempotency_key=request.idempotency_key,
+            product_id=request.product_id,
+            face_value=request.face_value,
+            reference=f"rewardbot-{request.id}",
+        )
+        try:
+            result = await self._with_retries(request, lambda: provider.place_order(order))
+            if request.provider_order_id != result.provider_order_id:
+                await self._store.set_provider_order(request.id, result.provider_order_id)
+            while result.state is OrderState.PENDING:
+                await asyncio.sleep(provider.poll_interval)
+                pending_id = result.provider_order_id
+                result = await self._with_retries(
+                    request, functools.partial(provider.get_order, pending_id)
+                )
+        except OrderRefused as refusal:
+            await self._fail(request, f"{request.provider} refused the order: {refusal.message}")
+            return
+        if result.state is OrderState.FAILED:
+            await self._fail(
+                request,
+                result.failure_reason or f"{request.provider} could not issue the gift card.",
+            )
+            return
+        await self._deliver_and_finish(request, result)
+
+    async def _deliver_and_finish(self, request: RewardRequest, result: OrderResult) -> None:
+        if result.redemption_url is None:
+            await self._fail(
+                request,
+                f"{request.provider} completed order "
+                f"{result.provider_order_id} without a redemption link.",
+            )
+            return
+        for attempt in range(1, self._delivery_attempts + 1):
+            try:
+                await self._gateway.deliver(request, result.redemption_url.get_secret_value())
+                break
+            except SlackApiError as exc:
+                log.warning(
+                    "delivery DM for request %s failed (attempt %s): %s",
+                    request.id,
+                    attempt,
+                    exc.response.get("error"),
+                )
+                await asyncio.sleep(self._retry_base_delay * attempt)
+        else:
+            await self._fail(
+                request,
+                f"The gift card was issued (order "
+                f"{result.provider_order_id}) but could not be sent to "
+                "the recipient; an admin must resend it.",
+            )
+            return
+        charged = result.charged
+        await self._store.transition(
+            request.id,
+            Status.ORDERING,
+            Status.FULFILLED,
+            SYSTEM_ACTOR,
+            detail={"provider_order_id": result.provider_order_id},
+            charged_amount=str(charged.amount) if charged else None,
+            charged_currency=charged.currency if charged else None,
+        )
+        await self._gateway.publish_status(await self._store.get(request.id))
+
+    async def _fail(self, request: RewardRequest, reason: str) -> None:
+        if await self._store.transition(
+            request.id,
+            Status.ORDERING,
+            Status.FAILED,
+            SYSTEM_ACTOR,
+            detail={"reason": reason},
+            failure_reason=reason,
+        ):
+            await self._gateway.publish_status(await self._store.get(request.id))
+
+    async def _with_retries(
+        self, request: RewardRequest, call: Callable[[], Awaitable[OrderResult]]
+    ) -> OrderResult:
+        """Retry what may be retried, forever, with capped backoff: the idempotency key makes
+        every retry the same order, and giving up could strand a card that was issued."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except RateLimited as exc:
+                delay = exc.retry_after
+                problem = exc.message
+            except RetryableProviderError as exc:
+                delay = min(self._retry_base_delay * 2**attempt, self._retry_max_delay)
+                problem = exc.message
+            attempt += 1
+            log.warning(
+                "request %s: %s (attempt %s, retrying in %.1fs)",
+                request.id,
+                problem,
+                attempt,
+                delay,
+            )
+            if attempt == self._stall_notice_after:
+                try:
+                    await self._gateway.reply_in_thread(
+                        request,
+                        f"{request.provider} is not answering ({problem}). "
+                        "Still retrying; the card will not be ordered twice.",
+                    )
+                except SlackApiError:
+                    log.warning("could not post the stall notice for request %s", request.id)
+            await asyncio.sleep(delay)

@@ -1,0 +1,62 @@
+"""Everything a running bot holds, built once from settings and handed to the handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.fulfillment import Fulfillment
+from bot.rewards import RewardService
+from bot.slack_gateway import SlackGateway
+from bot.store import Store
+from providers import PROVIDERS
+from providers.base import Provider
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    store: Store
+    providers: Mapping[str, Provider]
+    catalog: Catalog
+    gateway: SlackGateway
+    fulfillment: Fulfillment
+    rewards: RewardService
+
+    @classmethod
+    async def create(
+        cls,
+        settings: Settings,
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        fulfillment_retry_delay: float = 1.0,
+    ) -> Runtime:
+        """Open the database and wire the parts. ``providers`` replaces the configured ones
+        (tests and the demo pass instances pointed at local servers)."""
+        store = await Store.open(settings.database)
+        if providers is None:
+            providers = {name: PROVIDERS[name]() for name in settings.providers}
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+        gateway = SlackGateway(client, store)
+        catalog = Catalog(providers)
+        fulfillment = Fulfillment(
+            store, providers, gateway, retry_base_delay=fulfillment_retry_delay
+        )
+        rewards = RewardService(store, catalog, gateway, fulfillment, settings.approvers)
+        return cls(settings, store, providers, catalog, gateway, fulfillment, rewards)
+
+    async def start(self) -> None:
+        """Warm the catalog (so the first modal opens fast) and resume unfinished requests."""
+        await self.catalog.products()
+        await self.fulfillment.resume()
+
+    async def aclose(self) -> None:
+        await self.fulfillment.aclose()
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.store.close()

@@ -1,0 +1,171 @@
+"""Rewardbot's side of the Slack Web API: every call the core makes goes through here.
+
+Only documented Web API methods are used (``users.info``, ``views.open``, ``chat.postMessage``,
+``chat.update``, ``chat.postEphemeral``, ``conversations.open``), so what works against the
+emulator works in a real workspace. Messages are rendered by :mod:`bot.slack_views`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import slack_views
+from bot.domain import RewardRequest
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the bot cannot post in that channel", so the requester's DM is used instead.
+_CANNOT_POST_IN_CHANNEL = frozenset(
+    {
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "restricted_action",
+        "cannot_post_in_channel",
+    }
+)
+
+
+class SlackUser(BaseModel):
+    """The parts of ``users.info`` the bot relies on."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    name: str = ""
+    is_bot: bool = False
+    deleted: bool = False
+
+
+class UnknownUser(LookupError):
+    """``users.info`` does not know the user."""
+
+
+class SlackGateway:
+    """Posts and updates the messages of a reward request, tracking where they are."""
+
+    def __init__(self, client: AsyncWebClient, store: Store) -> None:
+        self.client = client
+        self._store = store
+
+    async def user(self, user_id: str) -> SlackUser:
+        try:
+            response = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "user_not_found":
+                raise UnknownUser(user_id) from exc
+            raise
+        return SlackUser.model_validate(response["user"])
+
+    async def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        await self._dm_with_ts(user_id, text, blocks)
+
+    async def _dm_with_ts(
+        self, user_id: str, text: str, blocks: list[dict[str, Any]] | None
+    ) -> tuple[str, str]:
+        opened = await self.client.conversations_open(users=user_id)
+        channel = str(opened["channel"]["id"])
+        posted = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        return channel, str(posted["ts"])
+
+    async def ephemeral(self, channel: str, user_id: str, text: str) -> None:
+        await self.client.chat_postEphemeral(channel=channel, user=user_id, text=text)
+
+    async def post_summary(self, request: RewardRequest) -> RewardRequest:
+        """Post the request's summary where ``/reward`` was typed, else in the requester's DM."""
+        text, blocks = slack_views.request_summary(request)
+        try:
+            posted = await self.client.chat_postMessage(
+                channel=request.origin_channel_id, text=text, blocks=blocks
+            )
+            channel, ts = str(posted["channel"]), str(posted["ts"])
+        except SlackApiError as exc:
+            if exc.response.get("error") not in _CANNOT_POST_IN_CHANNEL:
+                raise
+            log.info(
+                "cannot post request %s in %s (%s); using the requester's DM",
+                request.id,
+                request.origin_channel_id,
+                exc.response.get("error"),
+            )
+            channel, ts = await self._dm_with_ts(request.requester_id, text, blocks)
+        await self._store.set_summary_message(request.id, channel, ts)
+        return await self._store.get(request.id)
+
+    async def send_approval_cards(self, request: RewardRequest, approvers: list[str]) -> None:
+        text, blocks = slack_views.approval_card(request)
+        for approver in approvers:
+            try:
+                channel, ts = await self._dm_with_ts(approver, text, blocks)
+            except SlackApiError as exc:
+                # One unreachable approver must not keep the others from deciding.
+                log.warning(
+                    "could not send approval card for request %s to %s: %s",
+                    request.id,
+                    approver,
+                    exc.response.get("error"),
+                )
+                continue
+            await self._store.add_approval_card(request.id, approver, channel, ts)
+
+    async def refresh(self, request: RewardRequest) -> None:
+        """Re-render the summary and every approval card from the request's current state."""
+        # Re-read, so a slow caller never paints an older status over a newer one.
+        request = await self._store.get(request.id)
+        targets: list[tuple[str, str, tuple[str, list[dict[str, Any]]]]] = []
+        if request.summary_channel and request.summary_ts:
+            targets.append(
+                (request.summary_channel, request.summary_ts, slack_views.request_summary(request))
+            )
+        card = slack_views.approval_card(request)
+        targets.extend(
+            (c.channel, c.ts, card) for c in await self._store.approval_cards(request.id)
+        )
+        for channel, ts, (text, blocks) in targets:
+            try:
+                await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            except SlackApiError as exc:
+                log.warning(
+                    "could not update message %s/%s for request %s: %s",
+                    channel,
+                    ts,
+                    request.id,
+                    exc.response.get("error"),
+                )
+
+    async def reply_in_thread(self, request: RewardRequest, text: str) -> None:
+        if not (request.summary_channel and request.summary_ts):
+            return
+        await self.client.chat_postMessage(
+            channel=request.summary_channel, thread_ts=request.summary_ts, text=text
+        )
+
+    async def deliver(self, request: RewardRequest, redemption_url: str) -> None:
+        """DM the redemption link to the recipient. The link goes nowhere else."""
+        text, blocks = slack_views.delivery_message(request, redemption_url)
+        await self.dm(request.recipient_id, text, blocks)
+
+    async def publish_status(self, request: RewardRequest) -> None:
+        """Show a status change everywhere: summary, approval cards, thread and, once settled,
+        the requester's DM. A Slack failure here is logged, never undoes the change."""
+        await self.refresh(request)
+        try:
+            await self.reply_in_thread(request, slack_views.thread_update(request))
+            if request.status.is_final:
+                await self.dm(request.requester_id, slack_views.requester_update(request))
+        except SlackApiError as exc:
+            log.warning(
+                "could not announce request %s is %s: %s",
+                request.id,
+                request.status,
+                exc.response.get("error"),
+            )

@@ -1,0 +1,322 @@
+"""Block Kit for every surface, rendered from a request's stored state.
+
+Every function is pure: the same request renders the same message wherever it is shown, so the
+channel summary, the approval cards and the thread cannot disagree. User-written text is escaped
+before it reaches mrkdwn, so nobody can inject ``<!channel>``, mentions or links.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.domain import RewardRequest, Status
+from providers.base import Product
+
+Block = dict[str, Any]
+
+REWARD_MODAL = "reward_request"
+REJECT_MODAL = "reject_reason"
+APPROVE_ACTION = "approve_request"
+REJECT_ACTION = "reject_request"
+REDEEM_ACTION = "redeem"
+# Every input in our modals uses this action_id; the block_id names the field.
+INPUT_ACTION = "value"
+MESSAGE_MAX_CHARS = 1000
+REASON_MAX_CHARS = 500
+_STATIC_SELECT_MAX_OPTIONS = 100
+
+_STATUS_LINES = {
+    Status.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for approval",
+    Status.APPROVED: ":white_check_mark: Approved: ordering the gift card",
+    Status.ORDERING: ":package: Approved: ordering the gift card",
+    Status.FULFILLED: ":gift: Delivered privately to the recipient",
+    Status.REJECTED: ":no_entry_sign: Rejected",
+    Status.FAILED: ":x: Failed: no gift card was delivered",
+}
+
+
+def escape(text: str) -> str:
+    """Make user text inert in mrkdwn: ``&``, ``<`` and ``>`` are Slack's control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _mrkdwn_section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line for line in escape(text).splitlines() or [""])
+
+
+class RewardModalMetadata(BaseModel):
+    """What the reward modal carries from the slash command to its submission."""
+
+    channel_id: str
+
+
+class RewardPrefill(BaseModel):
+    """Values parsed from ``/reward @jane 25 for shipping the release``."""
+
+    recipient_id: str | None = None
+    amount: str | None = None
+    message: str | None = None
+
+
+def product_label(product: Product) -> str:
+    return f"{product.name} · {product.describe_allowed()}"[:75]
+
+
+def reward_modal(
+    products: Sequence[Product], prefill: RewardPrefill, metadata: RewardModalMetadata
+) -> dict[str, Any]:
+    recipient: Block = {
+        "type": "users_select",
+        "action_id": INPUT_ACTION,
+        "placeholder": _plain("Who earned it?"),
+    }
+    if prefill.recipient_id:
+        recipient["initial_user"] = prefill.recipient_id
+    amount: Block = {
+        "type": "plain_text_input",
+        "action_id": INPUT_ACTION,
+        "max_length": 20,
+        "placeholder": _plain("e.g. 25"),
+    }
+    if prefill.amount:
+        amount["initial_value"] = prefill.amount[:20]
+    message: Block = {
+        "type": "plain_text_input",
+        "action_id": INPUT_ACTION,
+        "multiline": True,
+        "max_length": MESSAGE_MAX_CHARS,
+        "placeholder": _plain("What is it for?"),
+    }
+    if prefill.message:
+        message["initial_value"] = prefill.message[:MESSAGE_MAX_CHARS]
+    options = [
+        {"text": _plain(product_label(p)), "value": p.key}
+        for p in products[:_STATIC_SELECT_MAX_OPTIONS]
+    ]
+    return {
+        "type": "modal",
+        "callback_id": REWARD_MODAL,
+        "title": _plain("Send a reward"),
+        "submit": _plain("Request approval"),
+        "close": _plain("Cancel"),
+        "private_metadata": metadata.model_dump_json(),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "recipient",
+                "label": _plain("Recipient"),
+                "element": recipient,
+            },
+            {
+                "type": "input",
+                "block_id": "card",
+                "label": _plain("Card type"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": INPUT_ACTION,
+                    "placeholder": _plain("Pick a gift card"),
+                    "options": options,
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "amount",
+                "label": _plain("Amount"),
+                "hint": _plain("In the card's currency, within the values shown beside it."),
+                "element": amount,
+            },
+            {
+                "type": "input",
+                "block_id": "message",
+                "label": _plain("Message"),
+                "element": message,
+            },
+        ],
+    }
+
+
+def reject_modal(request: RewardRequest) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": REJECT_MODAL,
+        "title": _plain("Reject reward"),
+        "submit": _plain("Reject"),
+        "close": _plain("Back"),
+        "private_metadata": json.dumps({"request_id": request.id}),
+        "blocks": [
+            _mrkdwn_section(_headline(request)),
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": _plain("Reason (shown to the requester)"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": INPUT_ACTION,
+                    "multiline": True,
+                    "max_length": REASON_MAX_CHARS,
+                },
+            },
+        ],
+    }
+
+
+def _headline(request: RewardRequest) -> str:
+    return (
+        f"*Reward #{request.id}*: <@{request.requester_id}> → <@{request.recipient_id}>, "
+        f"*{request.face_value}* {escape(request.product_name)}"
+    )
+
+
+def status_line(request: RewardRequest) -> str:
+    line = _STATUS_LINES[request.status]
+    if request.decided_by and request.status is not Status.PENDING_APPROVAL:
+        verb = "Rejected" if request.status is Status.REJECTED else "Approved"
+        line += f" · {verb} by <@{request.decided_by}>"
+    if request.status is Status.REJECTED and request.decision_reason:
+        line += f"\nReason: {escape(request.decision_reason)}"
+    if request.status is Status.FAILED and request.failure_reason:
+        line += f"\n{escape(request.failure_reason)}"
+    return line
+
+
+def _details(request: RewardRequest) -> list[Block]:
+    return [
+        _mrkdwn_section(f"{_headline(request)}\n{_quote(request.message)}"),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": status_line(request)}]},
+    ]
+
+
+def request_summary(request: RewardRequest) -> tuple[str, list[Block]]:
+    """The channel message that is the request's thread; kept current with ``chat.update``."""
+    text = (
+        f"Reward #{request.id}: <@{request.requester_id}> → <@{request.recipient_id}>, "
+        f"{request.face_value} {request.product_name}. {_STATUS_LINES[request.status]}"
+    )
+    return text, _details(request)
+
+
+def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
+    """An approver's DM: details plus Approve / Reject while the request is pending."""
+    text = (
+        f"<@{request.requester_id}> asks you to approve reward #{request.id}: "
+        f"{request.face_value} {request.product_name} for <@{request.recipient_id}>."
+    )
+    blocks = _details(request)
+    if request.status is Status.PENDING_APPROVAL:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"decision-{request.id}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE_ACTION,
+                        "style": "primary",
+                        "text": _plain("Approve"),
+                        "value": str(request.id),
+                    },
+                    {
+                        "type": "button",
+                        "action_id": REJECT_ACTION,
+                        "style": "danger",
+                        "text": _plain("Reject"),
+                        "value": str(request.id),
+                    },
+                ],
+            }
+        )
+    return text, blocks
+
+
+def thread_update(request: RewardRequest) -> str:
+    """The thread reply for the request's latest status. Never contains the redemption link."""
+    match request.status:
+        case Status.PENDING_APPROVAL:
+            return "Waiting for an approver. They have been sent the request privately."
+        case Status.APPROVED | Status.ORDERING:
+            return (
+                f"Approved by <@{request.decided_by}>. Ordering the gift card from "
+                f"{request.provider}…"
+            )
+        case Status.FULFILLED:
+            return (
+                f":gift: Delivered: <@{request.recipient_id}> has received their gift card "
+                "in a private message."
+            )
+        case Status.REJECTED:
+            reason = (
+                f" Reason: {escape(request.decision_reason)}" if request.decision_reason else ""
+            )
+            return f":no_entry_sign: Rejected by <@{request.decided_by}>.{reason}"
+        case Status.FAILED:
+            return f":x: Failed: {escape(request.failure_reason or 'unknown error')}"
+
+
+def requester_update(request: RewardRequest) -> str:
+    """What the requester is told privately when their request settles."""
+    subject = f"Your reward #{request.id} for <@{request.recipient_id}> ({request.face_value})"
+    match request.status:
+        case Status.FULFILLED:
+            return f"{subject} was delivered. Thank you for recognising them!"
+        case Status.REJECTED:
+            reason = (
+                f" Reason: {escape(request.decision_reason)}" if request.decision_reason else ""
+            )
+            return f"{subject} was rejected by <@{request.decided_by}>.{reason}"
+        case Status.FAILED:
+            return (
+                f"{subject} failed: {escape(request.failure_reason or 'unknown error')} "
+                "You can submit a new request with /reward."
+            )
+        case _:
+            return f"{subject}: {_STATUS_LINES[request.status]}."
+
+
+def delivery_message(request: RewardRequest, redemption_url: str) -> tuple[str, list[Block]]:
+    """The recipient's private DM: the only place the redemption link is ever shown."""
+    text = (
+        f"You have received a {request.face_value} {request.product_name} gift card from "
+        f"<@{request.requester_id}>! Redeem it here: {redemption_url}"
+    )
+    blocks: list[Block] = [
+        _mrkdwn_section(
+            f":gift: *<@{request.requester_id}> sent you a reward!*\n"
+            f"*{request.face_value}* {escape(request.product_name)}\n{_quote(request.message)}"
+        ),
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": REDEEM_ACTION,
+                    "style": "primary",
+                    "text": _plain("Redeem your gift card"),
+                    "url": redemption_url,
+                },
+            ],
+        },
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "This link is yours alone: do not share it. "
+                    "It is never posted in a channel.",
+                }
+            ],
+        },
+    ]
+    return text, blocks

@@ -1,0 +1,14 @@
+"""Button listeners."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.runtime import Runtime
+from handlers.actions import approve, redeem_link, reject
+
+
+def register(app: AsyncApp, deps: Runtime) -> None:
+    approve.register(app, deps)
+    reject.register(app, deps)
+    redeem_link.register(app, deps)

@@ -1,0 +1,14 @@
+"""The recipient clicks "Redeem": the link opens in their browser; Slack still expects an ack."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.runtime import Runtime
+from bot.slack_views import REDEEM_ACTION
+
+
+def register(app: AsyncApp, deps: Runtime) -> None:
+    @app.action(REDEEM_ACTION)
+    async def acknowledge_redeem_click(ack: AsyncAck) -> None:
+        await ack()

@@ -1,0 +1,36 @@
+"""The reward modal is submitted: validate inline, store, then announce after the ack."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.errors import InvalidRequest
+from bot.rewards import RewardDraft
+from bot.runtime import Runtime
+from bot.slack_views import REWARD_MODAL, RewardModalMetadata
+from handlers.payloads import ViewSubmission
+
+
+def register(app: AsyncApp, deps: Runtime) -> None:
+    @app.view(REWARD_MODAL)
+    async def submit_reward_request(ack: AsyncAck, body: dict[str, object]) -> None:
+        submission = ViewSubmission.model_validate(body)
+        metadata = RewardModalMetadata.model_validate_json(submission.view.private_metadata)
+        recipient, card = submission.input("recipient"), submission.input("card")
+        amount, message = submission.input("amount"), submission.input("message")
+        draft = RewardDraft(
+            requester_id=submission.user.id,
+            origin_channel_id=metadata.channel_id,
+            recipient_id=recipient.selected_user if recipient else None,
+            product_key=card.selected_option.value if card and card.selected_option else None,
+            amount_text=amount.value if amount else None,
+            message=message.value if message else None,
+        )
+        try:
+            request = await deps.rewards.request_reward(draft)
+        except InvalidRequest as invalid:
+            # The field names of RewardDraft errors are the modal's block ids.
+            await ack(response_action="errors", errors=invalid.field_errors)
+            return
+        await ack()
+        await deps.rewards.announce(request)

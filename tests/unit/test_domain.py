@@ -1,0 +1,59 @@
+from decimal import Decimal
+
+import pytest
+
+from bot.domain import TRANSITIONS, Money, Status, parse_amount
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "expected"),
+    [
+        ("25", "GBP", Decimal("25.00")),
+        (" 25.5 ", "GBP", Decimal("25.50")),
+        ("1,250.00", "USD", Decimal("1250.00")),
+        ("£30", "GBP", Decimal("30.00")),
+        ("40 eur", "EUR", Decimal("40.00")),
+        (".5", "USD", Decimal("0.50")),
+        ("1000", "JPY", Decimal("1000")),
+    ],
+)
+def test_parse_amount_accepts_what_people_type(text: str, currency: str, expected: Decimal) -> None:
+    assert parse_amount(text, currency) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "message"),
+    [
+        ("", "GBP", "Enter an amount"),
+        ("ten", "GBP", "not a number"),
+        ("0", "GBP", "more than zero"),
+        ("0.00", "GBP", "more than zero"),
+        ("-5", "GBP", "not a number"),
+        ("25.005", "GBP", "at most 2 decimal places"),
+        ("10.5", "JPY", "at most 0 decimal places"),
+        ("$25", "GBP", "in GBP, not USD"),
+        ("25 EUR", "GBP", "in GBP, not EUR"),
+        ("NaN", "GBP", "not a number"),
+        ("Infinity", "GBP", "not a number"),
+        ("1e3", "GBP", "not a number"),
+        ("1,25", "GBP", "not a number"),
+    ],
+)
+def test_parse_amount_refuses_with_a_clear_message(text: str, currency: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_amount(text, currency)
+
+
+def test_money_prints_with_the_currency_minor_units() -> None:
+    assert str(Money(amount=Decimal("1250.5"), currency="GBP")) == "1,250.50 GBP"
+    assert str(Money(amount=Decimal(1000), currency="JPY")) == "1,000 JPY"
+
+
+def test_money_refuses_a_non_iso_currency() -> None:
+    with pytest.raises(ValueError, match="ISO 4217"):
+        Money(amount=Decimal(1), currency="pounds")
+
+
+def test_final_statuses_have_no_way_out_and_every_target_is_a_status() -> None:
+    assert {s for s in Status if s.is_final} == {Status.FULFILLED, Status.REJECTED, Status.FAILED}
+    assert set(TRANSITIONS) == set(Status)

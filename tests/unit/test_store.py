@@ -1,0 +1,79 @@
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.domain import Money, NewRewardRequest, Status
+from bot.errors import RequestNotFound
+from bot.store import Store
+
+
+def _new() -> NewRewardRequest:
+    return NewRewardRequest(
+        requester_id="UREQ",
+        recipient_id="UREC",
+        origin_channel_id="CGEN",
+        face_value=Money(amount=Decimal("25.00"), currency="GBP"),
+        provider="sandbox",
+        product_id="SBX-BOOKS-GBP",
+        product_name="Sandbox Books",
+        message="thanks",
+    )
+
+
+async def test_created_request_round_trips_exactly(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    created = await store.create_request(_new())
+    assert created.status is Status.PENDING_APPROVAL
+    assert created.face_value == Money(amount=Decimal("25.00"), currency="GBP")
+    assert (await store.get(created.id)) == created
+    events = await store.events(created.id)
+    assert [(e.kind, e.to_status, e.actor) for e in events] == [
+        ("created", Status.PENDING_APPROVAL, "UREQ")
+    ]
+    await store.close()
+
+
+async def test_only_one_of_many_concurrent_transitions_wins(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    request = await store.create_request(_new())
+    results = await asyncio.gather(*(
+        store.transition(request.id, Status.PENDING_APPROVAL, Status.APPROVED, f"U{i}",
+                         decided_by=f"U{i}")
+        for i in range(20)
+    ))
+    assert results.count(True) == 1
+    winner = f"U{results.index(True)}"
+    stored = await store.get(request.id)
+    assert stored.status is Status.APPROVED
+    assert stored.decided_by == winner
+    transitions = [e for e in await store.events(request.id) if e.kind == "transition"]
+    assert [(e.from_status, e.to_status, e.actor) for e in transitions] == [
+        (Status.PENDING_APPROVAL, Status.APPROVED, winner)
+    ]
+    await store.close()
+
+
+async def test_disallowed_transition_is_a_programming_error(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    request = await store.create_request(_new())
+    with pytest.raises(ValueError, match="not an allowed transition"):
+        await store.transition(request.id, Status.PENDING_APPROVAL, Status.FULFILLED, "x")
+    assert (await store.get(request.id)).status is Status.PENDING_APPROVAL
+    await store.close()
+
+
+async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = await Store.open(path)
+    request = await store.create_request(_new())
+    await store.transition(request.id, Status.PENDING_APPROVAL, Status.REJECTED, "UAPP",
+                           decided_by="UAPP", decision_reason="budget")
+    await store.close()
+    reopened = await Store.open(path)
+    stored = await reopened.get(request.id)
+    assert (stored.status, stored.decision_reason) == (Status.REJECTED, "budget")
+    with pytest.raises(RequestNotFound):
+        await reopened.get(request.id + 1)
+    await reopened.close()
