@@ -1,0 +1,30 @@
+"""An offline stand-in for Slack: Web API server, workspace state, and a driver that
+acts as Slack towards the bot (HTTP or Socket Mode).
+
+Only documented Slack method names, arguments and payload shapes are used, so that
+behaviour verified against the emulator carries over to a real workspace.
+"""
+
+from bot.emulator.delivery import BotReply
+from bot.emulator.driver import Driver
+from bot.emulator.emulator import SlackEmulator
+from bot.emulator.errors import ApiError, EmulatorError
+from bot.emulator.signing import signature, signed_headers
+from bot.emulator.webapi import ApiCall
+from bot.emulator.workspace import Channel, Ephemeral, Message, User, Workspace
+
+__all__ = [
+    "ApiCall",
+    "ApiError",
+    "BotReply",
+    "Channel",
+    "Driver",
+    "EmulatorError",
+    "Ephemeral",
+    "Message",
+    "SlackEmulator",
+    "User",
+    "Workspace",
+    "signature",
+    "signed_headers",
+]

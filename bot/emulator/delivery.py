@@ -1,0 +1,118 @@
+"""How the emulator reaches the bot: signed HTTP POSTs or Socket Mode envelopes.
+
+Both transports carry the same payloads and produce the same ``BotReply``, so the
+driver (and the tests) do not care which one the bot is configured for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import aiohttp
+
+from bot.emulator.context import JSON
+from bot.emulator.signing import signed_headers
+from bot.emulator.socket_mode import SocketModeHub
+
+
+@dataclass
+class BotReply:
+    """What the bot answered: HTTP status (0 if it did not answer in time) and body."""
+
+    status: int
+    body: JSON | str | None = None
+
+    @property
+    def responded(self) -> bool:
+        """True if the bot acknowledged within Slack's 3-second window."""
+        return self.status == 200
+
+    @property
+    def json(self) -> JSON:
+        """The body as an object: text bodies become ``{"text": ...}``, as Slack reads them."""
+        if isinstance(self.body, dict):
+            return self.body
+        if isinstance(self.body, str) and self.body:
+            return {"text": self.body}
+        return {}
+
+
+class Delivery(Protocol):
+    """A transport to the bot."""
+
+    async def slash_command(self, fields: dict[str, str]) -> BotReply:
+        """Deliver a slash command invocation."""
+        ...
+
+    async def interactive(self, payload: JSON) -> BotReply:
+        """Deliver an interactivity payload (block_actions, view_submission, ...)."""
+        ...
+
+
+class HttpDelivery:
+    """Form-encoded, signed POSTs to the bot's Request URL."""
+
+    def __init__(self, request_url: str, signing_secret: str, timeout: float) -> None:
+        self.request_url = request_url
+        self.signing_secret = signing_secret
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        """Release the HTTP client session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def slash_command(self, fields: dict[str, str]) -> BotReply:
+        """Slash commands arrive as plain form fields."""
+        return await self._post(urlencode(fields))
+
+    async def interactive(self, payload: JSON) -> BotReply:
+        """Interactions arrive as a single ``payload`` form field holding JSON."""
+        return await self._post(urlencode({"payload": json.dumps(payload)}))
+
+    async def _post(self, body: str) -> BotReply:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        headers.update(signed_headers(self.signing_secret, body))
+        try:
+            async with self._session.post(
+                self.request_url,
+                data=body.encode(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as resp:
+                text = await resp.text()
+                parsed: Any = text or None
+                if text and resp.content_type == "application/json":
+                    parsed = json.loads(text)
+                return BotReply(resp.status, parsed)
+        except TimeoutError:
+            return BotReply(0)
+
+
+class SocketDelivery:
+    """Envelopes over the bot's Socket Mode connection."""
+
+    def __init__(self, hub: SocketModeHub, timeout: float) -> None:
+        self.hub = hub
+        self.timeout = timeout
+
+    async def slash_command(self, fields: dict[str, str]) -> BotReply:
+        """``slash_commands`` envelope; the payload is the form fields as an object."""
+        return self._reply(await self.hub.deliver("slash_commands", dict(fields), self.timeout))
+
+    async def interactive(self, payload: JSON) -> BotReply:
+        """``interactive`` envelope carrying the same JSON as the HTTP ``payload`` field."""
+        return self._reply(await self.hub.deliver("interactive", payload, self.timeout))
+
+    @staticmethod
+    def _reply(ack: JSON | None) -> BotReply:
+        if ack is None:
+            return BotReply(0)
+        return BotReply(200, ack or None)

@@ -1,0 +1,104 @@
+"""Messaging methods: chat.postMessage, chat.update, chat.postEphemeral,
+chat.getPermalink, with the membership and content rules Slack enforces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.emulator.blockkit import validate_blocks
+from bot.emulator.context import JSON, ApiContext, optional_str, require
+from bot.emulator.errors import ApiError
+from bot.emulator.workspace import Channel
+
+MAX_TEXT = 40_000
+
+
+def _content(args: JSON) -> tuple[str, list[JSON]]:
+    """Text and validated blocks; Slack needs text unless blocks/attachments are given."""
+    text = optional_str(args, "text") or ""
+    blocks = validate_blocks(args["blocks"]) if args.get("blocks") not in (None, "") else []
+    if not text and not blocks and not args.get("attachments"):
+        raise ApiError("no_text")
+    if len(text) > MAX_TEXT:
+        raise ApiError("msg_too_long")
+    return text, blocks
+
+
+def _writable_channel(ctx: ApiContext, ref: Any) -> Channel:
+    """The target conversation, refused the way Slack refuses it for a bot token."""
+    if not ref:
+        raise ApiError("channel_not_found")
+    ws = ctx.workspace
+    channel = ws.resolve_channel(str(ref))
+    if channel is None:
+        raise ApiError("channel_not_found")
+    if ws.bot_user_id not in channel.members:
+        # Private channels the bot is not in are invisible to it.
+        raise ApiError("channel_not_found" if channel.is_private else "not_in_channel")
+    return channel
+
+
+def post_message(ctx: ApiContext, args: JSON) -> JSON:
+    """Post as the bot; a ``U…`` channel posts into the bot's DM with that user."""
+    channel = _writable_channel(ctx, args.get("channel"))
+    text, blocks = _content(args)
+    msg = ctx.workspace.post(
+        channel, ctx.workspace.bot_user_id, text, blocks, optional_str(args, "thread_ts")
+    )
+    return {"ok": True, "channel": channel.id, "ts": msg.ts, "message": msg.to_api()}
+
+
+def update(ctx: ApiContext, args: JSON) -> JSON:
+    """Edit one of the bot's messages; omitted ``blocks`` keep the previous blocks."""
+    ws = ctx.workspace
+    channel = _writable_channel(ctx, args.get("channel"))
+    msg = ws.find_message(channel.id, require(args, "ts", "message_not_found"))
+    if msg is None:
+        raise ApiError("message_not_found")
+    if msg.user != ws.bot_user_id:
+        raise ApiError("cant_update_message")
+    has_blocks = args.get("blocks") is not None
+    if not has_blocks and not optional_str(args, "text") and not msg.blocks:
+        raise ApiError("no_text")
+    if has_blocks:
+        msg.blocks = validate_blocks(args["blocks"]) if args["blocks"] != "" else []
+    if "text" in args:
+        text = optional_str(args, "text") or ""
+        if len(text) > MAX_TEXT:
+            raise ApiError("msg_too_long")
+        msg.text = text
+    msg.edited = {"user": ws.bot_user_id, "ts": ws.clock.next_ts()}
+    return {
+        "ok": True,
+        "channel": channel.id,
+        "ts": msg.ts,
+        "text": msg.text,
+        "message": msg.to_api(),
+    }
+
+
+def post_ephemeral(ctx: ApiContext, args: JSON) -> JSON:
+    """A message only ``user`` sees; they must be able to see the conversation."""
+    ws = ctx.workspace
+    channel = _writable_channel(ctx, args.get("channel"))
+    user_id = require(args, "user", "user_not_in_channel")
+    if user_id not in ws.users:
+        raise ApiError("user_not_found")
+    if user_id not in channel.members:
+        raise ApiError("user_not_in_channel")
+    text, blocks = _content(args)
+    eph = ws.post_ephemeral(channel, user_id, text, blocks, optional_str(args, "thread_ts"))
+    return {"ok": True, "message_ts": eph.ts}
+
+
+def get_permalink(ctx: ApiContext, args: JSON) -> JSON:
+    """A stable link to a message in the emulated workspace."""
+    ws = ctx.workspace
+    channel = ws.resolve_channel(require(args, "channel", "channel_not_found"))
+    if channel is None:
+        raise ApiError("channel_not_found")
+    ts = require(args, "message_ts", "message_not_found")
+    if ws.find_message(channel.id, ts) is None:
+        raise ApiError("message_not_found")
+    link = f"https://{ws.team_domain}.slack.com/archives/{channel.id}/p{ts.replace('.', '')}"
+    return {"ok": True, "channel": channel.id, "permalink": link}

@@ -1,0 +1,122 @@
+"""The real bot (HTTP or Socket Mode) against the Slack emulator and the sandbox provider."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.emulator import SlackEmulator, Workspace
+from bot.emulator.workspace import Message
+from bot.local import running_bot
+from bot.runtime import Runtime
+from providers.sandbox import SandboxProvider
+
+MAYA, ARJUN, LIN, JANE, OMAR = "U0MAYA", "U0ARJUN", "U0LIN", "U0JANE", "U0OMAR"
+HELPER_BOT, GONE = "U0HELPERBOT", "U0GONE"
+TEAM, QUIET = "C0TEAMWINS", "C0QUIET"
+APPROVERS = (ARJUN, LIN)
+
+
+def build_workspace() -> Workspace:
+    ws = Workspace()
+    ws.add_user(MAYA, name="maya", real_name="Maya Manager")
+    ws.add_user(ARJUN, name="arjun", real_name="Arjun Approver")
+    ws.add_user(LIN, name="lin", real_name="Lin Approver")
+    ws.add_user(JANE, name="jane", real_name="Jane Doe")
+    ws.add_user(OMAR, name="omar", real_name="Omar Outsider")
+    ws.add_user(HELPER_BOT, name="helperbot", is_bot=True)
+    ws.add_user(GONE, name="gone", deleted=True)
+    members = [MAYA, ARJUN, LIN, JANE, OMAR]
+    ws.add_channel(TEAM, name="team-wins", members=members)
+    ws.add_channel(QUIET, name="quiet", members=members, bot_member=False)
+    return ws
+
+
+@dataclass
+class Stack:
+    emulator: SlackEmulator
+    runtime: Runtime
+    sandbox: SandboxProvider
+
+    @property
+    def ws(self) -> Workspace:
+        return self.emulator.workspace
+
+    async def request_reward(self, values: dict[str, Any], *, requester: str = MAYA,
+                             channel: str = TEAM, text: str = "") -> None:
+        """Type /reward and submit the modal with ``values`` (block_id → value)."""
+        reply = await self.emulator.driver.slash_command(requester, channel, text=text)
+        assert reply.responded, reply
+        await self.emulator.wait_for(lambda: self.ws.current_view(requester), 5,
+                                     "the reward modal to open")
+        await self.emulator.driver.submit_view(requester, values)
+
+    def approval_card(self, approver: str) -> Message:
+        cards = [m for m in self.ws.dm_messages(approver) if m.blocks and "asks you to approve"
+                 in m.text]
+        assert cards, f"no approval card for {approver}"
+        return cards[-1]
+
+    async def click(self, user: str, message: Message, action_id: str,
+                    value: str | None = None) -> None:
+        reply = await self.emulator.driver.click_button(user, message.channel, message.ts,
+                                                        action_id, value_override=value)
+        assert reply.responded, reply
+
+    def everything_visible_outside(self, user: str) -> str:
+        """All messages and ephemerals in the workspace except ``user``'s DM, as JSON text."""
+        dm = self.ws.open_dm(user).id
+        seen = []
+        for channel in (TEAM, QUIET, *(self.ws.open_dm(u).id for u in
+                                       (MAYA, ARJUN, LIN, OMAR, JANE))):
+            if channel != dm:
+                seen += [m.to_api() for m in self.ws.messages(channel)]
+        for member in (MAYA, ARJUN, LIN, JANE, OMAR):
+            seen += [{"text": e.text, "blocks": e.blocks} for e in self.ws.ephemerals(member)]
+        return json.dumps(seen)
+
+
+GOOD_VALUES = {"recipient": JANE, "card": "sandbox:SBX-BOOKS-GBP", "amount": "25",
+               "message": "For shipping the release"}
+
+
+@pytest.fixture(params=["http", "socket"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "rewardbot.db"
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[SlackEmulator]:
+    async with SlackEmulator(build_workspace()) as emu:
+        yield emu
+
+
+@pytest.fixture
+def sandbox() -> SandboxProvider:
+    return SandboxProvider(completion_delay=0.1)
+
+
+@pytest.fixture
+async def stack(emulator: SlackEmulator, database: Path, sandbox: SandboxProvider
+                ) -> AsyncIterator[Stack]:
+    """The bot over signed HTTP."""
+    async with running_bot(emulator, database=database, approvers=APPROVERS,
+                           providers={"sandbox": sandbox}) as runtime:
+        yield Stack(emulator, runtime, sandbox)
+
+
+@pytest.fixture
+def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level("DEBUG")
+    yield caplog
+    assert "sandbox.rewardbot.invalid/redeem" not in caplog.text
