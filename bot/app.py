@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 import handlers
@@ -28,3 +31,16 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
 
     handlers.register(app, runtime)
     return app
+
+
+@asynccontextmanager
+async def socket_mode_connection(runtime: Runtime, app_token: str) -> AsyncIterator[None]:
+    """Start the runtime and stay connected over Socket Mode until the block exits."""
+    handler = AsyncSocketModeHandler(build_app(runtime, socket_mode=True), app_token)
+    try:
+        await runtime.start()
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        yield
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await runtime.aclose()

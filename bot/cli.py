@@ -10,9 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.app import build_app
+from bot.app import build_app, socket_mode_connection
 from bot.config import RunMode, Settings, load_settings
 from bot.errors import ConfigError
 from bot.runtime import Runtime
@@ -34,9 +33,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # The demo prints what people see; only problems should interrupt it.
+    level = logging.WARNING if args.command == "demo" else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "demo":
             from bot.demo import run_demo
@@ -64,18 +63,10 @@ async def _serve(settings: Settings) -> web.Application:
 async def _socket(settings: Settings) -> None:
     runtime = await Runtime.create(settings)
     assert settings.slack_app_token is not None
-    handler = AsyncSocketModeHandler(
-        build_app(runtime, socket_mode=True), settings.slack_app_token.get_secret_value()
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await runtime.start()
-        await handler.connect_async()
+    async with socket_mode_connection(runtime, settings.slack_app_token.get_secret_value()):
         log.info("connected to Slack over Socket Mode")
         await stop.wait()
-    finally:
-        await handler.close_async()
-        await runtime.aclose()

@@ -12,9 +12,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.app import build_app
+from bot.app import build_app, socket_mode_connection
 from bot.config import load_settings
 from bot.emulator import SlackEmulator
 from bot.runtime import Runtime
@@ -46,15 +45,9 @@ async def running_bot(
         settings, providers=providers, fulfillment_retry_delay=fulfillment_retry_delay
     )
     if socket_mode:
-        handler = AsyncSocketModeHandler(build_app(runtime, socket_mode=True), emulator.app_token)
         emulator.use_socket_mode()
-        try:
-            await runtime.start()
-            await handler.connect_async()  # type: ignore[no-untyped-call]
+        async with socket_mode_connection(runtime, emulator.app_token):
             yield runtime
-        finally:
-            await handler.close_async()  # type: ignore[no-untyped-call]
-            await runtime.aclose()
         return
     runner = web.AppRunner(build_web_app(runtime, build_app(runtime)), handle_signals=False)
     await runner.setup()  # runs on_startup: the runtime starts

@@ -47,33 +47,41 @@ class Stack:
     def ws(self) -> Workspace:
         return self.emulator.workspace
 
-    async def request_reward(self, values: dict[str, Any], *, requester: str = MAYA,
-                             channel: str = TEAM, text: str = "") -> None:
+    async def request_reward(
+        self, values: dict[str, Any], *, requester: str = MAYA, channel: str = TEAM, text: str = ""
+    ) -> None:
         """Type /reward and submit the modal with ``values`` (block_id → value)."""
         reply = await self.emulator.driver.slash_command(requester, channel, text=text)
         assert reply.responded, reply
-        await self.emulator.wait_for(lambda: self.ws.current_view(requester), 5,
-                                     "the reward modal to open")
+        await self.emulator.wait_for(
+            lambda: self.ws.current_view(requester), 5, "the reward modal to open"
+        )
         await self.emulator.driver.submit_view(requester, values)
 
     def approval_card(self, approver: str) -> Message:
-        cards = [m for m in self.ws.dm_messages(approver) if m.blocks and "asks you to approve"
-                 in m.text]
+        cards = [
+            m for m in self.ws.dm_messages(approver) if m.blocks and "asks you to approve" in m.text
+        ]
         assert cards, f"no approval card for {approver}"
         return cards[-1]
 
-    async def click(self, user: str, message: Message, action_id: str,
-                    value: str | None = None) -> None:
-        reply = await self.emulator.driver.click_button(user, message.channel, message.ts,
-                                                        action_id, value_override=value)
+    async def click(
+        self, user: str, message: Message, action_id: str, value: str | None = None
+    ) -> None:
+        reply = await self.emulator.driver.click_button(
+            user, message.channel, message.ts, action_id, value_override=value
+        )
         assert reply.responded, reply
 
     def everything_visible_outside(self, user: str) -> str:
         """All messages and ephemerals in the workspace except ``user``'s DM, as JSON text."""
         dm = self.ws.open_dm(user).id
         seen = []
-        for channel in (TEAM, QUIET, *(self.ws.open_dm(u).id for u in
-                                       (MAYA, ARJUN, LIN, OMAR, JANE))):
+        for channel in (
+            TEAM,
+            QUIET,
+            *(self.ws.open_dm(u).id for u in (MAYA, ARJUN, LIN, OMAR, JANE)),
+        ):
             if channel != dm:
                 seen += [m.to_api() for m in self.ws.messages(channel)]
         for member in (MAYA, ARJUN, LIN, JANE, OMAR):
@@ -81,8 +89,12 @@ class Stack:
         return json.dumps(seen)
 
 
-GOOD_VALUES = {"recipient": JANE, "card": "sandbox:SBX-BOOKS-GBP", "amount": "25",
-               "message": "For shipping the release"}
+GOOD_VALUES = {
+    "recipient": JANE,
+    "card": "sandbox:SBX-BOOKS-GBP",
+    "amount": "25",
+    "message": "For shipping the release",
+}
 
 
 @pytest.fixture(params=["http", "socket"])
@@ -107,11 +119,13 @@ def sandbox() -> SandboxProvider:
 
 
 @pytest.fixture
-async def stack(emulator: SlackEmulator, database: Path, sandbox: SandboxProvider
-                ) -> AsyncIterator[Stack]:
+async def stack(
+    emulator: SlackEmulator, database: Path, sandbox: SandboxProvider
+) -> AsyncIterator[Stack]:
     """The bot over signed HTTP."""
-    async with running_bot(emulator, database=database, approvers=APPROVERS,
-                           providers={"sandbox": sandbox}) as runtime:
+    async with running_bot(
+        emulator, database=database, approvers=APPROVERS, providers={"sandbox": sandbox}
+    ) as runtime:
         yield Stack(emulator, runtime, sandbox)
 
 

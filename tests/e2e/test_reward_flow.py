@@ -27,12 +27,19 @@ LINK = re.compile(r"https://sandbox\.rewardbot\.invalid/redeem/\w+")
 
 
 async def test_reward_is_approved_ordered_and_delivered_privately(
-    emulator: SlackEmulator, database: Path, sandbox: SandboxProvider, transport: str,
+    emulator: SlackEmulator,
+    database: Path,
+    sandbox: SandboxProvider,
+    transport: str,
     no_secrets_in_logs: pytest.LogCaptureFixture,
 ) -> None:
-    async with running_bot(emulator, database=database, approvers=APPROVERS,
-                           providers={"sandbox": sandbox},
-                           socket_mode=transport == "socket") as runtime:
+    async with running_bot(
+        emulator,
+        database=database,
+        approvers=APPROVERS,
+        providers={"sandbox": sandbox},
+        socket_mode=transport == "socket",
+    ) as runtime:
         stack = Stack(emulator, runtime, sandbox)
         ws = stack.ws
 
@@ -65,7 +72,9 @@ async def test_reward_is_approved_ordered_and_delivered_privately(
         assert link is not None
         await emulator.wait_for(
             lambda: "Delivered" in str(ws.find_message(TEAM, summary.ts).blocks),  # type: ignore[union-attr]
-            5, "the summary to show delivered")
+            5,
+            "the summary to show delivered",
+        )
         await emulator.wait_for_dm(MAYA, "was delivered")
 
         # 5. Thread: one reply per step, none with the link.
@@ -89,8 +98,11 @@ async def test_reward_is_approved_ordered_and_delivered_privately(
         assert request.status is Status.FULFILLED
         assert request.decided_by == ARJUN
         assert request.charged is not None and str(request.charged) == "23.75 GBP"
-        transitions = [(e.from_status, e.to_status, e.actor)
-                       for e in await runtime.store.events(1) if e.kind == "transition"]
+        transitions = [
+            (e.from_status, e.to_status, e.actor)
+            for e in await runtime.store.events(1)
+            if e.kind == "transition"
+        ]
         assert transitions == [
             (Status.PENDING_APPROVAL, Status.APPROVED, ARJUN),
             (Status.APPROVED, Status.ORDERING, "rewardbot"),

@@ -9,8 +9,15 @@ from bot.errors import ConfigError
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
-                 "REWARDBOT_DATABASE", "REWARDBOT_APPROVERS", "REWARDBOT_PROVIDERS"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "REWARDBOT_DATABASE",
+        "REWARDBOT_APPROVERS",
+        "REWARDBOT_PROVIDERS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -36,8 +43,10 @@ def test_reads_a_dotenv_file(tmp_path: Path) -> None:
         ({}, "REWARDBOT_APPROVERS is required"),
         ({"REWARDBOT_APPROVERS": " , "}, "REWARDBOT_APPROVERS name at least one approver"),
         ({"REWARDBOT_APPROVERS": "alice"}, "REWARDBOT_APPROVERS not Slack user IDs .*alice"),
-        ({"REWARDBOT_APPROVERS": "U0A", "REWARDBOT_PROVIDERS": "sandbox,acme"},
-         "REWARDBOT_PROVIDERS unknown provider acme"),
+        (
+            {"REWARDBOT_APPROVERS": "U0A", "REWARDBOT_PROVIDERS": "sandbox,acme"},
+            "REWARDBOT_PROVIDERS unknown provider acme",
+        ),
         ({"REWARDBOT_APPROVERS": "U0A", "SLACK_API_URL": "slack.com"}, "SLACK_API_URL must be"),
     ],
 )

@@ -32,5 +32,8 @@ def test_manifest_declares_what_the_bot_uses() -> None:
     assert command["url"].endswith("/slack/events")
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-        "commands", "chat:write", "im:write", "users:read"
+        "commands",
+        "chat:write",
+        "im:write",
+        "users:read",
     }

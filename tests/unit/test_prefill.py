@@ -8,8 +8,10 @@ from handlers.commands.reward import parse_prefill
     ("text", "expected"),
     [
         ("", RewardPrefill()),
-        ("<@U123ABC|jane> 25 for shipping the release",
-         RewardPrefill(recipient_id="U123ABC", amount="25", message="shipping the release")),
+        (
+            "<@U123ABC|jane> 25 for shipping the release",
+            RewardPrefill(recipient_id="U123ABC", amount="25", message="shipping the release"),
+        ),
         ("<@U123ABC> £25.50", RewardPrefill(recipient_id="U123ABC", amount="£25.50")),
         ("25 GBP for the demo", RewardPrefill(amount="25 GBP", message="the demo")),
         ("great work on the launch", RewardPrefill(message="great work on the launch")),

@@ -78,7 +78,8 @@ async def test_magic_amount_fails_asynchronously() -> None:
 
 
 @pytest.mark.parametrize(
-    ("product", "amount"), [("SBX-NOPE-GBP", "25"), ("SBX-COFFEE-USD", "11"), ("SBX-BOOKS-GBP", "501")]
+    ("product", "amount"),
+    [("SBX-NOPE-GBP", "25"), ("SBX-COFFEE-USD", "11"), ("SBX-BOOKS-GBP", "501")],
 )
 async def test_unknown_product_or_amount_is_refused(product: str, amount: str) -> None:
     with pytest.raises(InvalidProduct):

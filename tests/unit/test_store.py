@@ -38,11 +38,14 @@ async def test_created_request_round_trips_exactly(tmp_path: Path) -> None:
 async def test_only_one_of_many_concurrent_transitions_wins(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
     request = await store.create_request(_new())
-    results = await asyncio.gather(*(
-        store.transition(request.id, Status.PENDING_APPROVAL, Status.APPROVED, f"U{i}",
-                         decided_by=f"U{i}")
-        for i in range(20)
-    ))
+    results = await asyncio.gather(
+        *(
+            store.transition(
+                request.id, Status.PENDING_APPROVAL, Status.APPROVED, f"U{i}", decided_by=f"U{i}"
+            )
+            for i in range(20)
+        )
+    )
     assert results.count(True) == 1
     winner = f"U{results.index(True)}"
     stored = await store.get(request.id)
@@ -68,8 +71,14 @@ async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -
     path = tmp_path / "r.db"
     store = await Store.open(path)
     request = await store.create_request(_new())
-    await store.transition(request.id, Status.PENDING_APPROVAL, Status.REJECTED, "UAPP",
-                           decided_by="UAPP", decision_reason="budget")
+    await store.transition(
+        request.id,
+        Status.PENDING_APPROVAL,
+        Status.REJECTED,
+        "UAPP",
+        decided_by="UAPP",
+        decision_reason="budget",
+    )
     await store.close()
     reopened = await Store.open(path)
     stored = await reopened.get(request.id)
