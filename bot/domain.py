@@ -110,33 +110,6 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 
-class RewardRequest(BaseModel):
-    """A reward as it is stored: what was asked for, by whom, and where it stands."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    requester_id: str
-    recipient_id: str
-    origin_channel_id: str
-    face_value: Money
-    provider: str
-    product_id: str
-    product_name: str
-    message: str
-    status: Status
-    idempotency_key: str | None = None
-    provider_order_id: str | None = None
-    charged: Money | None = None
-    decided_by: str | None = None
-    decision_reason: str | None = None
-    failure_reason: str | None = None
-    summary_channel: str | None = None
-    summary_ts: str | None = None
-    created_at: datetime
-    updated_at: datetime
-
-
 class NewRewardRequest(BaseModel):
     """A validated request, before it is stored."""
 
@@ -150,3 +123,20 @@ class NewRewardRequest(BaseModel):
     product_id: str
     product_name: str
     message: str
+
+
+class RewardRequest(NewRewardRequest):
+    """A reward as it is stored: what was asked for, by whom, and where it stands."""
+
+    id: int
+    status: Status
+    idempotency_key: str | None = None
+    provider_order_id: str | None = None
+    charged: Money | None = None
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    failure_reason: str | None = None
+    summary_channel: str | None = None
+    summary_ts: str | None = None
+    created_at: datetime
+    updated_at: datetime

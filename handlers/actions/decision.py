@@ -1,7 +1,12 @@
-"""What the Approve and Reject buttons share: which request a click is about."""
+"""What the Approve and Reject buttons share: which request a click is about, and refusals."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from bot.domain import RewardRequest
+from bot.errors import AlreadyDecided, NotAllowed, RequestNotFound
+from bot.runtime import Runtime
 from handlers.payloads import BlockActions
 
 
@@ -13,3 +18,20 @@ def clicked_request_id(click: BlockActions) -> int | None:
     """
     value = click.actions[0].value if click.actions else None
     return int(value) if value and value.isdecimal() and len(value) < 19 else None
+
+
+async def decide_or_refuse(
+    deps: Runtime,
+    click: BlockActions,
+    decide: Callable[[int, str], Awaitable[RewardRequest]],
+) -> RewardRequest | None:
+    """Run ``decide(request_id, clicker)``; on refusal tell the clicker why and return None."""
+    request_id = clicked_request_id(click)
+    if request_id is None:
+        await deps.rewards.tell(click.channel_id, click.user.id, "That button is not valid.")
+        return None
+    try:
+        return await decide(request_id, click.user.id)
+    except (NotAllowed, AlreadyDecided, RequestNotFound) as refusal:
+        await deps.rewards.tell(click.channel_id, click.user.id, str(refusal))
+        return None

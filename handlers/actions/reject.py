@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.errors import AlreadyDecided, NotAllowed, RequestNotFound
 from bot.runtime import Runtime
 from bot.slack_views import REJECT_ACTION, reject_modal
-from handlers.actions.decision import clicked_request_id
+from handlers.actions.decision import decide_or_refuse
 from handlers.payloads import BlockActions
 
 
@@ -16,13 +15,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     async def ask_rejection_reason(ack: AsyncAck, body: dict[str, object]) -> None:
         await ack()
         click = BlockActions.model_validate(body)
-        request_id = clicked_request_id(click)
-        if request_id is None:
-            await deps.rewards.tell(click.channel_id, click.user.id, "That button is not valid.")
-            return
-        try:
-            request = await deps.rewards.decidable(request_id, click.user.id)
-        except (NotAllowed, AlreadyDecided, RequestNotFound) as refusal:
-            await deps.rewards.tell(click.channel_id, click.user.id, str(refusal))
-            return
-        await deps.gateway.open_modal(click.trigger_id, reject_modal(request))
+        # Only check here: the decision is made when the reason modal is submitted.
+        request = await decide_or_refuse(deps, click, deps.rewards.decidable)
+        if request is not None:
+            await deps.gateway.open_modal(click.trigger_id, reject_modal(request))
