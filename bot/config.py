@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 from providers import PROVIDERS
+from providers.settings import describe_problems
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
@@ -107,13 +108,4 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = str(error["loc"][0]) if error["loc"] else "settings"
-            reason = (
-                "is required"
-                if error["type"] == "missing"
-                else error["msg"].removeprefix("Value error, ")
-            )
-            problems.append(f"{name} {reason}")
-        raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".") from None
+        raise ConfigError(f"Invalid configuration: {describe_problems(exc)}.") from None

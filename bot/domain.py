@@ -94,6 +94,9 @@ class Status(StrEnum):
     REJECTED = "rejected"
     # The provider definitively refused the order, or delivery failed. Final.
     FAILED = "failed"
+    # The order may or may not exist and the provider cannot tell us safely: a person must
+    # check with the provider before anything else is tried.
+    NEEDS_REVIEW = "needs_review"
 
     @property
     def is_final(self) -> bool:
@@ -103,10 +106,11 @@ class Status(StrEnum):
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING_APPROVAL: frozenset({Status.APPROVED, Status.REJECTED}),
     Status.APPROVED: frozenset({Status.ORDERING, Status.FAILED}),
-    Status.ORDERING: frozenset({Status.FULFILLED, Status.FAILED}),
+    Status.ORDERING: frozenset({Status.FULFILLED, Status.FAILED, Status.NEEDS_REVIEW}),
     Status.FULFILLED: frozenset(),
     Status.REJECTED: frozenset(),
     Status.FAILED: frozenset(),
+    Status.NEEDS_REVIEW: frozenset(),
 }
 
 

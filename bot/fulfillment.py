@@ -7,6 +7,7 @@ the provider idempotency key stored at approval makes the replayed order the sam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -16,8 +17,8 @@ from slack_sdk.errors import SlackApiError
 from bot.domain import RewardRequest, Status
 from bot.slack_gateway import SlackGateway
 from bot.store import SYSTEM_ACTOR, Store
-from providers.base import OrderRequest, OrderResult, OrderState, Provider
-from providers.errors import OrderRefused, RateLimited, RetryableProviderError
+from providers.base import OrderRequest, OrderResult, OrderState, Provider, Recipient
+from providers.errors import OrderRefused, OutcomeUnknown, RateLimited, RetryableProviderError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Fulfillment:
         self._stall_notice_after = stall_notice_after
         self._delivery_attempts = delivery_attempts
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._wakeups: dict[tuple[str, str], asyncio.Event] = {}
 
     def submit(self, request_id: int) -> None:
         """Start fulfilling ``request_id`` unless it is already under way."""
@@ -83,6 +85,12 @@ class Fulfillment:
             # The request stays in its persisted state and is resumed on the next start.
             log.exception("fulfillment of request %s stopped unexpectedly", request_id)
 
+    def order_changed(self, provider: str, provider_order_id: str) -> None:
+        """A webhook said the order changed: stop waiting for the next poll."""
+        wakeup = self._wakeups.get((provider, provider_order_id))
+        if wakeup is not None:
+            wakeup.set()
+
     async def _fulfil(self, request_id: int) -> None:
         request = await self._store.get(request_id)
         if request.status is Status.APPROVED:
@@ -102,45 +110,79 @@ class Fulfillment:
                 request.status,
             )
             return
-        assert request.idempotency_key is not None, "approval always stores the key"
-        order = OrderRequest(
-            idempotency_key=request.idempotency_key,
-            product_id=request.product_id,
-            face_value=request.face_value,
-            reference=f"rewardbot-{request.id}",
-        )
+        order = await self._order_for(request, provider)
+        if order is None:
+            return
         try:
             result = await self._with_retries(request, lambda: provider.place_order(order))
             if request.provider_order_id != result.provider_order_id:
                 await self._store.set_provider_order(request.id, result.provider_order_id)
-            while result.state is OrderState.PENDING:
-                await asyncio.sleep(provider.poll_interval)
-                pending_id = result.provider_order_id
-                result = await self._with_retries(
-                    request, functools.partial(provider.get_order, pending_id)
-                )
+            result = await self._until_settled(request, provider, result)
         except OrderRefused as refusal:
             await self._fail(request, f"{request.provider} refused the order: {refusal.message}")
             return
+        except OutcomeUnknown as unknown:
+            await self._settle(request, Status.NEEDS_REVIEW, unknown.message)
+            return
         if result.state is OrderState.FAILED:
             await self._fail(
-                request,
-                result.failure_reason or f"{request.provider} could not issue the gift card.",
+                request, result.failure_reason or f"{request.provider} could not issue the card."
             )
             return
         await self._deliver_and_finish(request, result)
 
-    async def _deliver_and_finish(self, request: RewardRequest, result: OrderResult) -> None:
-        if result.redemption_url is None:
+    async def _order_for(self, request: RewardRequest, provider: Provider) -> OrderRequest | None:
+        """The order to send; ``None`` (and the request failed) if it cannot be built."""
+        assert request.idempotency_key is not None, "approval always stores the key"
+        recipient = await self._gateway.user(request.recipient_id)
+        if provider.needs_recipient_email and not recipient.email:
             await self._fail(
                 request,
-                f"{request.provider} completed order "
-                f"{result.provider_order_id} without a redemption link.",
+                f"{request.provider} emails the card, but the recipient's Slack profile shows "
+                "no email address (the app needs the users:read.email scope).",
+            )
+            return None
+        return OrderRequest(
+            idempotency_key=request.idempotency_key,
+            product_id=request.product_id,
+            face_value=request.face_value,
+            reference=f"rewardbot-{request.id}",
+            recipient=Recipient(
+                slack_user_id=recipient.id, name=recipient.display_name, email=recipient.email
+            ),
+            message=request.message,
+        )
+
+    async def _until_settled(
+        self, request: RewardRequest, provider: Provider, result: OrderResult
+    ) -> OrderResult:
+        """Poll (or wake on a webhook) until the order is no longer pending."""
+        key = (request.provider, result.provider_order_id)
+        wakeup = self._wakeups.setdefault(key, asyncio.Event())
+        try:
+            while result.state is OrderState.PENDING:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), provider.poll_interval)
+                wakeup.clear()
+                result = await self._with_retries(
+                    request, functools.partial(provider.get_order, result.provider_order_id)
+                )
+        finally:
+            self._wakeups.pop(key, None)
+        return result
+
+    async def _deliver_and_finish(self, request: RewardRequest, result: OrderResult) -> None:
+        if result.redemption is None and not result.delivered_by_provider:
+            await self._settle(
+                request,
+                Status.NEEDS_REVIEW,
+                f"{request.provider} completed order {result.provider_order_id} without "
+                "redemption details.",
             )
             return
         for attempt in range(1, self._delivery_attempts + 1):
             try:
-                await self._gateway.deliver(request, result.redemption_url.get_secret_value())
+                await self._gateway.deliver(request, result.redemption)
                 break
             except SlackApiError as exc:
                 log.warning(
@@ -151,11 +193,11 @@ class Fulfillment:
                 )
                 await asyncio.sleep(self._retry_base_delay * attempt)
         else:
-            await self._fail(
+            await self._settle(
                 request,
-                f"The gift card was issued (order "
-                f"{result.provider_order_id}) but could not be sent to "
-                "the recipient; an admin must resend it.",
+                Status.NEEDS_REVIEW,
+                f"The gift card was issued (order {result.provider_order_id}) but could not "
+                "be sent to the recipient; it must be resent by hand.",
             )
             return
         charged = result.charged
@@ -171,10 +213,14 @@ class Fulfillment:
         await self._gateway.publish_status(await self._store.get(request.id))
 
     async def _fail(self, request: RewardRequest, reason: str) -> None:
+        await self._settle(request, Status.FAILED, reason)
+
+    async def _settle(self, request: RewardRequest, status: Status, reason: str) -> None:
+        """End an order that will not be delivered, saying why in the thread."""
         if await self._store.transition(
             request.id,
             Status.ORDERING,
-            Status.FAILED,
+            status,
             SYSTEM_ACTOR,
             detail={"reason": reason},
             failure_reason=reason,

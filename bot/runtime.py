@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.fulfillment import Fulfillment
 from bot.rewards import RewardService
 from bot.slack_gateway import SlackGateway
 from bot.store import Store
 from providers import PROVIDERS
 from providers.base import Provider
+from providers.errors import ProviderConfigError
+from providers.http import DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class Runtime:
     gateway: SlackGateway
     fulfillment: Fulfillment
     rewards: RewardService
+    # Shared by the provider adapters; closed with the runtime.
+    http: httpx.AsyncClient
 
     @classmethod
     async def create(
@@ -37,9 +43,10 @@ class Runtime:
     ) -> Runtime:
         """Open the database and wire the parts. ``providers`` replaces the configured ones
         (tests and the demo pass instances pointed at local servers)."""
-        store = await Store.open(settings.database)
+        http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         if providers is None:
-            providers = {name: PROVIDERS[name]() for name in settings.providers}
+            providers = _providers_from_env(settings.providers, http)
+        store = await Store.open(settings.database)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
         gateway = SlackGateway(client, store)
@@ -48,7 +55,7 @@ class Runtime:
             store, providers, gateway, retry_base_delay=fulfillment_retry_delay
         )
         rewards = RewardService(store, catalog, gateway, fulfillment, settings.approvers)
-        return cls(settings, store, providers, catalog, gateway, fulfillment, rewards)
+        return cls(settings, store, providers, catalog, gateway, fulfillment, rewards, http)
 
     async def start(self) -> None:
         """Warm the catalog (so the first modal opens fast) and resume unfinished requests."""
@@ -59,4 +66,19 @@ class Runtime:
         await self.fulfillment.aclose()
         for provider in self.providers.values():
             await provider.aclose()
+        await self.http.aclose()
         await self.store.close()
+
+
+def _providers_from_env(names: list[str], http: httpx.AsyncClient) -> dict[str, Provider]:
+    """One adapter per enabled provider, keyed by its canonical name (``wegift`` is ``runa``)."""
+    providers: dict[str, Provider] = {}
+    for name in names:
+        adapter_class = PROVIDERS[name]
+        if adapter_class.name in providers:
+            continue
+        try:
+            providers[adapter_class.name] = adapter_class.from_env(http)
+        except ProviderConfigError as exc:
+            raise ConfigError(f"Provider {name}: {exc.message}") from None
+    return providers

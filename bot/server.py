@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
+from providers.errors import WebhookRejected
 
 SLACK_PATH = "/slack/events"
+# Gift-card providers post order updates here, e.g. /webhooks/runa.
+WEBHOOK_PATH = "/webhooks/{provider}"
+
+log = logging.getLogger(__name__)
 
 
 def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         bolt_response = await bolt_app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
+
+    async def provider_webhook(request: web.Request) -> web.Response:
+        provider = runtime.providers.get(request.match_info["provider"])
+        if provider is None:
+            raise web.HTTPNotFound(text="no such provider is enabled")
+        try:
+            notice = await provider.parse_webhook(request.headers, await request.read())
+        except WebhookRejected as rejected:
+            log.warning("rejected a %s webhook: %s", provider.name, rejected.message)
+            raise web.HTTPBadRequest(text=rejected.message) from None
+        if notice is not None:
+            runtime.fulfillment.order_changed(provider.name, notice.provider_order_id)
+        return web.json_response({"ok": True})
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
@@ -27,6 +47,7 @@ def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
 
     web_app = web.Application()
     web_app.router.add_post(SLACK_PATH, slack_events)
+    web_app.router.add_post(WEBHOOK_PATH, provider_webhook)
     web_app.router.add_get("/healthz", healthz)
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)

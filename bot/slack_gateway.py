@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import slack_views
 from bot.domain import RewardRequest
 from bot.store import Store
+from providers.base import Redemption
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,13 @@ _CANNOT_POST_IN_CHANNEL = frozenset(
 )
 
 
+class _Profile(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    email: str | None = None
+    real_name: str = ""
+
+
 class SlackUser(BaseModel):
     """The parts of ``users.info`` the bot relies on."""
 
@@ -39,8 +47,19 @@ class SlackUser(BaseModel):
 
     id: str
     name: str = ""
+    real_name: str = ""
     is_bot: bool = False
     deleted: bool = False
+    profile: _Profile = _Profile()
+
+    @property
+    def display_name(self) -> str:
+        return self.real_name or self.profile.real_name or self.name or self.id
+
+    @property
+    def email(self) -> str | None:
+        """Present only with the ``users:read.email`` scope."""
+        return self.profile.email
 
 
 class UnknownUser(LookupError):
@@ -149,9 +168,10 @@ class SlackGateway:
             channel=request.summary_channel, thread_ts=request.summary_ts, text=text
         )
 
-    async def deliver(self, request: RewardRequest, redemption_url: str) -> None:
-        """DM the redemption link to the recipient. The link goes nowhere else."""
-        text, blocks = slack_views.delivery_message(request, redemption_url)
+    async def deliver(self, request: RewardRequest, redemption: Redemption | None) -> None:
+        """DM the card to the recipient. Its link, code and PIN go nowhere else; ``None``
+        means the provider emailed the card itself and the DM says so."""
+        text, blocks = slack_views.delivery_message(request, redemption)
         await self.dm(request.recipient_id, text, blocks)
 
     async def publish_status(self, request: RewardRequest) -> None:

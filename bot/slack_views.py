@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.domain import RewardRequest, Status
-from providers.base import Product
+from providers.base import Product, Redemption
 
 Block = dict[str, Any]
 
@@ -36,6 +36,7 @@ _STATUS_LINES = {
     Status.FULFILLED: ":gift: Delivered privately to the recipient",
     Status.REJECTED: ":no_entry_sign: Rejected",
     Status.FAILED: ":x: Failed: no gift card was delivered",
+    Status.NEEDS_REVIEW: ":warning: Needs review: the order's outcome must be checked by hand",
 }
 
 
@@ -187,7 +188,7 @@ def status_line(request: RewardRequest) -> str:
         line += f" · {verb} by <@{request.decided_by}>"
     if request.status is Status.REJECTED and request.decision_reason:
         line += f"\nReason: {escape(request.decision_reason)}"
-    if request.status is Status.FAILED and request.failure_reason:
+    if request.status in (Status.FAILED, Status.NEEDS_REVIEW) and request.failure_reason:
         line += f"\n{escape(request.failure_reason)}"
     return line
 
@@ -263,6 +264,11 @@ def thread_update(request: RewardRequest) -> str:
             return f":no_entry_sign: Rejected by <@{request.decided_by}>.{reason}"
         case Status.FAILED:
             return f":x: Failed: {escape(request.failure_reason or 'unknown error')}"
+        case Status.NEEDS_REVIEW:
+            return (
+                f":warning: Needs review: {escape(request.failure_reason or 'outcome unknown')} "
+                "Nothing more will be ordered until someone checks with the provider."
+            )
 
 
 def requester_update(request: RewardRequest) -> str:
@@ -276,6 +282,11 @@ def requester_update(request: RewardRequest) -> str:
                 f" Reason: {escape(request.decision_reason)}" if request.decision_reason else ""
             )
             return f"{subject} was rejected by <@{request.decided_by}>.{reason}"
+        case Status.NEEDS_REVIEW:
+            return (
+                f"{subject} needs a manual check: "
+                f"{escape(request.failure_reason or 'the order outcome is unknown')}"
+            )
         case Status.FAILED:
             return (
                 f"{subject} failed: {escape(request.failure_reason or 'unknown error')} "
@@ -285,38 +296,64 @@ def requester_update(request: RewardRequest) -> str:
             return f"{subject}: {_STATUS_LINES[request.status]}."
 
 
-def delivery_message(request: RewardRequest, redemption_url: str) -> tuple[str, list[Block]]:
-    """The recipient's private DM: the only place the redemption link is ever shown."""
+def delivery_message(
+    request: RewardRequest, redemption: Redemption | None
+) -> tuple[str, list[Block]]:
+    """The recipient's private DM: the only place a link, code or PIN is ever shown.
+
+    ``None`` means the provider emailed the card itself. The notification ``text`` carries no
+    secret, so nothing sensitive shows on a lock screen.
+    """
     text = (
         f"You have received a {request.face_value} {request.product_name} gift card from "
-        f"<@{request.requester_id}>! Redeem it here: {redemption_url}"
+        f"<@{request.requester_id}>! Open this message to redeem it."
     )
     blocks: list[Block] = [
         _mrkdwn_section(
             f":gift: *<@{request.requester_id}> sent you a reward!*\n"
             f"*{request.face_value}* {escape(request.product_name)}\n{_quote(request.message)}"
-        ),
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": REDEEM_ACTION,
-                    "style": "primary",
-                    "text": _plain("Redeem your gift card"),
-                    "url": redemption_url,
-                },
-            ],
-        },
+        )
+    ]
+    if redemption is None:
+        blocks.append(
+            _mrkdwn_section(
+                f"{escape(request.provider)} has emailed the card to you: check your inbox "
+                "(and your spam folder)."
+            )
+        )
+        return text, blocks
+    secrets = []
+    if redemption.code is not None:
+        secrets.append(f"*Code:* `{escape(redemption.code.get_secret_value())}`")
+    if redemption.pin is not None:
+        secrets.append(f"*PIN:* `{escape(redemption.pin.get_secret_value())}`")
+    if secrets:
+        blocks.append(_mrkdwn_section("\n".join(secrets)))
+    if redemption.url is not None:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": REDEEM_ACTION,
+                        "style": "primary",
+                        "text": _plain("Redeem your gift card"),
+                        "url": redemption.url.get_secret_value(),
+                    }
+                ],
+            }
+        )
+    blocks.append(
         {
             "type": "context",
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": "This link is yours alone: do not share it. "
+                    "text": "This card is yours alone: do not share it. "
                     "It is never posted in a channel.",
                 }
             ],
-        },
-    ]
+        }
+    )
     return text, blocks

@@ -7,13 +7,16 @@ module. Errors are raised from the taxonomy in :mod:`providers.errors`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Self
 
+import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from bot.domain import CurrencyCode, Money
+from providers.errors import ProviderConfigError, WebhookRejected
 
 
 class Product(BaseModel):
@@ -58,6 +61,17 @@ class Product(BaseModel):
         return f"{self.min_value} to {self.max_value} {self.currency}"
 
 
+class Recipient(BaseModel):
+    """Who the card is for. ``email`` comes from their Slack profile, for providers that
+    deliver by email themselves."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slack_user_id: str
+    name: str
+    email: str | None = None
+
+
 class OrderRequest(BaseModel):
     """One gift card to buy. The same ``idempotency_key`` must always carry the same body."""
 
@@ -66,18 +80,38 @@ class OrderRequest(BaseModel):
     idempotency_key: str
     product_id: str
     face_value: Money
+    # Our own reference (``rewardbot-<request id>``), sent where the provider keeps one, so
+    # an order can be found again without its id.
     reference: str
+    recipient: Recipient
+    message: str
 
 
 class OrderState(StrEnum):
     """The provider's view of an order."""
 
-    # Accepted but not yet issued: poll ``get_order`` until it settles.
+    # Accepted but not yet issued: poll ``get_order`` (or wait for a webhook) until it settles.
     PENDING = "pending"
-    # Issued; the redemption link is available.
+    # Issued; the redemption details are available (or the provider emailed them itself).
     COMPLETED = "completed"
     # The provider gave up on it; nothing was issued.
     FAILED = "failed"
+
+
+class Redemption(BaseModel):
+    """How the recipient redeems the card. Every field is a secret for the recipient alone."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: SecretStr | None = None
+    code: SecretStr | None = None
+    pin: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _something_to_redeem(self) -> Redemption:
+        if self.url is None and self.code is None:
+            raise ValueError("a redemption needs a link or a code")
+        return self
 
 
 class OrderResult(BaseModel):
@@ -87,9 +121,20 @@ class OrderResult(BaseModel):
 
     provider_order_id: str
     state: OrderState
-    redemption_url: SecretStr | None = None
+    # Set when COMPLETED, unless the provider delivered the card to the recipient itself.
+    redemption: Redemption | None = None
+    delivered_by_provider: bool = False
+    # What the company paid (price after discount, plus fees), in the charged currency.
     charged: Money | None = None
     failure_reason: str | None = None
+
+
+class WebhookNotice(BaseModel):
+    """An authentic webhook saying an order changed: fetch it (or stop waiting) now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider_order_id: str
 
 
 class Provider(ABC):
@@ -98,6 +143,13 @@ class Provider(ABC):
     name: ClassVar[str]
     # Seconds between ``get_order`` polls while an order is pending.
     poll_interval: float = 2.0
+    # Whether ``OrderRequest.recipient.email`` must be set (the provider emails the card).
+    needs_recipient_email: ClassVar[bool] = False
+
+    @classmethod
+    def from_env(cls, http: httpx.AsyncClient) -> Self:
+        """Build the adapter from its own environment settings (raises ProviderConfigError)."""
+        raise ProviderConfigError(f"{cls.name} cannot be configured from the environment")
 
     @abstractmethod
     async def list_products(self) -> list[Product]:
@@ -110,6 +162,13 @@ class Provider(ABC):
     @abstractmethod
     async def get_order(self, provider_order_id: str) -> OrderResult:
         """The current state of an order placed earlier."""
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookNotice | None:
+        """Verify and read a webhook delivery; ``None`` if it is not about an order.
+
+        Raises :class:`~providers.errors.WebhookRejected` if it is not authentic.
+        """
+        raise WebhookRejected(f"{self.name} does not accept webhooks")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release connections; the default holds none."""

@@ -1,11 +1,15 @@
-"""The provider error taxonomy: what the fulfillment worker may retry and what it must not.
+"""The provider error taxonomy: what the bot may retry, what it must not, and what needs a human.
 
 ::
 
     ProviderError
-    ├── RetryableProviderError        the order may or may not exist: retry with the same key
-    │   ├── ProviderUnavailable       timeout, dropped connection, 5xx
+    ├── ProviderConfigError           a provider setting is missing or malformed (start-up stops)
+    ├── RetryableProviderError        nothing was ordered, or replaying the same key is safe
+    │   ├── ProviderUnavailable       timeout, dropped connection, 5xx, unreadable answer
     │   └── RateLimited               429; ``retry_after`` says how long to wait
+    ├── OutcomeUnknown                an order may exist and cannot be safely replayed or found:
+    │                                 the request is parked for manual review
+    ├── WebhookRejected               a webhook failed signature or format checks
     └── OrderRefused                  definite: the provider did not and will not place this order
         ├── AuthenticationFailed      bad or missing credentials
         ├── InsufficientFunds         the company's balance with the provider is too low
@@ -29,12 +33,16 @@ class ProviderError(Exception):
         self.message = message
 
 
+class ProviderConfigError(ProviderError):
+    """A provider's settings are missing or malformed; the message names the variable."""
+
+
 class RetryableProviderError(ProviderError):
-    """The outcome is unknown or the provider is briefly unable to answer."""
+    """Trying again (with the same idempotency key and body) is safe and may succeed."""
 
 
 class ProviderUnavailable(RetryableProviderError):
-    """Timeout, connection failure or server error."""
+    """Timeout, connection failure, server error or an answer we could not read."""
 
 
 class RateLimited(RetryableProviderError):
@@ -43,6 +51,14 @@ class RateLimited(RetryableProviderError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class OutcomeUnknown(ProviderError):
+    """An order may have been placed, and neither a safe replay nor a lookup can tell."""
+
+
+class WebhookRejected(ProviderError):
+    """A webhook delivery is not authentic or not understood; answer 4xx and ignore it."""
 
 
 class OrderRefused(ProviderError):

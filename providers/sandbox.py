@@ -33,12 +33,20 @@ import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, Self
 
+import httpx
 from pydantic import SecretStr
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderResult, OrderState, Product, Provider
+from providers.base import (
+    OrderRequest,
+    OrderResult,
+    OrderState,
+    Product,
+    Provider,
+    Redemption,
+)
 from providers.errors import (
     IdempotencyConflict,
     InsufficientFunds,
@@ -109,6 +117,11 @@ class SandboxProvider(Provider):
         self._orders_by_id: dict[str, _Order] = {}
         self._lock = asyncio.Lock()
 
+    @classmethod
+    def from_env(cls, http: httpx.AsyncClient) -> Self:
+        """The sandbox needs no settings and makes no HTTP calls."""
+        return cls()
+
     @property
     def order_count(self) -> int:
         """How many distinct orders were placed (replays excluded)."""
@@ -121,9 +134,7 @@ class SandboxProvider(Provider):
         async with self._lock:
             existing = self._orders_by_key.get(order.idempotency_key)
             if existing is not None:
-                if existing.request.model_dump(exclude={"reference"}) != order.model_dump(
-                    exclude={"reference"}
-                ):
+                if self._order_body(existing.request) != self._order_body(order):
                     raise IdempotencyConflict(
                         "This idempotency key was already used for a different order."
                     )
@@ -151,6 +162,11 @@ class SandboxProvider(Provider):
             raise InvalidProduct(f"No sandbox order {provider_order_id!r}.")
         return self._result(placed)
 
+    @staticmethod
+    def _order_body(order: OrderRequest) -> tuple[str, Money]:
+        """What the sandbox compares when a key is replayed, as real providers compare bodies."""
+        return order.product_id, order.face_value
+
     def _result(self, placed: _Order) -> OrderResult:
         if time.monotonic() - placed.created < self.completion_delay:
             return OrderResult(provider_order_id=placed.order_id, state=OrderState.PENDING)
@@ -165,7 +181,9 @@ class SandboxProvider(Provider):
         return OrderResult(
             provider_order_id=placed.order_id,
             state=OrderState.COMPLETED,
-            redemption_url=SecretStr(f"https://sandbox.rewardbot.invalid/redeem/{token[:32]}"),
+            redemption=Redemption(
+                url=SecretStr(f"https://sandbox.rewardbot.invalid/redeem/{token[:32]}")
+            ),
             # The sandbox sells at a fixed 5% discount, so charged and face value differ.
             charged=Money(
                 amount=(face.amount * Decimal("0.95")).quantize(Decimal("0.01")),

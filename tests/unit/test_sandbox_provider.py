@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderState
+from providers.base import OrderRequest, OrderState, Recipient
 from providers.errors import (
     IdempotencyConflict,
     InsufficientFunds,
@@ -22,6 +22,8 @@ def _order(key: str = "k1", amount: str = "25", product: str = "SBX-BOOKS-GBP") 
         product_id=product,
         face_value=Money(amount=Decimal(amount), currency=currency),
         reference="test",
+        recipient=Recipient(slack_user_id="U0JANE", name="Jane", email="jane@example.com"),
+        message="thanks",
     )
 
 
@@ -29,12 +31,12 @@ async def test_order_completes_asynchronously_with_a_secret_link() -> None:
     sandbox = SandboxProvider(completion_delay=0.05)
     placed = await sandbox.place_order(_order())
     assert placed.state is OrderState.PENDING
-    assert placed.redemption_url is None
+    assert placed.redemption is None
     await asyncio.sleep(0.06)
     done = await sandbox.get_order(placed.provider_order_id)
     assert done.state is OrderState.COMPLETED
-    assert done.redemption_url is not None
-    assert done.redemption_url.get_secret_value().startswith("https://")
+    assert done.redemption is not None and done.redemption.url is not None
+    assert done.redemption.url.get_secret_value().startswith("https://")
     assert "redeem" not in repr(done)  # SecretStr keeps the link out of reprs and logs
     assert done.charged == Money(amount=Decimal("23.75"), currency="GBP")
 
@@ -73,7 +75,7 @@ async def test_magic_amount_fails_asynchronously() -> None:
     sandbox = SandboxProvider(completion_delay=0)
     result = await sandbox.place_order(_order(amount="10.94"))
     assert result.state is OrderState.FAILED
-    assert result.redemption_url is None
+    assert result.redemption is None
     assert result.failure_reason is not None and ".94" in result.failure_reason
 
 
