@@ -36,4 +36,5 @@ def test_manifest_declares_what_the_bot_uses() -> None:
         "chat:write",
         "im:write",
         "users:read",
+        "users:read.email",
     }
