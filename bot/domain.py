@@ -142,5 +142,8 @@ class RewardRequest(NewRewardRequest):
     failure_reason: str | None = None
     summary_channel: str | None = None
     summary_ts: str | None = None
+    # Who the order was placed for, captured once so every retry sends the same order body.
+    recipient_name: str | None = None
+    recipient_email: str | None = None
     created_at: datetime
     updated_at: datetime

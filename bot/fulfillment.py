@@ -11,11 +11,10 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-
-from slack_sdk.errors import SlackApiError
+from typing import TypeVar
 
 from bot.domain import RewardRequest, Status
-from bot.slack_gateway import SlackGateway
+from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.store import SYSTEM_ACTOR, Store
 from providers.base import OrderRequest, OrderResult, OrderState, Provider, Recipient
 from providers.errors import OrderRefused, OutcomeUnknown, RateLimited, RetryableProviderError
@@ -23,6 +22,7 @@ from providers.errors import OrderRefused, OutcomeUnknown, RateLimited, Retryabl
 log = logging.getLogger(__name__)
 
 _UNFINISHED = frozenset({Status.APPROVED, Status.ORDERING})
+T = TypeVar("T")
 
 
 class Fulfillment:
@@ -93,13 +93,7 @@ class Fulfillment:
 
     async def _fulfil(self, request_id: int) -> None:
         request = await self._store.get(request_id)
-        if request.status is Status.APPROVED:
-            if not await self._store.transition(
-                request_id, Status.APPROVED, Status.ORDERING, SYSTEM_ACTOR
-            ):
-                return
-            request = await self._store.get(request_id)
-        elif request.status is not Status.ORDERING:
+        if request.status not in _UNFINISHED:
             return
         provider = self._providers.get(request.provider)
         if provider is None:
@@ -110,19 +104,39 @@ class Fulfillment:
                 request.status,
             )
             return
-        order = await self._order_for(request, provider)
-        if order is None:
+        if request.status is Status.APPROVED:
+            claimed = await self._claim(request)
+            if claimed is None:
+                return
+            request = claimed
+        order = _order_for(request)
+        if provider.needs_recipient_email and not order.recipient.email:
+            await self._fail(
+                request,
+                f"{request.provider} emails the card, but the recipient's Slack profile shows "
+                "no email address (the app needs the users:read.email scope).",
+            )
             return
         try:
             result = await self._with_retries(request, lambda: provider.place_order(order))
-            if request.provider_order_id != result.provider_order_id:
-                await self._store.set_provider_order(request.id, result.provider_order_id)
-            result = await self._until_settled(request, provider, result)
         except OrderRefused as refusal:
             await self._fail(request, f"{request.provider} refused the order: {refusal.message}")
             return
         except OutcomeUnknown as unknown:
             await self._settle(request, Status.NEEDS_REVIEW, unknown.message)
+            return
+        if request.provider_order_id != result.provider_order_id:
+            await self._store.set_provider_order(request.id, result.provider_order_id)
+        try:
+            result = await self._until_settled(request, provider, result)
+        except (OrderRefused, OutcomeUnknown) as problem:
+            # The order exists: a refusal to report on it is not a refusal of the order.
+            await self._settle(
+                request,
+                Status.NEEDS_REVIEW,
+                f"{request.provider} accepted order {result.provider_order_id} but then "
+                f"answered: {problem.message}",
+            )
             return
         if result.state is OrderState.FAILED:
             await self._fail(
@@ -131,27 +145,47 @@ class Fulfillment:
             return
         await self._deliver_and_finish(request, result)
 
-    async def _order_for(self, request: RewardRequest, provider: Provider) -> OrderRequest | None:
-        """The order to send; ``None`` (and the request failed) if it cannot be built."""
-        assert request.idempotency_key is not None, "approval always stores the key"
-        recipient = await self._gateway.user(request.recipient_id)
-        if provider.needs_recipient_email and not recipient.email:
-            await self._fail(
-                request,
-                f"{request.provider} emails the card, but the recipient's Slack profile shows "
-                "no email address (the app needs the users:read.email scope).",
+    async def _claim(self, request: RewardRequest) -> RewardRequest | None:
+        """``approved → ordering``, capturing the recipient so every retry of the order (even
+        after a restart or a profile change) sends the same body."""
+        try:
+            recipient = await self._slack_with_retries(
+                functools.partial(self._gateway.user, request.recipient_id)
             )
+        except UnknownUser:
+            reason = "The recipient is no longer in the workspace; nothing was ordered."
+            if await self._store.transition(
+                request.id,
+                Status.APPROVED,
+                Status.FAILED,
+                SYSTEM_ACTOR,
+                detail={"reason": reason},
+                failure_reason=reason,
+            ):
+                await self._gateway.publish_status(await self._store.get(request.id))
             return None
-        return OrderRequest(
-            idempotency_key=request.idempotency_key,
-            product_id=request.product_id,
-            face_value=request.face_value,
-            reference=f"rewardbot-{request.id}",
-            recipient=Recipient(
-                slack_user_id=recipient.id, name=recipient.display_name, email=recipient.email
-            ),
-            message=request.message,
-        )
+        if not await self._store.transition(
+            request.id,
+            Status.APPROVED,
+            Status.ORDERING,
+            SYSTEM_ACTOR,
+            recipient_name=recipient.display_name,
+            recipient_email=recipient.email,
+        ):
+            return None
+        return await self._store.get(request.id)
+
+    async def _slack_with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A Slack call that a brief outage should not break: a few tries with backoff."""
+        for attempt in range(1, self._delivery_attempts + 1):
+            try:
+                return await call()
+            except SLACK_FAILURES as exc:
+                if attempt == self._delivery_attempts or isinstance(exc, UnknownUser):
+                    raise
+                log.warning("Slack call failed (attempt %s): %r", attempt, exc)
+                await asyncio.sleep(self._retry_base_delay * attempt)
+        raise AssertionError("unreachable")
 
     async def _until_settled(
         self, request: RewardRequest, provider: Provider, result: OrderResult
@@ -180,19 +214,12 @@ class Fulfillment:
                 "redemption details.",
             )
             return
-        for attempt in range(1, self._delivery_attempts + 1):
-            try:
-                await self._gateway.deliver(request, result.redemption)
-                break
-            except SlackApiError as exc:
-                log.warning(
-                    "delivery DM for request %s failed (attempt %s): %s",
-                    request.id,
-                    attempt,
-                    exc.response.get("error"),
-                )
-                await asyncio.sleep(self._retry_base_delay * attempt)
-        else:
+        try:
+            await self._slack_with_retries(
+                functools.partial(self._gateway.deliver, request, result.redemption)
+            )
+        except SLACK_FAILURES as exc:
+            log.warning("delivery DM for request %s failed: %r", request.id, exc)
             await self._settle(
                 request,
                 Status.NEEDS_REVIEW,
@@ -257,6 +284,23 @@ class Fulfillment:
                         f"{request.provider} is not answering ({problem}). "
                         "Still retrying; the card will not be ordered twice.",
                     )
-                except SlackApiError:
+                except SLACK_FAILURES:
                     log.warning("could not post the stall notice for request %s", request.id)
             await asyncio.sleep(delay)
+
+
+def _order_for(request: RewardRequest) -> OrderRequest:
+    """The order body: built only from stored state, so it is identical on every attempt."""
+    assert request.idempotency_key is not None, "approval always stores the key"
+    return OrderRequest(
+        idempotency_key=request.idempotency_key,
+        product_id=request.product_id,
+        face_value=request.face_value,
+        reference=f"rewardbot-{request.id}",
+        recipient=Recipient(
+            slack_user_id=request.recipient_id,
+            name=request.recipient_name or request.recipient_id,
+            email=request.recipient_email,
+        ),
+        message=request.message,
+    )

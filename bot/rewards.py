@@ -7,17 +7,19 @@ import uuid
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
-from slack_sdk.errors import SlackApiError
 
 from bot import policy, slack_views
 from bot.catalog import Catalog
 from bot.domain import Money, NewRewardRequest, RewardRequest, Status, parse_amount
 from bot.errors import AlreadyDecided, InvalidRequest, NotAllowed
 from bot.fulfillment import Fulfillment
-from bot.slack_gateway import SlackGateway, UnknownUser
+from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+# Slackbot is reported with is_bot false, but it cannot receive a DM from the bot.
+_SLACKBOT = "USLACKBOT"
 
 
 class RewardDraft(BaseModel):
@@ -28,6 +30,8 @@ class RewardDraft(BaseModel):
 
     requester_id: str
     origin_channel_id: str
+    # Slack's id of the submitted modal: the same submission is never stored twice.
+    submission_key: str
     recipient_id: str | None
     product_key: str | None
     amount_text: str | None
@@ -53,19 +57,20 @@ class RewardService:
 
     def can_be_approved(self, requester_id: str) -> bool:
         """Whether anyone other than the requester can approve their requests."""
-        return bool(policy.approvers_for(requester_id, self._approvers))
+        return bool(policy.approvers_for(requester_id, None, self._approvers))
 
-    async def request_reward(self, draft: RewardDraft) -> RewardRequest:
-        """Validate and store a request. Raises :class:`InvalidRequest`; stores nothing then."""
+    async def request_reward(self, draft: RewardDraft) -> tuple[RewardRequest, bool]:
+        """Validate and store a request; returns it and whether it is new (a resubmission of
+        the same modal returns the stored one). Raises :class:`InvalidRequest`, storing nothing."""
         errors: dict[str, str] = {}
-        if not self.can_be_approved(draft.requester_id):
-            errors["recipient"] = (
-                "No approver other than you is configured, so nobody could "
-                "approve this. Ask your Slack admin to add one."
-            )
         recipient_error = await self._recipient_error(draft)
         if recipient_error:
             errors["recipient"] = recipient_error
+        elif not policy.approvers_for(draft.requester_id, draft.recipient_id, self._approvers):
+            errors["recipient"] = (
+                "No approver other than you and the recipient is configured, so nobody could "
+                "approve this. Ask your Slack admin to add one."
+            )
         message = (draft.message or "").strip()
         if not message:
             errors["message"] = "Say what the reward is for."
@@ -103,7 +108,8 @@ class RewardService:
                 product_id=product.product_id,
                 product_name=product.name,
                 message=message,
-            )
+            ),
+            draft.submission_key,
         )
 
     async def _recipient_error(self, draft: RewardDraft) -> str | None:
@@ -115,18 +121,25 @@ class RewardService:
             recipient = await self._gateway.user(draft.recipient_id)
         except UnknownUser:
             return "That person is not in this workspace."
-        if recipient.is_bot:
+        if recipient.is_bot or recipient.id == _SLACKBOT:
             return "Bots cannot receive rewards; pick a person."
         if recipient.deleted:
             return "That person's account is deactivated."
         return None
 
     async def announce(self, request: RewardRequest) -> None:
-        """Post the request's summary (its thread) and send the approvers their cards."""
-        request = await self._gateway.post_summary(request)
-        await self._gateway.reply_in_thread(request, slack_views.thread_update(request))
+        """Post the request's summary (its thread) and send the approvers their cards.
+
+        The cards go out even if the summary cannot be posted: the request must be decidable.
+        """
+        try:
+            request = await self._gateway.post_summary(request)
+            await self._gateway.reply_in_thread(request, slack_views.thread_update(request))
+        except SLACK_FAILURES as exc:
+            log.warning("could not post the summary of request %s: %r", request.id, exc)
         await self._gateway.send_approval_cards(
-            request, policy.approvers_for(request.requester_id, self._approvers)
+            request,
+            policy.approvers_for(request.requester_id, request.recipient_id, self._approvers),
         )
 
     async def decidable(self, request_id: int, actor: str) -> RewardRequest:
@@ -177,26 +190,24 @@ class RewardService:
 
     async def after_decision(self, request: RewardRequest) -> None:
         """Show the decision everywhere and, if approved, start fulfilling it."""
-        await self._gateway.publish_status(request)
-        if request.status is Status.APPROVED:
-            self._fulfillment.submit(request.id)
+        try:
+            await self._gateway.publish_status(request)
+        finally:
+            # Whatever happened in Slack, an approved request is ordered.
+            if request.status is Status.APPROVED:
+                self._fulfillment.submit(request.id)
 
     async def tell(self, channel: str, user_id: str, text: str) -> None:
         """Answer one user privately: ephemeral where they are, else by DM."""
         try:
             await self._gateway.ephemeral(channel, user_id, text)
             return
-        except SlackApiError as exc:
-            log.info(
-                "ephemeral to %s in %s failed (%s); sending a DM",
-                user_id,
-                channel,
-                exc.response.get("error"),
-            )
+        except SLACK_FAILURES as exc:
+            log.info("ephemeral to %s in %s failed (%r); sending a DM", user_id, channel, exc)
         try:
             await self._gateway.dm(user_id, text)
-        except SlackApiError as exc:
-            log.warning("could not tell %s: %s", user_id, exc.response.get("error"))
+        except SLACK_FAILURES as exc:
+            log.warning("could not tell %s: %r", user_id, exc)
 
 
 def _already_decided(request: RewardRequest) -> AlreadyDecided:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog import Catalog
@@ -49,6 +51,9 @@ class Runtime:
         store = await Store.open(settings.database)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+        # Slack's 429s say how long to wait; honour them instead of failing the call.
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        _never_log_payloads()
         gateway = SlackGateway(client, store)
         catalog = Catalog(providers)
         fulfillment = Fulfillment(
@@ -63,11 +68,21 @@ class Runtime:
         await self.fulfillment.resume()
 
     async def aclose(self) -> None:
+        await self.catalog.aclose()
         await self.fulfillment.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()
         await self.store.close()
+
+
+def _never_log_payloads() -> None:
+    """slack_sdk and Bolt log whole request bodies at DEBUG, which would include the delivery
+    DM's link, code and PIN: keep them at INFO whatever the root level is."""
+    for name in ("slack_sdk", "slack_bolt"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 def _providers_from_env(names: list[str], http: httpx.AsyncClient) -> dict[str, Provider]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 from pydantic import BaseModel, ConfigDict
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_views
@@ -20,6 +21,9 @@ from bot.store import Store
 from providers.base import Redemption
 
 log = logging.getLogger(__name__)
+
+# Everything a Web API call can fail with: Slack's error answers, network errors, timeouts.
+SLACK_FAILURES = (SlackClientError, aiohttp.ClientError, TimeoutError)
 
 # Errors that mean "the bot cannot post in that channel", so the requester's DM is used instead.
 _CANNOT_POST_IN_CHANNEL = frozenset(
@@ -93,7 +97,10 @@ class SlackGateway:
     ) -> tuple[str, str]:
         opened = await self.client.conversations_open(users=user_id)
         channel = str(opened["channel"]["id"])
-        posted = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        # No unfurling: Slack must not fetch a redemption link to build a preview.
+        posted = await self.client.chat_postMessage(
+            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+        )
         return channel, str(posted["ts"])
 
     async def ephemeral(self, channel: str, user_id: str, text: str) -> None:
@@ -125,13 +132,13 @@ class SlackGateway:
         for approver in approvers:
             try:
                 channel, ts = await self._dm_with_ts(approver, text, blocks)
-            except SlackApiError as exc:
+            except SLACK_FAILURES as exc:
                 # One unreachable approver must not keep the others from deciding.
                 log.warning(
-                    "could not send approval card for request %s to %s: %s",
+                    "could not send approval card for request %s to %s: %r",
                     request.id,
                     approver,
-                    exc.response.get("error"),
+                    exc,
                 )
                 continue
             await self._store.add_approval_card(request.id, approver, channel, ts)
@@ -152,13 +159,13 @@ class SlackGateway:
         for channel, ts, (text, blocks) in targets:
             try:
                 await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
-            except SlackApiError as exc:
+            except SLACK_FAILURES as exc:
                 log.warning(
-                    "could not update message %s/%s for request %s: %s",
+                    "could not update message %s/%s for request %s: %r",
                     channel,
                     ts,
                     request.id,
-                    exc.response.get("error"),
+                    exc,
                 )
 
     async def reply_in_thread(self, request: RewardRequest, text: str) -> None:
@@ -182,10 +189,5 @@ class SlackGateway:
             await self.reply_in_thread(request, slack_views.thread_update(request))
             if request.status.is_final:
                 await self.dm(request.requester_id, slack_views.requester_update(request))
-        except SlackApiError as exc:
-            log.warning(
-                "could not announce request %s is %s: %s",
-                request.id,
-                request.status,
-                exc.response.get("error"),
-            )
+        except SLACK_FAILURES as exc:
+            log.warning("could not announce request %s is %s: %r", request.id, request.status, exc)

@@ -8,6 +8,7 @@ before it reaches mrkdwn, so nobody can inject ``<!channel>``, mentions or links
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,10 @@ REDEEM_ACTION = "redeem"
 INPUT_ACTION = "value"
 MESSAGE_MAX_CHARS = 1000
 REASON_MAX_CHARS = 500
-_STATIC_SELECT_MAX_OPTIONS = 100
+# Slack shows at most 100 options in a select.
+MAX_SELECT_OPTIONS = 100
+# A section's text is at most 3000 characters; the rest of the section needs about 400.
+_QUOTE_MAX_CHARS = 2500
 
 _STATUS_LINES = {
     Status.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for approval",
@@ -54,7 +58,12 @@ def _mrkdwn_section(text: str) -> Block:
 
 
 def _quote(text: str) -> str:
-    return "\n".join("> " + line for line in escape(text).splitlines() or [""])
+    """User text as an escaped mrkdwn quote, short enough for a section (3000 characters)."""
+    quoted = "\n".join("> " + line for line in escape(text).splitlines() or [""])
+    if len(quoted) <= _QUOTE_MAX_CHARS:
+        return quoted
+    # Cut without leaving half an entity such as "&am" behind.
+    return re.sub(r"&[a-z]*$", "", quoted[: _QUOTE_MAX_CHARS - 1]) + "…"
 
 
 class RewardModalMetadata(BaseModel):
@@ -73,6 +82,23 @@ class RewardPrefill(BaseModel):
 
 def product_label(product: Product) -> str:
     return f"{product.name} · {product.describe_allowed()}"[:75]
+
+
+def card_options(products: Sequence[Product]) -> list[Block]:
+    """Select options for ``products``, as many as a select may show."""
+    return [
+        {"text": _plain(product_label(p)), "value": p.key} for p in products[:MAX_SELECT_OPTIONS]
+    ]
+
+
+def matching_products(products: Sequence[Product], query: str) -> list[Product]:
+    """Products whose name, currency or provider contain every word of ``query``."""
+    words = query.casefold().split()
+    return [
+        p
+        for p in products
+        if all(w in f"{p.name} {p.currency} {p.provider}".casefold() for w in words)
+    ]
 
 
 def reward_modal(
@@ -102,10 +128,20 @@ def reward_modal(
     }
     if prefill.message:
         message["initial_value"] = prefill.message[:MESSAGE_MAX_CHARS]
-    options = [
-        {"text": _plain(product_label(p)), "value": p.key}
-        for p in products[:_STATIC_SELECT_MAX_OPTIONS]
-    ]
+    card: Block = {
+        "type": "static_select",
+        "action_id": INPUT_ACTION,
+        "placeholder": _plain("Pick a gift card"),
+        "options": card_options(products),
+    }
+    if len(products) > MAX_SELECT_OPTIONS:
+        # Too many to list: Slack asks us for matches as the user types (block_suggestion).
+        card = {
+            "type": "external_select",
+            "action_id": INPUT_ACTION,
+            "placeholder": _plain("Type a brand, currency or provider"),
+            "min_query_length": 1,
+        }
     return {
         "type": "modal",
         "callback_id": REWARD_MODAL,
@@ -124,12 +160,7 @@ def reward_modal(
                 "type": "input",
                 "block_id": "card",
                 "label": _plain("Card type"),
-                "element": {
-                    "type": "static_select",
-                    "action_id": INPUT_ACTION,
-                    "placeholder": _plain("Pick a gift card"),
-                    "options": options,
-                },
+                "element": card,
             },
             {
                 "type": "input",
@@ -322,13 +353,16 @@ def delivery_message(
             )
         )
         return text, blocks
+    # Plain text: a code is shown exactly as issued, whatever characters it contains.
     secrets = []
     if redemption.code is not None:
-        secrets.append(f"*Code:* `{escape(redemption.code.get_secret_value())}`")
+        secrets.append(f"Code: {redemption.code.get_secret_value()}")
     if redemption.pin is not None:
-        secrets.append(f"*PIN:* `{escape(redemption.pin.get_secret_value())}`")
+        secrets.append(f"PIN: {redemption.pin.get_secret_value()}")
     if secrets:
-        blocks.append(_mrkdwn_section("\n".join(secrets)))
+        blocks.append(
+            {"type": "section", "text": {"type": "plain_text", "text": "\n".join(secrets)}}
+        )
     if redemption.url is not None:
         blocks.append(
             {

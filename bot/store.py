@@ -68,6 +68,14 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_request ON events(request_id, id);
     """,
+    # Slack's view id of the submitted modal: a resubmission (after Slack timed out waiting
+    # for our ack) must not store the request twice.
+    """
+    ALTER TABLE reward_requests ADD COLUMN submission_key TEXT;
+    CREATE UNIQUE INDEX reward_requests_submission ON reward_requests(submission_key);
+    ALTER TABLE reward_requests ADD COLUMN recipient_name TEXT;
+    ALTER TABLE reward_requests ADD COLUMN recipient_email TEXT;
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -80,6 +88,8 @@ _TRANSITION_COLUMNS = frozenset(
         "failure_reason",
         "charged_amount",
         "charged_currency",
+        "recipient_name",
+        "recipient_email",
     }
 )
 SYSTEM_ACTOR = "rewardbot"
@@ -136,6 +146,8 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         failure_reason=row["failure_reason"],
         summary_channel=row["summary_channel"],
         summary_ts=row["summary_ts"],
+        recipient_name=row["recipient_name"],
+        recipient_email=row["recipient_email"],
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
     )
@@ -147,8 +159,8 @@ class Store:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._db = connection
         # One connection is shared by every coroutine: a transaction must not interleave with
-        # another coroutine's statements.
-        self._write_lock = asyncio.Lock()
+        # another coroutine's statements, and a read must not see a half-done transaction.
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -158,7 +170,11 @@ class Store:
         await connection.execute("PRAGMA foreign_keys=ON")
         await connection.execute("PRAGMA busy_timeout=5000")
         store = cls(connection)
-        await store._migrate()
+        try:
+            await store._migrate()
+        except BaseException:
+            await connection.close()
+            raise
         return store
 
     async def close(self) -> None:
@@ -166,14 +182,19 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+        async with self._lock:
             try:
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+
+    async def _fetch(self, sql: str, parameters: tuple[object, ...]) -> list[aiosqlite.Row]:
+        async with self._lock, self._db.execute(sql, parameters) as cursor:
+            return list(await cursor.fetchall())
 
     async def _migrate(self) -> None:
         async with self._transaction() as db:
@@ -181,6 +202,11 @@ class Store:
             async with db.execute("SELECT version FROM schema_version") as cursor:
                 row = await cursor.fetchone()
             current = row[0] if row else 0
+            if current > len(_MIGRATIONS):
+                raise RuntimeError(
+                    f"the database is at schema version {current}, newer than this rewardbot "
+                    f"({len(_MIGRATIONS)}): upgrade rewardbot"
+                )
             if row is None:
                 await db.execute("INSERT INTO schema_version (version) VALUES (0)")
             for script in _MIGRATIONS[current:]:
@@ -188,14 +214,23 @@ class Store:
                     await db.execute(statement)
             await db.execute("UPDATE schema_version SET version = ?", (len(_MIGRATIONS),))
 
-    async def create_request(self, new: NewRewardRequest) -> RewardRequest:
+    async def create_request(
+        self, new: NewRewardRequest, submission_key: str
+    ) -> tuple[RewardRequest, bool]:
+        """Store a new request; returns it and whether it is new. A second submission with
+        the same ``submission_key`` returns the first one's request instead."""
+        rows = await self._fetch(
+            "SELECT id FROM reward_requests WHERE submission_key = ?", (submission_key,)
+        )
+        if rows:
+            return await self.get(rows[0]["id"]), False
         now = _now()
         async with self._transaction() as db:
             cursor = await db.execute(
                 """INSERT INTO reward_requests (requester_id, recipient_id, origin_channel_id,
                        amount, currency, provider, product_id, product_name, message, status,
-                       created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       submission_key, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     new.requester_id,
                     new.recipient_id,
@@ -207,6 +242,7 @@ class Store:
                     new.product_name,
                     new.message,
                     Status.PENDING_APPROVAL,
+                    submission_key,
                     now,
                     now,
                 ),
@@ -216,24 +252,21 @@ class Store:
             await self._insert_event(
                 db, request_id, "created", None, Status.PENDING_APPROVAL, new.requester_id, {}, now
             )
-        return await self.get(request_id)
+        return await self.get(request_id), True
 
     async def get(self, request_id: int) -> RewardRequest:
-        async with self._db.execute(
-            "SELECT * FROM reward_requests WHERE id = ?", (request_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        rows = await self._fetch("SELECT * FROM reward_requests WHERE id = ?", (request_id,))
+        if not rows:
             raise RequestNotFound(f"There is no reward request #{request_id}.")
-        return _row_to_request(row)
+        return _row_to_request(rows[0])
 
     async def requests_in(self, statuses: frozenset[Status]) -> list[RewardRequest]:
         marks = ",".join("?" * len(statuses))
-        async with self._db.execute(
+        rows = await self._fetch(
             f"SELECT * FROM reward_requests WHERE status IN ({marks}) ORDER BY id",  # noqa: S608
             tuple(statuses),
-        ) as cursor:
-            return [_row_to_request(row) for row in await cursor.fetchall()]
+        )
+        return [_row_to_request(row) for row in rows]
 
     async def transition(
         self,
@@ -278,10 +311,11 @@ class Store:
             await self._insert_event(db, request_id, kind, None, None, actor, dict(detail), _now())
 
     async def set_provider_order(self, request_id: int, provider_order_id: str) -> None:
+        now = _now()
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE reward_requests SET provider_order_id = ?, updated_at = ? WHERE id = ?",
-                (provider_order_id, _now(), request_id),
+                (provider_order_id, now, request_id),
             )
             await self._insert_event(
                 db,
@@ -291,7 +325,7 @@ class Store:
                 None,
                 SYSTEM_ACTOR,
                 {"provider_order_id": provider_order_id},
-                _now(),
+                now,
             )
 
     async def set_summary_message(self, request_id: int, channel: str, ts: str) -> None:
@@ -312,21 +346,17 @@ class Store:
             )
 
     async def approval_cards(self, request_id: int) -> list[ApprovalCard]:
-        async with self._db.execute(
+        rows = await self._fetch(
             "SELECT approver_id, channel, ts FROM approval_cards WHERE request_id = ? "
             "ORDER BY approver_id",
             (request_id,),
-        ) as cursor:
-            return [
-                ApprovalCard(approver_id=r[0], channel=r[1], ts=r[2])
-                for r in await cursor.fetchall()
-            ]
+        )
+        return [ApprovalCard(approver_id=r[0], channel=r[1], ts=r[2]) for r in rows]
 
     async def events(self, request_id: int) -> list[Event]:
-        async with self._db.execute(
+        rows = await self._fetch(
             "SELECT * FROM events WHERE request_id = ? ORDER BY id", (request_id,)
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [
             Event(
                 request_id=r["request_id"],

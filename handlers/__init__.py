@@ -5,10 +5,11 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers import actions, commands, views
+from handlers import actions, commands, options, views
 
 
 def register(app: AsyncApp, deps: Runtime) -> None:
     commands.register(app, deps)
     views.register(app, deps)
     actions.register(app, deps)
+    options.register(app, deps)

@@ -187,7 +187,12 @@ class Driver:
             if not action:
                 views.close_top(self.ws, user_id)
             elif action == "errors":
-                self.ws.view_errors_by_user[user_id] = dict(body.get("errors") or {})
+                errors = dict(body.get("errors") or {})
+                inputs = {b.get("block_id") for b in view["blocks"] if b.get("type") == "input"}
+                if not errors or set(errors) - inputs:
+                    # Slack refuses errors keyed by anything but the view's input blocks.
+                    raise EmulatorError(f"errors must name input blocks {sorted(inputs)}: {errors}")
+                self.ws.view_errors_by_user[user_id] = errors
             elif action == "update":
                 views.replace(self.ws, view["id"], validate_view(body.get("view")), None)
             elif action == "push":

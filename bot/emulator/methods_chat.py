@@ -24,12 +24,16 @@ def _content(args: JSON) -> tuple[str, list[JSON]]:
     return text, blocks
 
 
-def _writable_channel(ctx: ApiContext, ref: Any) -> Channel:
-    """The target conversation, refused the way Slack refuses it for a bot token."""
+def _writable_channel(ctx: ApiContext, ref: Any, *, any_form: bool = False) -> Channel:
+    """The target conversation, refused the way Slack refuses it for a bot token.
+
+    Only ``chat.postMessage`` (``any_form``) accepts a user ID or a ``#name``; the other
+    methods need the conversation's ID (a DM's ``D…`` ID, not the user's).
+    """
     if not ref:
         raise ApiError("channel_not_found")
     ws = ctx.workspace
-    channel = ws.resolve_channel(str(ref))
+    channel = ws.resolve_channel(str(ref)) if any_form else ws.channels.get(str(ref))
     if channel is None:
         raise ApiError("channel_not_found")
     if ws.bot_user_id not in channel.members:
@@ -40,7 +44,7 @@ def _writable_channel(ctx: ApiContext, ref: Any) -> Channel:
 
 def post_message(ctx: ApiContext, args: JSON) -> JSON:
     """Post as the bot; a ``U…`` channel posts into the bot's DM with that user."""
-    channel = _writable_channel(ctx, args.get("channel"))
+    channel = _writable_channel(ctx, args.get("channel"), any_form=True)
     text, blocks = _content(args)
     msg = ctx.workspace.post(
         channel, ctx.workspace.bot_user_id, text, blocks, optional_str(args, "thread_ts")

@@ -102,9 +102,8 @@ class SocketModeHub:
             "envelope_id": envelope_id,
             "type": envelope_type,
             "payload": payload,
+            # Slack adds retry_attempt / retry_reason only to events_api envelopes.
             "accepts_response_payload": True,
-            "retry_attempt": 0,
-            "retry_reason": "",
         }
         try:
             await self._connections[-1].send_json(envelope)

@@ -21,16 +21,18 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         draft = RewardDraft(
             requester_id=submission.user.id,
             origin_channel_id=metadata.channel_id,
+            submission_key=submission.view.id,
             recipient_id=recipient.selected_user if recipient else None,
             product_key=card.selected_option.value if card and card.selected_option else None,
             amount_text=amount.value if amount else None,
             message=message.value if message else None,
         )
         try:
-            request = await deps.rewards.request_reward(draft)
+            request, is_new = await deps.rewards.request_reward(draft)
         except InvalidRequest as invalid:
             # The field names of RewardDraft errors are the modal's block ids.
             await ack(response_action="errors", errors=invalid.field_errors)
             return
         await ack()
-        await deps.rewards.announce(request)
+        if is_new:
+            await deps.rewards.announce(request)

@@ -31,6 +31,7 @@ def build_workspace() -> Workspace:
     ws.add_user(OMAR, name="omar", real_name="Omar Outsider")
     ws.add_user(HELPER_BOT, name="helperbot", is_bot=True)
     ws.add_user(GONE, name="gone", deleted=True)
+    ws.add_user("USLACKBOT", name="slackbot")  # users.info reports Slackbot with is_bot false
     members = [MAYA, ARJUN, LIN, JANE, OMAR]
     ws.add_channel(TEAM, name="team-wins", members=members)
     ws.add_channel(QUIET, name="quiet", members=members, bot_member=False)
@@ -133,4 +134,6 @@ async def stack(
 def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     caplog.set_level("DEBUG")
     yield caplog
-    assert "sandbox.rewardbot.invalid/redeem" not in caplog.text
+    logged = "\n".join(r.getMessage() for r in caplog.get_records("call"))
+    assert caplog.get_records("call"), "nothing was captured: this check would prove nothing"
+    assert "sandbox.rewardbot.invalid/redeem" not in logged

@@ -24,7 +24,8 @@ def _new() -> NewRewardRequest:
 
 async def test_created_request_round_trips_exactly(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    created = await store.create_request(_new())
+    created, is_new = await store.create_request(_new(), "V1")
+    assert is_new
     assert created.status is Status.PENDING_APPROVAL
     assert created.face_value == Money(amount=Decimal("25.00"), currency="GBP")
     assert (await store.get(created.id)) == created
@@ -37,7 +38,7 @@ async def test_created_request_round_trips_exactly(tmp_path: Path) -> None:
 
 async def test_only_one_of_many_concurrent_transitions_wins(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    request = await store.create_request(_new())
+    request, _ = await store.create_request(_new(), "V1")
     results = await asyncio.gather(
         *(
             store.transition(
@@ -60,7 +61,7 @@ async def test_only_one_of_many_concurrent_transitions_wins(tmp_path: Path) -> N
 
 async def test_disallowed_transition_is_a_programming_error(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    request = await store.create_request(_new())
+    request, _ = await store.create_request(_new(), "V1")
     with pytest.raises(ValueError, match="not an allowed transition"):
         await store.transition(request.id, Status.PENDING_APPROVAL, Status.FULFILLED, "x")
     assert (await store.get(request.id)).status is Status.PENDING_APPROVAL
@@ -70,7 +71,7 @@ async def test_disallowed_transition_is_a_programming_error(tmp_path: Path) -> N
 async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     store = await Store.open(path)
-    request = await store.create_request(_new())
+    request, _ = await store.create_request(_new(), "V1")
     await store.transition(
         request.id,
         Status.PENDING_APPROVAL,
@@ -86,3 +87,22 @@ async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -
     with pytest.raises(RequestNotFound):
         await reopened.get(request.id + 1)
     await reopened.close()
+
+
+async def test_the_same_submission_is_stored_once(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    first, first_is_new = await store.create_request(_new(), "V1")
+    again, again_is_new = await store.create_request(_new(), "V1")
+    other, other_is_new = await store.create_request(_new(), "V2")
+    assert (first_is_new, again_is_new, other_is_new) == (True, False, True)
+    assert again == first
+    assert other.id != first.id
+    await store.close()
+
+
+async def test_a_database_from_a_newer_rewardbot_is_refused(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    await store._db.execute("UPDATE schema_version SET version = 99")
+    await store.close()
+    with pytest.raises(RuntimeError, match="newer than this rewardbot"):
+        await Store.open(tmp_path / "r.db")

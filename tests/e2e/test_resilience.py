@@ -1,0 +1,137 @@
+"""Edge cases that must not lose, duplicate or leak a reward."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.domain import Status
+from bot.emulator import SlackEmulator
+from bot.local import running_bot
+from bot.slack_views import APPROVE_ACTION
+from providers.base import Product
+from providers.errors import InvalidProduct
+from providers.sandbox import SandboxProvider
+from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, LIN, MAYA, TEAM, Stack
+
+
+async def test_an_approver_who_is_the_recipient_gets_no_card_and_cannot_decide(
+    stack: Stack,
+) -> None:
+    await stack.request_reward({**GOOD_VALUES, "recipient": ARJUN})
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(LIN), 5, "Lin's card")
+    assert not [m for m in stack.ws.dm_messages(ARJUN) if "asks you to approve" in m.text]
+    # Arjun forges a click naming the request from a card for another request.
+    await stack.request_reward(GOOD_VALUES)
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+    await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION, value="1")
+    await stack.emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "the refusal")
+    assert "a reward that is for you" in stack.ws.ephemerals(ARJUN)[0].text
+    assert (await stack.runtime.store.get(1)).status is Status.PENDING_APPROVAL
+
+
+async def test_recipient_who_is_the_only_other_approver_is_refused(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    async with running_bot(emulator, database=database, approvers=[ARJUN]) as runtime:
+        stack = Stack(emulator, runtime, SandboxProvider())
+        await stack.request_reward({**GOOD_VALUES, "recipient": ARJUN})
+        assert "nobody could approve" in emulator.workspace.view_errors(MAYA)["recipient"]
+
+
+async def test_slackbot_cannot_be_rewarded(stack: Stack) -> None:
+    await stack.request_reward({**GOOD_VALUES, "recipient": "USLACKBOT"})
+    assert "Bots cannot receive rewards" in stack.ws.view_errors(MAYA)["recipient"]
+
+
+@pytest.mark.parametrize(("message", "shortened"), [("&<>" * 333, True), ("hi\n" * 333, False)])
+async def test_the_longest_messages_still_post_and_reach_approvers(
+    stack: Stack, message: str, shortened: bool
+) -> None:
+    await stack.request_reward({**GOOD_VALUES, "message": message})
+    summary = await stack.emulator.wait_for_message(TEAM, "Reward #1")
+    assert ("…" in str(summary.blocks)) is shortened
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
+    assert (await stack.runtime.store.get(1)).message == message.strip()
+
+
+async def test_slack_rate_limits_are_waited_out(stack: Stack) -> None:
+    stack.emulator.fail_next("chat.postMessage", status=429, retry_after=1)
+    await stack.request_reward(GOOD_VALUES)
+    await stack.emulator.wait_for_message(TEAM, "Reward #1")
+    limited = [c for c in stack.emulator.calls_to("chat.postMessage") if not c.ok]
+    assert len(limited) == 1
+
+
+class _ForgetfulSandbox(SandboxProvider):
+    """Accepts orders, then denies knowing them."""
+
+    async def get_order(self, provider_order_id: str) -> object:  # type: ignore[override]
+        raise InvalidProduct(f"No order {provider_order_id}.")
+
+
+async def test_an_accepted_order_the_provider_then_denies_is_parked_for_review(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    forgetful = _ForgetfulSandbox(completion_delay=10)
+    async with running_bot(
+        emulator, database=database, approvers=APPROVERS, providers={"sandbox": forgetful}
+    ) as runtime:
+        stack = Stack(emulator, runtime, forgetful)
+        await stack.request_reward(GOOD_VALUES)
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await emulator.wait_for_dm(MAYA, "needs a manual check")
+        request = await runtime.store.get(1)
+        assert request.status is Status.NEEDS_REVIEW
+        assert request.provider_order_id is not None
+        assert request.provider_order_id in (request.failure_reason or "")
+        thread = stack.ws.thread_replies(TEAM, stack.ws.messages(TEAM)[0].ts)
+        assert "Needs review" in thread[-1].text
+        assert not stack.ws.dm_messages(JANE)
+
+
+class _HugeCatalog(SandboxProvider):
+    async def list_products(self) -> list[Product]:
+        return [
+            Product(
+                provider="sandbox",
+                product_id=f"SBX-BRAND{i}-GBP",
+                name=f"Brand {i}",
+                currency="GBP",
+                min_value=Decimal(5),
+                max_value=Decimal(500),
+            )
+            for i in range(150)
+        ] + await super().list_products()
+
+
+async def test_a_large_catalog_is_searched_as_the_user_types(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    huge = _HugeCatalog(completion_delay=0)
+    async with running_bot(
+        emulator, database=database, approvers=APPROVERS, providers={"sandbox": huge}
+    ) as runtime:
+        await emulator.driver.slash_command(MAYA, TEAM)
+        view = await emulator.wait_for(lambda: emulator.workspace.current_view(MAYA), 5, "modal")
+        card = next(b for b in view["blocks"] if b["block_id"] == "card")["element"]
+        assert card["type"] == "external_select"
+        assert len((await emulator.driver.load_options(MAYA, "value", "brand"))["options"]) == 100
+        answer = await emulator.driver.load_options(MAYA, "value", "books gbp")
+        assert [o["value"] for o in answer["options"]] == ["sandbox:SBX-BOOKS-GBP"]
+        await emulator.driver.submit_view(MAYA, {**GOOD_VALUES, "card": "sandbox:SBX-BOOKS-GBP"})
+        await emulator.wait_for_message(TEAM, "Reward #1")
+        assert (await runtime.store.get(1)).product_id == "SBX-BOOKS-GBP"
+
+
+async def test_webhooks_for_unknown_or_webhookless_providers_are_refused(stack: Stack) -> None:
+    base = stack.emulator.driver.delivery.request_url.removesuffix("/slack/events")  # type: ignore[union-attr]
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/webhooks/nope", data=b"{}") as response:
+            assert response.status == 404
+        async with session.post(f"{base}/webhooks/sandbox", data=b"{}") as response:
+            assert response.status == 400
