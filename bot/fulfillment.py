@@ -17,12 +17,19 @@ from bot.domain import RewardRequest, Status
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.store import SYSTEM_ACTOR, Store
 from providers.base import OrderRequest, OrderResult, OrderState, Provider, Recipient
-from providers.errors import OrderRefused, OutcomeUnknown, RateLimited, RetryableProviderError
+from providers.errors import (
+    OrderRefused,
+    OutcomeUnknown,
+    ProviderError,
+    RateLimited,
+    RetryableProviderError,
+)
 
 log = logging.getLogger(__name__)
 
 _UNFINISHED = frozenset({Status.APPROVED, Status.ORDERING})
 T = TypeVar("T")
+_MAX_WAKEUPS = 10_000
 
 
 class Fulfillment:
@@ -87,9 +94,11 @@ class Fulfillment:
 
     def order_changed(self, provider: str, provider_order_id: str) -> None:
         """A webhook said the order changed: stop waiting for the next poll."""
-        wakeup = self._wakeups.get((provider, provider_order_id))
-        if wakeup is not None:
-            wakeup.set()
+        key = (provider, provider_order_id)
+        # The event may not exist yet (the webhook beat place_order's answer): create it set.
+        # Bounded, because the provider also reports orders that are not ours.
+        if key in self._wakeups or len(self._wakeups) < _MAX_WAKEUPS:
+            self._wakeups.setdefault(key, asyncio.Event()).set()
 
     async def _fulfil(self, request_id: int) -> None:
         request = await self._store.get(request_id)
@@ -117,10 +126,22 @@ class Fulfillment:
                 "no email address (the app needs the users:read.email scope).",
             )
             return
+        # Once an order id is known (a resumed request), never send the order again: look it up.
+        # Replaying the key is safe only within the provider's idempotency window.
+        send: Callable[[], Awaitable[OrderResult]] = (
+            functools.partial(provider.place_order, order)
+            if request.provider_order_id is None
+            else functools.partial(provider.get_order, request.provider_order_id)
+        )
         try:
-            result = await self._with_retries(request, lambda: provider.place_order(order))
+            result = await self._with_retries(request, send)
         except OrderRefused as refusal:
-            await self._fail(request, f"{request.provider} refused the order: {refusal.message}")
+            if request.provider_order_id is None:
+                await self._fail(
+                    request, f"{request.provider} refused the order: {refusal.message}"
+                )
+            else:
+                await self._order_exists_but(request, request.provider_order_id, refusal)
             return
         except OutcomeUnknown as unknown:
             await self._settle(request, Status.NEEDS_REVIEW, unknown.message)
@@ -130,13 +151,7 @@ class Fulfillment:
         try:
             result = await self._until_settled(request, provider, result)
         except (OrderRefused, OutcomeUnknown) as problem:
-            # The order exists: a refusal to report on it is not a refusal of the order.
-            await self._settle(
-                request,
-                Status.NEEDS_REVIEW,
-                f"{request.provider} accepted order {result.provider_order_id} but then "
-                f"answered: {problem.message}",
-            )
+            await self._order_exists_but(request, result.provider_order_id, problem)
             return
         if result.state is OrderState.FAILED:
             await self._fail(
@@ -144,6 +159,17 @@ class Fulfillment:
             )
             return
         await self._deliver_and_finish(request, result)
+
+    async def _order_exists_but(
+        self, request: RewardRequest, provider_order_id: str, problem: ProviderError
+    ) -> None:
+        """The order exists: a refusal to report on it is not a refusal of the order."""
+        await self._settle(
+            request,
+            Status.NEEDS_REVIEW,
+            f"{request.provider} accepted order {provider_order_id} but then answered: "
+            f"{problem.message}",
+        )
 
     async def _claim(self, request: RewardRequest) -> RewardRequest | None:
         """``approved → ordering``, capturing the recipient so every retry of the order (even

@@ -8,14 +8,15 @@
     │   ├── ProviderUnavailable       timeout, dropped connection, 5xx, unreadable answer
     │   └── RateLimited               429; ``retry_after`` says how long to wait
     ├── OutcomeUnknown                an order may exist and cannot be safely replayed or found:
-    │                                 the request is parked for manual review
+    │   │                             the request is parked for manual review
+    │   └── IdempotencyConflict       our key was already used with a different body: since
+    │                                 each request has its own key, an order of ours may exist
     ├── WebhookRejected               a webhook failed signature or format checks
     └── OrderRefused                  definite: the provider did not and will not place this order
         ├── AuthenticationFailed      bad or missing credentials
         ├── InsufficientFunds         the company's balance with the provider is too low
         ├── OutOfStock                the product cannot be issued right now
         ├── InvalidProduct            unknown product, or amount not allowed for it
-        ├── IdempotencyConflict       the key was used before with a different order body
         └── OrderDeclined             any other refusal the provider explains in its message
 
 Messages are written to be shown to users in Slack, so they never contain credentials,
@@ -57,6 +58,10 @@ class OutcomeUnknown(ProviderError):
     """An order may have been placed, and neither a safe replay nor a lookup can tell."""
 
 
+class IdempotencyConflict(OutcomeUnknown):
+    """The idempotency key was already used for a different order body."""
+
+
 class WebhookRejected(ProviderError):
     """A webhook delivery is not authentic or not understood; answer 4xx and ignore it."""
 
@@ -79,10 +84,6 @@ class OutOfStock(OrderRefused):
 
 class InvalidProduct(OrderRefused):
     """The product or amount is not accepted by the provider."""
-
-
-class IdempotencyConflict(OrderRefused):
-    """The idempotency key was already used for a different order."""
 
 
 class OrderDeclined(OrderRefused):

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import secrets
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -31,6 +34,21 @@ log = logging.getLogger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+
+
+def encode_json(body: Any) -> bytes:
+    """JSON with every ``Decimal`` written as an exact JSON number (``10.10`` → ``10.10``),
+    never through a float: vendors want numbers, and money must not be rounded on the way."""
+    # A fresh marker per call, so no string in the body (a user's message) can pose as one.
+    marker = f"decimal-{secrets.token_hex(8)}:"
+
+    def mark(value: object) -> str:
+        if isinstance(value, Decimal) and value.is_finite():
+            return f"{marker}{value:f}"
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    text = json.dumps(body, default=mark)
+    return re.sub(f'"{marker}(-?[0-9.]+)"', r"\1", text).encode()
 
 
 class RetryPolicy(BaseModel):
@@ -97,7 +115,7 @@ class HttpProvider(Provider):
         ``retry=False`` is for calls that are unsafe to repeat (an order without an
         idempotency key): the first retryable failure is raised to the caller.
         """
-        content = None if json_body is None else json.dumps(json_body).encode()
+        content = None if json_body is None else encode_json(json_body)
         attempt, reauthorized = 0, False
         while True:
             attempt += 1
@@ -160,8 +178,10 @@ class HttpProvider(Provider):
     def _parse(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
         """Validate a JSON answer. The body never reaches the error: it may hold codes."""
         try:
-            return model.model_validate_json(response.content)
-        except ValidationError:
+            # Numbers become Decimal straight from their text: pydantic's JSON path goes
+            # through float and would round long amounts.
+            return model.model_validate(json.loads(response.content, parse_float=Decimal))
+        except (ValueError, ValidationError):
             raise ProviderUnavailable(f"{self.name} sent an answer we could not read.") from None
 
     async def aclose(self) -> None:

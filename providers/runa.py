@@ -1,0 +1,772 @@
+"""Runa (formerly WeGift): payout links for gift cards, API version ``2024-02-05``.
+
+What the adapter does, following ``/work/shared/provider-docs/runa`` field by field:
+
+* **Auth and version.** Every call sends ``X-Api-Key`` and ``X-Api-Version: 2024-02-05``. The
+  WeGift shape (``idempotency_key`` in the body, ``GET /order/{id}/links``) was removed by the
+  2023-07-27 version and is not used.
+* **Catalog.** ``GET /product?is_orderable=true&limit=500``, following
+  ``pagination.cursors.after`` page by page. Only ``payout_type == "gift_card"`` products are
+  offered (``subscription`` needs a plan code, ``payment`` is push-to-card); ``fixed``
+  denominations become a list, ``open`` ones a min/max range. A product we cannot read is
+  skipped (and logged), not the whole catalog.
+* **Ordering.** ``POST /order`` with ``X-Idempotency-Key`` (the bot's stored key) and
+  ``X-Execution-Mode`` (``async`` by default, ``RUNA_EXECUTION_MODE``), one item: the
+  ``face_value``, ``distribution_method: {"type": "PAYOUT_LINK"}`` (the bot DMs the link itself)
+  and ``products: {"type": "SINGLE", "value": <product code>}``, paid with
+  ``payment_method: {"type": "ACCOUNT_BALANCE", "currency": ...}``. The order ``description`` is
+  our reference (``rewardbot-<id>``) and ``metadata`` holds the reference and the idempotency
+  key, so an order can be found again (below). The body is built deterministically, so a replay
+  is byte-identical. ``200`` (sync) carries the full order; ``202`` (async) carries
+  ``{id, status}`` and the bot polls ``GET /order/{id}`` until ``COMPLETED`` or ``FAILED``.
+* **Completion.** ``items[0].payout.url`` is the redemption link (a ``SecretStr``);
+  ``charged`` is ``total_price`` (which includes fees) in the order ``currency``.
+* **Webhooks.** ``order.completion`` deliveries are verified as Svix / Standard Webhooks:
+  ``webhook-id``/``-timestamp``/``-signature`` (or the ``svix-`` spellings the Runa guide
+  shows), ``whsec_`` base64 secret, HMAC-SHA256 over ``{id}.{timestamp}.{body}``, timestamp
+  within 5 minutes either way, any of several space-separated ``v1,`` signatures, constant-time
+  comparison. A verified notice only wakes the bot, which then reads the order with
+  ``GET /order/{id}``: nothing in a webhook body is trusted beyond the order id.
+
+Errors (``type`` decides, never ``message``; see :meth:`RunaProvider._refusal_for`):
+
+* ``401``/``403`` → :class:`AuthenticationFailed`; ``ordering_restricted`` (403) and other final
+  4xx → :class:`OrderDeclined`; ``insufficient_funds`` → :class:`InsufficientFunds`;
+  ``product_validation_error`` and ``422`` naming the product or face value →
+  :class:`InvalidProduct`; ``idempotency_validation_error`` → :class:`IdempotencyConflict`.
+* ``429`` (body ``{"error": "rate exceeded"}``) → :class:`RateLimited`, waiting ``Retry-After``
+  when sent (the docs name no header) and ``rate_limit_wait`` seconds otherwise.
+* ``idempotency_in_progress`` (documented both as HTTP 102 and as 400) → retryable, replayed
+  after ``in_progress_wait`` seconds with the same key and body.
+* Timeouts, dropped connections, and 5xx answers that are not Runa JSON errors (a proxy or load
+  balancer) → :class:`ProviderUnavailable`: the request never reached Runa's idempotency cache,
+  or a replay returns the cached original answer, so replaying with the same key is safe.
+* 5xx answers that *are* Runa JSON errors (``internal_server_error``, ``timeout``) on order
+  creation: idempotency.mdx says the cache replays them for 30 days, so replaying cannot tell
+  us anything new. After the in-call retries the adapter looks the order up (below); if it is
+  not found the order raises :class:`OutcomeUnknown` and the bot parks the request for review.
+  Retrying forever is not an option: after 30 days the key expires and a replay could buy a
+  second card.
+
+Assumptions (the docs are silent or contradict each other):
+
+* A literal ``HTTP 102`` is an interim response to HTTP clients: httpx keeps waiting for a
+  final answer and times out, which is retried like any timeout. ``idempotency_in_progress``
+  with any other status is handled by its ``type``.
+* The order lookup scans ``GET /order`` (at most ``lookup_pages`` pages of 100) for a completed
+  order whose ``description`` is our reference, then confirms it with ``GET /order/{id}``
+  whose ``metadata`` must carry our idempotency key (another deployment sharing the Runa
+  account could use the same reference). Incomplete orders carry no description, so an order
+  still processing cannot be found: that is :class:`OutcomeUnknown` too.
+* ``GET /order/{id}`` failing with a final error (e.g. 404 or a revoked key) after the order
+  was accepted is :class:`OutcomeUnknown`, not a refusal: a card may still be issued.
+* A ``COMPLETED`` order without exactly one item with a payout URL, or whose link is
+  ``CANCELLED``/``EXPIRED``, is :class:`OutcomeUnknown` (someone must look at it).
+* An unknown order ``status`` is treated as still processing.
+* Catalog pagination stops when a page has no ``after`` cursor, an empty page, or a repeated
+  cursor (at most ``_MAX_CATALOG_PAGES`` pages).
+* ``face_value`` is a JSON number in the spec. The shared ``_request`` serialises with
+  ``json.dumps``, which cannot write ``Decimal``; amounts are sent as ``int`` when whole and
+  otherwise as the float whose shortest ``repr`` is exactly the decimal (checked, else refused),
+  so the bytes on the wire are the exact amount. Amounts are read as ``Decimal`` from strings
+  or from JSON numbers parsed without floats.
+* With ``RUNA_PAYMENT_CURRENCY`` unset, the order is paid from the balance in the card's own
+  currency; set it to pay every order from one balance (Runa's "embedded FX").
+* Vendor text shown to users (failure messages) is trimmed and has URLs removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Literal, Self
+from urllib.parse import quote, urlsplit
+
+import httpx
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain import CurrencyCode, Money
+from providers.base import (
+    OrderRequest,
+    OrderResult,
+    OrderState,
+    Product,
+    Redemption,
+    WebhookNotice,
+)
+from providers.errors import (
+    AuthenticationFailed,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidProduct,
+    OrderDeclined,
+    OrderRefused,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    RetryableProviderError,
+    WebhookRejected,
+)
+from providers.http import HttpProvider, ModelT, RetryPolicy
+from providers.settings import read_settings
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2024-02-05"
+PRODUCTION_URL = "https://api.runa.io/v2"
+WEBHOOK_TOLERANCE = 5 * 60  # seconds, either way
+_MAX_CATALOG_PAGES = 50
+_CATALOG_PAGE_SIZE = "500"
+_LOOKUP_PAGE_SIZE = "100"
+_USER_TEXT_LIMIT = 200
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def _user_text(text: str | None) -> str:
+    """Vendor text made fit for Slack: no URLs, one line, bounded length."""
+    cleaned = " ".join(_URL.sub("[link]", text or "").split())
+    if len(cleaned) > _USER_TEXT_LIMIT:
+        cleaned = cleaned[: _USER_TEXT_LIMIT - 1] + "…"
+    return cleaned
+
+
+def _json_number(amount: Decimal) -> int | float:
+    """``amount`` as a JSON number whose text is exactly ``amount`` (see the module notes)."""
+    if amount == amount.to_integral_value():
+        return int(amount)
+    as_float = float(amount)
+    if Decimal(repr(as_float)) != amount:
+        raise InvalidProduct(f"{amount} cannot be sent to Runa exactly.")
+    return as_float
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+class _RunaSettings(BaseSettings):
+    """Runa's environment settings. Field aliases are the public environment names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    api_key: SecretStr = Field(alias="RUNA_API_KEY")
+    api_url: str = Field(default=PRODUCTION_URL, alias="RUNA_API_URL")
+    webhook_secret: SecretStr | None = Field(default=None, alias="RUNA_WEBHOOK_SECRET")
+    payment_method: Literal["ACCOUNT_BALANCE"] = Field(
+        default="ACCOUNT_BALANCE", alias="RUNA_PAYMENT_METHOD"
+    )
+    payment_currency: CurrencyCode | None = Field(default=None, alias="RUNA_PAYMENT_CURRENCY")
+    execution_mode: Literal["async", "sync"] = Field(default="async", alias="RUNA_EXECUTION_MODE")
+
+    @field_validator("api_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _https_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value.rstrip("/")
+        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+            return value.rstrip("/")  # a local test double
+        raise ValueError(f"must be an https URL such as {PRODUCTION_URL}")
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _webhook_key(value)
+        return value
+
+    @field_validator("payment_currency", mode="before")
+    @classmethod
+    def _blank_currency_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+def _webhook_key(secret: SecretStr) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` signing secret (ValueError if malformed)."""
+    encoded = secret.get_secret_value().strip().removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "must be the whsec_… signing secret from the Runa webhook portal"
+        ) from None
+    if not key:
+        raise ValueError("must be the whsec_… signing secret from the Runa webhook portal")
+    return key
+
+
+# -- vendor JSON (private) -----------------------------------------------------------------
+
+
+class _Vendor(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Error(_Vendor):
+    type: str | None = None
+    message: str | None = None
+
+
+class _ValidationDetail(_Vendor):
+    type: str | None = None
+    message: str | None = None
+    location: list[str] = []
+
+    @field_validator("location", mode="before")
+    @classmethod
+    def _strings(cls, value: object) -> object:
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+
+class _ValidationError(_Error):
+    details: list[_ValidationDetail] = []
+
+
+class _Cursors(_Vendor):
+    after: str | None = None
+
+
+class _Pagination(_Vendor):
+    cursors: _Cursors = _Cursors()
+
+
+class _Denominations(_Vendor):
+    type: str
+    minimum_value: Decimal | None = None
+    maximum_value: Decimal | None = None
+    available_list: list[Decimal] | None = None
+
+
+class _GiftCard(_Vendor):
+    denominations: _Denominations | None = None
+
+
+class _Product(_Vendor):
+    code: str
+    name: str
+    currency: str
+    is_orderable: bool = False
+    payout_type: str | None = None
+    gift_card: _GiftCard | None = None
+
+
+class _Catalog(_Vendor):
+    catalog: list[dict[str, Any]] = []
+    pagination: _Pagination | None = None
+
+
+class _Payout(_Vendor):
+    status: str | None = None
+    url: str | None = None
+
+
+class _Item(_Vendor):
+    id: str | None = None
+    payout: _Payout | None = None
+
+
+class _Order(_Vendor):
+    """Every order shape in one: accepted, incomplete, completed (basic or full details)."""
+
+    id: str
+    status: str
+    message: str | None = None
+    description: str | None = None
+    currency: str | None = None
+    total_price: Decimal | None = None
+    items: list[_Item] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class _OrderPage(_Vendor):
+    items: list[_Order] = []
+    pagination: _Pagination | None = None
+
+
+class _WebhookBody(_Vendor):
+    id: str | None = None
+    status: str | None = None
+
+
+# -- errors private to the adapter ---------------------------------------------------------
+
+
+class _StillProcessing(RateLimited):
+    """``idempotency_in_progress``: Runa is still working on the first request with this key."""
+
+
+class _RunaServerError(ProviderUnavailable):
+    """A 5xx with a Runa error body: its idempotency cache may replay it for 30 days."""
+
+
+_REFUSALS: dict[str, tuple[type[OrderRefused | IdempotencyConflict], str]] = {
+    "unauthorized": (AuthenticationFailed, "Runa rejected our API key (check RUNA_API_KEY)."),
+    "invalid_api_key": (AuthenticationFailed, "Runa rejected our API key (check RUNA_API_KEY)."),
+    "forbidden": (AuthenticationFailed, "Runa says our API key may not do this."),
+    "ordering_restricted": (
+        OrderDeclined,
+        "Runa has paused ordering on this account: its spending limit was reached.",
+    ),
+    "insufficient_funds": (
+        InsufficientFunds,
+        "The Runa account balance is too low for this card; top it up and request again.",
+    ),
+    "product_validation_error": (InvalidProduct, "Runa does not allow ordering this card"),
+    "currency_mismatch": (
+        OrderDeclined,
+        "The payment currency (RUNA_PAYMENT_CURRENCY) does not match the card's currency.",
+    ),
+    "payment_method_unavailable": (
+        OrderDeclined,
+        "The Runa payment method (RUNA_PAYMENT_METHOD) is not available on this account.",
+    ),
+    "invalid_card_id": (OrderDeclined, "Runa rejected the payment card."),
+    "currency_not_supported": (OrderDeclined, "Runa cannot take card payments in this currency."),
+    "idempotency_validation_error": (
+        IdempotencyConflict,
+        "This order's idempotency key was already used for a different Runa order.",
+    ),
+    "invalid_version": (OrderDeclined, f"Runa does not accept API version {API_VERSION}."),
+    "version_removed": (
+        OrderDeclined,
+        f"Runa no longer supports API version {API_VERSION}; the adapter must be updated.",
+    ),
+    "invalid_execution_mode": (
+        OrderDeclined,
+        "Runa rejected the execution mode (check RUNA_EXECUTION_MODE).",
+    ),
+    "insecure_protocol": (OrderDeclined, "Runa requires HTTPS (check RUNA_API_URL)."),
+    "pagination_error": (OrderDeclined, "Runa rejected our page request."),
+    "not_found": (OrderDeclined, "Runa does not know this resource."),
+    "bad_request": (OrderDeclined, "Runa could not read our request."),
+}
+# Runa adds the vendor's explanation to these messages (it names the product or the problem).
+_WITH_VENDOR_DETAIL = frozenset({"product_validation_error"})
+
+
+# -- the adapter ---------------------------------------------------------------------------
+
+
+class RunaProvider(HttpProvider):
+    """Runa's API ``2024-02-05``; see the module docstring for the documented behaviour."""
+
+    name: ClassVar[str] = "runa"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: SecretStr,
+        base_url: str = PRODUCTION_URL,
+        webhook_secret: SecretStr | None = None,
+        payment_currency: str | None = None,
+        execution_mode: Literal["async", "sync"] = "async",
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 5.0,
+        rate_limit_wait: float = 2.0,
+        in_progress_wait: float = 2.0,
+        lookup_pages: int = 5,
+    ) -> None:
+        super().__init__(http, base_url, retry=retry)
+        self._api_key = api_key
+        self._webhook_key = (
+            None if webhook_secret is None else SecretBytes(_webhook_key(webhook_secret))
+        )
+        self._payment_currency = payment_currency
+        self._execution_mode = execution_mode
+        self.poll_interval = poll_interval
+        self._rate_limit_wait = rate_limit_wait
+        self._in_progress_wait = in_progress_wait
+        self._lookup_pages = lookup_pages
+
+    def __repr__(self) -> str:
+        webhooks = "on" if self._webhook_key else "off"
+        return f"RunaProvider(base_url={self._base_url!r}, webhooks={webhooks})"
+
+    @classmethod
+    def from_env(cls, http: httpx.AsyncClient) -> Self:
+        settings = read_settings(_RunaSettings)
+        return cls(
+            http,
+            api_key=settings.api_key,
+            base_url=settings.api_url,
+            webhook_secret=settings.webhook_secret,
+            payment_currency=settings.payment_currency,
+            execution_mode=settings.execution_mode,
+        )
+
+    # -- HttpProvider hooks ----------------------------------------------------------------
+
+    async def _auth_headers(self) -> dict[str, str]:
+        return {"X-Api-Key": self._api_key.get_secret_value(), "X-Api-Version": API_VERSION}
+
+    def _retry_after(self, response: httpx.Response) -> float:
+        """``Retry-After`` (seconds or an HTTP date) when sent; Runa documents none."""
+        value = response.headers.get("Retry-After", "").strip()
+        if value:
+            try:
+                return max(float(value), 0.0)
+            except ValueError:
+                pass
+            try:
+                return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+            except (TypeError, ValueError):
+                pass
+        return self._rate_limit_wait
+
+    def _error_for(self, response: httpx.Response) -> ProviderError:
+        error = self._error_body(response)
+        if error.type == "idempotency_in_progress":
+            return _StillProcessing(
+                "Runa is still processing this order; waiting before asking again.",
+                self._in_progress_wait,
+            )
+        if response.status_code >= 500 and error.type is not None:
+            return _RunaServerError(
+                f"Runa had a server error (HTTP {response.status_code}, {error.type})."
+            )
+        return super()._error_for(response)
+
+    def _refusal_for(self, response: httpx.Response) -> ProviderError:
+        status = response.status_code
+        if status == 422:
+            return self._validation_refusal(response)
+        error = self._error_body(response)
+        known = _REFUSALS.get(error.type or "")
+        if known is not None:
+            error_class, message = known
+            if error.type in _WITH_VENDOR_DETAIL and error.message:
+                message = f"{message}: {_user_text(error.message)}"
+            elif error.type in _WITH_VENDOR_DETAIL:
+                message += "."
+            return error_class(message)
+        if status in (401, 403):
+            return AuthenticationFailed("Runa rejected our API key (check RUNA_API_KEY).")
+        kind = f", {_user_text(error.type)}" if error.type else ""
+        return OrderDeclined(f"Runa refused the request (HTTP {status}{kind}).")
+
+    def _validation_refusal(self, response: httpx.Response) -> ProviderError:
+        try:
+            body = _ValidationError.model_validate_json(response.content)
+        except ValidationError:
+            return OrderDeclined("Runa rejected the order details (HTTP 422).")
+        problems = [
+            f"{'.'.join(d.location) or 'request'}: {d.message or d.type or 'invalid'}"
+            for d in body.details
+        ]
+        about_card = any(
+            part in ("face_value", "products", "value") for d in body.details for part in d.location
+        )
+        error_class: type[OrderRefused] = InvalidProduct if about_card else OrderDeclined
+        detail = _user_text("; ".join(problems)) or "no details given"
+        return error_class(f"Runa rejected the order details ({detail}).")
+
+    @staticmethod
+    def _error_body(response: httpx.Response) -> _Error:
+        try:
+            return _Error.model_validate_json(response.content)
+        except ValidationError:
+            return _Error()
+
+    def _parse(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
+        """Like the base, but JSON numbers become ``Decimal`` exactly, never floats."""
+        try:
+            data = json.loads(response.content, parse_float=Decimal)
+            return model.model_validate(data)
+        except (ValueError, ValidationError):
+            raise ProviderUnavailable("Runa sent an answer we could not read.") from None
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    async def list_products(self) -> list[Product]:
+        products: list[Product] = []
+        after: str | None = None
+        seen: set[str] = set()
+        for _ in range(_MAX_CATALOG_PAGES):
+            params = {"is_orderable": "true", "limit": _CATALOG_PAGE_SIZE}
+            if after:
+                params["after"] = after
+            page = self._parse(await self._request("GET", "/product", params=params), _Catalog)
+            products += [p for raw in page.catalog if (p := self._product(raw)) is not None]
+            after = page.pagination.cursors.after if page.pagination else None
+            if not page.catalog or not after or after in seen:
+                break
+            seen.add(after)
+        else:
+            log.warning("runa catalog: stopped after %s pages", _MAX_CATALOG_PAGES)
+        return products
+
+    def _product(self, raw: dict[str, Any]) -> Product | None:
+        """One orderable gift card, or ``None`` (logged) for what the bot cannot offer."""
+        try:
+            vendor = _Product.model_validate(raw)
+        except ValidationError:
+            log.warning("runa catalog: skipped an unreadable product %r", raw.get("code"))
+            return None
+        if not vendor.is_orderable or vendor.payout_type != "gift_card":
+            return None
+        denominations = vendor.gift_card.denominations if vendor.gift_card else None
+        try:
+            if denominations is None:
+                raise ValueError("no denominations")
+            if denominations.type == "fixed":
+                return Product(
+                    provider=self.name,
+                    product_id=vendor.code,
+                    name=vendor.name,
+                    currency=vendor.currency,
+                    denominations=tuple(sorted(set(denominations.available_list or ()))),
+                )
+            if denominations.type == "open":
+                return Product(
+                    provider=self.name,
+                    product_id=vendor.code,
+                    name=vendor.name,
+                    currency=vendor.currency,
+                    min_value=denominations.minimum_value,
+                    max_value=denominations.maximum_value,
+                )
+            raise ValueError(f"unknown denomination type {denominations.type!r}")
+        except (ValueError, ValidationError) as exc:
+            log.warning("runa catalog: skipped product %s (%s)", vendor.code, exc)
+            return None
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def _order_body(self, order: OrderRequest) -> dict[str, Any]:
+        """The order as Runa wants it; the same ``order`` always gives the same body."""
+        metadata = {"rewardbot_reference": order.reference[:200]}
+        if len(order.idempotency_key) <= 200:
+            metadata["rewardbot_idempotency_key"] = order.idempotency_key
+        return {
+            "payment_method": {
+                "type": "ACCOUNT_BALANCE",
+                "currency": self._payment_currency or order.face_value.currency,
+            },
+            "items": [
+                {
+                    "face_value": _json_number(order.face_value.amount),
+                    "distribution_method": {"type": "PAYOUT_LINK"},
+                    "products": {"type": "SINGLE", "value": order.product_id},
+                }
+            ],
+            "description": order.reference[:128],
+            "metadata": metadata,
+        }
+
+    async def place_order(self, order: OrderRequest) -> OrderResult:
+        try:
+            response = await self._request(
+                "POST",
+                "/order",
+                json_body=self._order_body(order),
+                headers={
+                    "X-Idempotency-Key": order.idempotency_key,
+                    "X-Execution-Mode": self._execution_mode,
+                },
+            )
+        except _RunaServerError as error:
+            return await self._after_server_error(order, error)
+        accepted = self._parse(response, _Order)
+        if accepted.status in ("COMPLETED", "FAILED") and accepted.items is None:
+            # Settled, but in the short ``{id, status}`` shape (a replayed 202): read it whole.
+            return await self.get_order(accepted.id)
+        return self._result(accepted)
+
+    async def _after_server_error(
+        self, order: OrderRequest, error: _RunaServerError
+    ) -> OrderResult:
+        """Runa kept answering with its own 5xx, which its idempotency cache may replay for
+        30 days: look the order up; if it cannot be found, a human must check."""
+        log.warning(
+            "runa order %s: %s; looking the order up by its reference",
+            order.reference,
+            error.message,
+        )
+        try:
+            found = await self._find_order(order)
+        except (RetryableProviderError, OrderRefused) as lookup_error:
+            log.warning("runa order lookup for %s failed: %s", order.reference, lookup_error)
+            found = None
+        if found is not None:
+            return found
+        raise OutcomeUnknown(
+            f"Runa kept answering with a server error and the order cannot be found, so it may "
+            f"or may not have been placed. Look for reference {order.reference} in the Runa "
+            "portal before ordering again."
+        ) from None
+
+    async def _find_order(self, order: OrderRequest) -> OrderResult | None:
+        after: str | None = None
+        for _ in range(self._lookup_pages):
+            params = {"limit": _LOOKUP_PAGE_SIZE}
+            if after:
+                params["after"] = after
+            page = self._parse(await self._request("GET", "/order", params=params), _OrderPage)
+            for candidate in page.items:
+                if candidate.description != order.reference[:128]:
+                    continue
+                full = await self._fetch(candidate.id)
+                if (full.metadata or {}).get("rewardbot_idempotency_key") == order.idempotency_key:
+                    return self._result(full)
+            after = page.pagination.cursors.after if page.pagination else None
+            if not page.items or not after:
+                break
+        return None
+
+    async def _fetch(self, provider_order_id: str) -> _Order:
+        response = await self._request("GET", f"/order/{quote(provider_order_id, safe='')}")
+        return self._parse(response, _Order)
+
+    async def get_order(self, provider_order_id: str) -> OrderResult:
+        try:
+            return self._result(await self._fetch(provider_order_id))
+        except OrderRefused as refusal:
+            raise OutcomeUnknown(
+                f"Runa order {provider_order_id} was placed but its status cannot be read "
+                f"({refusal.message}); check it in the Runa portal."
+            ) from None
+
+    def _result(self, order: _Order) -> OrderResult:
+        if order.status == "FAILED":
+            reason = _user_text(order.message)
+            return OrderResult(
+                provider_order_id=order.id,
+                state=OrderState.FAILED,
+                failure_reason=f"Runa could not issue the card: {reason}"
+                if reason
+                else "Runa could not issue the card.",
+            )
+        if order.status != "COMPLETED":
+            if order.status != "PROCESSING":
+                log.warning("runa order %s has unknown status %r", order.id, order.status)
+            return OrderResult(provider_order_id=order.id, state=OrderState.PENDING)
+        return OrderResult(
+            provider_order_id=order.id,
+            state=OrderState.COMPLETED,
+            redemption=self._redemption(order),
+            charged=self._charged(order),
+        )
+
+    @staticmethod
+    def _redemption(order: _Order) -> Redemption:
+        items = order.items or []
+        if len(items) != 1:
+            raise OutcomeUnknown(
+                f"Runa order {order.id} completed with {len(items)} payout links instead of "
+                "one; check it in the Runa portal."
+            )
+        payout = items[0].payout
+        url = (payout.url or "").strip() if payout else ""
+        if payout is None or not url:
+            raise OutcomeUnknown(
+                f"Runa order {order.id} completed without a payout link; check it in the "
+                "Runa portal."
+            )
+        if payout.status in ("CANCELLED", "EXPIRED"):
+            raise OutcomeUnknown(
+                f"Runa order {order.id} completed but its payout link is "
+                f"{str(payout.status).lower()}; check it in the Runa portal."
+            )
+        return Redemption(url=SecretStr(url))
+
+    @staticmethod
+    def _charged(order: _Order) -> Money | None:
+        if order.total_price is None or order.currency is None:
+            return None
+        try:
+            return Money(amount=order.total_price, currency=order.currency)
+        except (ValidationError, InvalidOperation):
+            log.warning("runa order %s: unreadable total price", order.id)
+            return None
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookNotice | None:
+        if self._webhook_key is None:
+            raise WebhookRejected(
+                "Runa webhooks are not configured (RUNA_WEBHOOK_SECRET is not set)."
+            )
+        self._verify_signature(headers, body)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise WebhookRejected("The Runa webhook body is not JSON.") from None
+        if not isinstance(data, dict):
+            raise WebhookRejected("The Runa webhook body is not a JSON object.")
+        try:
+            event = _WebhookBody.model_validate(data)
+        except ValidationError:
+            raise WebhookRejected("The Runa webhook body is not understood.") from None
+        if event.id and event.status in ("COMPLETED", "FAILED", "PROCESSING"):
+            return WebhookNotice(provider_order_id=event.id)
+        return None  # e.g. product.update: authentic, but not about an order
+
+    def _verify_signature(self, headers: Mapping[str, str], body: bytes) -> None:
+        assert self._webhook_key is not None
+        lowered = {k.lower(): v for k, v in headers.items()}
+
+        def header(name: str) -> str:
+            return (lowered.get(f"webhook-{name}") or lowered.get(f"svix-{name}") or "").strip()
+
+        msg_id, timestamp, signatures = header("id"), header("timestamp"), header("signature")
+        if not (msg_id and timestamp and signatures):
+            raise WebhookRejected("The Runa webhook is missing its signature headers.")
+        try:
+            sent_at = int(timestamp)
+        except ValueError:
+            raise WebhookRejected("The Runa webhook timestamp is not a number.") from None
+        if abs(time.time() - sent_at) > WEBHOOK_TOLERANCE:
+            raise WebhookRejected("The Runa webhook timestamp is too old or in the future.")
+        signed = msg_id.encode() + b"." + timestamp.encode() + b"." + body
+        expected = base64.b64encode(
+            hmac.new(self._webhook_key.get_secret_value(), signed, hashlib.sha256).digest()
+        ).decode()
+        valid = False
+        for entry in signatures.split():
+            version, _, signature = entry.partition(",")
+            if version == "v1" and hmac.compare_digest(signature.encode(), expected.encode()):
+                valid = True  # keep comparing: do not leak which entry matched by timing
+        if not valid:
+            raise WebhookRejected("The Runa webhook signature does not match.")

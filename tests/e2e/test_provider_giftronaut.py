@@ -1,0 +1,90 @@
+"""The whole /reward flow with only Giftronaut enabled, the adapter pointed at the fake API."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot.domain import Status
+from bot.emulator import SlackEmulator
+from bot.local import running_bot
+from bot.slack_views import APPROVE_ACTION
+from providers.giftronaut import GiftronautProvider
+from providers.http import RetryPolicy
+from providers.sandbox import SandboxProvider
+from tests.e2e.conftest import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
+from tests.fakes import serve
+from tests.fakes.giftronaut import CLIENT_ID, CLIENT_SECRET, GiftronautState, make_app
+
+
+async def test_reward_is_ordered_from_giftronaut_and_emailed_by_it(
+    emulator: SlackEmulator,
+    database: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    state = GiftronautState()
+    async with serve(make_app(state)) as url, httpx.AsyncClient() as http:
+        giftronaut = GiftronautProvider(
+            http,
+            client_id=CLIENT_ID,
+            client_secret=SecretStr(CLIENT_SECRET),
+            base_url=url,
+            retry=RetryPolicy(attempts=3, base_delay=0.01),
+            poll_interval=0.02,
+        )
+        async with running_bot(
+            emulator,
+            database=database,
+            approvers=APPROVERS,
+            providers={"giftronaut": giftronaut},
+        ) as runtime:
+            stack = Stack(emulator, runtime, SandboxProvider())
+            ws = stack.ws
+            state.drop_next_after_processing()  # the first answer is lost: still one order
+
+            await stack.request_reward(
+                {
+                    "recipient": JANE,
+                    "card": "giftronaut:branded:10042",
+                    "amount": "50",
+                    "message": "For shipping the release",
+                }
+            )
+            summary = await emulator.wait_for_message(TEAM, "Reward #1")
+            await emulator.wait_for(lambda: ws.dm_messages(ARJUN), 5, "Arjun's card")
+            await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+
+            delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
+            assert "giftronaut has emailed the card to you" in str(delivery.blocks)
+            await emulator.wait_for(
+                lambda: "Delivered" in str(ws.find_message(TEAM, summary.ts).blocks),  # type: ignore[union-attr]
+                5,
+                "the summary to show delivered",
+            )
+            await emulator.wait_for_dm(MAYA, "was delivered")
+
+            # Exactly one order at Giftronaut, for Jane's Slack email, completed.
+            [order] = state.created_orders
+            assert order.body["recipients"] == [{"email": "jane@example.com", "amount": 50}]
+            assert order.body["emailSetting"]["message"] == "For shipping the release"
+            assert order.status == "COMPLETE"
+            assert len(state.seen("POST", "/api/v1/orders/branded-cards")) == 2
+
+            # The card's link went to Jane's inbox only: nowhere in Slack, not even her DM.
+            assert order.reward_link is not None
+            assert order.reward_link not in stack.everything_visible_outside(JANE)
+            assert order.reward_link not in str([m.to_api() for m in ws.dm_messages(JANE)])
+            assert order.reward_link not in caplog.text
+
+            request = await runtime.store.get(1)
+            assert request.status is Status.FULFILLED
+            assert request.provider_order_id == order.order_id
+            assert request.charged is not None
+            assert request.charged.amount == Decimal("50.00")
+            replies = [m.text for m in ws.thread_replies(TEAM, summary.ts)]
+            assert "Delivered" in replies[-1], replies

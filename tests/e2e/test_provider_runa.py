@@ -1,0 +1,127 @@
+"""The whole /reward flow with only Runa enabled, against the fake Runa API.
+
+The adapter polls only every 30 seconds, so a prompt delivery proves the signed
+``order.completion`` webhook posted to ``/webhooks/runa`` woke the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot.domain import Status
+from bot.emulator import SlackEmulator
+from bot.emulator.delivery import HttpDelivery
+from bot.local import running_bot
+from bot.server import SLACK_PATH
+from bot.slack_views import APPROVE_ACTION
+from providers.http import RetryPolicy
+from providers.runa import RunaProvider
+from providers.sandbox import SandboxProvider
+from tests.e2e.conftest import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
+from tests.fakes import serve
+from tests.fakes.runa import API_KEY, runa_app, sign_webhook
+
+POLL_INTERVAL = 30.0
+
+
+async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
+    emulator: SlackEmulator,
+    database: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    app, fake = runa_app()
+    fake.completion_delay = None  # the order completes only when the test says so
+    async with serve(app) as runa_url, httpx.AsyncClient(timeout=5.0) as http:
+        runa = RunaProvider(
+            http,
+            api_key=SecretStr(API_KEY),
+            base_url=runa_url + "/v2",
+            webhook_secret=SecretStr(fake.webhook_secret),
+            retry=RetryPolicy(attempts=3, base_delay=0.01),
+            poll_interval=POLL_INTERVAL,
+        )
+        async with running_bot(
+            emulator, database=database, approvers=APPROVERS, providers={"runa": runa}
+        ) as runtime:
+            stack = Stack(emulator, runtime, SandboxProvider())
+            ws = stack.ws
+
+            # 1. The modal offers Runa's cards; Maya asks for 25 GBP of Fake Coffee for Jane.
+            await stack.request_reward(
+                {
+                    "recipient": JANE,
+                    "card": "runa:COFFEE-GB",
+                    "amount": "25",
+                    "message": "For shipping the release",
+                }
+            )
+            summary = await emulator.wait_for_message(TEAM, "Reward #1")
+
+            # 2. Arjun approves; the bot places one async order and starts waiting.
+            await emulator.wait_for(lambda: ws.dm_messages(ARJUN), 5, "Arjun's card")
+            await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+            await emulator.wait_for(lambda: fake.orders, 5, "the order at Runa")
+            order = fake.only_order()
+            for _ in range(100):
+                if (await runtime.store.get(1)).provider_order_id == order.id:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # let the fulfillment task start waiting for news
+            assert not ws.dm_messages(JANE)
+
+            # 3. Runa completes the order and posts order.completion to the bot.
+            fake.complete(order.id)
+            body = fake.completion_webhook(order.id)
+            delivery = emulator.driver.delivery
+            assert isinstance(delivery, HttpDelivery)
+            webhook_url = delivery.request_url.replace(SLACK_PATH, "/webhooks/runa")
+            async with httpx.AsyncClient(timeout=5.0) as runa_side:
+                forged = sign_webhook(fake.webhook_secret, body) | {
+                    "webhook-signature": "v1,Zm9yZ2VkIHNpZ25hdHVyZSBmb3IgdGhlIHRlc3Q="
+                }
+                rejected = await runa_side.post(webhook_url, content=body, headers=forged)
+                assert rejected.status_code == 400
+                await asyncio.sleep(0.3)
+                assert not ws.dm_messages(JANE), "a forged webhook must not wake anything"
+
+                started = time.monotonic()
+                accepted = await runa_side.post(
+                    webhook_url, content=body, headers=sign_webhook(fake.webhook_secret, body)
+                )
+                assert accepted.status_code == 200
+
+            # 4. Jane gets the payout link privately, long before the next poll.
+            dm = await emulator.wait_for_dm(JANE, "sent you a reward", timeout=5)
+            assert time.monotonic() - started < POLL_INTERVAL / 3
+            assert order.link in str(dm.blocks) + dm.text
+            await emulator.wait_for(
+                lambda: "Delivered" in str(ws.find_message(TEAM, summary.ts).blocks),  # type: ignore[union-attr]
+                5,
+                "the summary to show delivered",
+            )
+            await emulator.wait_for_dm(MAYA, "was delivered")
+            replies = [m.text for m in ws.thread_replies(TEAM, summary.ts)]
+            assert any("Delivered" in r for r in replies), replies
+
+            # 5. One order at Runa; the link is nowhere but Jane's DM, the logs or the DB row.
+            assert len(fake.orders) == 1
+            assert len(fake.order_posts) == 1
+            assert order.link not in stack.everything_visible_outside(JANE)
+            request = await runtime.store.get(1)
+            assert request.status is Status.FULFILLED
+            assert request.provider_order_id == order.id
+            assert request.charged is not None and str(request.charged) == "23.75 GBP"
+            assert order.link not in request.model_dump_json()
+    # slack_sdk's own DEBUG logging prints every Web API body, the DM included: that is the
+    # client library's, not the bot's or the adapter's, so it is left out of this check.
+    ours = [r for r in caplog.records if not r.name.startswith("slack_sdk")]
+    assert ours, "the check must see the bot's and the adapter's log records"
+    assert not [r.name for r in ours if order.link in r.getMessage()]
+    assert API_KEY not in caplog.text
