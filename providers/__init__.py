@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from providers.base import Provider
+from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
 from providers.runa import RunaProvider
 from providers.sandbox import SandboxProvider
@@ -16,4 +17,5 @@ PROVIDERS: dict[str, type[Provider]] = {
     "wegift": RunaProvider,
     "ugiftme": UGiftMeProvider,
     "giftronaut": GiftronautProvider,
+    "cardpluspay": CardPlusPayProvider,
 }

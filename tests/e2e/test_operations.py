@@ -214,6 +214,16 @@ def test_demo_walks_a_reward_through_and_exits_0(tmp_path: Path) -> None:
         ("serve", {"SLACK_SIGNING_SECRET": ""}, "Missing setting SLACK_SIGNING_SECRET"),
         ("socket", {}, "Missing setting SLACK_APP_TOKEN"),
         ("serve", {"REWARDBOT_APPROVERS": "bob"}, "REWARDBOT_APPROVERS not Slack user IDs"),
+        (
+            "serve",
+            {"REWARDBOT_PROVIDERS": "sandbox,wegift"},
+            "Provider wegift: Invalid configuration: RUNA_API_KEY is required",
+        ),
+        (
+            "socket",
+            {"REWARDBOT_PROVIDERS": "giftronaut", "SLACK_APP_TOKEN": "xapp-1"},
+            "GIFTRONAUT_CLIENT_ID is required",
+        ),
     ],
 )
 def test_bad_configuration_stops_start_up_with_one_clear_message(

@@ -1,0 +1,121 @@
+"""The whole /reward flow with only CardPlusPay enabled, against the fake CardPlusPay API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.domain import Status
+from bot.emulator import SlackEmulator
+from bot.local import running_bot
+from bot.slack_views import APPROVE_ACTION
+from providers.cardpluspay import CardPlusPayProvider
+from providers.http import RetryPolicy
+from providers.sandbox import SandboxProvider
+from tests.e2e.conftest import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
+from tests.fakes import serve
+from tests.fakes.cardpluspay import API_KEY, CardPlusPayState, create_app, standard_state
+
+REQUEST = {
+    "recipient": JANE,
+    "card": "cardpluspay:GOOGLE-5USD-KOXx",
+    "amount": "5",
+    "message": "For shipping the release",
+}
+
+
+@asynccontextmanager
+async def cardpluspay_bot(
+    emulator: SlackEmulator, database: Path, fake: CardPlusPayState
+) -> AsyncIterator[Stack]:
+    async with serve(create_app(fake)) as url, httpx.AsyncClient(timeout=5.0) as http:
+        adapter = CardPlusPayProvider(
+            http,
+            API_KEY,
+            f"{url}/v1",
+            retry=RetryPolicy(attempts=3, base_delay=0.01),
+            poll_interval=0.05,
+            settle_time=timedelta(seconds=0.3),
+        )
+        async with running_bot(
+            emulator, database=database, approvers=APPROVERS, providers={"cardpluspay": adapter}
+        ) as runtime:
+            yield Stack(emulator, runtime, SandboxProvider())
+
+
+async def test_a_cardpluspay_reward_is_bought_once_and_delivered_privately(
+    emulator: SlackEmulator, database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    fake = standard_state()
+    fake.polls_until_complete = 2  # issued asynchronously: the bot polls GET /orders/{id}
+    async with cardpluspay_bot(emulator, database, fake) as stack:
+        ws = stack.ws
+        await stack.request_reward(REQUEST)
+        summary = await emulator.wait_for_message(TEAM, "Reward #1")
+        await emulator.wait_for(lambda: ws.dm_messages(ARJUN), 5, "Arjun's card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+
+        delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
+        await emulator.wait_for(
+            lambda: "Delivered" in str(ws.find_message(TEAM, summary.ts).blocks),  # type: ignore[union-attr]
+            5,
+            "the summary to show delivered",
+        )
+        await emulator.wait_for_dm(MAYA, "was delivered")
+
+        # Exactly one card was bought, for Jane's email, and the bot read its status.
+        assert len(fake.orders) == 1
+        assert fake.purchases_attempted == 1
+        bought = fake.orders[0]
+        assert (bought.item_code, bought.email) == ("GOOGLE-5USD-KOXx", "jane@example.com")
+        assert fake.seen("GET", "/orders/{id}")
+
+        # The code and PIN are in Jane's DM and nowhere else (nor in the logs). slack_sdk's own
+        # DEBUG log of the DM request is left out: it holds the DM body (a bot-wide concern).
+        assert bought.pin is not None
+        assert bought.code in str(delivery.blocks)
+        assert bought.pin in str(delivery.blocks)
+        outside = stack.everything_visible_outside(JANE)
+        logged = "\n".join(
+            r.getMessage() for r in caplog.records if not r.name.startswith("slack_sdk")
+        )
+        for secret in (bought.code, bought.pin, API_KEY):
+            assert secret not in outside
+            assert secret not in logged
+        replies = [m.text for m in ws.thread_replies(TEAM, summary.ts)]
+        assert any("Delivered" in r for r in replies), replies
+
+        request = await stack.runtime.store.get(1)
+        assert request.status is Status.FULFILLED
+        assert request.provider_order_id == str(bought.order_id)
+        assert str(request.charged) == "4.90 USD"  # what CardPlusPay charged, not the face
+
+
+async def test_an_unconfirmed_cardpluspay_purchase_is_parked_for_a_person(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    fake = standard_state()
+    fake.drop_next_before_processing()  # the purchase gets no answer and never shows up
+    async with cardpluspay_bot(emulator, database, fake) as stack:
+        await stack.request_reward(REQUEST)
+        summary = await emulator.wait_for_message(TEAM, "Reward #1")
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await emulator.wait_for(
+            lambda: any(
+                "CardPlusPay dashboard" in m.text for m in stack.ws.thread_replies(TEAM, summary.ts)
+            ),
+            10,
+            "the thread to ask for a person",
+        )
+        request = await stack.runtime.store.get(1)
+        assert request.status is Status.NEEDS_REVIEW
+        assert fake.purchases_attempted == 1  # never sent again
+        assert fake.orders == []
+        assert not stack.ws.dm_messages(JANE)
