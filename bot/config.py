@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     database: Path = Field(default=Path("rewardbot.db"), alias="REWARDBOT_DATABASE")
     approvers: Annotated[list[str], NoDecode] = Field(alias="REWARDBOT_APPROVERS")
+    # How long a job's claim lasts without a heartbeat: after a crash, how soon the next
+    # start takes the job over.
+    job_lease_seconds: float = Field(default=30.0, gt=0, alias="REWARDBOT_JOB_LEASE_SECONDS")
     providers: Annotated[list[str], NoDecode] = Field(
         default=["sandbox"], alias="REWARDBOT_PROVIDERS"
     )

@@ -97,6 +97,8 @@ class Status(StrEnum):
     # The order may or may not exist and the provider cannot tell us safely: a person must
     # check with the provider before anything else is tried.
     NEEDS_REVIEW = "needs_review"
+    # An approver settled a request that needed review outside the bot. Final.
+    RESOLVED = "resolved"
 
     @property
     def is_final(self) -> bool:
@@ -110,8 +112,15 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.FULFILLED: frozenset(),
     Status.REJECTED: frozenset(),
     Status.FAILED: frozenset(),
-    Status.NEEDS_REVIEW: frozenset(),
+    # Review: order again (with a new idempotency key), or settle it by hand.
+    Status.NEEDS_REVIEW: frozenset({Status.APPROVED, Status.RESOLVED}),
+    Status.RESOLVED: frozenset(),
 }
+
+
+def is_announced(from_: Status, to: Status) -> bool:
+    """Whether a change is shown in Slack; claiming an approved order is not news."""
+    return not (from_ is Status.APPROVED and to is Status.ORDERING)
 
 
 class NewRewardRequest(BaseModel):
@@ -145,5 +154,7 @@ class RewardRequest(NewRewardRequest):
     # Who the order was placed for, captured once so every retry sends the same order body.
     recipient_name: str | None = None
     recipient_email: str | None = None
+    # A delivery DM may have been sent: check Slack before sending it again.
+    delivery_started: bool = False
     created_at: datetime
     updated_at: datetime

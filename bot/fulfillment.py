@@ -13,9 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
+from slack_sdk.errors import SlackApiError
+
 from bot.domain import RewardRequest, Status
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
-from bot.store import SYSTEM_ACTOR, Store
+from bot.store import SYSTEM_ACTOR, Job, Store
 from providers.base import OrderRequest, OrderResult, OrderState, Provider, Recipient
 from providers.errors import (
     OrderRefused,
@@ -33,7 +35,13 @@ _MAX_WAKEUPS = 10_000
 
 
 class Fulfillment:
-    """Runs one task per approved request while the bot runs."""
+    """The ``fulfil`` job: carries one approved request to delivery, resuming where it stopped.
+
+    Each step is persisted before the next side effect: the order id as soon as the provider
+    gives it, the start of the delivery before the DM. Run again after a crash, the job looks
+    the order up instead of re-sending it, and checks the recipient's DM before re-sending it.
+    An exception leaves the request as it is and the job is retried later.
+    """
 
     def __init__(
         self,
@@ -44,7 +52,7 @@ class Fulfillment:
         retry_base_delay: float = 1.0,
         retry_max_delay: float = 60.0,
         stall_notice_after: int = 5,
-        delivery_attempts: int = 3,
+        slack_attempts: int = 3,
     ) -> None:
         self._store = store
         self._providers = providers
@@ -52,45 +60,11 @@ class Fulfillment:
         self._retry_base_delay = retry_base_delay
         self._retry_max_delay = retry_max_delay
         self._stall_notice_after = stall_notice_after
-        self._delivery_attempts = delivery_attempts
-        self._running: dict[int, asyncio.Task[None]] = {}
+        self._slack_attempts = slack_attempts
         self._wakeups: dict[tuple[str, str], asyncio.Event] = {}
 
-    def submit(self, request_id: int) -> None:
-        """Start fulfilling ``request_id`` unless it is already under way."""
-        if request_id in self._running:
-            return
-        task = asyncio.create_task(self._run(request_id), name=f"fulfil-{request_id}")
-        self._running[request_id] = task
-        task.add_done_callback(lambda _: self._running.pop(request_id, None))
-
-    async def resume(self) -> int:
-        """Pick up every request a previous run left unfinished; returns how many."""
-        unfinished = await self._store.requests_in(_UNFINISHED)
-        for request in unfinished:
-            self.submit(request.id)
-        return len(unfinished)
-
-    async def wait_idle(self) -> None:
-        """Wait until no request is being fulfilled (for tests and the demo)."""
-        while self._running:
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
-
-    async def aclose(self) -> None:
-        """Stop working; unfinished requests stay in the database and resume next start."""
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _run(self, request_id: int) -> None:
-        try:
-            await self._fulfil(request_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The request stays in its persisted state and is resumed on the next start.
-            log.exception("fulfillment of request %s stopped unexpectedly", request_id)
+    async def run(self, job: Job) -> None:
+        await self._fulfil(job.request_id)
 
     def order_changed(self, provider: str, provider_order_id: str) -> None:
         """A webhook said the order changed: stop waiting for the next poll."""
@@ -180,15 +154,14 @@ class Fulfillment:
             )
         except UnknownUser:
             reason = "The recipient is no longer in the workspace; nothing was ordered."
-            if await self._store.transition(
+            await self._store.transition(
                 request.id,
                 Status.APPROVED,
                 Status.FAILED,
                 SYSTEM_ACTOR,
                 detail={"reason": reason},
                 failure_reason=reason,
-            ):
-                await self._gateway.publish_status(await self._store.get(request.id))
+            )
             return None
         if not await self._store.transition(
             request.id,
@@ -203,11 +176,11 @@ class Fulfillment:
 
     async def _slack_with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """A Slack call that a brief outage should not break: a few tries with backoff."""
-        for attempt in range(1, self._delivery_attempts + 1):
+        for attempt in range(1, self._slack_attempts + 1):
             try:
                 return await call()
             except SLACK_FAILURES as exc:
-                if attempt == self._delivery_attempts or isinstance(exc, UnknownUser):
+                if attempt == self._slack_attempts or isinstance(exc, UnknownUser):
                     raise
                 log.warning("Slack call failed (attempt %s): %r", attempt, exc)
                 await asyncio.sleep(self._retry_base_delay * attempt)
@@ -240,19 +213,26 @@ class Fulfillment:
                 "redemption details.",
             )
             return
-        try:
-            await self._slack_with_retries(
-                functools.partial(self._gateway.deliver, request, result.redemption)
-            )
-        except SLACK_FAILURES as exc:
-            log.warning("delivery DM for request %s failed: %r", request.id, exc)
-            await self._settle(
-                request,
-                Status.NEEDS_REVIEW,
-                f"The gift card was issued (order {result.provider_order_id}) but could not "
-                "be sent to the recipient; it must be resent by hand.",
-            )
-            return
+        if request.delivery_started and await self._gateway.was_delivered(request):
+            log.info("request %s: the delivery DM was sent before a restart", request.id)
+        else:
+            await self._store.mark_delivery_started(request.id)
+            try:
+                await self._slack_with_retries(
+                    functools.partial(self._gateway.deliver, request, result.redemption)
+                )
+            except SlackApiError as refusal:
+                if refusal.response.get("error") == "ratelimited":
+                    raise  # only a wait is needed: the job is retried later
+                # Slack answered no (the recipient cannot be messaged): waiting will not help.
+                await self._settle(
+                    request,
+                    Status.NEEDS_REVIEW,
+                    f"The gift card was issued (order {result.provider_order_id}) but Slack "
+                    f"refused to deliver it ({refusal.response.get('error')}); it must be "
+                    "sent by hand.",
+                )
+                return
         charged = result.charged
         await self._store.transition(
             request.id,
@@ -263,22 +243,20 @@ class Fulfillment:
             charged_amount=str(charged.amount) if charged else None,
             charged_currency=charged.currency if charged else None,
         )
-        await self._gateway.publish_status(await self._store.get(request.id))
 
     async def _fail(self, request: RewardRequest, reason: str) -> None:
         await self._settle(request, Status.FAILED, reason)
 
     async def _settle(self, request: RewardRequest, status: Status, reason: str) -> None:
-        """End an order that will not be delivered, saying why in the thread."""
-        if await self._store.transition(
+        """End an order that will not be delivered; the transition queues its announcement."""
+        await self._store.transition(
             request.id,
             Status.ORDERING,
             status,
             SYSTEM_ACTOR,
             detail={"reason": reason},
             failure_reason=reason,
-        ):
-            await self._gateway.publish_status(await self._store.get(request.id))
+        )
 
     async def _with_retries(
         self, request: RewardRequest, call: Callable[[], Awaitable[OrderResult]]

@@ -12,9 +12,8 @@ from bot import policy, slack_views
 from bot.catalog import Catalog
 from bot.domain import Money, NewRewardRequest, RewardRequest, Status, parse_amount
 from bot.errors import AlreadyDecided, InvalidRequest, NotAllowed
-from bot.fulfillment import Fulfillment
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
-from bot.store import Store
+from bot.store import JobKind, Store
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +38,18 @@ class RewardDraft(BaseModel):
 
 
 class RewardService:
-    """Validates, stores and decides reward requests, and hands approved ones to fulfillment."""
+    """Validates, stores and decides reward requests; approval queues the fulfilment job."""
 
     def __init__(
         self,
         store: Store,
         catalog: Catalog,
         gateway: SlackGateway,
-        fulfillment: Fulfillment,
         approvers: Sequence[str],
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._gateway = gateway
-        self._fulfillment = fulfillment
         self._approvers = list(approvers)
 
     def can_be_approved(self, requester_id: str) -> bool:
@@ -127,21 +124,6 @@ class RewardService:
             return "That person's account is deactivated."
         return None
 
-    async def announce(self, request: RewardRequest) -> None:
-        """Post the request's summary (its thread) and send the approvers their cards.
-
-        The cards go out even if the summary cannot be posted: the request must be decidable.
-        """
-        try:
-            request = await self._gateway.post_summary(request)
-            await self._gateway.reply_in_thread(request, slack_views.thread_update(request))
-        except SLACK_FAILURES as exc:
-            log.warning("could not post the summary of request %s: %r", request.id, exc)
-        await self._gateway.send_approval_cards(
-            request,
-            policy.approvers_for(request.requester_id, request.recipient_id, self._approvers),
-        )
-
     async def decidable(self, request_id: int, actor: str) -> RewardRequest:
         """The request, if ``actor`` may decide it now. Raises NotAllowed or AlreadyDecided."""
         request = await self._store.get(request_id)
@@ -149,29 +131,27 @@ class RewardService:
         if refusal:
             raise NotAllowed(refusal)
         if request.status is not Status.PENDING_APPROVAL:
-            raise _already_decided(request)
+            raise _already_decided(request, actor)
         return request
 
     async def approve(self, request_id: int, actor: str) -> RewardRequest:
-        """Record the approval; call :meth:`after_decision` next (after acking Slack)."""
+        """Record the approval and queue its fulfilment, in one transaction."""
         await self.decidable(request_id, actor)
         won = await self._store.transition(
             request_id,
             Status.PENDING_APPROVAL,
             Status.APPROVED,
             actor,
+            then=[JobKind.FULFIL],
             decided_by=actor,
             # Created and stored with the approval, before any provider call, so every retry
             # of this order (after a timeout, a crash, a restart) reuses it.
-            idempotency_key=f"rewardbot-{request_id}-{uuid.uuid4().hex}",
+            idempotency_key=_new_idempotency_key(request_id),
         )
-        request = await self._store.get(request_id)
-        if not won:
-            raise _already_decided(request)
-        return request
+        return await self._decided(request_id, actor, won)
 
     async def reject(self, request_id: int, actor: str, reason: str | None) -> RewardRequest:
-        """Record the rejection; call :meth:`after_decision` next (after acking Slack)."""
+        """Record the rejection (its announcement is queued with it)."""
         await self.decidable(request_id, actor)
         reason = (reason or "").strip()[: slack_views.REASON_MAX_CHARS] or None
         won = await self._store.transition(
@@ -183,19 +163,53 @@ class RewardService:
             decided_by=actor,
             decision_reason=reason,
         )
+        return await self._decided(request_id, actor, won)
+
+    async def order_again(self, request_id: int, actor: str) -> RewardRequest:
+        """After review found no card was issued: order again, under a new idempotency key
+        (the old one may be refused by the provider as a conflict)."""
+        await self._reviewable(request_id, actor)
+        won = await self._store.transition(
+            request_id,
+            Status.NEEDS_REVIEW,
+            Status.APPROVED,
+            actor,
+            detail={"review": "order again"},
+            then=[JobKind.FULFIL],
+            idempotency_key=_new_idempotency_key(request_id),
+            provider_order_id=None,
+            delivery_started_at=None,
+            failure_reason=None,
+        )
+        return await self._decided(request_id, actor, won)
+
+    async def resolve(self, request_id: int, actor: str) -> RewardRequest:
+        """After review settled the request outside the bot (card sent or refunded by hand)."""
+        await self._reviewable(request_id, actor)
+        won = await self._store.transition(
+            request_id,
+            Status.NEEDS_REVIEW,
+            Status.RESOLVED,
+            actor,
+            detail={"review": "resolved by hand"},
+        )
+        return await self._decided(request_id, actor, won)
+
+    async def _reviewable(self, request_id: int, actor: str) -> None:
+        request = await self._store.get(request_id)
+        refusal = policy.refusal_to_decide(request, actor, self._approvers)
+        if refusal:
+            raise NotAllowed(refusal)
+        if request.status is not Status.NEEDS_REVIEW:
+            raise AlreadyDecided(
+                f"Reward #{request.id} is no longer waiting for review.", request.status
+            )
+
+    async def _decided(self, request_id: int, actor: str, won: bool) -> RewardRequest:
         request = await self._store.get(request_id)
         if not won:
-            raise _already_decided(request)
+            raise _already_decided(request, actor)
         return request
-
-    async def after_decision(self, request: RewardRequest) -> None:
-        """Show the decision everywhere and, if approved, start fulfilling it."""
-        try:
-            await self._gateway.publish_status(request)
-        finally:
-            # Whatever happened in Slack, an approved request is ordered.
-            if request.status is Status.APPROVED:
-                self._fulfillment.submit(request.id)
 
     async def tell(self, channel: str, user_id: str, text: str) -> None:
         """Answer one user privately: ephemeral where they are, else by DM."""
@@ -210,7 +224,13 @@ class RewardService:
             log.warning("could not tell %s: %r", user_id, exc)
 
 
-def _already_decided(request: RewardRequest) -> AlreadyDecided:
-    who = f" by <@{request.decided_by}>" if request.decided_by else ""
+def _new_idempotency_key(request_id: int) -> str:
+    return f"rewardbot-{request_id}-{uuid.uuid4().hex}"
+
+
+def _already_decided(request: RewardRequest, actor: str) -> AlreadyDecided:
     verb = "rejected" if request.status is Status.REJECTED else "approved"
+    if request.decided_by == actor:
+        return AlreadyDecided(f"You already {verb} reward #{request.id}.", request.status)
+    who = f" by <@{request.decided_by}>" if request.decided_by else ""
     return AlreadyDecided(f"Reward #{request.id} was already {verb}{who}.", request.status)

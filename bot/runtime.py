@@ -14,9 +14,11 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.fulfillment import Fulfillment
+from bot.jobs import JobRunner
+from bot.notifications import Notifier
 from bot.rewards import RewardService
 from bot.slack_gateway import SlackGateway
-from bot.store import Store
+from bot.store import JobKind, Store
 from providers import PROVIDERS
 from providers.base import Provider
 from providers.errors import ProviderConfigError
@@ -32,6 +34,7 @@ class Runtime:
     gateway: SlackGateway
     fulfillment: Fulfillment
     rewards: RewardService
+    jobs: JobRunner
     # Shared by the provider adapters; closed with the runtime.
     http: httpx.AsyncClient
 
@@ -59,17 +62,26 @@ class Runtime:
         fulfillment = Fulfillment(
             store, providers, gateway, retry_base_delay=fulfillment_retry_delay
         )
-        rewards = RewardService(store, catalog, gateway, fulfillment, settings.approvers)
-        return cls(settings, store, providers, catalog, gateway, fulfillment, rewards, http)
+        notifier = Notifier(store, gateway, settings.approvers)
+        jobs = JobRunner(
+            store,
+            {JobKind.FULFIL: fulfillment.run, JobKind.NOTIFY: notifier.run},
+            lease_seconds=settings.job_lease_seconds,
+        )
+        store.on_jobs_queued = jobs.wake
+        rewards = RewardService(store, catalog, gateway, settings.approvers)
+        return cls(settings, store, providers, catalog, gateway, fulfillment, rewards, jobs, http)
 
     async def start(self) -> None:
-        """Warm the catalog (so the first modal opens fast) and resume unfinished requests."""
+        """Warm the catalog (so the first modal opens fast), then run queued jobs: whatever a
+        previous run left unfinished resumes here."""
         await self.catalog.products()
-        await self.fulfillment.resume()
+        self.jobs.start()
 
     async def aclose(self) -> None:
+        """Stop taking work, let running jobs finish briefly, give back the rest, close."""
+        await self.jobs.stop()
         await self.catalog.aclose()
-        await self.fulfillment.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()

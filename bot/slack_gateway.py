@@ -16,11 +16,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_views
-from bot.domain import RewardRequest
+from bot.domain import RewardRequest, Status
 from bot.store import Store
 from providers.base import Redemption
 
 log = logging.getLogger(__name__)
+
+# Marks the delivery DM (message metadata), so a resumed job can tell it was sent.
+_DELIVERY_EVENT = "rewardbot_delivery"
 
 # Everything a Web API call can fail with: Slack's error answers, network errors, timeouts.
 SLACK_FAILURES = (SlackClientError, aiohttp.ClientError, TimeoutError)
@@ -128,20 +131,25 @@ class SlackGateway:
         return await self._store.get(request.id)
 
     async def send_approval_cards(self, request: RewardRequest, approvers: list[str]) -> None:
+        """DM each approver a card. One unreachable approver does not keep the others from
+        deciding; the first failure is raised afterwards so the job retries the missing ones."""
         text, blocks = slack_views.approval_card(request)
+        failures: list[Exception] = []
         for approver in approvers:
             try:
                 channel, ts = await self._dm_with_ts(approver, text, blocks)
             except SLACK_FAILURES as exc:
-                # One unreachable approver must not keep the others from deciding.
                 log.warning(
                     "could not send approval card for request %s to %s: %r",
                     request.id,
                     approver,
                     exc,
                 )
+                failures.append(exc)
                 continue
             await self._store.add_approval_card(request.id, approver, channel, ts)
+        if failures:
+            raise failures[0]
 
     async def refresh(self, request: RewardRequest) -> None:
         """Re-render the summary and every approval card from the request's current state."""
@@ -177,17 +185,41 @@ class SlackGateway:
 
     async def deliver(self, request: RewardRequest, redemption: Redemption | None) -> None:
         """DM the card to the recipient. Its link, code and PIN go nowhere else; ``None``
-        means the provider emailed the card itself and the DM says so."""
+        means the provider emailed the card itself and the DM says so. The message carries
+        metadata naming the request, so :meth:`was_delivered` can find it after a crash."""
         text, blocks = slack_views.delivery_message(request, redemption)
-        await self.dm(request.recipient_id, text, blocks)
+        opened = await self.client.conversations_open(users=request.recipient_id)
+        await self.client.chat_postMessage(
+            channel=str(opened["channel"]["id"]),
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": _DELIVERY_EVENT,
+                "event_payload": {"request_id": request.id},
+            },
+        )
 
-    async def publish_status(self, request: RewardRequest) -> None:
-        """Show a status change everywhere: summary, approval cards, thread and, once settled,
-        the requester's DM. A Slack failure here is logged, never undoes the change."""
+    async def was_delivered(self, request: RewardRequest) -> bool:
+        """Whether the recipient's DM already holds this request's delivery message."""
+        opened = await self.client.conversations_open(users=request.recipient_id)
+        history = await self.client.conversations_history(
+            channel=str(opened["channel"]["id"]), include_all_metadata=True, limit=200
+        )
+        messages: list[dict[str, Any]] = history.get("messages", [])
+        return any(
+            message.get("metadata", {}).get("event_type") == _DELIVERY_EVENT
+            and message["metadata"].get("event_payload", {}).get("request_id") == request.id
+            for message in messages
+        )
+
+    async def announce(self, request: RewardRequest, status: Status) -> None:
+        """Show that ``request`` reached ``status``: every message of it re-rendered, a thread
+        reply, and the requester told once it settles. Raises on a Slack failure, so the
+        notification job is retried; the message updates alone are best effort."""
         await self.refresh(request)
-        try:
-            await self.reply_in_thread(request, slack_views.thread_update(request))
-            if request.status.is_final:
-                await self.dm(request.requester_id, slack_views.requester_update(request))
-        except SLACK_FAILURES as exc:
-            log.warning("could not announce request %s is %s: %r", request.id, request.status, exc)
+        shown = request.model_copy(update={"status": status})
+        await self.reply_in_thread(shown, slack_views.thread_update(shown))
+        if status.is_final or status is Status.NEEDS_REVIEW:
+            await self.dm(request.requester_id, slack_views.requester_update(shown))

@@ -24,6 +24,8 @@ REJECT_MODAL = "reject_reason"
 APPROVE_ACTION = "approve_request"
 REJECT_ACTION = "reject_request"
 REDEEM_ACTION = "redeem"
+ORDER_AGAIN_ACTION = "order_again"
+RESOLVE_ACTION = "resolve_review"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
 MESSAGE_MAX_CHARS = 1000
@@ -41,6 +43,7 @@ _STATUS_LINES = {
     Status.REJECTED: ":no_entry_sign: Rejected",
     Status.FAILED: ":x: Failed: no gift card was delivered",
     Status.NEEDS_REVIEW: ":warning: Needs review: the order's outcome must be checked by hand",
+    Status.RESOLVED: ":ballot_box_with_check: Resolved by hand after review",
 }
 
 
@@ -249,28 +252,40 @@ def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
     blocks = _details(request)
     if request.status is Status.PENDING_APPROVAL:
         blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"decision-{request.id}",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": APPROVE_ACTION,
-                        "style": "primary",
-                        "text": _plain("Approve"),
-                        "value": str(request.id),
-                    },
-                    {
-                        "type": "button",
-                        "action_id": REJECT_ACTION,
-                        "style": "danger",
-                        "text": _plain("Reject"),
-                        "value": str(request.id),
-                    },
-                ],
-            }
+            _buttons(
+                request, (APPROVE_ACTION, "Approve", "primary"), (REJECT_ACTION, "Reject", "danger")
+            )
+        )
+    elif request.status is Status.NEEDS_REVIEW:
+        blocks.append(
+            _mrkdwn_section(
+                f"*This reward needs a check with {escape(request.provider)}.* If no card was "
+                "issued, order it again; if it was settled by hand, mark it resolved."
+            )
+        )
+        blocks.append(
+            _buttons(
+                request,
+                (ORDER_AGAIN_ACTION, "Order again", "primary"),
+                (RESOLVE_ACTION, "Mark resolved", None),
+            )
         )
     return text, blocks
+
+
+def _buttons(request: RewardRequest, *buttons: tuple[str, str, str | None]) -> Block:
+    elements = []
+    for action_id, label, style in buttons:
+        button = {
+            "type": "button",
+            "action_id": action_id,
+            "text": _plain(label),
+            "value": str(request.id),
+        }
+        if style:
+            button["style"] = style
+        elements.append(button)
+    return {"type": "actions", "block_id": f"{request.status}-{request.id}", "elements": elements}
 
 
 def thread_update(request: RewardRequest) -> str:
@@ -298,8 +313,11 @@ def thread_update(request: RewardRequest) -> str:
         case Status.NEEDS_REVIEW:
             return (
                 f":warning: Needs review: {escape(request.failure_reason or 'outcome unknown')} "
-                "Nothing more will be ordered until someone checks with the provider."
+                "Nothing more will be ordered until an approver checks with the provider and "
+                "chooses *Order again* or *Mark resolved* on their card."
             )
+        case Status.RESOLVED:
+            return ":ballot_box_with_check: An approver marked this reward resolved by hand."
 
 
 def requester_update(request: RewardRequest) -> str:
@@ -313,6 +331,8 @@ def requester_update(request: RewardRequest) -> str:
                 f" Reason: {escape(request.decision_reason)}" if request.decision_reason else ""
             )
             return f"{subject} was rejected by <@{request.decided_by}>.{reason}"
+        case Status.RESOLVED:
+            return f"{subject} was settled by hand after a review."
         case Status.NEEDS_REVIEW:
             return (
                 f"{subject} needs a manual check: "

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
-from bot.domain import TRANSITIONS, Money, NewRewardRequest, RewardRequest, Status
+from bot.domain import TRANSITIONS, Money, NewRewardRequest, RewardRequest, Status, is_announced
 from bot.errors import RequestNotFound
 
 # Append only: each entry migrates the schema from version N to N+1.
@@ -76,6 +77,24 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE reward_requests ADD COLUMN recipient_name TEXT;
     ALTER TABLE reward_requests ADD COLUMN recipient_email TEXT;
     """,
+    # Durable work: fulfilment and Slack notifications survive crashes and outages.
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        request_id INTEGER NOT NULL REFERENCES reward_requests(id),
+        payload TEXT NOT NULL DEFAULT '{}',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        run_after TEXT NOT NULL,
+        lease_owner TEXT,
+        lease_expires TEXT,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        done_at TEXT
+    );
+    CREATE INDEX jobs_open ON jobs(done_at, request_id, id);
+    ALTER TABLE reward_requests ADD COLUMN delivery_started_at TEXT;
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -90,6 +109,7 @@ _TRANSITION_COLUMNS = frozenset(
         "charged_currency",
         "recipient_name",
         "recipient_email",
+        "delivery_started_at",
     }
 )
 SYSTEM_ACTOR = "rewardbot"
@@ -109,6 +129,27 @@ class Event(BaseModel):
     at: datetime
 
 
+class JobKind(StrEnum):
+    """Durable work, run by :class:`bot.jobs.JobRunner`."""
+
+    # Carry an approved request through ordering, polling and delivery.
+    FULFIL = "fulfil"
+    # Show a status change in Slack (summary, cards, thread, requester DM).
+    NOTIFY = "notify"
+
+
+class Job(BaseModel):
+    """A claimed job: its lease is held by one runner until it finishes or the lease expires."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    kind: JobKind
+    request_id: int
+    payload: dict[str, Any]
+    attempts: int
+
+
 class ApprovalCard(BaseModel):
     """Where an approver's Approve / Reject card was posted."""
 
@@ -119,8 +160,11 @@ class ApprovalCard(BaseModel):
     ts: str
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def _now(plus_seconds: float = 0.0) -> str:
+    # One fixed format (UTC, microseconds) so timestamps compare correctly as text in SQL.
+    return (datetime.now(UTC) + timedelta(seconds=plus_seconds)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f+00:00"
+    )
 
 
 def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
@@ -148,6 +192,7 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         summary_ts=row["summary_ts"],
         recipient_name=row["recipient_name"],
         recipient_email=row["recipient_email"],
+        delivery_started=row["delivery_started_at"] is not None,
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
     )
@@ -161,6 +206,12 @@ class Store:
         # One connection is shared by every coroutine: a transaction must not interleave with
         # another coroutine's statements, and a read must not see a half-done transaction.
         self._lock = asyncio.Lock()
+        # Called after a commit that queued jobs, so the runner starts them without polling.
+        self.on_jobs_queued: Callable[[], None] | None = None
+
+    def _jobs_queued(self) -> None:
+        if self.on_jobs_queued is not None:
+            self.on_jobs_queued()
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
@@ -252,6 +303,10 @@ class Store:
             await self._insert_event(
                 db, request_id, "created", None, Status.PENDING_APPROVAL, new.requester_id, {}, now
             )
+            await self._insert_job(
+                db, JobKind.NOTIFY, request_id, {"status": Status.PENDING_APPROVAL}, now
+            )
+        self._jobs_queued()
         return await self.get(request_id), True
 
     async def get(self, request_id: int) -> RewardRequest:
@@ -276,12 +331,15 @@ class Store:
         actor: str,
         *,
         detail: Mapping[str, Any] | None = None,
+        then: Sequence[JobKind] = (),
         **columns: str | None,
     ) -> bool:
         """Move the request from ``from_`` to ``to`` if it is still in ``from_``.
 
         Returns whether this call won. ``columns`` are set in the same statement, so whoever
         wins the race also owns what is written with it (the decider, the idempotency key...).
+        In the same transaction, the change is queued for announcement in Slack (unless it is
+        a quiet one) and the ``then`` jobs are queued: a crash cannot separate them.
         """
         if to not in TRANSITIONS[from_]:
             raise ValueError(f"{from_} → {to} is not an allowed transition")
@@ -301,7 +359,112 @@ class Store:
                 await self._insert_event(
                     db, request_id, "transition", from_, to, actor, dict(detail or {}), now
                 )
+                if is_announced(from_, to):
+                    await self._insert_job(db, JobKind.NOTIFY, request_id, {"status": to}, now)
+                for kind in then:
+                    await self._insert_job(db, kind, request_id, {}, now)
+        if won:
+            self._jobs_queued()
         return won
+
+    # -- durable jobs --------------------------------------------------------------------
+
+    @staticmethod
+    async def _insert_job(
+        db: aiosqlite.Connection,
+        kind: JobKind,
+        request_id: int,
+        payload: dict[str, Any],
+        now: str,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO jobs (kind, request_id, payload, run_after, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (kind, request_id, json.dumps(payload), now, now),
+        )
+
+    async def enqueue(self, kind: JobKind, request_id: int) -> None:
+        """Queue a job outside a transition (e.g. resuming a request parked for review)."""
+        async with self._transaction() as db:
+            await self._insert_job(db, kind, request_id, {}, _now())
+        self._jobs_queued()
+
+    async def claim_job(self, owner: str, lease_seconds: float) -> Job | None:
+        """Lease the oldest runnable job. Jobs of one request run one at a time, in order, so
+        Slack shows a request's changes in the order they happened."""
+        now = _now()
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                """UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1
+                   WHERE id = (
+                       SELECT j.id FROM jobs j
+                       WHERE j.done_at IS NULL AND j.run_after <= ?
+                         AND (j.lease_expires IS NULL OR j.lease_expires < ?)
+                         AND NOT EXISTS (
+                             SELECT 1 FROM jobs e WHERE e.request_id = j.request_id
+                               AND e.done_at IS NULL AND e.id < j.id)
+                       ORDER BY j.id LIMIT 1)
+                   RETURNING id, kind, request_id, payload, attempts""",
+                (owner, _now(lease_seconds), now, now),
+            )
+            row = await cursor.fetchone()
+            await cursor.close()
+        if row is None:
+            return None
+        return Job(
+            id=row[0],
+            kind=JobKind(row[1]),
+            request_id=row[2],
+            payload=json.loads(row[3]),
+            attempts=row[4],
+        )
+
+    async def extend_lease(self, job_id: int, owner: str, lease_seconds: float) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE id = ? AND lease_owner = ? "
+                "AND done_at IS NULL",
+                (_now(lease_seconds), job_id, owner),
+            )
+            return cursor.rowcount == 1
+
+    async def finish_job(self, job_id: int, owner: str, error: str | None = None) -> None:
+        """Done (``error`` says why a job was given up on)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET done_at = ?, lease_owner = NULL, lease_expires = NULL, "
+                "last_error = ? WHERE id = ? AND lease_owner = ?",
+                (_now(), error, job_id, owner),
+            )
+
+    async def retry_job(self, job_id: int, owner: str, delay: float, error: str) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET run_after = ?, lease_owner = NULL, lease_expires = NULL, "
+                "last_error = ? WHERE id = ? AND lease_owner = ?",
+                (_now(delay), error, job_id, owner),
+            )
+
+    async def release_jobs(self, owner: str) -> None:
+        """Give back every lease ``owner`` holds (a graceful shutdown), runnable at once."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, "
+                "attempts = MAX(attempts - 1, 0) WHERE lease_owner = ? AND done_at IS NULL",
+                (owner,),
+            )
+
+    async def open_job_count(self) -> int:
+        rows = await self._fetch("SELECT COUNT(*) FROM jobs WHERE done_at IS NULL", ())
+        return int(rows[0][0])
+
+    async def mark_delivery_started(self, request_id: int) -> None:
+        """Recorded before the delivery DM is sent: a resumed job then checks Slack first."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE reward_requests SET delivery_started_at = ? WHERE id = ?",
+                (_now(), request_id),
+            )
 
     async def record_event(
         self, request_id: int, kind: str, actor: str, detail: Mapping[str, Any]

@@ -3,6 +3,7 @@ chat.getPermalink, with the membership and content rules Slack enforces."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from bot.emulator.blockkit import validate_blocks
@@ -49,7 +50,37 @@ def post_message(ctx: ApiContext, args: JSON) -> JSON:
     msg = ctx.workspace.post(
         channel, ctx.workspace.bot_user_id, text, blocks, optional_str(args, "thread_ts")
     )
+    msg.metadata = _metadata(args.get("metadata"))
     return {"ok": True, "channel": channel.id, "ts": msg.ts, "message": msg.to_api()}
+
+
+def _metadata(raw: Any) -> JSON | None:
+    """``metadata`` arrives as an object (JSON body) or a JSON string (form body)."""
+    if raw is None:
+        return None
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("event_type"), str)
+        or not isinstance(value.get("event_payload"), dict)
+    ):
+        raise ApiError("invalid_metadata_format")
+    return value
+
+
+def history(ctx: ApiContext, args: JSON) -> JSON:
+    """``conversations.history``: top-level messages, newest first; metadata only on request."""
+    channel = _writable_channel(ctx, args.get("channel"))
+    limit = max(1, min(int(args.get("limit") or 100), 999))
+    with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+    messages = [m for m in ctx.workspace.messages(channel.id) if m.thread_ts in (None, m.ts)]
+    shown = []
+    for message in reversed(messages[-limit:]):
+        data = message.to_api()
+        if not with_metadata:
+            data.pop("metadata", None)
+        shown.append(data)
+    return {"ok": True, "messages": shown, "has_more": len(messages) > limit}
 
 
 def update(ctx: ApiContext, args: JSON) -> JSON:

@@ -31,6 +31,7 @@ METHODS: dict[str, Method] = {
     "chat.update": methods_chat.update,
     "chat.postEphemeral": methods_chat.post_ephemeral,
     "chat.getPermalink": methods_chat.get_permalink,
+    "conversations.history": methods_chat.history,
     "views.open": methods_views.views_open,
     "views.push": methods_views.views_push,
     "views.update": methods_views.views_update,

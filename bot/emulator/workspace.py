@@ -86,6 +86,8 @@ class Message:
     bot_id: str | None = None
     app_id: str | None = None
     team: str = ""
+    # Message metadata ({"event_type", "event_payload"}), as chat.postMessage accepts it.
+    metadata: JSON | None = None
 
     def to_api(self) -> JSON:
         """The ``message`` object Slack returns and embeds in interaction payloads."""
@@ -100,6 +102,8 @@ class Message:
             data["thread_ts"] = self.thread_ts
         if self.edited is not None:
             data["edited"] = self.edited
+        if self.metadata is not None:
+            data["metadata"] = self.metadata
         return data
 
 

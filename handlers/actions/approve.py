@@ -14,8 +14,5 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     @app.action(APPROVE_ACTION)
     async def approve_request(ack: AsyncAck, body: dict[str, object]) -> None:
         await ack()
-        request = await decide_or_refuse(
-            deps, BlockActions.model_validate(body), deps.rewards.approve
-        )
-        if request is not None:
-            await deps.rewards.after_decision(request)
+        # The approval queues its announcement and the order; the job runner does the rest.
+        await decide_or_refuse(deps, BlockActions.model_validate(body), deps.rewards.approve)

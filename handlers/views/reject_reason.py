@@ -24,11 +24,10 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         ).request_id
         reason = submission.input("reason")
         try:
-            request = await deps.rewards.reject(
+            await deps.rewards.reject(
                 request_id, submission.user.id, reason.value if reason else None
             )
         except (NotAllowed, AlreadyDecided, RequestNotFound) as refusal:
             await ack(response_action="errors", errors={"reason": str(refusal)})
             return
         await ack()
-        await deps.rewards.after_decision(request)

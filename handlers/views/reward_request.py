@@ -1,4 +1,4 @@
-"""The reward modal is submitted: validate inline, store, then announce after the ack."""
+"""The reward modal is submitted: validate inline and store; the announcement is a queued job."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             message=message.value if message else None,
         )
         try:
-            request, is_new = await deps.rewards.request_reward(draft)
+            await deps.rewards.request_reward(draft)
         except InvalidRequest as invalid:
             # The field names of RewardDraft errors are the modal's block ids.
             await ack(response_action="errors", errors=invalid.field_errors)
             return
+        # Storing queued the announcement (summary, thread, approvers' cards); a resubmission
+        # of the same modal found the stored request and queued nothing.
         await ack()
-        if is_new:
-            await deps.rewards.announce(request)

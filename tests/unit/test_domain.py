@@ -55,11 +55,10 @@ def test_money_refuses_a_non_iso_currency() -> None:
 
 
 def test_final_statuses_have_no_way_out_and_every_target_is_a_status() -> None:
-    # needs_review is final until issue #4 adds its retry / resolve transitions.
     assert {s for s in Status if s.is_final} == {
         Status.FULFILLED,
         Status.REJECTED,
         Status.FAILED,
-        Status.NEEDS_REVIEW,
+        Status.RESOLVED,
     }
     assert set(TRANSITIONS) == set(Status)

@@ -37,4 +37,5 @@ def test_manifest_declares_what_the_bot_uses() -> None:
         "im:write",
         "users:read",
         "users:read.email",
+        "im:history",
     }

@@ -1,0 +1,22 @@
+"""An approver settles a request that needs review: order again, or mark it resolved."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.runtime import Runtime
+from bot.slack_views import ORDER_AGAIN_ACTION, RESOLVE_ACTION
+from handlers.actions.decision import decide_or_refuse
+from handlers.payloads import BlockActions
+
+
+def register(app: AsyncApp, deps: Runtime) -> None:
+    @app.action(ORDER_AGAIN_ACTION)
+    async def order_again(ack: AsyncAck, body: dict[str, object]) -> None:
+        await ack()
+        await decide_or_refuse(deps, BlockActions.model_validate(body), deps.rewards.order_again)
+
+    @app.action(RESOLVE_ACTION)
+    async def mark_resolved(ack: AsyncAck, body: dict[str, object]) -> None:
+        await ack()
+        await decide_or_refuse(deps, BlockActions.model_validate(body), deps.rewards.resolve)
