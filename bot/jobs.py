@@ -56,7 +56,7 @@ class JobRunner:
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="job-runner")
 
-    async def stop(self, grace: float = 10.0) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let running jobs finish for ``grace`` seconds, then cancel them and
         give their leases back so the next start resumes them immediately."""
         if self._loop_task is not None:

@@ -7,19 +7,20 @@ Socket Mode. Binding to port 0 by default lets tests run in parallel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.context import ApiContext
+from bot.emulator.context import JSON, ApiContext
 from bot.emulator.delivery import HttpDelivery, SocketDelivery
 from bot.emulator.driver import Driver
 from bot.emulator.response_urls import ResponseUrls
 from bot.emulator.socket_mode import SocketModeHub
 from bot.emulator.triggers import TriggerRegistry
 from bot.emulator.waiting import wait_for
-from bot.emulator.webapi import ApiCall, WebApi
+from bot.emulator.webapi import ApiCall, CallHook, WebApi
 from bot.emulator.workspace import Message, Workspace
 
 
@@ -136,6 +137,17 @@ class SlackEmulator:
     def calls_to(self, method: str) -> list[ApiCall]:
         """Recorded calls of one Web API method."""
         return self.web_api.calls_to(method)
+
+    def on_next_call(
+        self,
+        method: str,
+        callback: CallHook,
+        *,
+        matches: Callable[[JSON], bool] = lambda _: True,
+        after: bool = False,
+    ) -> None:
+        """See :meth:`WebApi.on_next_call`."""
+        self.web_api.on_next_call(method, callback, matches=matches, after=after)
 
     def fail_next(
         self,

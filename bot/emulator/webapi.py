@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,17 @@ class _Failure:
     retry_after: int | None
 
 
+CallHook = Callable[[JSON], Awaitable[None]]
+
+
+@dataclass
+class _Hook:
+    method: str
+    matches: Callable[[JSON], bool]
+    callback: CallHook
+    after: bool
+
+
 class WebApi:
     """Handles Web API requests against an ``ApiContext`` and remembers every call."""
 
@@ -69,6 +80,26 @@ class WebApi:
         self.app_token = app_token
         self.calls: list[ApiCall] = []
         self._failures: dict[str, deque[_Failure]] = {}
+        self._hooks: list[_Hook] = []
+
+    def on_next_call(
+        self,
+        method: str,
+        callback: CallHook,
+        *,
+        matches: Callable[[JSON], bool] = lambda _: True,
+        after: bool = False,
+    ) -> None:
+        """Run ``callback(args)`` once, on the next matching call of ``method``: before Slack
+        acts on it, or ``after`` it acted but before the caller gets the answer (tests use it
+        to crash the bot at an exact point)."""
+        self._hooks.append(_Hook(method, matches, callback, after))
+
+    async def _run_hooks(self, method: str, args: JSON, *, after: bool) -> None:
+        for hook in list(self._hooks):
+            if hook.method == method and hook.after == after and hook.matches(args):
+                self._hooks.remove(hook)
+                await hook.callback(args)
 
     def fail_next(
         self,
@@ -91,6 +122,7 @@ class WebApi:
         method = request.match_info["method"]
         args = await _parse_args(request)
         token = _token(request, args)
+        await self._run_hooks(method, args, after=False)
         call = ApiCall(method, args)
         self.calls.append(call)
         headers: dict[str, str] = {}
@@ -109,6 +141,7 @@ class WebApi:
             call.response = impl(self.ctx, args)
         except ApiError as exc:
             call.response = exc.to_body()
+        await self._run_hooks(method, args, after=True)
         return web.json_response(call.response, status=status, headers=headers)
 
     def _authorize(self, method: str, token: str | None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -30,3 +30,33 @@ async def drop_connection(request: web.Request) -> web.StreamResponse:
     assert request.transport is not None
     request.transport.close()
     return web.Response(status=500)  # never reaches the client
+
+
+CrashCallback = Callable[[], Awaitable[None]]
+
+
+class Tripwire:
+    """Runs a callback once when a matching request reaches a fake server, either before the
+    fake handles it or after it did but before the answer leaves (tests crash the bot there)."""
+
+    def __init__(self) -> None:
+        self._armed: list[tuple[str, str, bool, CrashCallback]] = []
+
+    def arm(self, method: str, path_prefix: str, callback: CrashCallback, *, after: bool) -> None:
+        self._armed.append((method, path_prefix, after, callback))
+
+    async def _fire(self, request: web.Request, *, after: bool) -> None:
+        for armed in list(self._armed):
+            method, prefix, when_after, callback = armed
+            if request.method == method and request.path.startswith(prefix) and when_after == after:
+                self._armed.remove(armed)
+                await callback()
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        await self._fire(request, after=False)
+        response = await handler(request)
+        await self._fire(request, after=True)
+        return response

@@ -1,0 +1,205 @@
+"""Crash injection: the real bot process is SIGKILLed at each step of fulfilment, restarted on
+the same database, and must end with exactly one provider order and exactly one delivery DM.
+
+The bot runs as ``python -m bot serve`` with UGiftMe enabled from the environment; the Slack
+emulator and the fake UGiftMe run in this test process, and a tripwire in one of them kills the
+bot at the exact request that marks the step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.emulator import SlackEmulator
+from bot.emulator.context import JSON
+from bot.server import SLACK_PATH
+from bot.slack_views import APPROVE_ACTION
+from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM
+from tests.e2e.test_operations import _free_port, _wait_healthy
+from tests.fakes import Tripwire, serve
+from tests.fakes.ugiftme import API, UGiftMeFake
+
+CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
+
+
+@dataclass
+class BotProcess:
+    """Starts and kills ``rewardbot serve`` on one port and one database."""
+
+    emulator: SlackEmulator
+    env: dict[str, str]
+    port: int
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        await _wait_healthy(self.port)
+        self.emulator.set_request_url(f"http://127.0.0.1:{self.port}{SLACK_PATH}")
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await asyncio.wait_for(self.process.wait(), 20)
+
+
+@pytest.fixture
+async def ugiftme() -> AsyncIterator[tuple[UGiftMeFake, Tripwire, str]]:
+    fake, tripwire = UGiftMeFake(async_mode=True), Tripwire()
+    app = fake.app()
+    app.middlewares.append(tripwire.middleware)
+    async with serve(app) as url:
+        yield fake, tripwire, url
+
+
+def _is_delivery(emulator: SlackEmulator) -> Callable[[JSON], bool]:
+    jane_dm = emulator.workspace.open_dm(JANE).id
+    return lambda args: args.get("channel") == jane_dm and "metadata" in args
+
+
+def _tells_requester(emulator: SlackEmulator) -> Callable[[JSON], bool]:
+    maya_dm = emulator.workspace.open_dm(MAYA).id
+    return lambda args: args.get("channel") == maya_dm and "was delivered" in str(args)
+
+
+def _env(emulator: SlackEmulator, database: Path, fake: UGiftMeFake, url: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWARDBOT_"))},
+        "SLACK_BOT_TOKEN": emulator.bot_token,
+        "SLACK_SIGNING_SECRET": emulator.signing_secret,
+        "SLACK_API_URL": emulator.api_url,
+        "REWARDBOT_DATABASE": str(database),
+        "REWARDBOT_APPROVERS": ",".join(APPROVERS),
+        "REWARDBOT_PROVIDERS": "ugiftme",
+        # A killed bot's claims expire after a second, so the restart takes them over soon.
+        "REWARDBOT_JOB_LEASE_SECONDS": "1",
+        "UGIFTME_API_KEY": fake.api_key,
+        "UGIFTME_API_URL": url,
+    }
+
+
+async def _approve_a_ugiftme_reward(emulator: SlackEmulator) -> None:
+    """/reward → submit → Arjun approves (whatever is armed fires after this)."""
+    await emulator.driver.slash_command(MAYA, TEAM)
+    await emulator.wait_for(lambda: emulator.workspace.current_view(MAYA), 10, "the modal")
+    await emulator.driver.submit_view(MAYA, {**GOOD_VALUES, "card": CARD})
+    card = await emulator.wait_for_dm(ARJUN, "asks you to approve", timeout=10)
+    await emulator.driver.click_button(ARJUN, card.channel, card.ts, APPROVE_ACTION)
+
+
+# Where the bot dies: (which server sees it, method, what, after handling it?)
+CRASH_POINTS = {
+    "before the order reaches the provider": ("provider", "POST", f"{API}/orders", False),
+    "after the order is placed, before its answer": ("provider", "POST", f"{API}/orders", True),
+    "while polling the pending order": ("provider", "GET", f"{API}/orders/order-requests", False),
+    "before the delivery DM": ("slack", "chat.postMessage", "delivery", False),
+    "after the delivery DM, before it is recorded": ("slack", "chat.postMessage", "delivery", True),
+    "after delivery, before the requester is told": ("slack", "chat.postMessage", "told", False),
+}
+
+
+@pytest.mark.parametrize("crash_point", list(CRASH_POINTS))
+async def test_a_crash_at_any_step_ends_with_one_order_and_one_delivery(
+    emulator: SlackEmulator,
+    tmp_path: Path,
+    ugiftme: tuple[UGiftMeFake, Tripwire, str],
+    crash_point: str,
+) -> None:
+    fake, tripwire, url = ugiftme
+    database = tmp_path / "rewardbot.db"
+    bot = BotProcess(
+        emulator, _env(emulator, database, fake, url), _free_port(), tmp_path / "bot.log"
+    )
+    ws = emulator.workspace
+    await bot.start()
+    try:
+        where, method, what, after = CRASH_POINTS[crash_point]
+        if where == "provider":
+            tripwire.arm(method, what, bot.kill, after=after)
+        else:
+            matches = _is_delivery(emulator) if what == "delivery" else _tells_requester(emulator)
+
+            async def crash(_: JSON) -> None:
+                await bot.kill()
+
+            emulator.on_next_call(method, crash, matches=matches, after=after)
+
+        await _approve_a_ugiftme_reward(emulator)
+        assert bot.process is not None
+        await asyncio.wait_for(bot.process.wait(), 30)  # the tripwire fired: the bot is dead
+
+        await bot.start()  # same database, same port
+        await emulator.wait_for_dm(MAYA, "was delivered", timeout=30)
+        await asyncio.sleep(1.5)  # anything still queued would run now: let it show
+    finally:
+        await bot.stop()
+
+    assert fake.order_count == 1, "the provider issued more (or fewer) than one card"
+    assert len(fake.order_requests) == 1
+    deliveries = [m for m in ws.dm_messages(JANE) if m.metadata]
+    assert len(deliveries) == 1, f"{len(deliveries)} delivery DMs"
+    with sqlite3.connect(database) as db:
+        (status,) = db.execute("SELECT status FROM reward_requests WHERE id = 1").fetchone()
+    assert status == "fulfilled"
+    log = (tmp_path / "bot.log").read_text()
+    assert "Traceback" not in log or "CancelledError" in log, log[-3000:]
+
+
+async def test_sigterm_gives_claimed_work_back_and_a_restart_finishes_it(
+    emulator: SlackEmulator, tmp_path: Path, ugiftme: tuple[UGiftMeFake, Tripwire, str]
+) -> None:
+    fake, _, url = ugiftme
+    fake.async_steps = 10_000  # the order stays pending while the bot is stopped
+    database = tmp_path / "rewardbot.db"
+    env = _env(emulator, database, fake, url) | {"REWARDBOT_JOB_LEASE_SECONDS": "600"}
+    bot = BotProcess(emulator, env, _free_port(), tmp_path / "bot.log")
+    ws = emulator.workspace
+    await bot.start()
+    try:
+        await _approve_a_ugiftme_reward(emulator)
+        await emulator.wait_for(lambda: fake.order_requests, 15, "the order to be placed")
+        assert bot.process is not None
+        bot.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bot.process.wait(), 30) == 0
+        with sqlite3.connect(database) as db:
+            leased = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE done_at IS NULL AND lease_owner IS NOT NULL"
+            ).fetchone()[0]
+            (status,) = db.execute("SELECT status FROM reward_requests").fetchone()
+        assert (leased, status) == (0, "ordering")  # given back, not held for 10 minutes
+
+        fake.async_steps = 1
+        await bot.start()
+        await emulator.wait_for_dm(MAYA, "was delivered", timeout=30)
+    finally:
+        await bot.stop()
+    assert fake.order_count == 1
+    assert len([m for m in ws.dm_messages(JANE) if m.metadata]) == 1
