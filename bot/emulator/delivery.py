@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from bot.emulator.context import JSON
+from bot.emulator.errors import EmulatorError
 from bot.emulator.signing import signed_headers
 from bot.emulator.socket_mode import SocketModeHub
 
@@ -60,6 +61,7 @@ class HttpDelivery:
         self.signing_secret = signing_secret
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self._last_body: str | None = None
 
     async def close(self) -> None:
         """Release the HTTP client session."""
@@ -75,10 +77,21 @@ class HttpDelivery:
         """Interactions arrive as a single ``payload`` form field holding JSON."""
         return await self._post(urlencode({"payload": json.dumps(payload)}))
 
-    async def _post(self, body: str) -> BotReply:
+    async def redeliver_last(self, retry_num: int, reason: str = "http_timeout") -> BotReply:
+        """Send the last request again, freshly signed, as Slack's retry mechanism does:
+        ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason`` say it is a retry."""
+        if self._last_body is None:
+            raise EmulatorError("nothing was delivered yet")
+        return await self._post(
+            self._last_body,
+            {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason},
+        )
+
+    async def _post(self, body: str, extra_headers: dict[str, str] | None = None) -> BotReply:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        self._last_body = body
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **(extra_headers or {})}
         headers.update(signed_headers(self.signing_secret, body))
         try:
             async with self._session.post(

@@ -13,7 +13,7 @@ from typing import Any
 from bot.emulator import payloads, views
 from bot.emulator.blockkit import find_element, flatten_options, validate_blocks, validate_view
 from bot.emulator.context import JSON
-from bot.emulator.delivery import BotReply, Delivery
+from bot.emulator.delivery import BotReply, Delivery, HttpDelivery
 from bot.emulator.errors import ApiError, EmulatorError
 from bot.emulator.response_urls import ResponseUrls
 from bot.emulator.triggers import TriggerRegistry
@@ -203,6 +203,13 @@ class Driver:
                 raise EmulatorError(f"bot answered unknown response_action {action!r}")
         except ApiError as exc:
             raise EmulatorError(f"Slack would reject the bot's {action!r} answer: {exc}") from exc
+
+    async def redeliver_last(self, retry_num: int) -> BotReply:
+        """Slack retrying the last request it sent (HTTP only: ``X-Slack-Retry-Num``)."""
+        transport = self._transport()
+        if not isinstance(transport, HttpDelivery):
+            raise EmulatorError("retries with X-Slack-Retry-Num are an HTTP delivery feature")
+        return await transport.redeliver_last(retry_num)
 
     async def close_view(self, user_id: str) -> BotReply | None:
         """The user presses Close; the bot hears ``view_closed`` only if it asked to."""
