@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,11 +13,11 @@ import pytest
 from bot.domain import Status
 from bot.emulator import SlackEmulator
 from bot.local import running_bot
-from bot.slack_views import APPROVE_ACTION
-from providers.base import Product
+from bot.slack_views import APPROVE_ACTION, ORDER_AGAIN_ACTION, RESOLVE_ACTION
+from providers.base import OrderResult, Product
 from providers.errors import InvalidProduct
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, LIN, MAYA, TEAM, Stack
+from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM, Stack
 
 
 async def test_an_approver_who_is_the_recipient_gets_no_card_and_cannot_decide(
@@ -67,10 +69,14 @@ async def test_slack_rate_limits_are_waited_out(stack: Stack) -> None:
 
 
 class _ForgetfulSandbox(SandboxProvider):
-    """Accepts orders, then denies knowing them."""
+    """Accepts orders, then denies knowing them (until ``forgetful`` is switched off)."""
 
-    async def get_order(self, provider_order_id: str) -> object:  # type: ignore[override]
-        raise InvalidProduct(f"No order {provider_order_id}.")
+    forgetful = True
+
+    async def get_order(self, provider_order_id: str) -> OrderResult:
+        if self.forgetful:
+            raise InvalidProduct(f"No order {provider_order_id}.")
+        return await super().get_order(provider_order_id)
 
 
 async def test_an_accepted_order_the_provider_then_denies_is_parked_for_review(
@@ -135,3 +141,72 @@ async def test_webhooks_for_unknown_or_webhookless_providers_are_refused(stack: 
             assert response.status == 404
         async with session.post(f"{base}/webhooks/sandbox", data=b"{}") as response:
             assert response.status == 400
+
+
+@asynccontextmanager
+async def _parked_for_review(
+    emulator: SlackEmulator, database: Path, provider: _ForgetfulSandbox
+) -> AsyncIterator[Stack]:
+    async with running_bot(
+        emulator, database=database, approvers=APPROVERS, providers={"sandbox": provider}
+    ) as runtime:
+        stack = Stack(emulator, runtime, provider)
+        await stack.request_reward(GOOD_VALUES)
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await emulator.wait_for(
+            lambda: ORDER_AGAIN_ACTION in str(stack.approval_card(LIN).blocks),
+            5,
+            "review buttons on the cards",
+        )
+        yield stack
+
+
+async def test_an_approver_can_mark_a_reviewed_request_resolved(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    async with _parked_for_review(
+        emulator, database, _ForgetfulSandbox(completion_delay=10)
+    ) as stack:
+        card = stack.approval_card(LIN)
+        copy = stack.ws.post(stack.ws.resolve_channel(TEAM), OMAR, card.text, card.blocks, None)  # type: ignore[arg-type]
+        await stack.click(OMAR, copy, RESOLVE_ACTION)  # not an approver
+        await stack.emulator.wait_for(lambda: stack.ws.ephemerals(OMAR), 5, "the refusal")
+        assert (await stack.runtime.store.get(1)).status is Status.NEEDS_REVIEW
+
+        await stack.click(LIN, card, RESOLVE_ACTION)
+        await stack.emulator.wait_for_dm(MAYA, "settled by hand")
+        request = await stack.runtime.store.get(1)
+        assert request.status is Status.RESOLVED
+        resolved = [
+            e for e in await stack.runtime.store.events(1) if e.to_status is Status.RESOLVED
+        ]
+        assert [e.actor for e in resolved] == [LIN]
+        assert RESOLVE_ACTION not in str(stack.approval_card(ARJUN).blocks)
+
+
+async def test_order_again_after_review_uses_a_new_key_and_delivers(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    provider = _ForgetfulSandbox(completion_delay=0.05)
+    async with _parked_for_review(emulator, database, provider) as stack:
+        first_key = (await stack.runtime.store.get(1)).idempotency_key
+        provider.forgetful = False  # the provider recovered
+        await stack.click(ARJUN, stack.approval_card(ARJUN), ORDER_AGAIN_ACTION)
+        await stack.emulator.wait_for_dm(JANE, "sent you a reward")
+        await stack.emulator.wait_for_dm(MAYA, "was delivered")
+        request = await stack.runtime.store.get(1)
+        assert request.status is Status.FULFILLED
+        assert request.idempotency_key not in (None, first_key)
+        assert provider.order_count == 2  # the reviewer confirmed the first was never issued
+
+
+async def test_a_slack_outage_delays_announcements_but_loses_none(stack: Stack) -> None:
+    for _ in range(2):
+        stack.emulator.fail_next("chat.postMessage", error="internal_error")
+    await stack.request_reward(GOOD_VALUES)
+    # The summary post fails twice; the queued notification is retried until Slack takes it.
+    await stack.emulator.wait_for_message(TEAM, "Reward #1", timeout=15)
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(LIN), 10, "the cards")
+    failed = [c for c in stack.emulator.calls_to("chat.postMessage") if not c.ok]
+    assert len(failed) == 2
