@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.app import build_app, socket_mode_connection
 from bot.config import RunMode, Settings, load_settings
 from bot.errors import ConfigError
+from bot.redaction import REDACTOR
 from bot.runtime import Runtime
 from bot.server import build_web_app
 
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The demo prints what people see; only problems should interrupt it.
     level = logging.WARNING if args.command == "demo" else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    REDACTOR.install()
     try:
         if args.command == "demo":
             from bot.demo import run_demo

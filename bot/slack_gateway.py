@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_views
 from bot.domain import RewardRequest, Status
+from bot.redaction import REDACTOR
 from bot.store import Store
 from providers.base import Redemption
 
@@ -187,6 +188,14 @@ class SlackGateway:
         """DM the card to the recipient. Its link, code and PIN go nowhere else; ``None``
         means the provider emailed the card itself and the DM says so. The message carries
         metadata naming the request, so :meth:`was_delivered` can find it after a crash."""
+        if redemption is not None:
+            REDACTOR.remember(
+                *(
+                    s.get_secret_value()
+                    for s in (redemption.url, redemption.code, redemption.pin)
+                    if s
+                )
+            )
         text, blocks = slack_views.delivery_message(request, redemption)
         opened = await self.client.conversations_open(users=request.recipient_id)
         await self.client.chat_postMessage(

@@ -1,0 +1,57 @@
+"""Defence in depth for logs: every redemption secret the bot handles is masked in log output.
+
+The bot never logs a link, code or PIN on purpose; this filter catches what a library might
+(an HTTP client's debug output, an exception's repr). Secrets are remembered only in memory,
+in a bounded set, for as long as the process runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+_MASK = "[redacted]"
+# Recent secrets only: each log record is checked against all of them.
+_MAX_REMEMBERED = 1_000
+# Shorter values (a 4-digit PIN) would mask innocent numbers all over the logs.
+_MIN_LENGTH = 6
+
+
+class SecretRedactor(logging.Filter):
+    """A logging filter that replaces remembered secrets in every record it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: OrderedDict[str, None] = OrderedDict()
+
+    def remember(self, *secrets: str | None) -> None:
+        for secret in secrets:
+            if secret and len(secret) >= _MIN_LENGTH:
+                self._secrets[secret] = None
+                self._secrets.move_to_end(secret)
+        while len(self._secrets) > _MAX_REMEMBERED:
+            self._secrets.popitem(last=False)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        for secret in self._secrets:
+            masked = masked.replace(secret, _MASK)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # Format the traceback now, so the formatter prints the masked copy.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            for secret in self._secrets:
+                record.exc_text = record.exc_text.replace(secret, _MASK)
+        return True
+
+    def install(self) -> None:
+        """Mask secrets in everything the root logger's handlers write."""
+        for handler in logging.getLogger().handlers:
+            if self not in handler.filters:
+                handler.addFilter(self)
+
+
+REDACTOR = SecretRedactor()
