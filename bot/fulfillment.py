@@ -80,13 +80,10 @@ class Fulfillment:
             return
         provider = self._providers.get(request.provider)
         if provider is None:
-            log.error(
-                "request %s needs provider %r, which is not enabled; left in %s",
-                request_id,
-                request.provider,
-                request.status,
+            # Kept open and retried with backoff: re-enabling the provider resumes it.
+            raise RuntimeError(
+                f"request {request_id} needs provider {request.provider!r}, which is not enabled"
             )
-            return
         if request.status is Status.APPROVED:
             claimed = await self._claim(request)
             if claimed is None:
