@@ -16,6 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 # ISO 4217 minor units for the currencies that differ from the usual two decimals.
 _MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 _CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR"}
+# No card is worth a billion; anything near Decimal's 28 digits could not even be rounded.
+_TOO_LARGE = Decimal(10) ** 9
 
 
 def minor_units(currency: str) -> int:
@@ -73,6 +75,8 @@ def parse_amount(text: str, currency: str) -> Decimal:
         raise ValueError("Enter an amount like 25 or 25.50.") from exc
     if amount <= 0:
         raise ValueError("The amount must be more than zero.")
+    if amount >= _TOO_LARGE:
+        raise ValueError("That amount is too large for a gift card.")
     places = minor_units(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-places)):
         raise ValueError(f"{currency} amounts have at most {places} decimal places.")

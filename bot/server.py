@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.runtime import Runtime
 from providers.errors import WebhookRejected
@@ -18,9 +22,24 @@ WEBHOOK_PATH = "/webhooks/{provider}"
 log = logging.getLogger(__name__)
 
 
+def _as_form_if_misread(request: AsyncBoltRequest) -> AsyncBoltRequest:
+    """slack_bolt reads any form body that merely *contains* the word "payload" as an
+    interaction, so ``/reward payload bonus`` would arrive empty and go unanswered. A form
+    without a ``payload`` field is a plain form (a slash command): read it as one."""
+    if request.body or not request.raw_body or request.raw_body.startswith("{"):
+        return request
+    form = dict(parse_qsl(request.raw_body, keep_blank_values=True))
+    if form and "payload" not in form:
+        request.body = form
+        request.context = build_async_context(AsyncBoltContext({}), form)
+    return request
+
+
 def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await bolt_app.async_dispatch(await to_bolt_request(request))
+        bolt_response = await bolt_app.async_dispatch(
+            _as_form_if_misread(await to_bolt_request(request))
+        )
         return await to_aiohttp_response(bolt_response)
 
     async def provider_webhook(request: web.Request) -> web.Response:

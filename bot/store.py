@@ -7,7 +7,9 @@ status=?`` that reports whether it won; the audit event is written in the same t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -238,7 +240,10 @@ class Store:
                 await self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
             except BaseException:
-                if self._db.in_transaction:
+                # Always roll back, even if BEGIN looks unfinished: aiosqlite runs statements
+                # in order on its own thread, so a BEGIN whose await was cancelled still runs,
+                # and this ROLLBACK runs after it. Without one the next BEGIN would fail.
+                with contextlib.suppress(sqlite3.OperationalError):
                     await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")

@@ -7,7 +7,7 @@ module. Errors are raised from the taxonomy in :mod:`providers.errors`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar, Self
@@ -39,6 +39,39 @@ class Product(BaseModel):
         if bool(self.denominations) == ranged:
             raise ValueError("a product has either fixed denominations or a min/max range")
         return self
+
+    @classmethod
+    def from_face_values(
+        cls,
+        *,
+        provider: str,
+        product_id: str,
+        name: str,
+        currency: str,
+        fixed: Iterable[Decimal] | None = None,
+        min_value: Decimal | None = None,
+        max_value: Decimal | None = None,
+    ) -> Product:
+        """A catalog entry from a vendor's face values: the ``fixed`` ones (finite, positive,
+        deduplicated, sorted) when there are any, else the ``min_value``..``max_value`` range
+        (finite, 0 < min <= max). Raises ``ValueError`` (naming the problem) if neither is
+        usable or the currency is not an ISO code."""
+        values = tuple(sorted({v for v in fixed or () if v.is_finite() and v > 0}))
+        low, high = (None, None) if values else (min_value, max_value)
+        if not values:
+            if low is None or high is None or not (low.is_finite() and high.is_finite()):
+                raise ValueError("no face values we can read")
+            if not Decimal(0) < low <= high:
+                raise ValueError(f"an empty range of face values ({low} to {high})")
+        return cls(
+            provider=provider,
+            product_id=product_id,
+            name=name,
+            currency=currency,
+            denominations=values,
+            min_value=low,
+            max_value=high,
+        )
 
     @property
     def key(self) -> str:

@@ -117,8 +117,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, Self, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Literal, Self
 
 import httpx
 from pydantic import (
@@ -129,7 +128,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import Money, minor_units
 from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption
@@ -146,8 +144,8 @@ from providers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from providers.http import HttpProvider, RetryPolicy
-from providers.settings import read_settings
+from providers.http import HttpProvider, ModelT, RetryPolicy, find_list
+from providers.settings import ApiUrl, ProviderSettings, Secret, read_settings
 
 log = logging.getLogger(__name__)
 
@@ -163,35 +161,16 @@ _PIN_KEYS = frozenset({"pin", "pin_code", "pincode"})
 _URL_KEYS = frozenset({"url", "redemption_url", "redeem_url", "link"})
 # A naive ``created_at`` could be in any time zone: count it as anywhere within this much.
 _NAIVE_TIME_SLACK = timedelta(hours=14)
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
+# How much of CardPlusPay's own message an error quotes.
+_VENDOR_TEXT_LIMIT = 160
 
 
 # -- settings --------------------------------------------------------------------------------
 
 
-class _Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
-
-    api_key: SecretStr = Field(alias="CARDPLUSPAY_API_KEY")
-    api_url: str = Field(default=PRODUCTION_URL, alias="CARDPLUSPAY_API_URL")
-
-    @field_validator("api_key")
-    @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return SecretStr(value.get_secret_value().strip())
-
-    @field_validator("api_url")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        local = parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS
-        if not parts.hostname or not (parts.scheme == "https" or local):
-            raise ValueError(f"must be an https:// URL such as {PRODUCTION_URL}")
-        return value.strip().rstrip("/")
+class _Settings(ProviderSettings):
+    api_key: Secret = Field(alias="CARDPLUSPAY_API_KEY")
+    api_url: ApiUrl = Field(default=PRODUCTION_URL, alias="CARDPLUSPAY_API_URL")
 
 
 # -- vendor JSON (private) -------------------------------------------------------------------
@@ -432,18 +411,13 @@ class _ServerError(ProviderUnavailable):
     """A 5xx: CardPlusPay answered, so it has finished with the request (unlike a timeout)."""
 
 
-def _vendor_message(response: httpx.Response, secret: str) -> str:
-    """The envelope's ``message``, made safe and short enough to show in Slack."""
+def _envelope_message(response: httpx.Response) -> str:
+    """The envelope's ``message`` as the vendor wrote it (not yet fit to show)."""
     try:
         message = json.loads(response.content).get("message")
     except (ValueError, AttributeError):
         return ""
-    if not isinstance(message, str):
-        return ""
-    text = re.sub(r"\s+", " ", "".join(ch for ch in message if ch.isprintable())).strip()
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    return text[:160]
+    return message if isinstance(message, str) else ""
 
 
 def _said(message: str) -> str:
@@ -458,6 +432,7 @@ class CardPlusPayProvider(HttpProvider):
 
     name: ClassVar[str] = "cardpluspay"
     needs_recipient_email: ClassVar[bool] = True
+    api_key_header: ClassVar[str | None] = "X-API-Key"
 
     def __init__(
         self,
@@ -474,8 +449,9 @@ class CardPlusPayProvider(HttpProvider):
         max_scan_pages: int = 10,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__(http, base_url, retry=retry)
-        self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        super().__init__(
+            http, base_url, retry=retry, rate_limit_wait=_DEFAULT_RATE_LIMIT_WAIT, api_key=api_key
+        )
         self.poll_interval = poll_interval
         self._settle_time = settle_time
         self._lookback = lookback
@@ -490,24 +466,12 @@ class CardPlusPayProvider(HttpProvider):
         self._identities: dict[int, _Identity] = {}
         self._charged: dict[int, Money] = {}
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self._base_url!r})"
-
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
         settings = read_settings(_Settings)
         return cls(http, settings.api_key, settings.api_url)
 
     # -- HttpProvider hooks ------------------------------------------------------------------
-
-    async def _auth_headers(self) -> dict[str, str]:
-        return {"X-API-Key": self._api_key.get_secret_value()}
-
-    def _retry_after(self, response: httpx.Response) -> float:
-        try:
-            return min(max(float(response.headers.get("Retry-After", "")), 0.0), 600.0)
-        except ValueError:
-            return _DEFAULT_RATE_LIMIT_WAIT
 
     def _error_for(self, response: httpx.Response) -> ProviderError:
         error = super()._error_for(response)
@@ -519,7 +483,8 @@ class CardPlusPayProvider(HttpProvider):
         return self._refusal(response.status_code, self._message(response))
 
     def _message(self, response: httpx.Response) -> str:
-        return _vendor_message(response, self._api_key.get_secret_value())
+        """The envelope's ``message``, made safe and short enough to show in Slack."""
+        return self._vendor_text(_envelope_message(response), limit=_VENDOR_TEXT_LIMIT)
 
     @staticmethod
     def _refusal(status: int, message: str) -> OrderRefused:
@@ -546,19 +511,12 @@ class CardPlusPayProvider(HttpProvider):
 
     # -- parsing -----------------------------------------------------------------------------
 
+    def _unreadable(self) -> ProviderUnavailable:
+        return ProviderUnavailable(f"{_DISPLAY} sent an answer we could not read.")
+
     def _envelope(self, response: httpx.Response) -> _Envelope:
         """The answer's envelope, numbers as Decimal. The body never reaches an error."""
-        try:
-            raw = json.loads(response.content, parse_float=Decimal)
-            return _Envelope.model_validate(raw)
-        except (ValueError, ValidationError):
-            raise ProviderUnavailable(f"{_DISPLAY} sent an answer we could not read.") from None
-
-    def _model(self, model: type[ModelT], data: Any) -> ModelT:
-        try:
-            return model.model_validate(data)
-        except ValidationError:
-            raise ProviderUnavailable(f"{_DISPLAY} sent an answer we could not read.") from None
+        return self._parse(response, _Envelope)
 
     def _payload(self, response: httpx.Response, what: str) -> Any:
         """``data`` of a successful envelope; ``success: false`` on a read is a hiccup."""
@@ -570,7 +528,7 @@ class CardPlusPayProvider(HttpProvider):
         return envelope.data
 
     def _data(self, response: httpx.Response, model: type[ModelT], what: str) -> ModelT:
-        return self._model(model, self._payload(response, what))
+        return self._validate(model, self._payload(response, what))
 
     # -- catalog -----------------------------------------------------------------------------
 
@@ -591,7 +549,7 @@ class CardPlusPayProvider(HttpProvider):
     async def _catalog_page(self, params: Mapping[str, str], page: int) -> _CatalogPage | None:
         query = dict(params) | ({"page": str(page)} if page > 1 else {})
         data = self._payload(await self._request("GET", "/catalog", params=query), "list cards")
-        listing = self._model(_CatalogPage, _catalog_shape(data))
+        listing = self._validate(_CatalogPage, _catalog_shape(data))
         if page > 1 and (listing.pagination is None or listing.pagination.current_page != page):
             log.warning("cardpluspay ignored catalog page %s; the catalog may be incomplete", page)
             return None
@@ -701,7 +659,7 @@ class CardPlusPayProvider(HttpProvider):
             return await self._after_unknown(order, attempt, sent_at, answered, exc.message)
         try:
             envelope = self._envelope(response)
-            created = self._model(_Order, envelope.data) if envelope.success else None
+            created = self._validate(_Order, envelope.data) if envelope.success else None
         except ProviderUnavailable as exc:
             # A 2xx we cannot read may well have bought the card: as good as no answer.
             return await self._after_unknown(order, attempt, sent_at, False, exc.message)
@@ -799,7 +757,7 @@ class CardPlusPayProvider(HttpProvider):
             listing = await self._catalog_page({"item_id": order.product_id}, 1)
         except InvalidProduct:  # 404: unknown item code
             listing = None
-        items = [self._model(_CatalogItem, i) for i in (listing.items if listing else [])]
+        items = [self._validate(_CatalogItem, i) for i in (listing.items if listing else [])]
         item = next((i for i in items if i.code == order.product_id), None)
         if item is None:
             raise InvalidProduct(f"CardPlusPay no longer offers {order.product_id}.")
@@ -816,7 +774,7 @@ class CardPlusPayProvider(HttpProvider):
             "POST", "/orders/check", json_body={"item_id": order.product_id, "quantity": 1}
         )
         envelope = self._envelope(response)
-        check = self._model(_Check, envelope.data if isinstance(envelope.data, dict) else {})
+        check = self._validate(_Check, envelope.data if isinstance(envelope.data, dict) else {})
         in_stock = check.state == "in_stock" or (check.state is None and check.status is True)
         if not envelope.success or not in_stock or check.status is False:
             raise OutOfStock(
@@ -985,11 +943,8 @@ class CardPlusPayProvider(HttpProvider):
 
 def _catalog_shape(data: Any) -> dict[str, Any]:
     """The catalog answer's shape is undocumented: accept a list, or a list under a known key."""
-    if isinstance(data, list):
-        return {"items": data}
-    if isinstance(data, dict):
-        for key in ("products", "items", "catalog", "data"):
-            value = data.get(key)
-            if isinstance(value, list):
-                return {"items": value, "pagination": data.get("pagination")}
+    items = find_list(data, ("products", "items", "catalog", "data"))
+    if items is not None:
+        pagination = data.get("pagination") if isinstance(data, dict) else None
+        return {"items": items, "pagination": pagination}
     raise ProviderUnavailable(f"{_DISPLAY} sent a catalog we could not read.")

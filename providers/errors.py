@@ -25,6 +25,13 @@ redemption links, codes or PINs.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
+# How much of a vendor's own words a message quotes.
+VENDOR_TEXT_LIMIT = 200
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+
 
 class ProviderError(Exception):
     """Base class of every error a provider adapter raises."""
@@ -88,3 +95,20 @@ class InvalidProduct(OrderRefused):
 
 class OrderDeclined(OrderRefused):
     """Any other definite refusal."""
+
+
+def vendor_text(
+    text: str | None, *, secrets: Iterable[str] = (), limit: int = VENDOR_TEXT_LIMIT
+) -> str:
+    """A vendor's own words made fit for a user-facing message: each of ``secrets`` redacted,
+    links removed (they may be redemption links), printable, one line, at most ``limit``
+    characters."""
+    cleaned = text or ""
+    for secret in secrets:
+        if secret:
+            cleaned = cleaned.replace(secret, "[redacted]")
+    cleaned = _URL.sub("[link]", cleaned)
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in cleaned).split())
+    if len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1].rstrip() + "…"
+    return cleaned

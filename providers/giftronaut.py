@@ -47,8 +47,8 @@ Assumptions, where the docs are silent or contradict each other (see the vendor 
   choice card without a currency is USD (Giftronaut balances are USD and choice amounts are not
   converted); a branded card without one is skipped. Items we cannot read are skipped (logged
   by id), never guessed.
-* **Amounts** are parsed from JSON losslessly (``parse_float=Decimal``) and sent as JSON numbers
-  whose text is exactly the Decimal (checked; see :func:`_json_number`).
+* **Amounts** are parsed from JSON losslessly and sent as JSON numbers whose text is exactly the
+  Decimal (both by the shared :class:`~providers.http.HttpProvider`).
 * **Responses (not documented).** Create and get return an order object with ``orderId`` and
   ``status``, possibly wrapped in ``data``. ``totalCost`` (``{amount, currency}``, the shape of
   the ``order.created`` webhook) is read as ``charged`` when present. ``rewardLink`` is never read.
@@ -81,7 +81,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -97,7 +97,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import Money
 from providers.base import OrderRequest, OrderResult, OrderState, Product
@@ -113,12 +112,10 @@ from providers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from providers.http import HttpProvider, RetryPolicy
-from providers.settings import read_settings
+from providers.http import HttpProvider, RetryPolicy, encode_json, find_list
+from providers.settings import ApiUrl, ProviderSettings, Secret, read_settings
 
 log = logging.getLogger(__name__)
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 PRODUCTION_URL = "https://api.giftronaut.com"
 DEFAULT_SCOPE = "catalog.read orders.read orders.write orders.cancel"
@@ -186,30 +183,14 @@ class ScheduledSend(BaseModel):
 # -- settings ---------------------------------------------------------------------------------
 
 
-class _Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
-
+class _Settings(ProviderSettings):
     client_id: str = Field(alias="GIFTRONAUT_CLIENT_ID", min_length=1)
-    client_secret: SecretStr = Field(alias="GIFTRONAUT_CLIENT_SECRET")
-    api_url: str = Field(default=PRODUCTION_URL, alias="GIFTRONAUT_API_URL")
+    client_secret: Secret = Field(alias="GIFTRONAUT_CLIENT_SECRET")
+    api_url: ApiUrl = Field(default=PRODUCTION_URL, alias="GIFTRONAUT_API_URL")
     scope: str = Field(default=DEFAULT_SCOPE, alias="GIFTRONAUT_SCOPE", min_length=1)
     sender_name: str = Field(
         default="Rewardbot", alias="GIFTRONAUT_SENDER_NAME", min_length=1, max_length=100
     )
-
-    @field_validator("client_secret")
-    @classmethod
-    def _secret_present(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty")
-        return value
-
-    @field_validator("api_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-            raise ValueError("must be an http(s) URL such as https://api.giftronaut.com")
-        return value.rstrip("/")
 
 
 # -- vendor JSON (private) ----------------------------------------------------------------------
@@ -388,10 +369,8 @@ class GiftronautProvider(HttpProvider):
 
     async def _catalog(self, kind: str) -> list[Product]:
         response = await self._request("GET", f"/api/v1/catalog/{kind}-cards")
-        raw = _unwrap(
-            _unwrap(self._json(response), ("products", "data", "items")), ("products", "items")
-        )
-        if not isinstance(raw, list):
+        raw = find_list(self._json(response), ("products", "data", "items"), depth=1)
+        if raw is None:
             raise ProviderUnavailable(f"{self.name} sent a catalog we could not read.")
         products = []
         for entry in raw:
@@ -411,24 +390,22 @@ class GiftronautProvider(HttpProvider):
         name = item.name or f"Giftronaut {item.product_id}"
         if kind == "choice":
             name = f"{name} (choice card)"
-        values: dict[str, Any] = {}
-        if item.min_value is not None and item.max_value is not None:
-            values = {"min_value": item.min_value, "max_value": item.max_value}
+        fixed, low, high = item.prices, item.min_value, item.max_value
+        if low is not None and high is not None:
+            fixed = None  # a range wins over a price list
         elif kind == "choice" and item.prices and len(item.prices) == 2:
-            values = {"min_value": min(item.prices), "max_value": max(item.prices)}
-        elif item.prices:
-            values = {"denominations": tuple(sorted(set(item.prices)))}
+            fixed, low, high = None, min(item.prices), max(item.prices)
         try:
-            if "min_value" in values and values["min_value"] > values["max_value"]:
-                raise ValueError("empty range")
-            return Product(
+            return Product.from_face_values(
                 provider=self.name,
                 product_id=f"{kind}:{item.product_id}",
                 name=name,
                 currency=currency,
-                **values,
+                fixed=fixed,
+                min_value=low,
+                max_value=high,
             )
-        except (ValidationError, ValueError):
+        except ValueError:
             log.warning("%s: skipped %s catalog item %r", self.name, kind, item.product_id)
             return None
 
@@ -447,7 +424,7 @@ class GiftronautProvider(HttpProvider):
             )
         key = giftronaut_key(order.idempotency_key)
         body = self._order_body(order, key, vendor_product_id, schedule)
-        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        fingerprint = hashlib.sha256(encode_json(body)).hexdigest()
         now = self._clock()
         sent = self._sent_keys.get(key)
         if sent is None:
@@ -512,7 +489,7 @@ class GiftronautProvider(HttpProvider):
             json_body={"recipients": [recipient]},
             headers={"X-Request-Id": str(uuid.uuid4())},
         )
-        resent = self._parse_json_model(response, _Resent)
+        resent = self._parse(response, _Resent)
         if resent.requeued < 1:
             raise OrderDeclined("Giftronaut did not resend the card (no recipient was requeued).")
 
@@ -551,7 +528,7 @@ class GiftronautProvider(HttpProvider):
             "productId": product_id,
             "sendTiming": timing,
             "emailSetting": email_setting,
-            "recipients": [{"email": email, "amount": _json_number(order.face_value.amount)}],
+            "recipients": [{"email": email, "amount": order.face_value.amount}],
             "refundOption": self._refund_option,
         }
 
@@ -564,7 +541,7 @@ class GiftronautProvider(HttpProvider):
         return self._parse_order(response)
 
     def _parse_order(self, response: httpx.Response) -> _Order:
-        return self._parse_json_model(response, _Order)
+        return self._parse(response, _Order)
 
     def _result(self, placed: _Order) -> OrderResult:
         status = placed.status.upper()
@@ -598,21 +575,6 @@ class GiftronautProvider(HttpProvider):
         except ValidationError:
             log.warning("%s: unreadable totalCost on order %s", self.name, placed.order_id)
             return None
-
-    # -- JSON -------------------------------------------------------------------------------
-
-    def _json(self, response: httpx.Response) -> Any:
-        """The body, with JSON numbers as exact Decimals. The body never reaches an error."""
-        try:
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError:
-            raise ProviderUnavailable(f"{self.name} sent an answer we could not read.") from None
-
-    def _parse_json_model(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
-        try:
-            return model.model_validate(self._json(response))
-        except ValidationError:
-            raise ProviderUnavailable(f"{self.name} sent an answer we could not read.") from None
 
     # -- authentication --------------------------------------------------------------------
 
@@ -661,7 +623,7 @@ class GiftronautProvider(HttpProvider):
                 error = ProviderUnavailable(f"The connection to {self.name} failed at sign-in.")
             else:
                 if response.is_success:
-                    token = self._parse_json_model(response, _Token)
+                    token = self._parse(response, _Token)
                     lifetime = float(token.expires_in)
                     margin = min(TOKEN_EXPIRY_MARGIN, lifetime / 2)
                     return _CachedToken(token.access_token, self._clock() + lifetime - margin)
@@ -758,18 +720,3 @@ def _error_code(response: httpx.Response) -> str | None:
 
 def _safe_code(value: str) -> str:
     return value if _CODE_OK.fullmatch(value) else "an unreadable status"
-
-
-def _json_number(amount: Decimal) -> int | float:
-    """``amount`` as a value ``json.dumps`` writes as exactly this decimal number.
-
-    The shared ``_request`` encodes with :mod:`json`, which has no Decimal type. Whole amounts
-    become ints; others become the float whose shortest repr is the same decimal (true for any
-    money amount), verified here so no rounded amount is ever sent.
-    """
-    if amount == amount.to_integral_value():
-        return int(amount)
-    as_float = float(amount)
-    if Decimal(repr(as_float)) != amount:
-        raise InvalidProduct(f"{amount} cannot be sent to Giftronaut exactly.")
-    return as_float

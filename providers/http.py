@@ -10,23 +10,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from providers.base import Provider
 from providers.errors import (
+    VENDOR_TEXT_LIMIT,
     AuthenticationFailed,
     OrderDeclined,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
     RetryableProviderError,
+    vendor_text,
 )
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,8 @@ log = logging.getLogger(__name__)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+# A rate-limit header value this large is a Unix time (``X-RateLimit-Reset``), not seconds.
+_EPOCH_THRESHOLD = 1_000_000_000
 
 
 def encode_json(body: Any) -> bytes:
@@ -49,6 +56,43 @@ def encode_json(body: Any) -> bytes:
 
     text = json.dumps(body, default=mark)
     return re.sub(f'"{marker}(-?[0-9.]+)"', r"\1", text).encode()
+
+
+def wait_seconds(value: str, *, now: float | None = None) -> float | None:
+    """The wait a rate-limit header asks for: seconds, an HTTP date, or a Unix time.
+
+    ``None`` if the value is none of these. The result may be negative (a time passed).
+    """
+    now = time.time() if now is None else now
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            return parsedate_to_datetime(text).timestamp() - now
+        except (TypeError, ValueError, IndexError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return seconds - now if seconds > _EPOCH_THRESHOLD else seconds
+
+
+def find_list(data: Any, keys: Iterable[str], *, depth: int = 0) -> list[Any] | None:
+    """The list in a catalog-like answer: ``data`` itself if it is a list, else the first list
+    under one of ``keys``, looking ``depth`` objects deeper if need be; ``None`` if none."""
+    if isinstance(data, list):
+        return data
+    if not isinstance(data, dict):
+        return None
+    keys = tuple(keys)
+    for key in keys:
+        if isinstance(data.get(key), list):
+            return list(data[key])
+    for key in keys if depth > 0 else ():
+        found = find_list(data.get(key), keys, depth=depth - 1)
+        if found is not None:
+            return found
+    return None
 
 
 class RetryPolicy(BaseModel):
@@ -68,18 +112,41 @@ class RetryPolicy(BaseModel):
 class HttpProvider(Provider):
     """A provider reached over HTTP through one injected ``httpx.AsyncClient``."""
 
+    # Where a 429 says how long to wait, in the order they are read (see ``_retry_after``).
+    retry_after_headers: ClassVar[tuple[str, ...]] = ("Retry-After",)
+    # The longest a 429 may make one call wait, whatever the vendor asks.
+    max_retry_after: ClassVar[float] = 600.0
+    # The header that carries ``api_key`` on every request, for vendors that use one.
+    api_key_header: ClassVar[str | None] = None
+
     def __init__(
-        self, http: httpx.AsyncClient, base_url: str, *, retry: RetryPolicy | None = None
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        *,
+        retry: RetryPolicy | None = None,
+        rate_limit_wait: float | None = None,
+        api_key: SecretStr | str | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._retry = retry or RetryPolicy()
+        # The wait after a 429 that names none (default: the retry policy's first delay).
+        self._rate_limit_wait = (
+            self._retry.base_delay if rate_limit_wait is None else rate_limit_wait
+        )
+        self._api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
 
     # -- hooks for vendor modules ---------------------------------------------------------
 
     async def _auth_headers(self) -> dict[str, str]:
-        """Headers that authenticate a request."""
-        return {}
+        """Headers that authenticate a request: ``api_key`` in ``api_key_header``, if set."""
+        if self.api_key_header is None or self._api_key is None:
+            return {}
+        return {self.api_key_header: self._api_key.get_secret_value()}
 
     async def _on_unauthorized(self) -> bool:
         """A 401 arrived: renew credentials and return True to retry once (OAuth tokens)."""
@@ -92,11 +159,14 @@ class HttpProvider(Provider):
         return OrderDeclined(f"{self.name} refused the request (HTTP {response.status_code}).")
 
     def _retry_after(self, response: httpx.Response) -> float:
-        """Seconds a 429 asks us to wait."""
-        try:
-            return max(float(response.headers.get("Retry-After", "")), 0.0)
-        except ValueError:
-            return self._retry.base_delay
+        """Seconds a 429 asks us to wait: the first readable ``retry_after_headers`` value
+        (seconds, an HTTP date or a Unix time), between 0 and ``max_retry_after``; else
+        ``rate_limit_wait``."""
+        for header in self.retry_after_headers:
+            seconds = wait_seconds(response.headers.get(header, ""))
+            if seconds is not None:
+                return min(max(seconds, 0.0), self.max_retry_after)
+        return self._rate_limit_wait
 
     # -- the shared steps ----------------------------------------------------------------
 
@@ -109,11 +179,13 @@ class HttpProvider(Provider):
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         retry: bool = True,
+        on_failure: Callable[[ProviderError], None] | None = None,
     ) -> httpx.Response:
         """Send one request, retrying what may be retried with the *identical* body.
 
         ``retry=False`` is for calls that are unsafe to repeat (an order without an
         idempotency key): the first retryable failure is raised to the caller.
+        ``on_failure`` sees every failed attempt's error before it is retried or raised.
         """
         content = None if json_body is None else encode_json(json_body)
         attempt, reauthorized = 0, False
@@ -141,6 +213,8 @@ class HttpProvider(Provider):
                         attempt -= 1
                         continue
                 error = self._error_for(response)
+            if on_failure is not None:
+                on_failure(error)
             if not (retry and isinstance(error, RetryableProviderError)):
                 raise error
             if attempt >= self._retry.attempts:
@@ -177,12 +251,31 @@ class HttpProvider(Provider):
 
     def _parse(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
         """Validate a JSON answer. The body never reaches the error: it may hold codes."""
+        return self._validate(model, self._json(response))
+
+    def _json(self, response: httpx.Response) -> Any:
+        """A JSON answer as Python values, its numbers as exact ``Decimal``: pydantic's JSON
+        path goes through float and would round long amounts."""
         try:
-            # Numbers become Decimal straight from their text: pydantic's JSON path goes
-            # through float and would round long amounts.
-            return model.model_validate(json.loads(response.content, parse_float=Decimal))
-        except (ValueError, ValidationError):
-            raise ProviderUnavailable(f"{self.name} sent an answer we could not read.") from None
+            return json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            raise self._unreadable() from None
+
+    def _validate(self, model: type[ModelT], data: Any) -> ModelT:
+        """Validate (part of) an answer read with ``_json``."""
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            raise self._unreadable() from None
+
+    def _vendor_text(self, text: str | None, *, limit: int = VENDOR_TEXT_LIMIT) -> str:
+        """A vendor's words for a user-facing message (:func:`~providers.errors.vendor_text`),
+        with our own ``api_key`` redacted too."""
+        own = () if self._api_key is None else (self._api_key.get_secret_value(),)
+        return vendor_text(text, secrets=own, limit=limit)
+
+    def _unreadable(self) -> ProviderUnavailable:
+        return ProviderUnavailable(f"{self.name} sent an answer we could not read.")
 
     async def aclose(self) -> None:
         """The client is injected and shared: its owner closes it."""

@@ -35,7 +35,8 @@ Errors (``type`` decides, never ``message``; see :meth:`RunaProvider._refusal_fo
   ``product_validation_error`` and ``422`` naming the product or face value →
   :class:`InvalidProduct`; ``idempotency_validation_error`` → :class:`IdempotencyConflict`.
 * ``429`` (body ``{"error": "rate exceeded"}``) → :class:`RateLimited`, waiting ``Retry-After``
-  when sent (the docs name no header) and ``rate_limit_wait`` seconds otherwise.
+  when sent (the docs name no header; read by the shared ``HttpProvider._retry_after``) and
+  ``rate_limit_wait`` seconds otherwise.
 * ``idempotency_in_progress`` (documented both as HTTP 102 and as 400) → retryable, replayed
   after ``in_progress_wait`` seconds with the same key and body.
 * Timeouts, dropped connections, and 5xx answers that are not Runa JSON errors (a proxy or load
@@ -65,14 +66,13 @@ Assumptions (the docs are silent or contradict each other):
 * An unknown order ``status`` is treated as still processing.
 * Catalog pagination stops when a page has no ``after`` cursor, an empty page, or a repeated
   cursor (at most ``_MAX_CATALOG_PAGES`` pages).
-* ``face_value`` is a JSON number in the spec. The shared ``_request`` serialises with
-  ``json.dumps``, which cannot write ``Decimal``; amounts are sent as ``int`` when whole and
-  otherwise as the float whose shortest ``repr`` is exactly the decimal (checked, else refused),
-  so the bytes on the wire are the exact amount. Amounts are read as ``Decimal`` from strings
-  or from JSON numbers parsed without floats.
+* ``face_value`` is a JSON number in the spec: the ``Decimal`` goes into the body as it is and
+  the shared ``_request`` writes it as that exact number. Amounts are read as ``Decimal`` from
+  strings or from JSON numbers (the shared ``_parse`` never goes through floats).
 * With ``RUNA_PAYMENT_CURRENCY`` unset, the order is paid from the balance in the card's own
   currency; set it to pay every order from one balance (Runa's "embedded FX").
-* Vendor text shown to users (failure messages) is trimmed and has URLs removed.
+* Vendor text shown to users (failure messages) is cleaned by the shared
+  :func:`~providers.errors.vendor_text` (one line, no URLs, bounded).
 """
 
 from __future__ import annotations
@@ -81,16 +81,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import re
 import time
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal, Self
-from urllib.parse import quote, urlsplit
+from typing import Annotated, Any, ClassVar, Literal, Self
+from urllib.parse import quote
 
 import httpx
 from pydantic import (
@@ -102,7 +99,6 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import CurrencyCode, Money
 from providers.base import (
@@ -127,8 +123,8 @@ from providers.errors import (
     RetryableProviderError,
     WebhookRejected,
 )
-from providers.http import HttpProvider, ModelT, RetryPolicy
-from providers.settings import read_settings
+from providers.http import HttpProvider, RetryPolicy
+from providers.settings import ApiUrl, BlankIsUnset, ProviderSettings, Secret, read_settings
 
 log = logging.getLogger(__name__)
 
@@ -138,76 +134,26 @@ WEBHOOK_TOLERANCE = 5 * 60  # seconds, either way
 _MAX_CATALOG_PAGES = 50
 _CATALOG_PAGE_SIZE = "500"
 _LOOKUP_PAGE_SIZE = "100"
-_USER_TEXT_LIMIT = 200
-_URL = re.compile(r"https?://\S+", re.IGNORECASE)
-_LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-def _user_text(text: str | None) -> str:
-    """Vendor text made fit for Slack: no URLs, one line, bounded length."""
-    cleaned = " ".join(_URL.sub("[link]", text or "").split())
-    if len(cleaned) > _USER_TEXT_LIMIT:
-        cleaned = cleaned[: _USER_TEXT_LIMIT - 1] + "…"
-    return cleaned
-
-
-def _json_number(amount: Decimal) -> int | float:
-    """``amount`` as a JSON number whose text is exactly ``amount`` (see the module notes)."""
-    if amount == amount.to_integral_value():
-        return int(amount)
-    as_float = float(amount)
-    if Decimal(repr(as_float)) != amount:
-        raise InvalidProduct(f"{amount} cannot be sent to Runa exactly.")
-    return as_float
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- settings ------------------------------------------------------------------------------
 
 
-class _RunaSettings(BaseSettings):
+class _RunaSettings(ProviderSettings):
     """Runa's environment settings. Field aliases are the public environment names."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
-
-    api_key: SecretStr = Field(alias="RUNA_API_KEY")
-    api_url: str = Field(default=PRODUCTION_URL, alias="RUNA_API_URL")
-    webhook_secret: SecretStr | None = Field(default=None, alias="RUNA_WEBHOOK_SECRET")
+    api_key: Secret = Field(alias="RUNA_API_KEY")
+    api_url: ApiUrl = Field(default=PRODUCTION_URL, alias="RUNA_API_URL")
+    webhook_secret: Annotated[SecretStr | None, BlankIsUnset] = Field(
+        default=None, alias="RUNA_WEBHOOK_SECRET"
+    )
     payment_method: Literal["ACCOUNT_BALANCE"] = Field(
         default="ACCOUNT_BALANCE", alias="RUNA_PAYMENT_METHOD"
     )
-    payment_currency: CurrencyCode | None = Field(default=None, alias="RUNA_PAYMENT_CURRENCY")
+    payment_currency: Annotated[CurrencyCode | None, BlankIsUnset] = Field(
+        default=None, alias="RUNA_PAYMENT_CURRENCY"
+    )
     execution_mode: Literal["async", "sync"] = Field(default="async", alias="RUNA_EXECUTION_MODE")
-
-    @field_validator("api_key")
-    @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return value
-
-    @field_validator("api_url")
-    @classmethod
-    def _https_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme == "https" and parts.hostname:
-            return value.rstrip("/")
-        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-            return value.rstrip("/")  # a local test double
-        raise ValueError(f"must be an https URL such as {PRODUCTION_URL}")
-
-    @field_validator("webhook_secret", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("webhook_secret")
     @classmethod
@@ -215,11 +161,6 @@ class _RunaSettings(BaseSettings):
         if value is not None:
             _webhook_key(value)
         return value
-
-    @field_validator("payment_currency", mode="before")
-    @classmethod
-    def _blank_currency_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
 
 def _webhook_key(secret: SecretStr) -> bytes:
@@ -392,6 +333,7 @@ class RunaProvider(HttpProvider):
     """Runa's API ``2024-02-05``; see the module docstring for the documented behaviour."""
 
     name: ClassVar[str] = "runa"
+    api_key_header: ClassVar[str | None] = "X-Api-Key"
 
     def __init__(
         self,
@@ -408,15 +350,15 @@ class RunaProvider(HttpProvider):
         in_progress_wait: float = 2.0,
         lookup_pages: int = 5,
     ) -> None:
-        super().__init__(http, base_url, retry=retry)
-        self._api_key = api_key
+        super().__init__(
+            http, base_url, retry=retry, rate_limit_wait=rate_limit_wait, api_key=api_key
+        )
         self._webhook_key = (
             None if webhook_secret is None else SecretBytes(_webhook_key(webhook_secret))
         )
         self._payment_currency = payment_currency
         self._execution_mode = execution_mode
         self.poll_interval = poll_interval
-        self._rate_limit_wait = rate_limit_wait
         self._in_progress_wait = in_progress_wait
         self._lookup_pages = lookup_pages
 
@@ -439,21 +381,7 @@ class RunaProvider(HttpProvider):
     # -- HttpProvider hooks ----------------------------------------------------------------
 
     async def _auth_headers(self) -> dict[str, str]:
-        return {"X-Api-Key": self._api_key.get_secret_value(), "X-Api-Version": API_VERSION}
-
-    def _retry_after(self, response: httpx.Response) -> float:
-        """``Retry-After`` (seconds or an HTTP date) when sent; Runa documents none."""
-        value = response.headers.get("Retry-After", "").strip()
-        if value:
-            try:
-                return max(float(value), 0.0)
-            except ValueError:
-                pass
-            try:
-                return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-            except (TypeError, ValueError):
-                pass
-        return self._rate_limit_wait
+        return {**await super()._auth_headers(), "X-Api-Version": API_VERSION}
 
     def _error_for(self, response: httpx.Response) -> ProviderError:
         error = self._error_body(response)
@@ -477,13 +405,13 @@ class RunaProvider(HttpProvider):
         if known is not None:
             error_class, message = known
             if error.type in _WITH_VENDOR_DETAIL and error.message:
-                message = f"{message}: {_user_text(error.message)}"
+                message = f"{message}: {self._vendor_text(error.message)}"
             elif error.type in _WITH_VENDOR_DETAIL:
                 message += "."
             return error_class(message)
         if status in (401, 403):
             return AuthenticationFailed("Runa rejected our API key (check RUNA_API_KEY).")
-        kind = f", {_user_text(error.type)}" if error.type else ""
+        kind = f", {self._vendor_text(error.type)}" if error.type else ""
         return OrderDeclined(f"Runa refused the request (HTTP {status}{kind}).")
 
     def _validation_refusal(self, response: httpx.Response) -> ProviderError:
@@ -499,7 +427,7 @@ class RunaProvider(HttpProvider):
             part in ("face_value", "products", "value") for d in body.details for part in d.location
         )
         error_class: type[OrderRefused] = InvalidProduct if about_card else OrderDeclined
-        detail = _user_text("; ".join(problems)) or "no details given"
+        detail = self._vendor_text("; ".join(problems)) or "no details given"
         return error_class(f"Runa rejected the order details ({detail}).")
 
     @staticmethod
@@ -508,14 +436,6 @@ class RunaProvider(HttpProvider):
             return _Error.model_validate_json(response.content)
         except ValidationError:
             return _Error()
-
-    def _parse(self, response: httpx.Response, model: type[ModelT]) -> ModelT:
-        """Like the base, but JSON numbers become ``Decimal`` exactly, never floats."""
-        try:
-            data = json.loads(response.content, parse_float=Decimal)
-            return model.model_validate(data)
-        except (ValueError, ValidationError):
-            raise ProviderUnavailable("Runa sent an answer we could not read.") from None
 
     # -- catalog ---------------------------------------------------------------------------
 
@@ -550,25 +470,19 @@ class RunaProvider(HttpProvider):
         try:
             if denominations is None:
                 raise ValueError("no denominations")
-            if denominations.type == "fixed":
-                return Product(
-                    provider=self.name,
-                    product_id=vendor.code,
-                    name=vendor.name,
-                    currency=vendor.currency,
-                    denominations=tuple(sorted(set(denominations.available_list or ()))),
-                )
-            if denominations.type == "open":
-                return Product(
-                    provider=self.name,
-                    product_id=vendor.code,
-                    name=vendor.name,
-                    currency=vendor.currency,
-                    min_value=denominations.minimum_value,
-                    max_value=denominations.maximum_value,
-                )
-            raise ValueError(f"unknown denomination type {denominations.type!r}")
-        except (ValueError, ValidationError) as exc:
+            if denominations.type not in ("fixed", "open"):
+                raise ValueError(f"unknown denomination type {denominations.type!r}")
+            fixed = denominations.type == "fixed"
+            return Product.from_face_values(
+                provider=self.name,
+                product_id=vendor.code,
+                name=vendor.name,
+                currency=vendor.currency,
+                fixed=denominations.available_list if fixed else None,
+                min_value=None if fixed else denominations.minimum_value,
+                max_value=None if fixed else denominations.maximum_value,
+            )
+        except ValueError as exc:
             log.warning("runa catalog: skipped product %s (%s)", vendor.code, exc)
             return None
 
@@ -586,7 +500,7 @@ class RunaProvider(HttpProvider):
             },
             "items": [
                 {
-                    "face_value": _json_number(order.face_value.amount),
+                    "face_value": order.face_value.amount,
                     "distribution_method": {"type": "PAYOUT_LINK"},
                     "products": {"type": "SINGLE", "value": order.product_id},
                 }
@@ -670,7 +584,7 @@ class RunaProvider(HttpProvider):
 
     def _result(self, order: _Order) -> OrderResult:
         if order.status == "FAILED":
-            reason = _user_text(order.message)
+            reason = self._vendor_text(order.message)
             return OrderResult(
                 provider_order_id=order.id,
                 state=OrderState.FAILED,

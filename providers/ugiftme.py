@@ -47,8 +47,8 @@ Failures (what the bot sees)
   logged: the message is posted in the request's channel thread).
 * 404 on create → :class:`InvalidProduct`.
 * 409 (undocumented) → retryable: taken to be an in-flight duplicate of an earlier attempt.
-* 429 → :class:`RateLimited`, waiting ``Retry-After`` (seconds or an HTTP date), else
-  ``RateLimit-Reset`` / ``X-RateLimit-Reset`` (seconds, or a Unix time), capped at 60 s.
+* 429 → :class:`RateLimited`, waiting ``Retry-After``, else ``RateLimit-Reset`` /
+  ``X-RateLimit-Reset`` (seconds, an HTTP date or a Unix time), capped at 60 s.
 * 5xx, timeouts, dropped connections, unreadable answers → retried with the same key and body.
 * Any refusal on :meth:`get_order` (401, 403, 404 ...), or when re-reading an order a ``201``
   just created → :class:`OutcomeUnknown`: the order was accepted, so a refusal to report on it
@@ -70,9 +70,8 @@ Assumptions (the docs are silent or contradict each other)
   readable face values, in a malformed currency, or with ``isActive: false`` are skipped and
   logged, never guessed.
   **Verify against the sandbox (https://api-stage.ugift.me) before enabling in production.**
-* ``valuePurchased`` is a JSON number. Whole amounts are sent as integers; other amounts as the
-  shortest float text, only after checking that the text equals the exact Decimal (true for
-  every amount with at most 15 significant digits), otherwise the order is refused locally.
+* ``valuePurchased`` is a JSON number: the shared ``_request`` writes the ``Decimal`` as that
+  exact number.
 * ``recipientName``, ``recipientEmail`` (when Slack shows one) and ``giftMessage`` are sent.
   The docs do not say whether UGiftMe emails the card to ``recipientEmail``; the bot still
   delivers it privately in Slack (``delivered_by_provider`` is False).
@@ -99,12 +98,9 @@ Assumptions (the docs are silent or contradict each other)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
-from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
+from decimal import Decimal
 from typing import Any, ClassVar, Self
 from urllib.parse import quote, urlsplit
 
@@ -119,7 +115,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain import Money
 from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption
@@ -135,8 +130,8 @@ from providers.errors import (
     RateLimited,
     RetryableProviderError,
 )
-from providers.http import HttpProvider, RetryPolicy
-from providers.settings import read_settings
+from providers.http import HttpProvider, RetryPolicy, find_list
+from providers.settings import ApiUrl, ProviderSettings, Secret, read_settings
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +145,6 @@ PRODUCT_SEPARATOR = "|"
 
 _PAGE_SIZE = 100
 _MAX_PAGES = 50
-_MAX_RATE_LIMIT_WAIT = 60.0
-_MAX_VENDOR_TEXT = 200
-# An epoch timestamp rather than a number of seconds, in a rate-limit reset header.
-_EPOCH_THRESHOLD = 1_000_000_000
 
 _REQUEST_PENDING = frozenset({"queued", "processing", "pending", "in_progress"})
 _ORDER_PENDING = frozenset({"pending", "queued", "processing"})
@@ -167,28 +158,9 @@ _PRODUCT_WORDS = ("product", "merchant", "currency", "value", "amount", "denomin
 # -- settings -----------------------------------------------------------------------------------
 
 
-class _Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    api_key: SecretStr = Field(validation_alias="UGIFTME_API_KEY")
-    api_url: str = Field(default=PRODUCTION_URL, validation_alias="UGIFTME_API_URL")
-
-    @field_validator("api_key")
-    @classmethod
-    def _key_not_blank(cls, value: SecretStr) -> SecretStr:
-        key = value.get_secret_value().strip()
-        if not key:
-            raise ValueError("must not be empty")
-        return SecretStr(key)
-
-    @field_validator("api_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        url = value.strip()
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL such as {PRODUCTION_URL}")
-        return url.rstrip("/")
+class _Settings(ProviderSettings):
+    api_key: Secret = Field(validation_alias="UGIFTME_API_KEY")
+    api_url: ApiUrl = Field(default=PRODUCTION_URL, validation_alias="UGIFTME_API_URL")
 
 
 # -- vendor JSON (private) ----------------------------------------------------------------------
@@ -308,14 +280,7 @@ class _ProductPage(_Vendor):
             return {"items": value}
         if not isinstance(value, dict):
             return value
-        items: list[Any] = next(
-            (
-                value[key]
-                for key in ("products", "data", "items", "results")
-                if isinstance(value.get(key), list)
-            ),
-            [],
-        )
+        items = find_list(value, ("products", "data", "items", "results")) or []
         pagination = value.get("pagination")
         pages = value.get("totalPages")
         if pages is None and isinstance(pagination, dict):
@@ -330,6 +295,13 @@ class UGiftMeProvider(HttpProvider):
     """See the module docstring for the documented behaviour and the assumptions."""
 
     name: ClassVar[str] = "ugiftme"
+    api_key_header: ClassVar[str | None] = "X-API-Key"
+    retry_after_headers: ClassVar[tuple[str, ...]] = (
+        "Retry-After",
+        "RateLimit-Reset",
+        "X-RateLimit-Reset",
+    )
+    max_retry_after: ClassVar[float] = 60.0
 
     def __init__(
         self,
@@ -340,14 +312,10 @@ class UGiftMeProvider(HttpProvider):
         retry: RetryPolicy | None = None,
         poll_interval: float = 2.0,
     ) -> None:
-        super().__init__(http, base_url, retry=retry)
-        self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        super().__init__(http, base_url, retry=retry, api_key=api_key)
         self.poll_interval = poll_interval
         # Idempotency keys with a create attempt whose answer was lost (see the docstring).
         self._uncertain_keys: set[str] = set()
-
-    def __repr__(self) -> str:
-        return f"UGiftMeProvider(base_url={self._base_url!r})"
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
@@ -357,13 +325,10 @@ class UGiftMeProvider(HttpProvider):
 
     # -- HttpProvider hooks -------------------------------------------------------------------
 
-    async def _auth_headers(self) -> dict[str, str]:
-        return {"X-API-Key": self._api_key.get_secret_value()}
-
     def _refusal_for(self, response: httpx.Response) -> ProviderError:
         body = self._error_body(response)
         status = response.status_code
-        said = self._vendor_text(body, status)
+        said = self._said(body, status)
         if status == 400:
             if "idempot" in said.lower():
                 return OutcomeUnknown(
@@ -392,16 +357,6 @@ class UGiftMeProvider(HttpProvider):
                 f"{_LABEL} is still working on an earlier attempt of this order (HTTP 409)."
             )
         return OrderDeclined(f"{_LABEL} refused the request: {said}")
-
-    def _retry_after(self, response: httpx.Response) -> float:
-        for header in ("Retry-After", "RateLimit-Reset", "X-RateLimit-Reset"):
-            raw = response.headers.get(header)
-            if raw is None:
-                continue
-            seconds = _seconds_from(raw.strip())
-            if seconds is not None:
-                return min(max(seconds, 0.0), _MAX_RATE_LIMIT_WAIT)
-        return self._retry.base_delay
 
     # -- catalog ------------------------------------------------------------------------------
 
@@ -449,30 +404,19 @@ class UGiftMeProvider(HttpProvider):
             log.warning("%s: skipped product %r (%s)", _LABEL, vendor.product_code, problem)
             return None
         assert merchant is not None
-        fixed = tuple(sorted({d for d in vendor.denominations or () if d.is_finite() and d > 0}))
-        low, high = vendor.min_value, vendor.max_value
-        ranged = (
-            low is not None
-            and high is not None
-            and low.is_finite()
-            and high.is_finite()
-            and Decimal(0) < low <= high
-        )
-        if not fixed and not ranged:
-            log.warning(
-                "%s: skipped product %r (no face values we can read)", _LABEL, vendor.product_code
+        try:
+            return Product.from_face_values(
+                provider=self.name,
+                product_id=f"{vendor.product_code}{PRODUCT_SEPARATOR}{merchant}",
+                name=(vendor.name or "").strip() or merchant,
+                currency=currency,
+                fixed=vendor.denominations,
+                min_value=vendor.min_value,
+                max_value=vendor.max_value,
             )
+        except ValueError as exc:
+            log.warning("%s: skipped product %r (%s)", _LABEL, vendor.product_code, exc)
             return None
-        label = (vendor.name or "").strip() or merchant
-        return Product(
-            provider=self.name,
-            product_id=f"{vendor.product_code}{PRODUCT_SEPARATOR}{merchant}",
-            name=label,
-            currency=currency,
-            denominations=fixed,
-            min_value=None if fixed else low,
-            max_value=None if fixed else high,
-        )
 
     # -- orders -------------------------------------------------------------------------------
 
@@ -530,7 +474,7 @@ class UGiftMeProvider(HttpProvider):
             "productCode": code,
             "merchant": merchant,
             "currency": order.face_value.currency,
-            "valuePurchased": _json_number(order.face_value),
+            "valuePurchased": order.face_value.amount,
         }
         if order.recipient.email:
             body["recipientEmail"] = order.recipient.email
@@ -543,46 +487,28 @@ class UGiftMeProvider(HttpProvider):
     async def _create(self, body: dict[str, Any], key: str) -> httpx.Response:
         """``POST /orders`` with retries of the identical body and key, remembering attempts
         whose answer was lost so that a refusal after one is not taken at its word."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._request(
-                    "POST",
-                    f"{_API}/orders",
-                    json_body=body,
-                    headers={"Idempotency-Key": key},
-                    retry=False,
-                )
-            except RateLimited as limited:
-                error: RetryableProviderError = limited
-            except RetryableProviderError as lost:
+
+        def remember_lost(error: ProviderError) -> None:
+            # A 429 was not processed; any other retryable failure may have bought the card.
+            if isinstance(error, RetryableProviderError) and not isinstance(error, RateLimited):
                 self._uncertain_keys.add(key)
-                error = lost
-            except OrderRefused as refusal:
-                if key in self._uncertain_keys:
-                    raise OutcomeUnknown(
-                        f"{_LABEL} refused a retry of this order ({refusal.message}) after an "
-                        "earlier attempt's answer was lost, so the card may have been bought. "
-                        f"Check the {_LABEL} order history before ordering again."
-                    ) from None
-                raise
-            else:
-                return response
-            if attempt >= self._retry.attempts:
-                raise error
-            delay = (
-                error.retry_after if isinstance(error, RateLimited) else self._retry.delay(attempt)
+
+        try:
+            return await self._request(
+                "POST",
+                f"{_API}/orders",
+                json_body=body,
+                headers={"Idempotency-Key": key},
+                on_failure=remember_lost,
             )
-            log.warning(
-                "%s create order: %s (attempt %s of %s, retrying in %.1fs)",
-                self.name,
-                error.message,
-                attempt,
-                self._retry.attempts,
-                delay,
-            )
-            await asyncio.sleep(delay)
+        except OrderRefused as refusal:
+            if key in self._uncertain_keys:
+                raise OutcomeUnknown(
+                    f"{_LABEL} refused a retry of this order ({refusal.message}) after an "
+                    "earlier attempt's answer was lost, so the card may have been bought. "
+                    f"Check the {_LABEL} order history before ordering again."
+                ) from None
+            raise
 
     async def _poll_request(self, provider_order_id: str) -> OrderResult:
         request_id = provider_order_id.removeprefix(REQUEST_PREFIX)
@@ -594,7 +520,7 @@ class UGiftMeProvider(HttpProvider):
         if status in _REQUEST_PENDING:
             return OrderResult(provider_order_id=provider_order_id, state=OrderState.PENDING)
         if status == "failed":
-            said = _clean(polled.error or polled.message or polled.reason or "")
+            said = self._vendor_text(polled.error or polled.message or polled.reason or "")
             return OrderResult(
                 provider_order_id=provider_order_id,
                 state=OrderState.FAILED,
@@ -603,8 +529,9 @@ class UGiftMeProvider(HttpProvider):
             )
         if status != "succeeded":
             raise OutcomeUnknown(
-                f"{_LABEL} order request {_clean(request_id)} is in status {_clean(status)!r}, "
-                f"which its docs do not describe. Check it in the {_LABEL} dashboard."
+                f"{_LABEL} order request {self._vendor_text(request_id)} is in status "
+                f"{self._vendor_text(status)!r}, which its docs do not describe. Check it in the "
+                f"{_LABEL} dashboard."
             )
         result = polled.result
         order_id = None if result is None else (result.id or result.order_id)
@@ -626,7 +553,7 @@ class UGiftMeProvider(HttpProvider):
         self, order_id: str, status: str | None, merchant: _Merchant | str | None
     ) -> OrderResult:
         provider_order_id = ORDER_PREFIX + order_id
-        state = _clean(status or "").lower()
+        state = self._vendor_text(status or "").lower()
         if state in _ORDER_FAILED:
             return OrderResult(
                 provider_order_id=provider_order_id,
@@ -643,8 +570,8 @@ class UGiftMeProvider(HttpProvider):
         if state in _ORDER_PENDING:
             return OrderResult(provider_order_id=provider_order_id, state=OrderState.PENDING)
         raise OutcomeUnknown(
-            f"{_LABEL} order {_clean(order_id)} is in status {state or 'none'!r} but shows no "
-            f"voucher. Check it in the {_LABEL} dashboard."
+            f"{_LABEL} order {self._vendor_text(order_id)} is in status {state or 'none'!r} "
+            f"but shows no voucher. Check it in the {_LABEL} dashboard."
         )
 
     # -- errors -------------------------------------------------------------------------------
@@ -655,14 +582,11 @@ class UGiftMeProvider(HttpProvider):
         except ValidationError:
             return _ErrorBody()
 
-    def _vendor_text(self, body: _ErrorBody, status: int) -> str:
-        """The vendor's own words, fit for Slack: no control characters, bounded, no key."""
+    def _said(self, body: _ErrorBody, status: int) -> str:
+        """The vendor's own words, fit for Slack (see ``vendor_text``), without our key."""
         parts = [p for p in (body.error, body.message, body.reason) if p and p.strip()]
-        said = ": ".join(dict.fromkeys(_clean(p) for p in parts)) or f"HTTP {status}"
-        key = self._api_key.get_secret_value()
-        if key:
-            said = said.replace(key, "[redacted]")
-        return said
+        said = dict.fromkeys(self._vendor_text(p) for p in parts)
+        return ": ".join(said) or f"HTTP {status}"
 
     def _insufficient_funds(self, body: _ErrorBody) -> InsufficientFunds:
         needed = ""
@@ -706,44 +630,6 @@ def _secret(value: SecretStr | None) -> SecretStr | None:
         return None
     text = value.get_secret_value().strip()
     return SecretStr(text) if text else None
-
-
-def _json_number(amount: Money) -> int | float:
-    """``valuePurchased`` as a JSON number whose text is exactly ``amount``."""
-    value = amount.amount
-    if value.is_finite() and value > 0:
-        if value == value.to_integral_value():
-            return int(value)
-        as_float = float(value)
-        try:
-            if Decimal(repr(as_float)) == value:
-                return as_float
-        except InvalidOperation:  # pragma: no cover - repr of a finite float is a number
-            pass
-    raise InvalidProduct(f"{amount} cannot be sent to {_LABEL} exactly.")
-
-
-def _clean(text: str) -> str:
-    """Vendor text for a Slack message: printable, one line, bounded."""
-    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-    if len(flat) > _MAX_VENDOR_TEXT:
-        flat = flat[: _MAX_VENDOR_TEXT - 1].rstrip() + "…"
-    return flat
-
-
-def _seconds_from(raw: str) -> float | None:
-    """A wait in seconds from a rate-limit header: seconds, a Unix time, or an HTTP date."""
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        return when.timestamp() - time.time()
-    if value != value or value in (float("inf"), float("-inf")):
-        return None
-    return value - time.time() if value > _EPOCH_THRESHOLD else value
 
 
 __all__ = ["PRODUCTION_URL", "SANDBOX_URL", "UGiftMeProvider"]

@@ -180,7 +180,7 @@ async def test_an_async_order_is_placed_polled_and_completed(runa: Runa) -> None
 
 async def test_a_fractional_face_value_is_sent_exactly(runa: Runa) -> None:
     await runa.provider.place_order(order(amount="10.10"))
-    assert b'"face_value": 10.1,' in runa.fake.order_posts[0].body
+    assert b'"face_value": 10.10,' in runa.fake.order_posts[0].body
     assert runa.fake.only_order().face_value == Decimal("10.10")
 
 

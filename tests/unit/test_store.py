@@ -6,7 +6,7 @@ import pytest
 
 from bot.domain import Money, NewRewardRequest, Status
 from bot.errors import RequestNotFound
-from bot.store import Store
+from bot.store import JobKind, Store
 
 
 def _new() -> NewRewardRequest:
@@ -106,3 +106,20 @@ async def test_a_database_from_a_newer_rewardbot_is_refused(tmp_path: Path) -> N
     await store.close()
     with pytest.raises(RuntimeError, match="newer than this rewardbot"):
         await Store.open(tmp_path / "r.db")
+
+
+async def test_a_transaction_cancelled_at_any_point_leaves_the_store_usable(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    request, _ = await store.create_request(_new(), "V1")
+    for steps in range(12):
+        task = asyncio.create_task(store.enqueue(JobKind.NOTIFY, request.id))
+        for _ in range(steps):  # let it get a little further each time before cancelling
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        # Whatever was interrupted, the next transaction starts cleanly.
+        await store.enqueue(JobKind.FULFIL, request.id)
+    assert await store.open_job_count() >= 12
+    await store.close()
