@@ -465,18 +465,15 @@ class Store:
 
     async def mark_delivery_started(self, request_id: int) -> None:
         """Recorded before the delivery DM is sent: a resumed job then checks Slack first."""
+        now = _now()
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE reward_requests SET delivery_started_at = ? WHERE id = ?",
-                (_now(), request_id),
+                (now, request_id),
             )
-
-    async def record_event(
-        self, request_id: int, kind: str, actor: str, detail: Mapping[str, Any]
-    ) -> None:
-        """Audit something that is not a status change (an order id learnt, a DM sent...)."""
-        async with self._transaction() as db:
-            await self._insert_event(db, request_id, kind, None, None, actor, dict(detail), _now())
+            await self._insert_event(
+                db, request_id, "delivery_started", None, None, SYSTEM_ACTOR, {}, now
+            )
 
     async def set_provider_order(self, request_id: int, provider_order_id: str) -> None:
         now = _now()
