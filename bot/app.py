@@ -23,6 +23,10 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
         client=runtime.gateway.client,
         signing_secret=secret.get_secret_value() if secret else None,
         request_verification_enabled=not socket_mode,
+        # Each listener acks first and then finishes its (short) work before the response is
+        # sent, so no listener outlives its request: a clean stop never cuts one off midway.
+        # Slow work (orders, announcements) is queued as durable jobs, not done in listeners.
+        process_before_response=True,
     )
 
     @app.error

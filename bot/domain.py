@@ -116,15 +116,16 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.FULFILLED: frozenset(),
     Status.REJECTED: frozenset(),
     Status.FAILED: frozenset(),
-    # Review: order again (with a new idempotency key), or settle it by hand.
-    Status.NEEDS_REVIEW: frozenset({Status.APPROVED, Status.RESOLVED}),
+    # Review: order again under a new key (no order exists), check the existing order again,
+    # or settle it by hand.
+    Status.NEEDS_REVIEW: frozenset({Status.APPROVED, Status.ORDERING, Status.RESOLVED}),
     Status.RESOLVED: frozenset(),
 }
 
 
 def is_announced(from_: Status, to: Status) -> bool:
     """Whether a change is shown in Slack; claiming an approved order is not news."""
-    return not (from_ is Status.APPROVED and to is Status.ORDERING)
+    return to is not Status.ORDERING or from_ is Status.NEEDS_REVIEW
 
 
 class NewRewardRequest(BaseModel):
@@ -158,7 +159,7 @@ class RewardRequest(NewRewardRequest):
     # Who the order was placed for, captured once so every retry sends the same order body.
     recipient_name: str | None = None
     recipient_email: str | None = None
-    # A delivery DM may have been sent: check Slack before sending it again.
-    delivery_started: bool = False
+    # Set when a delivery DM may have been sent: check Slack before sending it again.
+    delivery_started_at: datetime | None = None
     created_at: datetime
     updated_at: datetime

@@ -1,7 +1,9 @@
-"""Carries approved requests through ordering, polling and delivery, one persisted step at a time.
+"""The ``fulfil`` job: an approved request through ordering, polling and delivery.
 
-A request in ``approved`` or ``ordering`` after a restart is resumed by :meth:`Fulfillment.resume`;
-the provider idempotency key stored at approval makes the replayed order the same order.
+Each step is persisted before the next side effect, so the job can be run again after a crash
+at any point: the idempotency key stored at approval makes a replayed order the same order, a
+stored order id is looked up instead of re-sent, and the recipient's DM is checked before the
+delivery is sent again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from providers.errors import (
 log = logging.getLogger(__name__)
 
 _UNFINISHED = frozenset({Status.APPROVED, Status.ORDERING})
+# Slack errors that mean "try again later", not "this message can never be sent".
+_SLACK_TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 T = TypeVar("T")
 _MAX_WAKEUPS = 10_000
 
@@ -177,7 +183,7 @@ class Fulfillment:
             try:
                 return await call()
             except SLACK_FAILURES as exc:
-                if attempt == self._slack_attempts or isinstance(exc, UnknownUser):
+                if attempt == self._slack_attempts:
                     raise
                 log.warning("Slack call failed (attempt %s): %r", attempt, exc)
                 await asyncio.sleep(self._retry_base_delay * attempt)
@@ -210,26 +216,8 @@ class Fulfillment:
                 "redemption details.",
             )
             return
-        if request.delivery_started and await self._gateway.was_delivered(request):
-            log.info("request %s: the delivery DM was sent before a restart", request.id)
-        else:
-            await self._store.mark_delivery_started(request.id)
-            try:
-                await self._slack_with_retries(
-                    functools.partial(self._gateway.deliver, request, result.redemption)
-                )
-            except SlackApiError as refusal:
-                if refusal.response.get("error") == "ratelimited":
-                    raise  # only a wait is needed: the job is retried later
-                # Slack answered no (the recipient cannot be messaged): waiting will not help.
-                await self._settle(
-                    request,
-                    Status.NEEDS_REVIEW,
-                    f"The gift card was issued (order {result.provider_order_id}) but Slack "
-                    f"refused to deliver it ({refusal.response.get('error')}); it must be "
-                    "sent by hand.",
-                )
-                return
+        if not await self._deliver_once(request, result):
+            return
         charged = result.charged
         await self._store.transition(
             request.id,
@@ -240,6 +228,42 @@ class Fulfillment:
             charged_amount=str(charged.amount) if charged else None,
             charged_currency=charged.currency if charged else None,
         )
+
+    async def _deliver_once(self, request: RewardRequest, result: OrderResult) -> bool:
+        """DM the card exactly once; False if Slack refused and the request was parked.
+
+        Before any second attempt (a retry after a timeout, or the job run again after a
+        crash) the recipient's DM is searched for the first one: a request whose answer was
+        lost may still have been posted."""
+        started = request.delivery_started_at
+        if started is None:
+            started = await self._store.mark_delivery_started(request.id)
+        for attempt in range(1, self._slack_attempts + 1):
+            maybe_sent = attempt > 1 or request.delivery_started_at is not None
+            if maybe_sent and await self._gateway.was_delivered(request, since=started):
+                log.info("request %s: the delivery DM had already been sent", request.id)
+                return True
+            try:
+                await self._gateway.deliver(request, result.redemption)
+                return True
+            except SlackApiError as refusal:
+                error = refusal.response.get("error")
+                if error not in _SLACK_TRANSIENT_ERRORS:
+                    # Slack answered no (the recipient cannot be messaged): waiting won't help.
+                    await self._settle(
+                        request,
+                        Status.NEEDS_REVIEW,
+                        f"The gift card was issued (order {result.provider_order_id}) but "
+                        f"Slack refused to deliver it ({error}); it must be sent by hand.",
+                    )
+                    return False
+                if attempt == self._slack_attempts:
+                    raise
+            except SLACK_FAILURES:
+                if attempt == self._slack_attempts:
+                    raise  # the job is retried later, starting with the same check
+            await asyncio.sleep(self._retry_base_delay * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _fail(self, request: RewardRequest, reason: str) -> None:
         await self._settle(request, Status.FAILED, reason)

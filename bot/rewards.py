@@ -167,8 +167,14 @@ class RewardService:
 
     async def order_again(self, request_id: int, actor: str) -> RewardRequest:
         """After review found no card was issued: order again, under a new idempotency key
-        (the old one may be refused by the provider as a conflict)."""
-        await self._reviewable(request_id, actor)
+        (the old one may be refused by the provider as a conflict). Refused once the provider
+        gave an order id: that order exists, so it is checked again instead."""
+        request = await self._reviewable(request_id, actor)
+        if request.provider_order_id is not None:
+            raise NotAllowed(
+                f"{request.provider} has order {request.provider_order_id} for this reward: "
+                "use Check again, so the card is not bought twice."
+            )
         won = await self._store.transition(
             request_id,
             Status.NEEDS_REVIEW,
@@ -179,6 +185,20 @@ class RewardService:
             idempotency_key=_new_idempotency_key(request_id),
             provider_order_id=None,
             delivery_started_at=None,
+            failure_reason=None,
+        )
+        return await self._decided(request_id, actor, won)
+
+    async def check_again(self, request_id: int, actor: str) -> RewardRequest:
+        """After review: look the existing order up again and deliver it if it is ready."""
+        await self._reviewable(request_id, actor)
+        won = await self._store.transition(
+            request_id,
+            Status.NEEDS_REVIEW,
+            Status.ORDERING,
+            actor,
+            detail={"review": "check again"},
+            then=[JobKind.FULFIL],
             failure_reason=None,
         )
         return await self._decided(request_id, actor, won)
@@ -195,7 +215,7 @@ class RewardService:
         )
         return await self._decided(request_id, actor, won)
 
-    async def _reviewable(self, request_id: int, actor: str) -> None:
+    async def _reviewable(self, request_id: int, actor: str) -> RewardRequest:
         request = await self._store.get(request_id)
         refusal = policy.refusal_to_decide(request, actor, self._approvers)
         if refusal:
@@ -204,6 +224,7 @@ class RewardService:
             raise AlreadyDecided(
                 f"Reward #{request.id} is no longer waiting for review.", request.status
             )
+        return request
 
     async def _decided(self, request_id: int, actor: str, won: bool) -> RewardRequest:
         request = await self._store.get(request_id)

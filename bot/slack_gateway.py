@@ -8,6 +8,7 @@ emulator works in a real workspace. Messages are rendered by :mod:`bot.slack_vie
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -79,6 +80,9 @@ class SlackGateway:
 
     def __init__(self, client: AsyncWebClient, store: Store) -> None:
         self.client = client
+        self._client_without_retries = AsyncWebClient(
+            token=client.token, base_url=client.base_url, retry_handlers=[]
+        )
         self._store = store
 
     async def user(self, user_id: str) -> SlackUser:
@@ -198,7 +202,9 @@ class SlackGateway:
             )
         text, blocks = slack_views.delivery_message(request, redemption)
         opened = await self.client.conversations_open(users=request.recipient_id)
-        await self.client.chat_postMessage(
+        # Sent without slack_sdk's automatic retries: a retried post whose first answer was
+        # lost could DM the card twice. The caller checks was_delivered before trying again.
+        await self._client_without_retries.chat_postMessage(
             channel=str(opened["channel"]["id"]),
             text=text,
             blocks=blocks,
@@ -210,18 +216,31 @@ class SlackGateway:
             },
         )
 
-    async def was_delivered(self, request: RewardRequest) -> bool:
-        """Whether the recipient's DM already holds this request's delivery message."""
+    async def was_delivered(self, request: RewardRequest, since: datetime) -> bool:
+        """Whether the recipient's DM holds this request's delivery message, posted after
+        ``since`` (when the delivery started), reading every page of that history."""
         opened = await self.client.conversations_open(users=request.recipient_id)
-        history = await self.client.conversations_history(
-            channel=str(opened["channel"]["id"]), include_all_metadata=True, limit=200
-        )
-        messages: list[dict[str, Any]] = history.get("messages", [])
-        return any(
-            message.get("metadata", {}).get("event_type") == _DELIVERY_EVENT
-            and message["metadata"].get("event_payload", {}).get("request_id") == request.id
-            for message in messages
-        )
+        # A minute earlier than our own clock said, in case Slack's runs behind.
+        oldest = f"{since.timestamp() - 60:.6f}"
+        cursor: str | None = None
+        while True:
+            page = await self.client.conversations_history(
+                channel=str(opened["channel"]["id"]),
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+            messages: list[dict[str, Any]] = page.get("messages", [])
+            if any(
+                message.get("metadata", {}).get("event_type") == _DELIVERY_EVENT
+                and message["metadata"].get("event_payload", {}).get("request_id") == request.id
+                for message in messages
+            ):
+                return True
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return False
 
     async def announce(self, request: RewardRequest, status: Status) -> None:
         """Show that ``request`` reached ``status``: every message of it re-rendered, a thread

@@ -25,6 +25,7 @@ APPROVE_ACTION = "approve_request"
 REJECT_ACTION = "reject_request"
 REDEEM_ACTION = "redeem"
 ORDER_AGAIN_ACTION = "order_again"
+CHECK_AGAIN_ACTION = "check_again"
 RESOLVE_ACTION = "resolve_review"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
@@ -259,17 +260,23 @@ def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
     elif request.status is Status.NEEDS_REVIEW:
         blocks.append(
             _mrkdwn_section(
-                f"*This reward needs a check with {escape(request.provider)}.* If no card was "
-                "issued, order it again; if it was settled by hand, mark it resolved."
+                f"*This reward needs a check with {escape(request.provider)}.* "
+                + (
+                    "If no card was issued, order it again"
+                    if request.provider_order_id is None
+                    else f"Once order {escape(request.provider_order_id)} is sorted out, "
+                    "check it again to deliver it"
+                )
+                + "; if it was settled by hand, mark it resolved."
             )
         )
-        blocks.append(
-            _buttons(
-                request,
-                (ORDER_AGAIN_ACTION, "Order again", "primary"),
-                (RESOLVE_ACTION, "Mark resolved", None),
-            )
+        # An order id means the card may exist: never offer to buy it again.
+        retry = (
+            (ORDER_AGAIN_ACTION, "Order again", "primary")
+            if request.provider_order_id is None
+            else (CHECK_AGAIN_ACTION, "Check again", "primary")
         )
+        blocks.append(_buttons(request, retry, (RESOLVE_ACTION, "Mark resolved", None)))
     return text, blocks
 
 
@@ -314,7 +321,7 @@ def thread_update(request: RewardRequest) -> str:
             return (
                 f":warning: Needs review: {escape(request.failure_reason or 'outcome unknown')} "
                 "Nothing more will be ordered until an approver checks with the provider and "
-                "chooses *Order again* or *Mark resolved* on their card."
+                "decides with the buttons on their card."
             )
         case Status.RESOLVED:
             return ":ballot_box_with_check: An approver marked this reward resolved by hand."

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,10 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_open ON jobs(done_at, request_id, id);
     ALTER TABLE reward_requests ADD COLUMN delivery_started_at TEXT;
+    INSERT INTO jobs (kind, request_id, run_after, created_at)
+        SELECT 'fulfil', id, strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'),
+               strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')
+        FROM reward_requests WHERE status IN ('approved', 'ordering');
     """,
 )
 
@@ -150,6 +155,9 @@ class Job(BaseModel):
     request_id: int
     payload: dict[str, Any]
     attempts: int
+    # This claim's token: a job whose lease expired and was claimed again cannot be
+    # finished or extended through an older claim.
+    lease: str
 
 
 class ApprovalCard(BaseModel):
@@ -194,7 +202,11 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         summary_ts=row["summary_ts"],
         recipient_name=row["recipient_name"],
         recipient_email=row["recipient_email"],
-        delivery_started=row["delivery_started_at"] is not None,
+        delivery_started_at=(
+            datetime.fromisoformat(row["delivery_started_at"])
+            if row["delivery_started_at"]
+            else None
+        ),
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
     )
@@ -231,7 +243,8 @@ class Store:
         return store
 
     async def close(self) -> None:
-        await self._db.close()
+        async with self._lock:  # never in the middle of someone's transaction
+            await self._db.close()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -275,44 +288,54 @@ class Store:
     ) -> tuple[RewardRequest, bool]:
         """Store a new request; returns it and whether it is new. A second submission with
         the same ``submission_key`` returns the first one's request instead."""
-        rows = await self._fetch(
-            "SELECT id FROM reward_requests WHERE submission_key = ?", (submission_key,)
-        )
-        if rows:
-            return await self.get(rows[0]["id"]), False
         now = _now()
         async with self._transaction() as db:
-            cursor = await db.execute(
-                """INSERT INTO reward_requests (requester_id, recipient_id, origin_channel_id,
-                       amount, currency, provider, product_id, product_name, message, status,
-                       submission_key, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    new.requester_id,
-                    new.recipient_id,
-                    new.origin_channel_id,
-                    str(new.face_value.amount),
-                    new.face_value.currency,
-                    new.provider,
-                    new.product_id,
-                    new.product_name,
-                    new.message,
-                    Status.PENDING_APPROVAL,
-                    submission_key,
-                    now,
-                    now,
-                ),
-            )
-            request_id = cursor.lastrowid
-            assert request_id is not None
-            await self._insert_event(
-                db, request_id, "created", None, Status.PENDING_APPROVAL, new.requester_id, {}, now
-            )
-            await self._insert_job(
-                db, JobKind.NOTIFY, request_id, {"status": Status.PENDING_APPROVAL}, now
-            )
+            # Checked inside the write transaction: two identical submissions cannot both insert.
+            async with db.execute(
+                "SELECT id FROM reward_requests WHERE submission_key = ?", (submission_key,)
+            ) as found:
+                existing = await found.fetchone()
+            if existing is None:
+                request_id = await self._insert_request(db, new, submission_key, now)
+        if existing is not None:
+            return await self.get(int(existing[0])), False
         self._jobs_queued()
         return await self.get(request_id), True
+
+    async def _insert_request(
+        self, db: aiosqlite.Connection, new: NewRewardRequest, submission_key: str, now: str
+    ) -> int:
+        """The new request, its audit event and its announcement, in the caller's transaction."""
+        cursor = await db.execute(
+            """INSERT INTO reward_requests (requester_id, recipient_id, origin_channel_id,
+                   amount, currency, provider, product_id, product_name, message, status,
+                   submission_key, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                new.requester_id,
+                new.recipient_id,
+                new.origin_channel_id,
+                str(new.face_value.amount),
+                new.face_value.currency,
+                new.provider,
+                new.product_id,
+                new.product_name,
+                new.message,
+                Status.PENDING_APPROVAL,
+                submission_key,
+                now,
+                now,
+            ),
+        )
+        request_id = cursor.lastrowid
+        assert request_id is not None
+        await self._insert_event(
+            db, request_id, "created", None, Status.PENDING_APPROVAL, new.requester_id, {}, now
+        )
+        await self._insert_job(
+            db, JobKind.NOTIFY, request_id, {"status": Status.PENDING_APPROVAL}, now
+        )
+        return request_id
 
     async def get(self, request_id: int) -> RewardRequest:
         rows = await self._fetch("SELECT * FROM reward_requests WHERE id = ?", (request_id,))
@@ -394,23 +417,25 @@ class Store:
             await self._insert_job(db, kind, request_id, {}, _now())
         self._jobs_queued()
 
-    async def claim_job(self, owner: str, lease_seconds: float) -> Job | None:
-        """Lease the oldest runnable job. Jobs of one request run one at a time, in order, so
-        Slack shows a request's changes in the order they happened."""
+    async def claim_job(self, owner: str, lease_seconds: float, kind: JobKind) -> Job | None:
+        """Lease the oldest runnable job of ``kind``. Jobs of one kind and one request run one at
+        a time, in order, so Slack shows a request's changes in the order they happened; the
+        kinds are independent, so a notification Slack keeps refusing never holds up an order."""
         now = _now()
+        lease = f"{owner}:{uuid.uuid4().hex}"
         async with self._transaction() as db:
             cursor = await db.execute(
                 """UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1
                    WHERE id = (
                        SELECT j.id FROM jobs j
-                       WHERE j.done_at IS NULL AND j.run_after <= ?
+                       WHERE j.kind = ? AND j.done_at IS NULL AND j.run_after <= ?
                          AND (j.lease_expires IS NULL OR j.lease_expires < ?)
                          AND NOT EXISTS (
                              SELECT 1 FROM jobs e WHERE e.request_id = j.request_id
-                               AND e.done_at IS NULL AND e.id < j.id)
+                               AND e.kind = j.kind AND e.done_at IS NULL AND e.id < j.id)
                        ORDER BY j.id LIMIT 1)
                    RETURNING id, kind, request_id, payload, attempts""",
-                (owner, _now(lease_seconds), now, now),
+                (lease, _now(lease_seconds), kind, now, now),
             )
             row = await cursor.fetchone()
             await cursor.close()
@@ -422,32 +447,34 @@ class Store:
             request_id=row[2],
             payload=json.loads(row[3]),
             attempts=row[4],
+            lease=lease,
         )
 
-    async def extend_lease(self, job_id: int, owner: str, lease_seconds: float) -> bool:
+    async def extend_lease(self, job: Job, lease_seconds: float) -> bool:
+        """Keep holding ``job``; False if its lease expired and may be someone else's now."""
         async with self._transaction() as db:
             cursor = await db.execute(
                 "UPDATE jobs SET lease_expires = ? WHERE id = ? AND lease_owner = ? "
-                "AND done_at IS NULL",
-                (_now(lease_seconds), job_id, owner),
+                "AND done_at IS NULL AND lease_expires >= ?",
+                (_now(lease_seconds), job.id, job.lease, _now()),
             )
             return cursor.rowcount == 1
 
-    async def finish_job(self, job_id: int, owner: str, error: str | None = None) -> None:
-        """Done (``error`` says why a job was given up on)."""
+    async def finish_job(self, job: Job, error: str | None = None) -> None:
+        """Done (``error`` says why a job was given up on). Only this claim can finish it."""
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE jobs SET done_at = ?, lease_owner = NULL, lease_expires = NULL, "
                 "last_error = ? WHERE id = ? AND lease_owner = ?",
-                (_now(), error, job_id, owner),
+                (_now(), error, job.id, job.lease),
             )
 
-    async def retry_job(self, job_id: int, owner: str, delay: float, error: str) -> None:
+    async def retry_job(self, job: Job, delay: float, error: str) -> None:
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE jobs SET run_after = ?, lease_owner = NULL, lease_expires = NULL, "
                 "last_error = ? WHERE id = ? AND lease_owner = ?",
-                (_now(delay), error, job_id, owner),
+                (_now(delay), error, job.id, job.lease),
             )
 
     async def release_jobs(self, owner: str) -> None:
@@ -455,7 +482,8 @@ class Store:
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, "
-                "attempts = MAX(attempts - 1, 0) WHERE lease_owner = ? AND done_at IS NULL",
+                "attempts = MAX(attempts - 1, 0) "
+                "WHERE lease_owner LIKE ? || ':%' AND done_at IS NULL",
                 (owner,),
             )
 
@@ -463,7 +491,7 @@ class Store:
         rows = await self._fetch("SELECT COUNT(*) FROM jobs WHERE done_at IS NULL", ())
         return int(rows[0][0])
 
-    async def mark_delivery_started(self, request_id: int) -> None:
+    async def mark_delivery_started(self, request_id: int) -> datetime:
         """Recorded before the delivery DM is sent: a resumed job then checks Slack first."""
         now = _now()
         async with self._transaction() as db:
@@ -474,6 +502,7 @@ class Store:
             await self._insert_event(
                 db, request_id, "delivery_started", None, None, SYSTEM_ACTOR, {}, now
             )
+        return datetime.fromisoformat(now)
 
     async def set_provider_order(self, request_id: int, provider_order_id: str) -> None:
         now = _now()

@@ -69,18 +69,33 @@ def _metadata(raw: Any) -> JSON | None:
 
 
 def history(ctx: ApiContext, args: JSON) -> JSON:
-    """``conversations.history``: top-level messages, newest first; metadata only on request."""
+    """``conversations.history``: top-level messages newest first, between ``oldest`` and
+    ``latest`` (exclusive), ``limit`` per page with a ``next_cursor``; metadata on request."""
     channel = _writable_channel(ctx, args.get("channel"))
     limit = max(1, min(int(args.get("limit") or 100), 999))
+    oldest = float(args.get("oldest") or 0)
+    latest = float(args.get("latest") or "inf")
     with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-    messages = [m for m in ctx.workspace.messages(channel.id) if m.thread_ts in (None, m.ts)]
+    messages = [
+        m
+        for m in reversed(ctx.workspace.messages(channel.id))
+        if m.thread_ts in (None, m.ts) and oldest < float(m.ts) < latest
+    ]
+    start = int(args.get("cursor") or 0)
+    page = messages[start : start + limit]
     shown = []
-    for message in reversed(messages[-limit:]):
+    for message in page:
         data = message.to_api()
         if not with_metadata:
             data.pop("metadata", None)
         shown.append(data)
-    return {"ok": True, "messages": shown, "has_more": len(messages) > limit}
+    more = start + limit < len(messages)
+    return {
+        "ok": True,
+        "messages": shown,
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
 
 
 def update(ctx: ApiContext, args: JSON) -> JSON:

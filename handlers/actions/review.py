@@ -1,11 +1,11 @@
-"""An approver settles a request that needs review: order again, or mark it resolved."""
+"""An approver settles a request that needs review: order again, check again, or resolve."""
 
 from __future__ import annotations
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack_views import ORDER_AGAIN_ACTION, RESOLVE_ACTION
+from bot.slack_views import CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION, RESOLVE_ACTION
 from handlers.actions.decision import decide_or_refuse
 from handlers.payloads import BlockActions
 
@@ -15,6 +15,11 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     async def order_again(ack: AsyncAck, body: dict[str, object]) -> None:
         await ack()
         await decide_or_refuse(deps, BlockActions.model_validate(body), deps.rewards.order_again)
+
+    @app.action(CHECK_AGAIN_ACTION)
+    async def check_again(ack: AsyncAck, body: dict[str, object]) -> None:
+        await ack()
+        await decide_or_refuse(deps, BlockActions.model_validate(body), deps.rewards.check_again)
 
     @app.action(RESOLVE_ACTION)
     async def mark_resolved(ack: AsyncAck, body: dict[str, object]) -> None:

@@ -13,9 +13,14 @@ import pytest
 from bot.domain import Status
 from bot.emulator import SlackEmulator
 from bot.local import running_bot
-from bot.slack_views import APPROVE_ACTION, ORDER_AGAIN_ACTION, RESOLVE_ACTION
-from providers.base import OrderResult, Product
-from providers.errors import InvalidProduct
+from bot.slack_views import (
+    APPROVE_ACTION,
+    CHECK_AGAIN_ACTION,
+    ORDER_AGAIN_ACTION,
+    RESOLVE_ACTION,
+)
+from providers.base import OrderRequest, OrderResult, Product
+from providers.errors import InvalidProduct, OutcomeUnknown
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM, Stack
 
@@ -155,7 +160,7 @@ async def _parked_for_review(
         await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
         await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
         await emulator.wait_for(
-            lambda: ORDER_AGAIN_ACTION in str(stack.approval_card(LIN).blocks),
+            lambda: RESOLVE_ACTION in str(stack.approval_card(LIN).blocks),
             5,
             "review buttons on the cards",
         )
@@ -185,20 +190,58 @@ async def test_an_approver_can_mark_a_reviewed_request_resolved(
         assert RESOLVE_ACTION not in str(stack.approval_card(ARJUN).blocks)
 
 
-async def test_order_again_after_review_uses_a_new_key_and_delivers(
+async def test_check_again_after_review_delivers_the_existing_order(
     emulator: SlackEmulator, database: Path
 ) -> None:
     provider = _ForgetfulSandbox(completion_delay=0.05)
     async with _parked_for_review(emulator, database, provider) as stack:
+        card = stack.approval_card(ARJUN)
+        assert ORDER_AGAIN_ACTION not in str(card.blocks)  # an order exists: never buy again
         first_key = (await stack.runtime.store.get(1)).idempotency_key
-        provider.forgetful = False  # the provider recovered
-        await stack.click(ARJUN, stack.approval_card(ARJUN), ORDER_AGAIN_ACTION)
+        provider.forgetful = False  # the provider found its order
+        await stack.click(ARJUN, card, CHECK_AGAIN_ACTION)
         await stack.emulator.wait_for_dm(JANE, "sent you a reward")
         await stack.emulator.wait_for_dm(MAYA, "was delivered")
         request = await stack.runtime.store.get(1)
         assert request.status is Status.FULFILLED
+        assert request.idempotency_key == first_key
+        assert provider.order_count == 1
+
+
+class _UnsureSandbox(SandboxProvider):
+    """Cannot tell whether the first order went through (it did not)."""
+
+    unsure = True
+
+    async def place_order(self, order: OrderRequest) -> OrderResult:
+        if self.unsure:
+            raise OutcomeUnknown("The sandbox lost track of this order; check its dashboard.")
+        return await super().place_order(order)
+
+
+async def test_order_again_after_review_uses_a_new_key_and_delivers(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    provider = _UnsureSandbox(completion_delay=0.05)
+    async with running_bot(
+        emulator, database=database, approvers=APPROVERS, providers={"sandbox": provider}
+    ) as runtime:
+        stack = Stack(emulator, runtime, provider)
+        await stack.request_reward(GOOD_VALUES)
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await emulator.wait_for(
+            lambda: ORDER_AGAIN_ACTION in str(stack.approval_card(LIN).blocks), 5, "review"
+        )
+        first_key = (await runtime.store.get(1)).idempotency_key
+        provider.unsure = False  # the reviewer checked: nothing was issued
+        await stack.click(LIN, stack.approval_card(LIN), ORDER_AGAIN_ACTION)
+        await emulator.wait_for_dm(JANE, "sent you a reward")
+        await emulator.wait_for_dm(MAYA, "was delivered")
+        request = await runtime.store.get(1)
+        assert request.status is Status.FULFILLED
         assert request.idempotency_key not in (None, first_key)
-        assert provider.order_count == 2  # the reviewer confirmed the first was never issued
+        assert provider.order_count == 1
 
 
 async def test_a_slack_outage_delays_announcements_but_loses_none(stack: Stack) -> None:
