@@ -1,4 +1,5 @@
 import asyncio
+from collections.abc import Awaitable
 from decimal import Decimal
 from pathlib import Path
 
@@ -108,18 +109,51 @@ async def test_a_database_from_a_newer_rewardbot_is_refused(tmp_path: Path) -> N
         await Store.open(tmp_path / "r.db")
 
 
-async def test_a_transaction_cancelled_at_any_point_leaves_the_store_usable(
-    tmp_path: Path,
-) -> None:
+async def test_a_transaction_cancelled_at_any_point_is_all_or_nothing(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
     request, _ = await store.create_request(_new(), "V1")
-    for steps in range(12):
-        task = asyncio.create_task(store.enqueue(JobKind.NOTIFY, request.id))
+
+    def approve() -> Awaitable[bool]:
+        return store.transition(
+            request.id,
+            Status.PENDING_APPROVAL,
+            Status.APPROVED,
+            "UAPP",
+            then=[JobKind.FULFIL],
+            decided_by="UAPP",
+        )
+
+    async def state() -> tuple[Status, int, int]:
+        events = [e for e in await store.events(request.id) if e.kind == "transition"]
+        return (await store.get(request.id)).status, len(events), await store.open_job_count()
+
+    nothing, everything = (Status.PENDING_APPROVAL, 0, 1), (Status.APPROVED, 1, 3)
+    for steps in range(60):
+        task = asyncio.create_task(approve())
         for _ in range(steps):  # let it get a little further each time before cancelling
             await asyncio.sleep(0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        # Whatever was interrupted, the next transaction starts cleanly.
+        # The request, its audit event and its jobs (notify + fulfil) change together.
+        assert await state() in (nothing, everything)
+        if await state() == everything:
+            break
+    else:
+        assert await approve()  # never got through while cancelled: the store still works
+    assert await state() == everything
+    await store.close()
+
+
+async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    request, _ = await store.create_request(_new(), "V1")
+    for steps in range(12):
+        task = asyncio.create_task(store.enqueue(JobKind.NOTIFY, request.id))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        # A BEGIN whose await was cancelled still runs on aiosqlite's thread: the rollback
+        # must follow it, or this next transaction fails to start.
         await store.enqueue(JobKind.FULFIL, request.id)
-    assert await store.open_job_count() >= 12
     await store.close()
