@@ -411,12 +411,6 @@ class Store:
             (kind, request_id, json.dumps(payload), now, now),
         )
 
-    async def enqueue(self, kind: JobKind, request_id: int) -> None:
-        """Queue a job outside a transition (e.g. resuming a request parked for review)."""
-        async with self._transaction() as db:
-            await self._insert_job(db, kind, request_id, {}, _now())
-        self._jobs_queued()
-
     async def claim_job(self, owner: str, lease_seconds: float, kind: JobKind) -> Job | None:
         """Lease the oldest runnable job of ``kind``. Jobs of one kind and one request run one at
         a time, in order, so Slack shows a request's changes in the order they happened; the

@@ -148,12 +148,12 @@ async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(tmp_pat
     store = await Store.open(tmp_path / "r.db")
     request, _ = await store.create_request(_new(), "V1")
     for steps in range(12):
-        task = asyncio.create_task(store.enqueue(JobKind.NOTIFY, request.id))
+        task = asyncio.create_task(store.set_summary_message(request.id, "C1", f"1.{steps}"))
         for _ in range(steps):
             await asyncio.sleep(0)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         # A BEGIN whose await was cancelled still runs on aiosqlite's thread: the rollback
         # must follow it, or this next transaction fails to start.
-        await store.enqueue(JobKind.FULFIL, request.id)
+        await store.add_approval_card(request.id, "UAPP", "D1", f"2.{steps}")
     await store.close()
