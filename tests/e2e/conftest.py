@@ -14,6 +14,7 @@ from bot.emulator import SlackEmulator, Workspace
 from bot.emulator.workspace import Message
 from bot.local import running_bot
 from bot.runtime import Runtime
+from bot.slack_views import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
 
 MAYA, ARJUN, LIN, JANE, OMAR = "U0MAYA", "U0ARJUN", "U0LIN", "U0JANE", "U0OMAR"
@@ -58,6 +59,14 @@ class Stack:
             lambda: self.ws.current_view(requester), 5, "the reward modal to open"
         )
         await self.emulator.driver.submit_view(requester, values)
+
+    async def request_and_approve(
+        self, values: dict[str, Any] | None = None, *, approver: str = ARJUN
+    ) -> None:
+        """Maya requests a reward and ``approver`` approves it from their card."""
+        await self.request_reward(values or GOOD_VALUES)
+        await self.emulator.wait_for(lambda: self.ws.dm_messages(approver), 5, "the card")
+        await self.click(approver, self.approval_card(approver), APPROVE_ACTION)
 
     def approval_card(self, approver: str) -> Message:
         cards = [

@@ -92,9 +92,7 @@ async def test_an_accepted_order_the_provider_then_denies_is_parked_for_review(
         emulator, database=database, approvers=APPROVERS, providers={"sandbox": forgetful}
     ) as runtime:
         stack = Stack(emulator, runtime, forgetful)
-        await stack.request_reward(GOOD_VALUES)
-        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
-        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await stack.request_and_approve()
         await emulator.wait_for_dm(MAYA, "needs a manual check")
         request = await runtime.store.get(1)
         assert request.status is Status.NEEDS_REVIEW
@@ -156,9 +154,7 @@ async def _parked_for_review(
         emulator, database=database, approvers=APPROVERS, providers={"sandbox": provider}
     ) as runtime:
         stack = Stack(emulator, runtime, provider)
-        await stack.request_reward(GOOD_VALUES)
-        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
-        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await stack.request_and_approve()
         await emulator.wait_for(
             lambda: RESOLVE_ACTION in str(stack.approval_card(LIN).blocks),
             5,
@@ -227,9 +223,7 @@ async def test_order_again_after_review_uses_a_new_key_and_delivers(
         emulator, database=database, approvers=APPROVERS, providers={"sandbox": provider}
     ) as runtime:
         stack = Stack(emulator, runtime, provider)
-        await stack.request_reward(GOOD_VALUES)
-        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
-        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await stack.request_and_approve()
         await emulator.wait_for(
             lambda: ORDER_AGAIN_ACTION in str(stack.approval_card(LIN).blocks), 5, "review"
         )

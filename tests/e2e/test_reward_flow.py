@@ -111,10 +111,8 @@ async def test_reward_is_approved_ordered_and_delivered_privately(
 
 
 async def test_a_failed_order_is_reported_and_nothing_is_delivered(stack: Stack) -> None:
-    await stack.request_reward({**GOOD_VALUES, "amount": "10.92"})  # sandbox: out of stock
+    await stack.request_and_approve({**GOOD_VALUES, "amount": "10.92"})  # sandbox: out of stock
     summary = await stack.emulator.wait_for_message(TEAM, "Reward #1")
-    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
-    await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
     await stack.emulator.wait_for_dm(MAYA, "failed")
     request = await stack.runtime.store.get(1)
     assert request.status is Status.FAILED
@@ -126,9 +124,7 @@ async def test_a_failed_order_is_reported_and_nothing_is_delivered(stack: Stack)
 
 
 async def test_an_order_that_fails_after_acceptance_is_reported(stack: Stack) -> None:
-    await stack.request_reward({**GOOD_VALUES, "amount": "10.94"})  # sandbox: fails async
-    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
-    await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+    await stack.request_and_approve({**GOOD_VALUES, "amount": "10.94"})  # sandbox: fails async
     await stack.emulator.wait_for_dm(MAYA, "failed")
     request = await stack.runtime.store.get(1)
     assert request.status is Status.FAILED
