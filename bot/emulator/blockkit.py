@@ -70,6 +70,12 @@ def _check_block(raw: Any, index: int) -> None:
         raise ApiError("invalid_blocks", f"block {index}: malformed ({exc})") from exc
     if _contains_none(rendered):
         raise ApiError("invalid_blocks", f"block {index}: contains an element of unknown type")
+    element = raw.get("element")
+    if isinstance(element, dict) and element.get("type") == "plain_text_input":
+        # slack_sdk does not check this; Slack refuses a prefill longer than the input allows.
+        initial, limit = element.get("initial_value"), element.get("max_length")
+        if isinstance(initial, str) and isinstance(limit, int) and len(initial) > limit:
+            raise ApiError("invalid_blocks", f"block {index}: initial_value exceeds max_length")
 
 
 def _fill_ids(blocks: list[JSON]) -> list[JSON]:

@@ -103,3 +103,29 @@ async def test_update_and_push(emulator: SlackEmulator, client: AsyncWebClient) 
     )
     assert full.response["error"] == "push_limit_reached"
     assert len(emulator.workspace.views["U_ALICE"]) == 3
+
+
+async def test_a_prefill_longer_than_the_input_allows_is_refused(
+    emulator: SlackEmulator, client: AsyncWebClient
+) -> None:
+    trigger = emulator.triggers.issue("U_ALICE")
+    view = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Too long"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "amount",
+                "label": {"type": "plain_text", "text": "Amount"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "max_length": 5,
+                    "initial_value": "123456",
+                },
+            }
+        ],
+    }
+    with pytest.raises(SlackApiError) as refused:
+        await client.views_open(trigger_id=trigger, view=view)
+    assert refused.value.response["error"] in ("invalid_arguments", "invalid_blocks")
