@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,20 @@ async def stack(
     emulator: SlackEmulator, database: Path, sandbox: SandboxProvider
 ) -> AsyncIterator[Stack]:
     """The bot over signed HTTP."""
+    async with sandbox_stack(emulator, database, sandbox) as started:
+        yield started
+
+
+@asynccontextmanager
+async def sandbox_stack(
+    emulator: SlackEmulator,
+    database: Path,
+    sandbox: SandboxProvider,
+    approvers: Sequence[str] = APPROVERS,
+) -> AsyncIterator[Stack]:
+    """The bot over signed HTTP with ``sandbox`` (or a subclass) as its only provider."""
     async with running_bot(
-        emulator, database=database, approvers=APPROVERS, providers={"sandbox": sandbox}
+        emulator, database=database, approvers=approvers, providers={"sandbox": sandbox}
     ) as runtime:
         yield Stack(emulator, runtime, sandbox)
 

@@ -20,7 +20,17 @@ from bot.local import running_bot
 from bot.server import SLACK_PATH
 from bot.slack_views import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, QUIET, TEAM, Stack
+from tests.e2e.conftest import (
+    APPROVERS,
+    ARJUN,
+    GOOD_VALUES,
+    JANE,
+    MAYA,
+    QUIET,
+    TEAM,
+    Stack,
+    sandbox_stack,
+)
 
 
 async def test_summary_falls_back_to_the_requesters_dm(stack: Stack) -> None:
@@ -50,17 +60,14 @@ async def test_a_restarted_bot_keeps_requests_and_finishes_unfinished_orders(
     emulator: SlackEmulator, database: Path
 ) -> None:
     slow = SandboxProvider(completion_delay=30)  # still pending when the bot stops
-    async with running_bot(
-        emulator, database=database, approvers=APPROVERS, providers={"sandbox": slow}
-    ) as runtime:
-        stack = Stack(emulator, runtime, slow)
+    async with sandbox_stack(emulator, database, slow) as stack:
         await stack.request_reward(GOOD_VALUES)
         await stack.request_reward({**GOOD_VALUES, "amount": "30"})
         await emulator.wait_for(lambda: len(stack.ws.dm_messages(ARJUN)) == 2, 5, "two cards")
         first_card = stack.ws.dm_messages(ARJUN)[0]
         await stack.click(ARJUN, first_card, APPROVE_ACTION)
         await emulator.wait_for(lambda: slow.order_count == 1, 5, "the order to be placed")
-        key = (await runtime.store.get(1)).idempotency_key
+        key = (await stack.runtime.store.get(1)).idempotency_key
 
     # The new process's provider remembers the order (as a real provider does) and completes it.
     restarted = SandboxProvider(completion_delay=0)

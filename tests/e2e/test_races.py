@@ -8,10 +8,9 @@ from pathlib import Path
 
 from bot.domain import Status
 from bot.emulator import SlackEmulator
-from bot.local import running_bot
 from bot.slack_views import APPROVE_ACTION, REJECT_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, Stack
+from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, sandbox_stack
 
 DECIDERS = (ARJUN, LIN, OMAR)
 
@@ -20,10 +19,7 @@ async def test_fifty_concurrent_decisions_make_one_decision_and_at_most_one_orde
     emulator: SlackEmulator, database: Path
 ) -> None:
     sandbox = SandboxProvider(completion_delay=0.05)
-    async with running_bot(
-        emulator, database=database, approvers=DECIDERS, providers={"sandbox": sandbox}
-    ) as runtime:
-        stack = Stack(emulator, runtime, sandbox)
+    async with sandbox_stack(emulator, database, sandbox, DECIDERS) as stack:
         await stack.request_reward(GOOD_VALUES)
         await emulator.wait_for(
             lambda: all(stack.ws.dm_messages(d) for d in DECIDERS), 5, "three cards"
@@ -54,12 +50,12 @@ async def test_fifty_concurrent_decisions_make_one_decision_and_at_most_one_orde
             10,
             "the requester to hear the outcome",
         )
-        await asyncio.wait_for(runtime.jobs.wait_idle(), 15)
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 15)
 
-        request = await runtime.store.get(1)
+        request = await stack.runtime.store.get(1)
         decisions = [
             (e.to_status, e.actor)
-            for e in await runtime.store.events(1)
+            for e in await stack.runtime.store.events(1)
             if e.kind == "transition" and e.from_status is Status.PENDING_APPROVAL
         ]
         assert len(decisions) == 1

@@ -22,7 +22,18 @@ from bot.slack_views import (
 from providers.base import OrderRequest, OrderResult, Product
 from providers.errors import InvalidProduct, OutcomeUnknown
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM, Stack
+from tests.e2e.conftest import (
+    APPROVERS,
+    ARJUN,
+    GOOD_VALUES,
+    JANE,
+    LIN,
+    MAYA,
+    OMAR,
+    TEAM,
+    Stack,
+    sandbox_stack,
+)
 
 
 async def test_an_approver_who_is_the_recipient_gets_no_card_and_cannot_decide(
@@ -43,8 +54,7 @@ async def test_an_approver_who_is_the_recipient_gets_no_card_and_cannot_decide(
 async def test_recipient_who_is_the_only_other_approver_is_refused(
     emulator: SlackEmulator, database: Path
 ) -> None:
-    async with running_bot(emulator, database=database, approvers=[ARJUN]) as runtime:
-        stack = Stack(emulator, runtime, SandboxProvider())
+    async with sandbox_stack(emulator, database, SandboxProvider(), [ARJUN]) as stack:
         await stack.request_reward({**GOOD_VALUES, "recipient": ARJUN})
         assert "nobody could approve" in emulator.workspace.view_errors(MAYA)["recipient"]
 
@@ -88,13 +98,10 @@ async def test_an_accepted_order_the_provider_then_denies_is_parked_for_review(
     emulator: SlackEmulator, database: Path
 ) -> None:
     forgetful = _ForgetfulSandbox(completion_delay=10)
-    async with running_bot(
-        emulator, database=database, approvers=APPROVERS, providers={"sandbox": forgetful}
-    ) as runtime:
-        stack = Stack(emulator, runtime, forgetful)
+    async with sandbox_stack(emulator, database, forgetful) as stack:
         await stack.request_and_approve()
         await emulator.wait_for_dm(MAYA, "needs a manual check")
-        request = await runtime.store.get(1)
+        request = await stack.runtime.store.get(1)
         assert request.status is Status.NEEDS_REVIEW
         assert request.provider_order_id is not None
         assert request.provider_order_id in (request.failure_reason or "")
@@ -150,10 +157,7 @@ async def test_webhooks_for_unknown_or_webhookless_providers_are_refused(stack: 
 async def _parked_for_review(
     emulator: SlackEmulator, database: Path, provider: _ForgetfulSandbox
 ) -> AsyncIterator[Stack]:
-    async with running_bot(
-        emulator, database=database, approvers=APPROVERS, providers={"sandbox": provider}
-    ) as runtime:
-        stack = Stack(emulator, runtime, provider)
+    async with sandbox_stack(emulator, database, provider) as stack:
         await stack.request_and_approve()
         await emulator.wait_for(
             lambda: RESOLVE_ACTION in str(stack.approval_card(LIN).blocks),
@@ -219,20 +223,17 @@ async def test_order_again_after_review_uses_a_new_key_and_delivers(
     emulator: SlackEmulator, database: Path
 ) -> None:
     provider = _UnsureSandbox(completion_delay=0.05)
-    async with running_bot(
-        emulator, database=database, approvers=APPROVERS, providers={"sandbox": provider}
-    ) as runtime:
-        stack = Stack(emulator, runtime, provider)
+    async with sandbox_stack(emulator, database, provider) as stack:
         await stack.request_and_approve()
         await emulator.wait_for(
             lambda: ORDER_AGAIN_ACTION in str(stack.approval_card(LIN).blocks), 5, "review"
         )
-        first_key = (await runtime.store.get(1)).idempotency_key
+        first_key = (await stack.runtime.store.get(1)).idempotency_key
         provider.unsure = False  # the reviewer checked: nothing was issued
         await stack.click(LIN, stack.approval_card(LIN), ORDER_AGAIN_ACTION)
         await emulator.wait_for_dm(JANE, "sent you a reward")
         await emulator.wait_for_dm(MAYA, "was delivered")
-        request = await runtime.store.get(1)
+        request = await stack.runtime.store.get(1)
         assert request.status is Status.FULFILLED
         assert request.idempotency_key not in (None, first_key)
         assert provider.order_count == 1
