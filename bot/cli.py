@@ -1,4 +1,4 @@
-"""``rewardbot serve | socket | demo``."""
+"""``rewardbot serve | socket | demo | export``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 from aiohttp import web
 
@@ -15,8 +17,10 @@ from bot.app import build_app, socket_mode_connection
 from bot.config import RunMode, Settings, load_settings
 from bot.errors import ConfigError
 from bot.redaction import REDACTOR
+from bot.reports import export_requests
 from bot.runtime import Runtime
 from bot.server import build_web_app
+from bot.store import Store
 
 log = logging.getLogger("rewardbot")
 
@@ -29,13 +33,28 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3000, help="port to listen on")
     commands.add_parser("socket", help="receive Slack's requests over Socket Mode")
     commands.add_parser("demo", help="walk a reward through the bot offline, printing each step")
+    export = commands.add_parser(
+        "export",
+        help="write the requests made between two dates (UTC, inclusive) as CSV or JSON",
+    )
+    export.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
+    export.add_argument("--until", type=_date, help="last day, YYYY-MM-DD (default: today)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--output", type=Path, help="file to write (default: standard output)")
     return parser
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-01") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # The demo prints what people see; only problems should interrupt it.
-    level = logging.WARNING if args.command == "demo" else logging.INFO
+    level = logging.WARNING if args.command in ("demo", "export") else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     REDACTOR.install()
     try:
@@ -44,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_demo())
         settings = load_settings()
+        if args.command == "export":
+            return asyncio.run(_export(settings, args))
         if args.command == "serve":
             settings.require(RunMode.HTTP)
             web.run_app(_serve(settings), host=args.host, port=args.port, print=None)
@@ -53,6 +74,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rewardbot: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+async def _export(settings: Settings, args: argparse.Namespace) -> int:
+    until: date = args.until or datetime.now(UTC).date()
+    if until < args.since:
+        raise ConfigError(f"--until {until} is before --since {args.since}.")
+    if not settings.database.exists():
+        raise ConfigError(f"No database at {settings.database} (REWARDBOT_DATABASE).")
+    store = await Store.open(settings.database)
+    try:
+        text = await export_requests(
+            store,
+            datetime.combine(args.since, time(), UTC),
+            datetime.combine(until + timedelta(days=1), time(), UTC),
+            args.format,
+        )
+    finally:
+        await store.close()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
     return 0
 
 

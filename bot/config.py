@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.policy_file import PolicyFile, load_policy
 from providers import PROVIDERS
 from providers.settings import describe_problems
 
@@ -40,7 +41,9 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     database: Path = Field(default=Path("rewardbot.db"), alias="REWARDBOT_DATABASE")
-    approvers: Annotated[list[str], NoDecode] = Field(alias="REWARDBOT_APPROVERS")
+    # The simplest policy: these people approve everything. REWARDBOT_POLICY replaces it.
+    approvers: Annotated[list[str], NoDecode] = Field(default=[], alias="REWARDBOT_APPROVERS")
+    policy_file: Path | None = Field(default=None, alias="REWARDBOT_POLICY")
     # How long a job's claim lasts without a heartbeat: after a crash, how soon the next
     # start takes the job over.
     job_lease_seconds: float = Field(default=30.0, gt=0, alias="REWARDBOT_JOB_LEASE_SECONDS")
@@ -56,8 +59,6 @@ class Settings(BaseSettings):
     @field_validator("approvers")
     @classmethod
     def _user_ids(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("name at least one approver's Slack user ID")
         bad = [v for v in value if not _USER_ID.fullmatch(v)]
         if bad:
             raise ValueError(f"not Slack user IDs (like U012ABCDEF): {', '.join(bad)}")
@@ -81,6 +82,22 @@ class Settings(BaseSettings):
         if not re.match(r"https?://", value):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    def policy(self) -> PolicyFile:
+        """The approval policy: the policy file if one is set, else the approvers list."""
+        if self.policy_file is not None:
+            if self.approvers:
+                raise ConfigError(
+                    "Set REWARDBOT_POLICY or REWARDBOT_APPROVERS, not both: the policy file "
+                    "names the approvers (approvals.default_approvers and each team's managers)."
+                )
+            return load_policy(self.policy_file)
+        if not self.approvers:
+            raise ConfigError(
+                "Missing setting REWARDBOT_APPROVERS (comma-separated Slack user IDs of the "
+                "approvers) or REWARDBOT_POLICY (the path of a policy file)."
+            )
+        return PolicyFile.for_approvers(self.approvers)
 
     def require(self, mode: RunMode) -> None:
         """Stop start-up, naming every credential ``mode`` needs but does not have."""

@@ -88,6 +88,8 @@ class Status(StrEnum):
 
     # Waiting for a configured approver to approve or reject.
     PENDING_APPROVAL = "pending_approval"
+    # Above the policy's threshold: one approver said yes, a different one (or finance) must too.
+    AWAITING_SECOND_APPROVAL = "awaiting_second_approval"
     # Approved; the provider idempotency key exists, the order has not been started.
     APPROVED = "approved"
     # The order has been sent to the provider, or is about to be; the outcome is not yet known.
@@ -103,14 +105,23 @@ class Status(StrEnum):
     NEEDS_REVIEW = "needs_review"
     # An approver settled a request that needed review outside the bot. Final.
     RESOLVED = "resolved"
+    # The requester withdrew it before it was decided. Final.
+    CANCELLED = "cancelled"
+    # Nobody decided it within the policy's time limit. Final.
+    EXPIRED = "expired"
 
     @property
     def is_final(self) -> bool:
         return not TRANSITIONS[self]
 
 
+_UNDECIDED_ENDS = frozenset({Status.REJECTED, Status.CANCELLED, Status.EXPIRED})
+
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.PENDING_APPROVAL: frozenset({Status.APPROVED, Status.REJECTED}),
+    Status.PENDING_APPROVAL: frozenset(
+        {Status.APPROVED, Status.AWAITING_SECOND_APPROVAL, *_UNDECIDED_ENDS}
+    ),
+    Status.AWAITING_SECOND_APPROVAL: frozenset({Status.APPROVED, *_UNDECIDED_ENDS}),
     Status.APPROVED: frozenset({Status.ORDERING, Status.FAILED}),
     Status.ORDERING: frozenset({Status.FULFILLED, Status.FAILED, Status.NEEDS_REVIEW}),
     Status.FULFILLED: frozenset(),
@@ -120,7 +131,14 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     # or settle it by hand.
     Status.NEEDS_REVIEW: frozenset({Status.APPROVED, Status.ORDERING, Status.RESOLVED}),
     Status.RESOLVED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.EXPIRED: frozenset(),
 }
+
+# Waiting for a person to approve or reject: the requester may still cancel.
+AWAITING_DECISION = frozenset({Status.PENDING_APPROVAL, Status.AWAITING_SECOND_APPROVAL})
+# Nothing was or will be bought: the amount no longer counts against any budget.
+RELEASES_BUDGET = frozenset({*_UNDECIDED_ENDS, Status.FAILED})
 
 
 def is_announced(from_: Status, to: Status) -> bool:
@@ -141,6 +159,13 @@ class NewRewardRequest(BaseModel):
     product_id: str
     product_name: str
     message: str
+    # The requester's team in the policy, if any: its managers approve, its budget pays.
+    team: str | None = None
+    # Two above the policy's threshold; fixed when the request is made.
+    approvals_required: int = 1
+    # The face value in the policy's currency, counted against budgets for ``budget_month``.
+    budget_amount: Money | None = None
+    budget_month: str | None = None
 
 
 class RewardRequest(NewRewardRequest):
@@ -151,6 +176,8 @@ class RewardRequest(NewRewardRequest):
     idempotency_key: str | None = None
     provider_order_id: str | None = None
     charged: Money | None = None
+    # Who gave the first of two approvals.
+    first_approved_by: str | None = None
     decided_by: str | None = None
     decision_reason: str | None = None
     failure_reason: str | None = None
@@ -161,5 +188,6 @@ class RewardRequest(NewRewardRequest):
     recipient_email: str | None = None
     # Set when a delivery DM may have been sent: check Slack before sending it again.
     delivery_started_at: datetime | None = None
+    summary_permalink: str | None = None
     created_at: datetime
     updated_at: datetime

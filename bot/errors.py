@@ -5,6 +5,7 @@
     RewardbotError
     ├── ConfigError           a setting is missing or malformed; start-up stops
     ├── InvalidRequest        a reward request failed validation; ``field_errors`` maps field → why
+    ├── OverBudget            storing the request would overspend a monthly budget
     ├── NotAllowed            the actor may not do this (not an approver, own request, ...)
     ├── RequestNotFound       no reward request with that id
     └── AlreadyDecided        another decision won the race; ``status`` is what it is now
@@ -31,6 +32,10 @@ class InvalidRequest(RewardbotError):
     def __init__(self, field_errors: Mapping[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in field_errors.items()))
         self.field_errors = dict(field_errors)
+
+
+class OverBudget(RewardbotError):
+    """The request would take a team's or a requester's monthly spend over its budget."""
 
 
 class NotAllowed(RewardbotError):

@@ -23,10 +23,21 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[Job], Coroutine[Any, Any, None]]
 
 # Slots per kind: long-polling orders never starve Slack notifications, and vice versa.
-DEFAULT_CONCURRENCY: Mapping[JobKind, int] = {JobKind.FULFIL: 8, JobKind.NOTIFY: 4}
+DEFAULT_CONCURRENCY: Mapping[JobKind, int] = {
+    JobKind.FULFIL: 8,
+    JobKind.NOTIFY: 4,
+    JobKind.REMIND: 2,
+    JobKind.EXPIRE: 2,
+}
 # Attempts before a job is given up (recorded with its last error). Notifications stop after
 # about a day of backoff; an order is never given up, because money may be at stake.
-DEFAULT_GIVE_UP_AFTER: Mapping[JobKind, int | None] = {JobKind.FULFIL: None, JobKind.NOTIFY: 20}
+# A reminder is given up like a notification; an expiry never is, as it releases budget.
+DEFAULT_GIVE_UP_AFTER: Mapping[JobKind, int | None] = {
+    JobKind.FULFIL: None,
+    JobKind.NOTIFY: 20,
+    JobKind.REMIND: 20,
+    JobKind.EXPIRE: None,
+}
 
 
 class JobRunner:

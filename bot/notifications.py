@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from bot import policy, slack_views
-from bot.domain import RewardRequest, Status
+from bot import slack_views
+from bot.domain import AWAITING_DECISION, RewardRequest, Status
+from bot.policy import Policy
 from bot.slack_gateway import SlackGateway
 from bot.store import Job, Store
 
@@ -13,10 +12,10 @@ from bot.store import Job, Store
 class Notifier:
     """Renders every announcement from stored state, so a retry shows the same thing."""
 
-    def __init__(self, store: Store, gateway: SlackGateway, approvers: Sequence[str]) -> None:
+    def __init__(self, store: Store, gateway: SlackGateway, policy: Policy) -> None:
         self._store = store
         self._gateway = gateway
-        self._approvers = list(approvers)
+        self._policy = policy
 
     async def run(self, job: Job) -> None:
         request = await self._store.get(job.request_id)
@@ -25,6 +24,8 @@ class Notifier:
             await self._announce_new(request)
         else:
             await self._gateway.announce(request, status)
+        if status is Status.AWAITING_SECOND_APPROVAL:
+            await self._send_cards(request)
 
     async def _announce_new(self, request: RewardRequest) -> None:
         """Post the summary (the request's thread) where /reward was typed, then the approvers'
@@ -33,14 +34,18 @@ class Notifier:
             request = await self._gateway.post_summary(request)
             pending = request.model_copy(update={"status": Status.PENDING_APPROVAL})
             await self._gateway.reply_in_thread(request, slack_views.thread_update(pending))
+        await self._send_cards(request)
+
+    async def _send_cards(self, request: RewardRequest) -> None:
+        """A card for each approver of the request's current stage who has none yet, or one
+        card in the approvals channel. Once decided, nobody new needs a card."""
+        request = await self._store.get(request.id)
+        if request.status not in AWAITING_DECISION:
+            return
         carded = {card.approver_id for card in await self._store.approval_cards(request.id)}
-        await self._gateway.send_approval_cards(
-            request,
-            [
-                approver
-                for approver in policy.approvers_for(
-                    request.requester_id, request.recipient_id, self._approvers
-                )
-                if approver not in carded
-            ],
-        )
+        if channel := self._policy.approvals_channel:
+            if channel not in carded:
+                await self._gateway.post_approval_card(request, channel)
+            return
+        deciders = await self._policy.deciders(request)
+        await self._gateway.send_approval_cards(request, [a for a in deciders if a not in carded])

@@ -1,19 +1,28 @@
-"""The use cases behind the Slack surfaces: request a reward, approve it, reject it."""
+"""The use cases behind the Slack surfaces: request a reward, approve, reject or cancel it."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from bot import policy, slack_views
+from bot import slack_views
 from bot.catalog import Catalog
-from bot.domain import Money, NewRewardRequest, RewardRequest, Status, parse_amount
-from bot.errors import AlreadyDecided, InvalidRequest, NotAllowed
+from bot.domain import (
+    AWAITING_DECISION,
+    Money,
+    NewRewardRequest,
+    RewardRequest,
+    Status,
+    parse_amount,
+)
+from bot.errors import AlreadyDecided, InvalidRequest, NotAllowed, OverBudget
+from bot.policy import NoExchangeRate, Policy
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
-from bot.store import JobKind, Store
+from bot.store import BudgetLimit, JobKind, Store
+from providers.base import Product
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +50,22 @@ class RewardService:
     """Validates, stores and decides reward requests; approval queues the fulfilment job."""
 
     def __init__(
-        self,
-        store: Store,
-        catalog: Catalog,
-        gateway: SlackGateway,
-        approvers: Sequence[str],
+        self, store: Store, catalog: Catalog, gateway: SlackGateway, policy: Policy
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._gateway = gateway
-        self._approvers = list(approvers)
+        self._policy = policy
 
-    def can_be_approved(self, requester_id: str) -> bool:
+    async def can_be_approved(self, requester_id: str) -> bool:
         """Whether anyone other than the requester can approve their requests."""
-        return bool(policy.approvers_for(requester_id, None, self._approvers))
+        try:
+            team = await self._policy.team_of(requester_id)
+            return bool(await self._policy.first_approvers(requester_id, None, team))
+        except SLACK_FAILURES as exc:
+            # The submission checks again; do not refuse someone over a Slack hiccup.
+            log.warning("could not read the policy's user groups: %r", exc)
+            return True
 
     async def request_reward(self, draft: RewardDraft) -> tuple[RewardRequest, bool]:
         """Validate and store a request; returns it and whether it is new (a resubmission of
@@ -63,11 +74,6 @@ class RewardService:
         recipient_error = await self._recipient_error(draft)
         if recipient_error:
             errors["recipient"] = recipient_error
-        elif not policy.approvers_for(draft.requester_id, draft.recipient_id, self._approvers):
-            errors["recipient"] = (
-                "No approver other than you and the recipient is configured, so nobody could "
-                "approve this. Ask your Slack admin to add one."
-            )
         message = (draft.message or "").strip()
         if not message:
             errors["message"] = "Say what the reward is for."
@@ -76,6 +82,7 @@ class RewardService:
                 f"Keep the message under {slack_views.MESSAGE_MAX_CHARS} characters."
             )
         product = await self._catalog.find(draft.product_key) if draft.product_key else None
+        face_value = None
         if product is None:
             errors["card"] = (
                 "Pick a card type."
@@ -84,35 +91,112 @@ class RewardService:
             )
         else:
             try:
-                amount = parse_amount(draft.amount_text or "", product.currency)
+                face_value = _face_value(product, draft.amount_text or "")
             except ValueError as exc:
                 errors["amount"] = str(exc)
-            else:
-                if not product.allows(amount):
-                    errors["amount"] = (
-                        f"{product.name} is available for {product.describe_allowed()}."
-                    )
         if errors:
             raise InvalidRequest(errors)
-        assert product is not None and draft.recipient_id is not None
-        return await self._store.create_request(
-            NewRewardRequest(
-                requester_id=draft.requester_id,
-                recipient_id=draft.recipient_id,
-                origin_channel_id=draft.origin_channel_id,
-                face_value=Money(amount=amount, currency=product.currency),
-                provider=product.provider,
-                product_id=product.product_id,
-                product_name=product.name,
-                message=message,
-            ),
-            draft.submission_key,
+        assert product is not None and face_value is not None and draft.recipient_id
+        try:
+            new, limits = await self._apply_policy(
+                draft, message, product, face_value, datetime.now(UTC)
+            )
+            return await self._store.create_request(
+                new, draft.submission_key, limits=limits, scheduled=self._deadlines()
+            )
+        except OverBudget as over:
+            raise InvalidRequest({"amount": str(over)}) from None
+        except SLACK_FAILURES as exc:
+            log.warning("could not read the policy's user groups: %r", exc)
+            raise InvalidRequest(
+                {
+                    "recipient": "Could not check who approves this (Slack did not answer). "
+                    "Please submit again."
+                }
+            ) from None
+
+    async def _apply_policy(
+        self,
+        draft: RewardDraft,
+        message: str,
+        product: Product,
+        face_value: Money,
+        now: datetime,
+    ) -> tuple[NewRewardRequest, list[BudgetLimit]]:
+        """Route the request and check its limits; raises :class:`InvalidRequest`."""
+        assert draft.recipient_id is not None
+        policy, rules = self._policy, self._policy.rules
+        errors: dict[str, str] = {}
+        team = await policy.team_of(draft.requester_id)
+        first = await policy.first_approvers(draft.requester_id, draft.recipient_id, team)
+        if not first:
+            errors["recipient"] = (
+                "No approver other than you and the recipient is configured, so nobody could "
+                "approve this. Ask your Slack admin to add one."
+            )
+        budget_amount = None
+        try:
+            budget_amount = policy.in_policy_currency(face_value)
+        except NoExchangeRate:
+            errors["amount"] = (
+                f"No exchange rate from {face_value.currency} to {rules.currency} is "
+                f"configured, so this card cannot be checked against the limits. Pick a "
+                f"{rules.currency} card, or ask your Slack admin to add the rate."
+            )
+        maximum = policy.money(rules.approvals.max_amount)
+        if budget_amount and maximum and budget_amount.amount > maximum.amount:
+            converted = f" ({face_value} is {budget_amount})" if budget_amount != face_value else ""
+            errors["amount"] = f"A single reward can be at most {maximum}{converted}."
+        approvals_required = policy.approvals_required(budget_amount)
+        if first and approvals_required > 1:
+            second = await policy.second_approvers(draft.requester_id, draft.recipient_id, team)
+            if not any(a != b for a in first for b in second):
+                errors["amount"] = (
+                    f"Rewards above {policy.money(rules.approvals.second_approval_above)} need "
+                    "a second approver, and nobody else is configured to give it for this "
+                    "reward. Ask for less, or ask your Slack admin."
+                )
+        if errors:
+            raise InvalidRequest(errors)
+        new = NewRewardRequest(
+            requester_id=draft.requester_id,
+            recipient_id=draft.recipient_id,
+            origin_channel_id=draft.origin_channel_id,
+            face_value=face_value,
+            provider=product.provider,
+            product_id=product.product_id,
+            product_name=product.name,
+            message=message,
+            team=team,
+            approvals_required=approvals_required,
+            budget_amount=budget_amount,
+            budget_month=policy.month_of(now) if budget_amount else None,
         )
+        limits = []
+        team_budget = policy.money(rules.teams[team].monthly_budget) if team else None
+        if team_budget:
+            limits.append(BudgetLimit(owner=f"team {team}'s", team=team, limit=team_budget))
+        if requester_budget := policy.money(rules.budgets.per_requester_monthly):
+            limits.append(BudgetLimit(owner="your", team=None, limit=requester_budget))
+        return new, limits
+
+    def _deadlines(self) -> dict[JobKind, datetime]:
+        now = datetime.now(UTC)
+        approvals = self._policy.rules.approvals
+        deadlines = {}
+        if approvals.remind_after_hours is not None:
+            deadlines[JobKind.REMIND] = now + timedelta(hours=approvals.remind_after_hours)
+        if approvals.expire_after_hours is not None:
+            deadlines[JobKind.EXPIRE] = now + timedelta(hours=approvals.expire_after_hours)
+        return deadlines
 
     async def _recipient_error(self, draft: RewardDraft) -> str | None:
         if not draft.recipient_id:
             return "Pick who receives the reward."
-        if draft.recipient_id == draft.requester_id:
+        if (
+            draft.recipient_id == draft.requester_id
+            and not self._policy.rules.approvals.allow_self_reward
+        ):
             return "You cannot reward yourself."
         try:
             recipient = await self._gateway.user(draft.recipient_id)
@@ -127,21 +211,42 @@ class RewardService:
     async def decidable(self, request_id: int, actor: str) -> RewardRequest:
         """The request, if ``actor`` may decide it now. Raises NotAllowed or AlreadyDecided."""
         request = await self._store.get(request_id)
-        refusal = policy.refusal_to_decide(request, actor, self._approvers)
-        if refusal:
-            raise NotAllowed(refusal)
-        if request.status is not Status.PENDING_APPROVAL:
+        if request.status not in AWAITING_DECISION:
             raise _already_decided(request, actor)
+        await self._refuse_unless_allowed(request, actor)
         return request
 
+    async def _refuse_unless_allowed(self, request: RewardRequest, actor: str) -> None:
+        try:
+            refusal = await self._policy.refusal_to_decide(request, actor)
+        except SLACK_FAILURES as exc:
+            log.warning("could not read the policy's user groups: %r", exc)
+            raise NotAllowed(
+                "Could not check that you are an approver (Slack did not answer). Try again."
+            ) from None
+        if refusal:
+            raise NotAllowed(refusal)
+
     async def approve(self, request_id: int, actor: str) -> RewardRequest:
-        """Record the approval and queue its fulfilment, in one transaction."""
-        await self.decidable(request_id, actor)
+        """Record an approval. The last approval needed queues the fulfilment, in the same
+        transaction; a first of two waits for a different approver."""
+        request = await self.decidable(request_id, actor)
+        if request.status is Status.PENDING_APPROVAL and request.approvals_required > 1:
+            won = await self._store.transition(
+                request_id,
+                Status.PENDING_APPROVAL,
+                Status.AWAITING_SECOND_APPROVAL,
+                actor,
+                detail={"approval": "first of two"},
+                first_approved_by=actor,
+            )
+            return await self._decided(request_id, actor, won)
         won = await self._store.transition(
             request_id,
-            Status.PENDING_APPROVAL,
+            request.status,
             Status.APPROVED,
             actor,
+            detail={"approval": "second of two" if request.approvals_required > 1 else "only"},
             then=[JobKind.FULFIL],
             decided_by=actor,
             # Created and stored with the approval, before any provider call, so every retry
@@ -152,16 +257,28 @@ class RewardService:
 
     async def reject(self, request_id: int, actor: str, reason: str | None) -> RewardRequest:
         """Record the rejection (its announcement is queued with it)."""
-        await self.decidable(request_id, actor)
+        request = await self.decidable(request_id, actor)
         reason = (reason or "").strip()[: slack_views.REASON_MAX_CHARS] or None
         won = await self._store.transition(
             request_id,
-            Status.PENDING_APPROVAL,
+            request.status,
             Status.REJECTED,
             actor,
             detail={"reason": reason} if reason else None,
             decided_by=actor,
             decision_reason=reason,
+        )
+        return await self._decided(request_id, actor, won)
+
+    async def cancel(self, request_id: int, actor: str) -> RewardRequest:
+        """The requester withdraws a request nobody has finished deciding."""
+        request = await self._store.get(request_id)
+        if actor != request.requester_id:
+            raise NotAllowed("Only the person who asked for this reward can cancel it.")
+        if request.status not in AWAITING_DECISION:
+            raise _already_decided(request, actor)
+        won = await self._store.transition(
+            request_id, request.status, Status.CANCELLED, actor, detail={"by": "requester"}
         )
         return await self._decided(request_id, actor, won)
 
@@ -217,13 +334,11 @@ class RewardService:
 
     async def _reviewable(self, request_id: int, actor: str) -> RewardRequest:
         request = await self._store.get(request_id)
-        refusal = policy.refusal_to_decide(request, actor, self._approvers)
-        if refusal:
-            raise NotAllowed(refusal)
         if request.status is not Status.NEEDS_REVIEW:
             raise AlreadyDecided(
                 f"Reward #{request.id} is no longer waiting for review.", request.status
             )
+        await self._refuse_unless_allowed(request, actor)
         return request
 
     async def _decided(self, request_id: int, actor: str, won: bool) -> RewardRequest:
@@ -249,7 +364,28 @@ def _new_idempotency_key(request_id: int) -> str:
     return f"rewardbot-{request_id}-{uuid.uuid4().hex}"
 
 
+def _face_value(product: Product, amount_text: str) -> Money:
+    amount = parse_amount(amount_text, product.currency)
+    if not product.allows(amount):
+        raise ValueError(f"{product.name} is available for {product.describe_allowed()}.")
+    return Money(amount=amount, currency=product.currency)
+
+
 def _already_decided(request: RewardRequest, actor: str) -> AlreadyDecided:
+    if request.status is Status.CANCELLED:
+        return AlreadyDecided(
+            f"Reward #{request.id} was cancelled by its requester.", request.status
+        )
+    if request.status is Status.EXPIRED:
+        return AlreadyDecided(
+            f"Reward #{request.id} expired before anyone decided it.", request.status
+        )
+    if request.status is Status.AWAITING_SECOND_APPROVAL:
+        return AlreadyDecided(
+            f"Reward #{request.id} already has its first approval, from "
+            f"<@{request.first_approved_by}>.",
+            request.status,
+        )
     verb = "rejected" if request.status is Status.REJECTED else "approved"
     if request.decided_by == actor:
         return AlreadyDecided(f"You already {verb} reward #{request.id}.", request.status)

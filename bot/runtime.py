@@ -12,10 +12,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.deadlines import Deadlines
 from bot.errors import ConfigError
 from bot.fulfillment import Fulfillment
 from bot.jobs import JobRunner
 from bot.notifications import Notifier
+from bot.policy import Directory, Policy
 from bot.rewards import RewardService
 from bot.slack_gateway import SlackGateway
 from bot.store import JobKind, Store
@@ -34,6 +36,7 @@ class Runtime:
     gateway: SlackGateway
     fulfillment: Fulfillment
     rewards: RewardService
+    policy: Policy
     jobs: JobRunner
     # Shared by the provider adapters; closed with the runtime.
     http: httpx.AsyncClient
@@ -48,6 +51,7 @@ class Runtime:
     ) -> Runtime:
         """Open the database and wire the parts. ``providers`` replaces the configured ones
         (tests and the demo pass instances pointed at local servers)."""
+        rules = settings.policy()
         http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         if providers is None:
             providers = _providers_from_env(settings.providers, http)
@@ -62,15 +66,24 @@ class Runtime:
         fulfillment = Fulfillment(
             store, providers, gateway, retry_base_delay=fulfillment_retry_delay
         )
-        notifier = Notifier(store, gateway, settings.approvers)
+        policy = Policy(rules, Directory(gateway.usergroup_members))
+        notifier = Notifier(store, gateway, policy)
+        deadlines = Deadlines(store, gateway, policy)
         jobs = JobRunner(
             store,
-            {JobKind.FULFIL: fulfillment.run, JobKind.NOTIFY: notifier.run},
+            {
+                JobKind.FULFIL: fulfillment.run,
+                JobKind.NOTIFY: notifier.run,
+                JobKind.REMIND: deadlines.remind,
+                JobKind.EXPIRE: deadlines.expire,
+            },
             lease_seconds=settings.job_lease_seconds,
         )
         store.on_jobs_queued = jobs.wake
-        rewards = RewardService(store, catalog, gateway, settings.approvers)
-        return cls(settings, store, providers, catalog, gateway, fulfillment, rewards, jobs, http)
+        rewards = RewardService(store, catalog, gateway, policy)
+        return cls(
+            settings, store, providers, catalog, gateway, fulfillment, rewards, policy, jobs, http
+        )
 
     async def start(self) -> None:
         """Warm the catalog (so the first modal opens fast), then run queued jobs: whatever a

@@ -1,8 +1,9 @@
 """Rewardbot's side of the Slack Web API: every call the core makes goes through here.
 
-Only documented Web API methods are used (``users.info``, ``views.open``, ``chat.postMessage``,
-``chat.update``, ``chat.postEphemeral``, ``conversations.open``), so what works against the
-emulator works in a real workspace. Messages are rendered by :mod:`bot.slack_views`.
+Only documented Web API methods are used (``users.info``, ``usergroups.users.list``,
+``views.open``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
+``chat.getPermalink``, ``conversations.open``, ``conversations.history``), so what works
+against the emulator works in a real workspace. Messages are rendered by :mod:`bot.slack_views`.
 """
 
 from __future__ import annotations
@@ -94,6 +95,11 @@ class SlackGateway:
             raise
         return SlackUser.model_validate(response["user"])
 
+    async def usergroup_members(self, group_id: str) -> list[str]:
+        response = await self.client.usergroups_users_list(usergroup=group_id)
+        users: list[str] = response.get("users", [])
+        return [str(user) for user in users]
+
     async def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
         await self.client.views_open(trigger_id=trigger_id, view=view)
 
@@ -132,8 +138,27 @@ class SlackGateway:
                 exc.response.get("error"),
             )
             channel, ts = await self._dm_with_ts(request.requester_id, text, blocks)
-        await self._store.set_summary_message(request.id, channel, ts)
+        await self._store.set_summary_message(
+            request.id, channel, ts, await self._permalink(channel, ts)
+        )
         return await self._store.get(request.id)
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        """The message's link, kept for the export; the export can do without one."""
+        try:
+            response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SLACK_FAILURES as exc:
+            log.warning("no permalink for %s/%s: %r", channel, ts, exc)
+            return None
+        return str(response["permalink"])
+
+    async def post_approval_card(self, request: RewardRequest, channel: str) -> None:
+        """Post the card in an approvals channel, where any of the request's approvers decides."""
+        text, blocks = slack_views.approval_card(request)
+        posted = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        await self._store.add_approval_card(
+            request.id, channel, str(posted["channel"]), str(posted["ts"])
+        )
 
     async def send_approval_cards(self, request: RewardRequest, approvers: list[str]) -> None:
         """DM each approver a card. One unreachable approver does not keep the others from
@@ -182,11 +207,11 @@ class SlackGateway:
                 )
 
     async def reply_in_thread(self, request: RewardRequest, text: str) -> None:
-        if not (request.summary_channel and request.summary_ts):
-            return
-        await self.client.chat_postMessage(
-            channel=request.summary_channel, thread_ts=request.summary_ts, text=text
-        )
+        if request.summary_channel and request.summary_ts:
+            await self.reply_to(request.summary_channel, request.summary_ts, text)
+
+    async def reply_to(self, channel: str, ts: str, text: str) -> None:
+        await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
 
     async def deliver(self, request: RewardRequest, redemption: Redemption | None) -> None:
         """DM the card to the recipient. Its link, code and PIN go nowhere else; ``None``
@@ -249,5 +274,6 @@ class SlackGateway:
         await self.refresh(request)
         shown = request.model_copy(update={"status": status})
         await self.reply_in_thread(shown, slack_views.thread_update(shown))
-        if status.is_final or status is Status.NEEDS_REVIEW:
+        # A requester who cancelled knows; the thread reply is enough.
+        if (status.is_final and status is not Status.CANCELLED) or status is Status.NEEDS_REVIEW:
             await self.dm(request.requester_id, slack_views.requester_update(shown))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
-from bot.domain import RewardRequest, Status
+from bot.domain import AWAITING_DECISION, RewardRequest, Status
 from providers.base import Product, Redemption
 
 Block = dict[str, Any]
@@ -27,6 +28,7 @@ REDEEM_ACTION = "redeem"
 ORDER_AGAIN_ACTION = "order_again"
 CHECK_AGAIN_ACTION = "check_again"
 RESOLVE_ACTION = "resolve_review"
+CANCEL_ACTION = "cancel_request"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
 MESSAGE_MAX_CHARS = 1000
@@ -38,6 +40,7 @@ _QUOTE_MAX_CHARS = 2500
 
 _STATUS_LINES = {
     Status.PENDING_APPROVAL: ":hourglass_flowing_sand: Waiting for approval",
+    Status.AWAITING_SECOND_APPROVAL: ":hourglass_flowing_sand: Waiting for a second approval",
     Status.APPROVED: ":white_check_mark: Approved: ordering the gift card",
     Status.ORDERING: ":package: Approved: ordering the gift card",
     Status.FULFILLED: ":gift: Delivered privately to the recipient",
@@ -45,6 +48,8 @@ _STATUS_LINES = {
     Status.FAILED: ":x: Failed: no gift card was delivered",
     Status.NEEDS_REVIEW: ":warning: Needs review: the order's outcome must be checked by hand",
     Status.RESOLVED: ":ballot_box_with_check: Resolved by hand after review",
+    Status.CANCELLED: ":heavy_multiplication_x: Cancelled by the requester",
+    Status.EXPIRED: ":alarm_clock: Expired: nobody decided it in time",
 }
 
 
@@ -218,7 +223,9 @@ def _headline(request: RewardRequest) -> str:
 
 def status_line(request: RewardRequest) -> str:
     line = _STATUS_LINES[request.status]
-    if request.decided_by and request.status is not Status.PENDING_APPROVAL:
+    if request.first_approved_by:
+        line += f" · First approval by <@{request.first_approved_by}>"
+    if request.decided_by and request.status not in AWAITING_DECISION:
         verb = "Rejected" if request.status is Status.REJECTED else "Approved"
         line += f" · {verb} by <@{request.decided_by}>"
     if request.status is Status.REJECTED and request.decision_reason:
@@ -241,7 +248,11 @@ def request_summary(request: RewardRequest) -> tuple[str, list[Block]]:
         f"Reward #{request.id}: <@{request.requester_id}> → <@{request.recipient_id}>, "
         f"{request.face_value} {request.product_name}. {_STATUS_LINES[request.status]}"
     )
-    return text, _details(request)
+    blocks = _details(request)
+    if request.status in AWAITING_DECISION:
+        # Everyone in the channel sees it; only the requester's click is accepted.
+        blocks.append(_buttons(request, (CANCEL_ACTION, "Cancel request", None)))
+    return text, blocks
 
 
 def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
@@ -251,7 +262,14 @@ def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
         f"{request.face_value} {request.product_name} for <@{request.recipient_id}>."
     )
     blocks = _details(request)
-    if request.status is Status.PENDING_APPROVAL:
+    if request.status is Status.AWAITING_SECOND_APPROVAL:
+        blocks.append(
+            _mrkdwn_section(
+                f"*Second approval needed:* <@{request.first_approved_by}> approved; a "
+                "different approver must approve too."
+            )
+        )
+    if request.status in AWAITING_DECISION:
         blocks.append(
             _buttons(
                 request, (APPROVE_ACTION, "Approve", "primary"), (REJECT_ACTION, "Reject", "danger")
@@ -300,6 +318,18 @@ def thread_update(request: RewardRequest) -> str:
     match request.status:
         case Status.PENDING_APPROVAL:
             return "Waiting for an approver. They have been sent the request privately."
+        case Status.AWAITING_SECOND_APPROVAL:
+            return (
+                f"First approval by <@{request.first_approved_by}>. This reward is above the "
+                "limit for one approver, so it waits for a second approval."
+            )
+        case Status.CANCELLED:
+            return ":heavy_multiplication_x: Cancelled by the requester. Nothing was ordered."
+        case Status.EXPIRED:
+            return (
+                ":alarm_clock: Expired: nobody approved or rejected it in time. Nothing was "
+                "ordered; the requester can ask again with /reward."
+            )
         case Status.APPROVED | Status.ORDERING:
             return (
                 f"Approved by <@{request.decided_by}>. Ordering the gift card from "
@@ -340,6 +370,11 @@ def requester_update(request: RewardRequest) -> str:
             return f"{subject} was rejected by <@{request.decided_by}>.{reason}"
         case Status.RESOLVED:
             return f"{subject} was settled by hand after a review."
+        case Status.EXPIRED:
+            return (
+                f"{subject} expired: nobody approved or rejected it in time, so nothing was "
+                "ordered. You can ask again with /reward."
+            )
         case Status.NEEDS_REVIEW:
             return (
                 f"{subject} needs a manual check: "
@@ -352,6 +387,28 @@ def requester_update(request: RewardRequest) -> str:
             )
         case _:
             return f"{subject}: {_STATUS_LINES[request.status]}."
+
+
+def reminder(request: RewardRequest, expire_after_hours: float | None) -> str:
+    """Nudges the approvers of a request that is still waiting for them."""
+    waited = _hours(datetime.now(UTC) - request.created_at)
+    text = (
+        f":bell: Reminder: reward #{request.id} "
+        f"({request.face_value} {escape(request.product_name)} "
+        f"from <@{request.requester_id}> for <@{request.recipient_id}>) "
+        f"has waited {waited} for your decision: use Approve or Reject on its card."
+    )
+    if expire_after_hours is not None:
+        left = request.created_at + timedelta(hours=expire_after_hours) - datetime.now(UTC)
+        text += f" It expires in {_hours(left)} if nobody decides."
+    return text
+
+
+def _hours(span: timedelta) -> str:
+    hours = max(span.total_seconds() / 3600, 0)
+    if hours < 1:
+        return f"{max(round(hours * 60), 1)} min"
+    return f"{round(hours)} h"
 
 
 def delivery_message(

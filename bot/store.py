@@ -22,8 +22,16 @@ from typing import Any
 import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
-from bot.domain import TRANSITIONS, Money, NewRewardRequest, RewardRequest, Status, is_announced
-from bot.errors import RequestNotFound
+from bot.domain import (
+    RELEASES_BUDGET,
+    TRANSITIONS,
+    Money,
+    NewRewardRequest,
+    RewardRequest,
+    Status,
+    is_announced,
+)
+from bot.errors import OverBudget, RequestNotFound
 
 # Append only: each entry migrates the schema from version N to N+1.
 _MIGRATIONS: tuple[str, ...] = (
@@ -102,6 +110,18 @@ _MIGRATIONS: tuple[str, ...] = (
                strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')
         FROM reward_requests WHERE status IN ('approved', 'ordering');
     """,
+    # The approval policy: team routing, two-step approval, budgets, and permalinks for export.
+    """
+    ALTER TABLE reward_requests ADD COLUMN team TEXT;
+    ALTER TABLE reward_requests ADD COLUMN approvals_required INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE reward_requests ADD COLUMN first_approved_by TEXT;
+    ALTER TABLE reward_requests ADD COLUMN budget_amount TEXT;
+    ALTER TABLE reward_requests ADD COLUMN budget_currency TEXT;
+    ALTER TABLE reward_requests ADD COLUMN budget_month TEXT;
+    ALTER TABLE reward_requests ADD COLUMN summary_permalink TEXT;
+    CREATE INDEX reward_requests_budget ON reward_requests(budget_month, team);
+    CREATE INDEX reward_requests_created ON reward_requests(created_at);
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -109,6 +129,7 @@ _TRANSITION_COLUMNS = frozenset(
     {
         "idempotency_key",
         "provider_order_id",
+        "first_approved_by",
         "decided_by",
         "decision_reason",
         "failure_reason",
@@ -143,6 +164,10 @@ class JobKind(StrEnum):
     FULFIL = "fulfil"
     # Show a status change in Slack (summary, cards, thread, requester DM).
     NOTIFY = "notify"
+    # Nudge the approvers of a request still waiting for a decision (scheduled).
+    REMIND = "remind"
+    # End a request nobody decided in time (scheduled).
+    EXPIRE = "expire"
 
 
 class Job(BaseModel):
@@ -160,27 +185,46 @@ class Job(BaseModel):
     lease: str
 
 
+class BudgetLimit(BaseModel):
+    """A monthly ceiling a new request must fit under, checked in the transaction that stores
+    it, so two requests made at once cannot both take the last of a budget."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Whose budget, as the refusal names it: "team Engineering's", "your".
+    owner: str
+    # The team whose spend counts; ``None`` counts the requester's own requests.
+    team: str | None
+    limit: Money
+
+
 class ApprovalCard(BaseModel):
     """Where an approver's Approve / Reject card was posted."""
 
     model_config = ConfigDict(frozen=True)
 
+    # The approver whose DM holds the card, or the approvals channel's id.
     approver_id: str
     channel: str
     ts: str
 
 
 def _now(plus_seconds: float = 0.0) -> str:
+    return _timestamp(datetime.now(UTC) + timedelta(seconds=plus_seconds))
+
+
+def _timestamp(when: datetime) -> str:
     # One fixed format (UTC, microseconds) so timestamps compare correctly as text in SQL.
-    return (datetime.now(UTC) + timedelta(seconds=plus_seconds)).strftime(
-        "%Y-%m-%dT%H:%M:%S.%f+00:00"
-    )
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _money(amount: str | None, currency: str | None) -> Money | None:
+    if amount is None or currency is None:
+        return None
+    return Money(amount=Decimal(amount), currency=currency)
 
 
 def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
-    charged = None
-    if row["charged_amount"] is not None:
-        charged = Money(amount=Decimal(row["charged_amount"]), currency=row["charged_currency"])
     return RewardRequest(
         id=row["id"],
         requester_id=row["requester_id"],
@@ -194,7 +238,13 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         status=Status(row["status"]),
         idempotency_key=row["idempotency_key"],
         provider_order_id=row["provider_order_id"],
-        charged=charged,
+        charged=_money(row["charged_amount"], row["charged_currency"]),
+        team=row["team"],
+        approvals_required=row["approvals_required"],
+        budget_amount=_money(row["budget_amount"], row["budget_currency"]),
+        budget_month=row["budget_month"],
+        first_approved_by=row["first_approved_by"],
+        summary_permalink=row["summary_permalink"],
         decided_by=row["decided_by"],
         decision_reason=row["decision_reason"],
         failure_reason=row["failure_reason"],
@@ -284,33 +334,82 @@ class Store:
             await db.execute("UPDATE schema_version SET version = ?", (len(_MIGRATIONS),))
 
     async def create_request(
-        self, new: NewRewardRequest, submission_key: str
+        self,
+        new: NewRewardRequest,
+        submission_key: str,
+        *,
+        limits: Sequence[BudgetLimit] = (),
+        scheduled: Mapping[JobKind, datetime] | None = None,
     ) -> tuple[RewardRequest, bool]:
         """Store a new request; returns it and whether it is new. A second submission with
-        the same ``submission_key`` returns the first one's request instead."""
+        the same ``submission_key`` returns the first one's request instead.
+
+        Storing reserves the request's budget amount: it counts against each of ``limits``
+        until the request ends without a purchase. Raises :class:`OverBudget` if it does not
+        fit. ``scheduled`` jobs (reminder, expiry) are queued to run at their times.
+        """
         now = _now()
         async with self._transaction() as db:
-            # Checked inside the write transaction: two identical submissions cannot both insert.
+            # Checked inside the write transaction: two identical submissions cannot both
+            # insert, and two requests cannot both spend the last of a budget.
             async with db.execute(
                 "SELECT id FROM reward_requests WHERE submission_key = ?", (submission_key,)
             ) as found:
                 existing = await found.fetchone()
             if existing is None:
+                for limit in limits:
+                    await self._check_budget(db, new, limit)
                 request_id = await self._insert_request(db, new, submission_key, now)
+                for kind, when in (scheduled or {}).items():
+                    await self._insert_job(
+                        db, kind, request_id, {}, now, run_after=_timestamp(when)
+                    )
         if existing is not None:
             return await self.get(int(existing[0])), False
         self._jobs_queued()
         return await self.get(request_id), True
 
+    async def _check_budget(
+        self, db: aiosqlite.Connection, new: NewRewardRequest, limit: BudgetLimit
+    ) -> None:
+        assert new.budget_amount is not None and new.budget_month is not None
+        used = await self._reserved(db, new.budget_month, limit, new.requester_id)
+        if used + new.budget_amount.amount <= limit.limit.amount:
+            return
+        left = Money(
+            amount=max(limit.limit.amount - used, Decimal(0)), currency=limit.limit.currency
+        )
+        month = datetime.strptime(new.budget_month, "%Y-%m").strftime("%B %Y")
+        raise OverBudget(
+            f"This would take {limit.owner} {month} rewards over budget: {left} left "
+            f"of {limit.limit}."
+        )
+
+    @staticmethod
+    async def _reserved(
+        db: aiosqlite.Connection, month: str, limit: BudgetLimit, requester_id: str
+    ) -> Decimal:
+        """What the month's live requests hold of ``limit`` (summed as Decimal, not in SQL)."""
+        who, value = ("team", limit.team) if limit.team else ("requester_id", requester_id)
+        released = ",".join("?" * len(RELEASES_BUDGET))
+        async with db.execute(
+            f"SELECT budget_amount FROM reward_requests WHERE budget_month = ? AND {who} = ? "  # noqa: S608
+            f"AND budget_currency = ? AND status NOT IN ({released})",
+            (month, value, limit.limit.currency, *RELEASES_BUDGET),
+        ) as cursor:
+            return sum((Decimal(row[0]) for row in await cursor.fetchall()), Decimal(0))
+
     async def _insert_request(
         self, db: aiosqlite.Connection, new: NewRewardRequest, submission_key: str, now: str
     ) -> int:
         """The new request, its audit event and its announcement, in the caller's transaction."""
+        budget = new.budget_amount
         cursor = await db.execute(
             """INSERT INTO reward_requests (requester_id, recipient_id, origin_channel_id,
                    amount, currency, provider, product_id, product_name, message, status,
-                   submission_key, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   submission_key, team, approvals_required, budget_amount, budget_currency,
+                   budget_month, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 new.requester_id,
                 new.recipient_id,
@@ -323,6 +422,11 @@ class Store:
                 new.message,
                 Status.PENDING_APPROVAL,
                 submission_key,
+                new.team,
+                new.approvals_required,
+                str(budget.amount) if budget else None,
+                budget.currency if budget else None,
+                new.budget_month,
                 now,
                 now,
             ),
@@ -330,7 +434,14 @@ class Store:
         request_id = cursor.lastrowid
         assert request_id is not None
         await self._insert_event(
-            db, request_id, "created", None, Status.PENDING_APPROVAL, new.requester_id, {}, now
+            db,
+            request_id,
+            "created",
+            None,
+            Status.PENDING_APPROVAL,
+            new.requester_id,
+            {"team": new.team, "approvals_required": new.approvals_required},
+            now,
         )
         await self._insert_job(
             db, JobKind.NOTIFY, request_id, {"status": Status.PENDING_APPROVAL}, now
@@ -342,6 +453,21 @@ class Store:
         if not rows:
             raise RequestNotFound(f"There is no reward request #{request_id}.")
         return _row_to_request(rows[0])
+
+    async def requests_created(self, since: datetime, until: datetime) -> list[RewardRequest]:
+        """Requests made at or after ``since`` and before ``until``, oldest first."""
+        rows = await self._fetch(
+            "SELECT * FROM reward_requests WHERE created_at >= ? AND created_at < ? ORDER BY id",
+            (_timestamp(since), _timestamp(until)),
+        )
+        return [_row_to_request(row) for row in rows]
+
+    async def requests_budgeted_in(self, month: str) -> list[RewardRequest]:
+        """Requests counted against budgets of ``month`` (``2026-11``), released ones included."""
+        rows = await self._fetch(
+            "SELECT * FROM reward_requests WHERE budget_month = ? ORDER BY id", (month,)
+        )
+        return [_row_to_request(row) for row in rows]
 
     async def requests_in(self, statuses: frozenset[Status]) -> list[RewardRequest]:
         marks = ",".join("?" * len(statuses))
@@ -404,11 +530,12 @@ class Store:
         request_id: int,
         payload: dict[str, Any],
         now: str,
+        run_after: str | None = None,
     ) -> None:
         await db.execute(
             "INSERT INTO jobs (kind, request_id, payload, run_after, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (kind, request_id, json.dumps(payload), now, now),
+            (kind, request_id, json.dumps(payload), run_after or now, now),
         )
 
     async def claim_job(self, owner: str, lease_seconds: float, kind: JobKind) -> Job | None:
@@ -482,7 +609,12 @@ class Store:
             )
 
     async def open_job_count(self) -> int:
-        rows = await self._fetch("SELECT COUNT(*) FROM jobs WHERE done_at IS NULL", ())
+        """Jobs not done that are due or under way (scheduled ones not yet due are not counted:
+        an expiry three days away does not keep anyone waiting)."""
+        rows = await self._fetch(
+            "SELECT COUNT(*) FROM jobs WHERE done_at IS NULL AND (attempts > 0 OR run_after <= ?)",
+            (_now(),),
+        )
         return int(rows[0][0])
 
     async def mark_delivery_started(self, request_id: int) -> datetime:
@@ -516,12 +648,22 @@ class Store:
                 now,
             )
 
-    async def set_summary_message(self, request_id: int, channel: str, ts: str) -> None:
+    async def set_summary_message(
+        self, request_id: int, channel: str, ts: str, permalink: str | None
+    ) -> None:
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE reward_requests SET summary_channel = ?, summary_ts = ? WHERE id = ?",
-                (channel, ts, request_id),
+                "UPDATE reward_requests SET summary_channel = ?, summary_ts = ?, "
+                "summary_permalink = ? WHERE id = ?",
+                (channel, ts, permalink, request_id),
             )
+
+    async def record_event(
+        self, request_id: int, kind: str, actor: str, detail: Mapping[str, Any]
+    ) -> None:
+        """An audit event that is not a status change (a reminder sent, for example)."""
+        async with self._transaction() as db:
+            await self._insert_event(db, request_id, kind, None, None, actor, dict(detail), _now())
 
     async def add_approval_card(
         self, request_id: int, approver_id: str, channel: str, ts: str

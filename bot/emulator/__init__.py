@@ -11,7 +11,7 @@ from bot.emulator.emulator import SlackEmulator
 from bot.emulator.errors import ApiError, EmulatorError
 from bot.emulator.signing import signature, signed_headers
 from bot.emulator.webapi import ApiCall
-from bot.emulator.workspace import Channel, Ephemeral, Message, User, Workspace
+from bot.emulator.workspace import Channel, Ephemeral, Message, User, UserGroup, Workspace
 
 __all__ = [
     "ApiCall",
@@ -24,6 +24,7 @@ __all__ = [
     "Message",
     "SlackEmulator",
     "User",
+    "UserGroup",
     "Workspace",
     "signature",
     "signed_headers",

@@ -142,13 +142,19 @@ def post_ephemeral(ctx: ApiContext, args: JSON) -> JSON:
 
 
 def get_permalink(ctx: ApiContext, args: JSON) -> JSON:
-    """A stable link to a message in the emulated workspace."""
+    """A link to a message (thread replies included) in a conversation the bot can see.
+
+    ``channel`` must be the conversation's ID; a reply's link carries its thread's
+    ``thread_ts`` and ``cid``, as Slack documents.
+    """
     ws = ctx.workspace
-    channel = ws.resolve_channel(require(args, "channel", "channel_not_found"))
-    if channel is None:
+    channel = ws.channels.get(require(args, "channel", "channel_not_found"))
+    if channel is None or not ws.can_see(ws.bot_user_id, channel):
         raise ApiError("channel_not_found")
-    ts = require(args, "message_ts", "message_not_found")
-    if ws.find_message(channel.id, ts) is None:
+    msg = ws.find_message(channel.id, require(args, "message_ts", "message_not_found"))
+    if msg is None:
         raise ApiError("message_not_found")
-    link = f"https://{ws.team_domain}.slack.com/archives/{channel.id}/p{ts.replace('.', '')}"
+    link = f"https://{ws.team_domain}.slack.com/archives/{channel.id}/p{msg.ts.replace('.', '')}"
+    if msg.thread_ts not in (None, msg.ts):
+        link += f"?thread_ts={msg.thread_ts}&cid={channel.id}"
     return {"ok": True, "channel": channel.id, "permalink": link}

@@ -1,5 +1,5 @@
-"""Identity and directory methods: auth.test, users.info, conversations.open,
-apps.connections.open."""
+"""Identity and directory methods: auth.test, users.info, usergroups.users.list,
+conversations.open, apps.connections.open."""
 
 from __future__ import annotations
 
@@ -28,6 +28,19 @@ def users_info(ctx: ApiContext, args: JSON) -> JSON:
     if user is None:
         raise ApiError("user_not_found")
     return {"ok": True, "user": user.to_api()}
+
+
+def usergroups_users_list(ctx: ApiContext, args: JSON) -> JSON:
+    """The user IDs in one user group; ``no_such_subteam`` for an unknown group ID.
+
+    ``team_id`` only matters for org-level tokens and is ignored, as Slack ignores it for
+    a workspace token; ``include_disabled`` is accepted (the emulator has no disabled
+    groups).
+    """
+    group = ctx.workspace.usergroups.get(require(args, "usergroup"))
+    if group is None:
+        raise ApiError("no_such_subteam")
+    return {"ok": True, "users": list(group.members)}
 
 
 def conversations_open(ctx: ApiContext, args: JSON) -> JSON:

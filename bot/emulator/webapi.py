@@ -25,6 +25,7 @@ Method = Callable[[ApiContext, JSON], JSON]
 METHODS: dict[str, Method] = {
     "auth.test": methods_misc.auth_test,
     "users.info": methods_misc.users_info,
+    "usergroups.users.list": methods_misc.usergroups_users_list,
     "conversations.open": methods_misc.conversations_open,
     "apps.connections.open": methods_misc.apps_connections_open,
     "chat.postMessage": methods_chat.post_message,

@@ -1,4 +1,5 @@
-"""In-memory workspace state: users, conversations, messages, ephemerals and views.
+"""In-memory workspace state: users, user groups, conversations, messages, ephemerals
+and views.
 
 The Web API methods mutate it and tests read it back through the query helpers, so
 assertions are about what a user would actually see in Slack, not about which calls
@@ -73,6 +74,15 @@ class Channel:
 
 
 @dataclass
+class UserGroup:
+    """A user group (mentioned as ``@handle``), as ``usergroups.*`` methods see it."""
+
+    id: str
+    handle: str
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Message:
     """A message visible to every member of its conversation."""
 
@@ -141,6 +151,7 @@ class Workspace:
         self.app_id = app_id
         self.users: dict[str, User] = {}
         self.channels: dict[str, Channel] = {}
+        self.usergroups: dict[str, UserGroup] = {}
         self._messages: dict[str, list[Message]] = {}
         self._ephemerals: list[Ephemeral] = []
         self.views: dict[str, list[JSON]] = {}
@@ -179,16 +190,37 @@ class Workspace:
         bot_member: bool = True,
     ) -> Channel:
         """Add a channel; ``bot_member=False`` models an app that was never invited."""
-        member_set = set(members)
-        unknown = member_set - self.users.keys()
-        if unknown:
-            raise ValueError(f"unknown members {sorted(unknown)}: add_user() them first")
+        member_set = set(self._known_users(members))
         if bot_member:
             member_set.add(self.bot_user_id)
         channel = Channel(channel_id, name, member_set, is_private)
         self.channels[channel_id] = channel
         self._messages.setdefault(channel_id, [])
         return channel
+
+    def add_usergroup(self, group_id: str, handle: str, members: Iterable[str] = ()) -> UserGroup:
+        """Add a user group such as ``S0ENG`` / ``@eng``; handles are unique, as in Slack."""
+        if any(g.handle == handle for g in self.usergroups.values()):
+            raise ValueError(f"user group handle @{handle} is already taken")
+        group = UserGroup(group_id, handle, self._known_users(members))
+        self.usergroups[group_id] = group
+        return group
+
+    def set_usergroup_members(self, group_id: str, members: Iterable[str]) -> UserGroup:
+        """Replace a group's members (what ``usergroups.users.update`` does in Slack)."""
+        group = self.usergroups.get(group_id)
+        if group is None:
+            raise ValueError(f"unknown user group {group_id}: add_usergroup() it first")
+        group.members = self._known_users(members)
+        return group
+
+    def _known_users(self, user_ids: Iterable[str]) -> list[str]:
+        """``user_ids`` without duplicates (order kept), refusing ids not in the workspace."""
+        ids = list(dict.fromkeys(user_ids))
+        unknown = set(ids) - self.users.keys()
+        if unknown:
+            raise ValueError(f"unknown members {sorted(unknown)}: add_user() them first")
+        return ids
 
     # -- conversations ---------------------------------------------------------------
 

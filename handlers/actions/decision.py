@@ -1,4 +1,4 @@
-"""What the Approve and Reject buttons share: which request a click is about, and refusals."""
+"""What the request buttons share: which request a click is about, and refusals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``/reward [@someone] [amount] [for what]``: open the reward modal, prefilled."""
+"""``/reward [@someone] [amount] [for what]``: open the reward modal, prefilled.
+``/reward report``: this month's spend per team against budget, for approvers only."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.reports import budget_report
 from bot.runtime import Runtime
 from bot.slack_views import RewardModalMetadata, RewardPrefill, reward_modal
 from handlers.payloads import SlashCommand
@@ -35,10 +37,13 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     @app.command("/reward")
     async def open_reward_modal(ack: AsyncAck, body: dict[str, object]) -> None:
         command = SlashCommand.model_validate(body)
-        if not deps.rewards.can_be_approved(command.user_id):
+        if command.text.strip().casefold() == "report":
+            await ack(await budget_report(deps.store, deps.policy, command.user_id))
+            return
+        if not await deps.rewards.can_be_approved(command.user_id):
             await ack(
                 "No approver other than you is configured, so a reward you request could "
-                "never be approved. Ask your Slack admin to add one (REWARDBOT_APPROVERS)."
+                "never be approved. Ask your Slack admin to add one to the approval policy."
             )
             return
         await ack()

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import SlackEmulator
+from bot.emulator import SlackEmulator, Workspace
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}
 
@@ -123,14 +123,99 @@ async def test_ephemeral(emulator: SlackEmulator, client: AsyncWebClient) -> Non
     )
 
 
-async def test_users_info_and_permalink(client: AsyncWebClient) -> None:
+async def test_users_info(client: AsyncWebClient) -> None:
     user = (await client.users_info(user="U_ALICE"))["user"]
     assert user["real_name"] == "Alice Doe" and user["profile"]["email"] == "alice@example.com"
     assert user["tz"] == "Europe/Paris" and user["tz_offset"] == 3600 and not user["is_bot"]
     assert await error_of(client.users_info(user="U_NOBODY")) == "user_not_found"
+
+
+async def test_usergroups_users_list(emulator: SlackEmulator, client: AsyncWebClient) -> None:
+    ws = emulator.workspace
+    ws.add_usergroup("S0ENG", "eng", ["U_ALICE", "U_BOB"])
+    ws.add_usergroup("S0EMPTY", "nobody", [])
+    resp = await client.usergroups_users_list(usergroup="S0ENG")
+    assert resp.data == {"ok": True, "users": ["U_ALICE", "U_BOB"]}
+    ws.set_usergroup_members("S0ENG", ["U_CAROL"])
+    again = await client.usergroups_users_list(
+        usergroup="S0ENG", include_disabled=True, team_id=ws.team_id
+    )
+    assert again["users"] == ["U_CAROL"]
+    assert (await client.usergroups_users_list(usergroup="S0EMPTY"))["users"] == []
+    assert await error_of(client.usergroups_users_list(usergroup="S0NOPE")) == "no_such_subteam"
+    with pytest.raises(SlackApiError) as info:
+        await client.api_call("usergroups.users.list", http_verb="GET", params={})
+    assert info.value.response["error"] == "invalid_arguments"
+    assert info.value.response["response_metadata"]["messages"] == [
+        "missing required field: usergroup"
+    ]
+
+
+def test_usergroup_builder_refusals() -> None:
+    ws = Workspace()
+    ws.add_user("U_ALICE", name="alice")
+    ws.add_user("U_BOB", name="bob")
+    ws.add_usergroup("S0ENG", "eng", ["U_ALICE", "U_ALICE"])
+    with pytest.raises(ValueError, match="U_NOBODY"):
+        ws.add_usergroup("S0OPS", "ops", ["U_NOBODY"])
+    with pytest.raises(ValueError, match="@eng"):
+        ws.add_usergroup("S0ENG2", "eng", [])
+    with pytest.raises(ValueError, match="S0NOPE"):
+        ws.set_usergroup_members("S0NOPE", ["U_ALICE"])
+    with pytest.raises(ValueError, match="U_NOBODY"):
+        ws.set_usergroup_members("S0ENG", ["U_BOB", "U_NOBODY"])
+    assert ws.usergroups["S0ENG"].members == ["U_ALICE"]
+
+
+async def test_permalink(emulator: SlackEmulator, client: AsyncWebClient) -> None:
     posted = await client.chat_postMessage(channel="C_GENERAL", text="link me")
     link = await client.chat_getPermalink(channel="C_GENERAL", message_ts=posted["ts"])
-    assert link["permalink"].endswith("/archives/C_GENERAL/p" + posted["ts"].replace(".", ""))
+    p_ts = "p" + posted["ts"].replace(".", "")
+    assert link.data == {
+        "ok": True,
+        "channel": "C_GENERAL",
+        "permalink": f"https://emulator.slack.com/archives/C_GENERAL/{p_ts}",
+    }
+    reply = await client.chat_postMessage(channel="C_GENERAL", text="r", thread_ts=posted["ts"])
+    reply_link = await client.chat_getPermalink(channel="C_GENERAL", message_ts=reply["ts"])
+    assert reply_link["permalink"] == (
+        "https://emulator.slack.com/archives/C_GENERAL/p"
+        + reply["ts"].replace(".", "")
+        + f"?thread_ts={posted['ts']}&cid=C_GENERAL"
+    )
+    dm = await client.chat_postMessage(channel="U_BOB", text="psst")
+    dm_link = await client.chat_getPermalink(channel=dm["channel"], message_ts=dm["ts"])
+    assert dm_link["channel"] == dm["channel"]
+    alice = emulator.workspace.post(
+        emulator.workspace.channels["C_RANDOM"], "U_ALICE", "public", [], None
+    )
+    public = await client.chat_getPermalink(channel="C_RANDOM", message_ts=alice.ts)
+    assert public["permalink"].endswith("/archives/C_RANDOM/p" + alice.ts.replace(".", ""))
+
+
+@pytest.mark.parametrize(
+    ("channel", "message_ts", "error"),
+    [
+        ("C_NOPE", "1.000001", "channel_not_found"),
+        ("C_SECRET", "1.000001", "channel_not_found"),  # private, bot not a member
+        ("general", "1.000001", "channel_not_found"),  # a name is not a channel ID
+        ("U_BOB", "1.000001", "channel_not_found"),  # nor is a user ID
+        ("C_GENERAL", "1.000001", "message_not_found"),
+        ("C_RANDOM", "POSTED", "message_not_found"),  # right ts, wrong channel
+        ("C_GENERAL", "", "message_not_found"),
+        ("", "POSTED", "channel_not_found"),
+    ],
+)
+async def test_permalink_refusals(
+    emulator: SlackEmulator, client: AsyncWebClient, channel: str, message_ts: str, error: str
+) -> None:
+    posted = await client.chat_postMessage(channel="C_GENERAL", text="link me")
+    ts = posted["ts"] if message_ts == "POSTED" else message_ts
+    args = {"channel": channel, "message_ts": ts}
+    assert (
+        await error_of(client.api_call("chat.getPermalink", http_verb="GET", params=args)) == error
+    )
+    assert "D_BOB" not in emulator.workspace.channels  # refusals open no DM
 
 
 async def test_unknown_method_and_token_types(

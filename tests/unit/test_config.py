@@ -16,6 +16,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "SLACK_API_URL",
         "REWARDBOT_DATABASE",
         "REWARDBOT_APPROVERS",
+        "REWARDBOT_POLICY",
         "REWARDBOT_PROVIDERS",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -40,8 +41,13 @@ def test_reads_a_dotenv_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({}, "REWARDBOT_APPROVERS is required"),
-        ({"REWARDBOT_APPROVERS": " , "}, "REWARDBOT_APPROVERS name at least one approver"),
+        ({}, "Missing setting REWARDBOT_APPROVERS .* or REWARDBOT_POLICY"),
+        ({"REWARDBOT_APPROVERS": " , "}, "Missing setting REWARDBOT_APPROVERS"),
+        (
+            {"REWARDBOT_APPROVERS": "U0A", "REWARDBOT_POLICY": "rewardbot.toml"},
+            "Set REWARDBOT_POLICY or REWARDBOT_APPROVERS, not both",
+        ),
+        ({"REWARDBOT_POLICY": "missing.toml"}, "Cannot read policy file missing.toml"),
         ({"REWARDBOT_APPROVERS": "alice"}, "REWARDBOT_APPROVERS not Slack user IDs .*alice"),
         (
             {"REWARDBOT_APPROVERS": "U0A", "REWARDBOT_PROVIDERS": "sandbox,acme"},
@@ -56,7 +62,7 @@ def test_bad_settings_stop_with_one_message_naming_them(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
-        load_settings()
+        load_settings().policy()
 
 
 def test_each_run_mode_names_the_credentials_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:

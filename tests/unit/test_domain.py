@@ -60,5 +60,7 @@ def test_final_statuses_have_no_way_out_and_every_target_is_a_status() -> None:
         Status.REJECTED,
         Status.FAILED,
         Status.RESOLVED,
+        Status.CANCELLED,
+        Status.EXPIRED,
     }
     assert set(TRANSITIONS) == set(Status)

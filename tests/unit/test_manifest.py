@@ -37,5 +37,6 @@ def test_manifest_declares_what_the_bot_uses() -> None:
         "im:write",
         "users:read",
         "users:read.email",
+        "usergroups:read",
         "im:history",
     }

@@ -148,7 +148,9 @@ async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(tmp_pat
     store = await Store.open(tmp_path / "r.db")
     request, _ = await store.create_request(_new(), "V1")
     for steps in range(12):
-        task = asyncio.create_task(store.set_summary_message(request.id, "C1", f"1.{steps}"))
+        task = asyncio.create_task(
+            store.set_summary_message(request.id, "C1", f"1.{steps}", None)
+        )
         for _ in range(steps):
             await asyncio.sleep(0)
         task.cancel()

@@ -1,0 +1,171 @@
+"""Reports over the stored requests: ``/reward report`` and ``rewardbot export``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from bot.domain import RELEASES_BUDGET, Money, RewardRequest, Status
+from bot.policy import Policy
+from bot.slack_gateway import SLACK_FAILURES
+from bot.slack_views import escape
+from bot.store import Event, Store
+
+# Spent: a card was bought (or settled by hand). Everything else not released is reserved.
+_SPENT = frozenset({Status.FULFILLED, Status.RESOLVED})
+_NO_TEAM = "(no team)"
+
+
+async def budget_report(
+    store: Store, policy: Policy, user_id: str, now: datetime | None = None
+) -> str:
+    """This month's spend per team against its budget, as mrkdwn for the asker alone."""
+    try:
+        allowed = await policy.is_approver(user_id)
+    except SLACK_FAILURES:
+        return "Could not check that you are an approver (Slack did not answer). Try again."
+    if not allowed:
+        return "Only approvers can see the budget report."
+    currency = policy.rules.currency
+    if currency is None:
+        return "No budgets are configured: the approval policy names no currency or limits."
+    month = policy.month_of(now or datetime.now(UTC))
+    requests = await store.requests_budgeted_in(month)
+    spent: dict[str, Decimal] = {}
+    reserved: dict[str, Decimal] = {}
+    for request in requests:
+        if request.status in RELEASES_BUDGET or request.budget_amount is None:
+            continue
+        bucket = spent if request.status in _SPENT else reserved
+        team = request.team or _NO_TEAM
+        bucket[team] = bucket.get(team, Decimal(0)) + request.budget_amount.amount
+    title = datetime.strptime(month, "%Y-%m").strftime("%B %Y")
+    lines = [f"*Reward spend for {title}* ({policy.rules.budgets.timezone})"]
+    teams = [*policy.rules.teams, *(t for t in (*spent, *reserved) if t not in policy.rules.teams)]
+    for team in dict.fromkeys(teams):
+        used = spent.get(team, Decimal(0))
+        held = reserved.get(team, Decimal(0))
+        line = (
+            f"• *{escape(team)}*: {_money(used, currency)} spent, "
+            f"{_money(held, currency)} awaiting approval or delivery"
+        )
+        limit = policy.rules.teams[team].monthly_budget if team in policy.rules.teams else None
+        if limit is not None:
+            left = limit - used - held
+            line += f", {_money(max(left, Decimal(0)), currency)} left of {_money(limit, currency)}"
+        lines.append(line)
+    if len(lines) == 1:
+        lines.append("No teams are configured and nothing was requested this month.")
+    return "\n".join(lines)
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return str(Money(amount=amount, currency=currency))
+
+
+# -- export -------------------------------------------------------------------------------
+
+EXPORT_FIELDS = (
+    "id",
+    "created_at",
+    "status",
+    "requester_id",
+    "recipient_id",
+    "team",
+    "amount",
+    "currency",
+    "budget_amount",
+    "budget_currency",
+    "charged_amount",
+    "charged_currency",
+    "provider",
+    "product_id",
+    "product_name",
+    "provider_order_id",
+    "approvals_required",
+    "first_approved_by",
+    "decided_by",
+    "decided_at",
+    "decision_reason",
+    "failure_reason",
+    "delivered_at",
+    "permalink",
+)
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_row(request: RewardRequest, events: Sequence[Event]) -> dict[str, Any]:
+    """One request with its decisions, amounts and link; money as exact decimal strings."""
+
+    def first_event_into(statuses: frozenset[Status]) -> str | None:
+        found = next((e for e in events if e.to_status in statuses), None)
+        return found.at.isoformat() if found else None
+
+    return {
+        "id": request.id,
+        "created_at": request.created_at.isoformat(),
+        "status": str(request.status),
+        "requester_id": request.requester_id,
+        "recipient_id": request.recipient_id,
+        "team": request.team,
+        "amount": str(request.face_value.amount),
+        "currency": request.face_value.currency,
+        "budget_amount": str(request.budget_amount.amount) if request.budget_amount else None,
+        "budget_currency": request.budget_amount.currency if request.budget_amount else None,
+        "charged_amount": str(request.charged.amount) if request.charged else None,
+        "charged_currency": request.charged.currency if request.charged else None,
+        "provider": request.provider,
+        "product_id": request.product_id,
+        "product_name": request.product_name,
+        "provider_order_id": request.provider_order_id,
+        "approvals_required": request.approvals_required,
+        "first_approved_by": request.first_approved_by,
+        "decided_by": request.decided_by,
+        "decided_at": first_event_into(frozenset({Status.APPROVED, Status.REJECTED})),
+        "decision_reason": request.decision_reason,
+        "failure_reason": request.failure_reason,
+        "delivered_at": first_event_into(frozenset({Status.FULFILLED})),
+        "permalink": request.summary_permalink,
+    }
+
+
+async def export_requests(store: Store, since: datetime, until: datetime, fmt: str) -> str:
+    """Requests made in ``[since, until)`` as CSV, or as JSON with their whole audit trail."""
+    rows = []
+    for request in await store.requests_created(since, until):
+        events = await store.events(request.id)
+        row = export_row(request, events)
+        if fmt == "json":
+            row["events"] = [
+                {
+                    "kind": e.kind,
+                    "from_status": e.from_status,
+                    "to_status": e.to_status,
+                    "actor": e.actor,
+                    "at": e.at.isoformat(),
+                    "detail": e.detail,
+                }
+                for e in events
+            ]
+        rows.append(row)
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _inert(v) for k, v in row.items()})
+    return out.getvalue()
+
+
+def _inert(value: object) -> object:
+    """Text that a spreadsheet would run as a formula is prefixed with a quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
