@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("policy_file", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("approvers")
     @classmethod
     def _user_ids(cls, value: list[str]) -> list[str]:

@@ -65,19 +65,24 @@ class JobRunner:
         self._wakeup = asyncio.Event()
         self._running: dict[JobKind, set[asyncio.Task[None]]] = {kind: set() for kind in handlers}
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """New work was queued: look for it now rather than at the next poll."""
         self._wakeup.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._loop_task = asyncio.create_task(self._claim_loop(), name="job-runner")
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let running jobs finish for ``grace`` seconds, then cancel them and
         give their leases back so the next start resumes them immediately."""
         if self._loop_task is not None:
-            self._loop_task.cancel()
+            # Not cancelled: a claim is a short transaction, and one cut off mid-statement
+            # could leave the shared connection unusable for the release below.
+            self._stopping = True
+            self.wake()
             await asyncio.gather(self._loop_task, return_exceptions=True)
         running = self._all_running()
         if running:
@@ -97,19 +102,21 @@ class JobRunner:
         return set().union(*self._running.values())
 
     async def _claim_loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._claim_what_fits()
             except Exception:
                 # The database may be briefly unavailable: keep the runner alive.
                 log.exception("claiming jobs failed; trying again shortly")
             self._wakeup.clear()
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
 
     async def _claim_what_fits(self) -> None:
         for kind, running in self._running.items():
-            while len(running) < self._concurrency.get(kind, 1):
+            while not self._stopping and len(running) < self._concurrency.get(kind, 1):
                 job = await self._store.claim_job(self.owner, self._lease_seconds, kind)
                 if job is None:
                     break

@@ -26,12 +26,14 @@ async def running_bot(
     emulator: SlackEmulator,
     *,
     database: Path,
-    approvers: Sequence[str],
+    approvers: Sequence[str] = (),
+    policy: Path | None = None,
     providers: Mapping[str, Provider] | None = None,
     socket_mode: bool = False,
     fulfillment_retry_delay: float = 0.05,
 ) -> AsyncIterator[Runtime]:
-    """Start the bot wired to ``emulator``; stop it (as SIGTERM would) on exit."""
+    """Start the bot wired to ``emulator``; stop it (as SIGTERM would) on exit. The approvers
+    are ``approvers`` (REWARDBOT_APPROVERS) or the ``policy`` file (REWARDBOT_POLICY)."""
     settings = load_settings(
         SLACK_BOT_TOKEN=emulator.bot_token,
         SLACK_SIGNING_SECRET=emulator.signing_secret,
@@ -39,6 +41,7 @@ async def running_bot(
         SLACK_API_URL=emulator.api_url,
         REWARDBOT_DATABASE=database,
         REWARDBOT_APPROVERS=",".join(approvers),
+        REWARDBOT_POLICY=policy,
         REWARDBOT_PROVIDERS=",".join(providers) if providers else "sandbox",
     )
     runtime = await Runtime.create(

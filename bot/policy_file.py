@@ -193,7 +193,8 @@ def load_policy(path: Path) -> PolicyFile:
 
 
 def _describe(error: Any, text: str) -> str:
-    keys = [str(part) for part in error["loc"] if isinstance(part, str)]
+    # "[key]" marks an error in a table's key rather than its value.
+    keys = [str(part) for part in error["loc"] if isinstance(part, str) and part != "[key]"]
     if error["type"] == "extra_forbidden":
         reason = "unknown key (check its spelling)"
     elif error["type"] == "missing":

@@ -302,6 +302,9 @@ class Store:
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
+                # Inside the try: a COMMIT that fails must roll back too, or the connection
+                # would stay inside this transaction and every later BEGIN would fail.
+                await self._db.execute("COMMIT")
             except BaseException:
                 # Always roll back, even if BEGIN looks unfinished: aiosqlite runs statements
                 # in order on its own thread, so a BEGIN whose await was cancelled still runs,
@@ -309,7 +312,6 @@ class Store:
                 with contextlib.suppress(sqlite3.OperationalError):
                     await self._db.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
 
     async def _fetch(self, sql: str, parameters: tuple[object, ...]) -> list[aiosqlite.Row]:
         async with self._lock, self._db.execute(sql, parameters) as cursor:
@@ -544,8 +546,9 @@ class Store:
         kinds are independent, so a notification Slack keeps refusing never holds up an order."""
         now = _now()
         lease = f"{owner}:{uuid.uuid4().hex}"
-        async with self._transaction() as db:
-            cursor = await db.execute(
+        async with (
+            self._transaction() as db,
+            db.execute(
                 """UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1
                    WHERE id = (
                        SELECT j.id FROM jobs j
@@ -557,9 +560,11 @@ class Store:
                        ORDER BY j.id LIMIT 1)
                    RETURNING id, kind, request_id, payload, attempts""",
                 (lease, _now(lease_seconds), kind, now, now),
-            )
+            ) as cursor,
+        ):
+            # Closed by the context even if the claim loop is cancelled (a graceful stop) while
+            # the row is read: an unfinished UPDATE ... RETURNING would block every commit after.
             row = await cursor.fetchone()
-            await cursor.close()
         if row is None:
             return None
         return Job(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.domain import Status
 from bot.emulator import SlackEmulator, Workspace
 from bot.emulator.workspace import Message
 from bot.local import running_bot
@@ -68,6 +69,15 @@ class Stack:
         await self.request_reward(values or GOOD_VALUES)
         await self.emulator.wait_for(lambda: self.ws.dm_messages(approver), 5, "the card")
         await self.click(approver, self.approval_card(approver), APPROVE_ACTION)
+
+    async def status(self, request_id: int) -> Status:
+        return (await self.runtime.store.get(request_id)).status
+
+    async def wait_status(self, request_id: int, status: Status, seconds: float = 5) -> None:
+        async def reached() -> bool:
+            return await self.status(request_id) is status
+
+        await self.emulator.wait_for(reached, seconds, f"#{request_id} to be {status}")
 
     def approval_card(self, approver: str) -> Message:
         cards = [
@@ -144,10 +154,16 @@ async def sandbox_stack(
     database: Path,
     sandbox: SandboxProvider,
     approvers: Sequence[str] = APPROVERS,
+    policy: Path | None = None,
 ) -> AsyncIterator[Stack]:
-    """The bot over signed HTTP with ``sandbox`` (or a subclass) as its only provider."""
+    """The bot over signed HTTP with ``sandbox`` (or a subclass) as its only provider, and
+    ``approvers`` or else the ``policy`` file as its approval policy."""
     async with running_bot(
-        emulator, database=database, approvers=approvers, providers={"sandbox": sandbox}
+        emulator,
+        database=database,
+        approvers=() if policy else approvers,
+        policy=policy,
+        providers={"sandbox": sandbox},
     ) as runtime:
         yield Stack(emulator, runtime, sandbox)
 

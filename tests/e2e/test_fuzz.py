@@ -55,6 +55,8 @@ HUMANS = (MAYA, ARJUN, LIN, JANE, OMAR)
 def approvers_for(requester: str, recipient: str, approvers: tuple[str, ...]) -> list[str]:
     """The oracle: with a flat approver list, anyone but the requester and recipient decides."""
     return [a for a in approvers if a not in (requester, recipient)]
+
+
 INPUT_BLOCKS = frozenset({"recipient", "card", "amount", "message"})
 ALL_STATUSES = frozenset(Status)
 # How long a visible outcome may take: the bot acks at once and works on after the ack.

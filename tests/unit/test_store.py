@@ -148,9 +148,7 @@ async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(tmp_pat
     store = await Store.open(tmp_path / "r.db")
     request, _ = await store.create_request(_new(), "V1")
     for steps in range(12):
-        task = asyncio.create_task(
-            store.set_summary_message(request.id, "C1", f"1.{steps}", None)
-        )
+        task = asyncio.create_task(store.set_summary_message(request.id, "C1", f"1.{steps}", None))
         for _ in range(steps):
             await asyncio.sleep(0)
         task.cancel()
@@ -158,4 +156,21 @@ async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(tmp_pat
         # A BEGIN whose await was cancelled still runs on aiosqlite's thread: the rollback
         # must follow it, or this next transaction fails to start.
         await store.add_approval_card(request.id, "UAPP", "D1", f"2.{steps}")
+    await store.close()
+
+
+async def test_a_job_claim_cancelled_at_any_point_leaves_the_store_usable(tmp_path: Path) -> None:
+    """A graceful stop cancels the claim loop wherever it is, even while it reads the claimed
+    row; the UPDATE ... RETURNING must not stay open and block every later commit."""
+    store = await Store.open(tmp_path / "r.db")
+    request, _ = await store.create_request(_new(), "V1")  # queues a notify job
+    for steps in range(16):
+        task = asyncio.create_task(store.claim_job("runner", 30, JobKind.NOTIFY))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.release_jobs("runner")
+        await store.add_approval_card(request.id, "UAPP", "D1", f"2.{steps}")
+    assert await store.claim_job("runner", 30, JobKind.NOTIFY) is not None
     await store.close()

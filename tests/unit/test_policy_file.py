@@ -1,0 +1,145 @@
+"""The policy file: every mistake stops start-up naming the file, the line, the key and why."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.domain import Money
+from bot.errors import ConfigError
+from bot.policy import Directory, NoExchangeRate, Policy
+from bot.policy_file import PolicyFile, load_policy
+
+README = Path(__file__).parents[2] / "README.md"
+
+GOOD = """\
+currency = "GBP"
+
+[approvals]
+default_approvers = ["U0LIN"]
+max_amount = "400"
+
+[teams.eng]
+members = ["U0MAYA", "S0ENG"]
+managers = ["U0ARJUN"]
+monthly_budget = "300"
+"""
+
+
+def _load(tmp_path: Path, text: str) -> PolicyFile:
+    path = tmp_path / "rewardbot.toml"
+    path.write_text(text)
+    return load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('currency = "GBP"\n[approvals\n', r"is not valid TOML: .*line 2"),
+        ("", r"line 1\b|approvals: missing"),
+        (GOOD.replace("managers", "manager"), r"line 9, teams\.eng\.manager: unknown key"),
+        (
+            GOOD.replace('"U0ARJUN"', '"arjun"'),
+            r"line 9, teams\.eng\.managers: 'arjun' is not a Slack user ID",
+        ),
+        (
+            GOOD.replace('default_approvers = ["U0LIN"]', "default_approvers = []"),
+            r"line 4, approvals\.default_approvers: List should have at least 1 item",
+        ),
+        (GOOD.replace('currency = "GBP"', ""), r"currency: missing; name the currency"),
+        (GOOD.replace('currency = "GBP"', 'currency = "pounds"'), r"line 1, currency: 'pounds'"),
+        (
+            GOOD.replace('max_amount = "400"', 'max_amount = "400.005"'),
+            r"line 5, approvals\.max_amount: GBP amounts have at most 2 decimal places",
+        ),
+        (
+            GOOD.replace('monthly_budget = "300"', 'monthly_budget = "-5"'),
+            r"line 10, teams\.eng\.monthly_budget: must be a number above zero",
+        ),
+        (
+            GOOD.replace('monthly_budget = "300"', 'monthly_budget = "lots"'),
+            r"line 10, teams\.eng\.monthly_budget: Input should be a valid decimal",
+        ),
+        (
+            GOOD + '\n[teams.ops]\nmembers = ["U0MAYA"]\n',
+            r"line 13, teams\.ops\.members: U0MAYA is also a member of team 'eng'",
+        ),
+        (
+            GOOD.replace(
+                'max_amount = "400"',
+                "remind_after_hours = 48\nexpire_after_hours = 24",
+            ),
+            r"remind_after_hours must be less than expire_after_hours",
+        ),
+        (
+            GOOD + '\n[budgets]\ntimezone = "Mars/Olympus"\n',
+            r"line 13, budgets\.timezone: 'Mars/Olympus' is not a time zone name",
+        ),
+        (
+            GOOD + '\n[rates]\nusd = "0.8"\n',
+            r"line 13, rates\.usd: 'usd' is not an ISO 4217 currency code",
+        ),
+        (
+            GOOD.replace('max_amount = "400"', 'second_approvers = ["U0FINN"]'),
+            r"line 5, approvals\.second_approvers: set, but second_approval_above is not",
+        ),
+        (
+            GOOD.replace('max_amount = "400"', 'channel = "#rewards"'),
+            r"line 5, approvals\.channel: '#rewards' is not a Slack channel ID",
+        ),
+    ],
+)
+def test_malformed_policy_is_refused_with_file_line_key_and_reason(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"rewardbot\.toml") as raised:
+        _load(tmp_path, text)
+    assert re.search(message, str(raised.value)), str(raised.value)
+
+
+def test_unreadable_policy_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"Cannot read policy file .*nope\.toml"):
+        load_policy(tmp_path / "nope.toml")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_policy(binary)
+
+
+def test_the_readme_example_policy_is_valid(tmp_path: Path) -> None:
+    example = re.search(r"```toml\n(.*?)```", README.read_text(), re.DOTALL)
+    assert example, "the README has no TOML example"
+    rules = _load(tmp_path, example.group(1))
+    assert rules.teams and rules.approvals.second_approval_above is not None
+
+
+async def _no_groups(group: str) -> list[str]:
+    raise AssertionError(f"unexpected lookup of {group}")
+
+
+def test_conversion_rounds_half_up_to_the_policy_currency(tmp_path: Path) -> None:
+    rules = _load(tmp_path, GOOD + '\n[rates]\nUSD = "0.7915"\nJPY = "0.0052"\n')
+    policy = Policy(rules, Directory(_no_groups))
+    usd = policy.in_policy_currency(Money(amount=Decimal("10.00"), currency="USD"))
+    assert usd == Money(amount=Decimal("7.92"), currency="GBP")
+    jpy = policy.in_policy_currency(Money(amount=Decimal("1000"), currency="JPY"))
+    assert jpy == Money(amount=Decimal("5.20"), currency="GBP")
+    with pytest.raises(NoExchangeRate):
+        policy.in_policy_currency(Money(amount=Decimal(1), currency="EUR"))
+
+
+def test_budget_month_follows_the_policy_time_zone(tmp_path: Path) -> None:
+    rules = _load(tmp_path, GOOD + '\n[budgets]\ntimezone = "America/New_York"\n')
+    policy = Policy(rules, Directory(_no_groups))
+    # 02:00 UTC on 1 December is still 30 November in New York.
+    assert policy.month_of(datetime(2026, 12, 1, 2, 0, tzinfo=UTC)) == "2026-11"
+
+
+def test_approvers_list_is_the_simplest_policy() -> None:
+    rules = PolicyFile.for_approvers(["U0A", "U0B"])
+    assert rules.approvals.default_approvers == ["U0A", "U0B"]
+    assert rules.currency is None and not rules.teams
