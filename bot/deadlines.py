@@ -6,11 +6,15 @@ usually been decided, and the job does nothing.
 
 from __future__ import annotations
 
+import logging
+
 from bot import slack_views
 from bot.domain import AWAITING_DECISION, Status
 from bot.policy import Policy
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway
 from bot.store import SYSTEM_ACTOR, Job, Store
+
+log = logging.getLogger(__name__)
 
 
 class Deadlines:
@@ -21,43 +25,43 @@ class Deadlines:
 
     async def remind(self, job: Job) -> None:
         """Nudge whoever can decide the request now: in the approvals channel's card thread,
-        or by DM. Recorded in the audit trail once sent."""
+        or by DM. The audit trail records who was reached; if nobody was, the job retries."""
         request = await self._store.get(job.request_id)
         if request.status not in AWAITING_DECISION:
             return
         deciders = await self._policy.deciders(request)
         text = slack_views.reminder(request, self._policy.rules.approvals.expire_after_hours)
+        reached: list[str] = []
         channel = self._policy.approvals_channel
         if channel is not None:
-            cards = [
-                c for c in await self._store.approval_cards(request.id) if c.approver_id == channel
-            ]
-            mentions = " ".join(f"<@{a}>" for a in deciders)
-            for card in cards:
+            cards = await self._store.approval_cards(request.id)
+            for card in (c for c in cards if c.approver_id == channel):
+                mentions = " ".join(f"<@{a}>" for a in deciders)
                 await self._gateway.reply_to(card.channel, card.ts, f"{mentions} {text}")
+                reached = deciders
         else:
-            failures: list[Exception] = []
             for approver in deciders:
                 try:
                     await self._gateway.dm(approver, text)
                 except SLACK_FAILURES as exc:
-                    failures.append(exc)
-            if failures and len(failures) == len(deciders):
-                raise failures[0]
-        await self._store.record_event(
-            request.id, "reminder", SYSTEM_ACTOR, {"approvers": deciders}
-        )
+                    log.warning("could not remind %s of request %s: %r", approver, request.id, exc)
+                else:
+                    reached.append(approver)
+        if not reached:
+            raise RuntimeError(f"nobody could be reminded of request {request.id} yet")
+        await self._store.record_event(request.id, "reminder", SYSTEM_ACTOR, {"approvers": reached})
 
     async def expire(self, job: Job) -> None:
-        """End the request if nobody decided it in time (which releases its budget)."""
-        request = await self._store.get(job.request_id)
-        if request.status not in AWAITING_DECISION:
-            return
+        """End the request if nobody decided it in time (which releases its budget). A decision
+        racing with this is re-read: a first approval just before does not keep it alive."""
         hours = self._policy.rules.approvals.expire_after_hours
-        for status in AWAITING_DECISION:
+        while True:
+            request = await self._store.get(job.request_id)
+            if request.status not in AWAITING_DECISION:
+                return
             if await self._store.transition(
                 request.id,
-                status,
+                request.status,
                 Status.EXPIRED,
                 SYSTEM_ACTOR,
                 detail={"after_hours": hours},

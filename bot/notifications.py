@@ -46,6 +46,19 @@ class Notifier:
         if channel := self._policy.approvals_channel:
             if channel not in carded:
                 await self._gateway.post_approval_card(request, channel)
+            elif request.status is Status.AWAITING_SECOND_APPROVAL:
+                # The card was updated in place; the second approvers may not be watching it.
+                card = next(
+                    c
+                    for c in await self._store.approval_cards(request.id)
+                    if c.approver_id == channel
+                )
+                mentions = " ".join(f"<@{a}>" for a in await self._policy.deciders(request))
+                await self._gateway.reply_to(
+                    card.channel,
+                    card.ts,
+                    f"{mentions} {slack_views.second_approval_needed(request)}",
+                )
             return
         deciders = await self._policy.deciders(request)
         await self._gateway.send_approval_cards(request, [a for a in deciders if a not in carded])

@@ -9,11 +9,10 @@ Nobody decides a request they made or a reward to themselves.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from bot.domain import Money, RewardRequest, Status, minor_units
@@ -35,7 +34,6 @@ class Directory:
         self._members_of = members_of
         self._ttl = ttl_seconds
         self._cache: dict[str, tuple[float, list[str]]] = {}
-        self._lock = asyncio.Lock()
 
     async def expand(self, people: Sequence[str]) -> list[str]:
         expanded: list[str] = []
@@ -44,13 +42,14 @@ class Directory:
         return list(dict.fromkeys(expanded))
 
     async def _members(self, group: str) -> list[str]:
-        async with self._lock:
-            cached = self._cache.get(group)
-            if cached is not None and time.monotonic() - cached[0] < self._ttl:
-                return cached[1]
-            members = await self._members_of(group)
-            self._cache[group] = (time.monotonic(), members)
-            return members
+        # No lock around the Slack call: one slow answer must not hold up every other check.
+        # Two concurrent misses both ask Slack, which is harmless.
+        cached = self._cache.get(group)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        members = await self._members_of(group)
+        self._cache[group] = (time.monotonic(), members)
+        return members
 
 
 class Policy:
@@ -140,31 +139,46 @@ class Policy:
         return user_id in await self._directory.expand(everyone)
 
     async def refusal_to_decide(self, request: RewardRequest, actor: str) -> str | None:
-        """Why ``actor`` may not approve or reject ``request`` now, or ``None`` if they may."""
+        """Why ``actor`` may not approve, reject or review ``request``, or ``None`` if they may.
+        Checked before anything about the request is told to the actor."""
         if actor == request.requester_id:
             return "You cannot approve or reject your own reward request."
         if actor == request.recipient_id:
             return "You cannot approve or reject a reward that is for you."
         if request.status is Status.AWAITING_SECOND_APPROVAL:
-            if actor == request.first_approved_by:
-                return (
-                    f"You gave reward #{request.id} its first approval; the second must come "
-                    "from a different approver."
-                )
-            if actor not in await self.deciders(request):
-                return (
-                    f"Reward #{request.id} needs its second approval from "
-                    f"{self._second_approvers_label()}."
-                )
-            return None
-        if request.status is Status.NEEDS_REVIEW:
-            allowed = await self.reviewers(request)
-        else:
+            return await self._second_stage_refusal(request, actor)
+        if request.status is Status.PENDING_APPROVAL:
             allowed = await self.deciders(request)
+        else:
+            # Decided or under review: any approver of the request may act or be told why not.
+            allowed = await self.reviewers(request)
+            allowed += [p for p in (request.first_approved_by, request.decided_by) if p]
         if actor not in allowed:
             if request.team and await self.is_approver(actor):
                 return f"Reward #{request.id} is for the managers of team {request.team} to decide."
             return "Only a configured approver can approve or reject reward requests."
+        if request.status is Status.PENDING_APPROVAL and request.approvals_required > 1:
+            second = await self.second_approvers(
+                request.requester_id, request.recipient_id, request.team
+            )
+            if not [a for a in second if a != actor]:
+                return (
+                    f"Reward #{request.id} needs two approvals and only you can give the second, "
+                    "so another approver must give the first."
+                )
+        return None
+
+    async def _second_stage_refusal(self, request: RewardRequest, actor: str) -> str | None:
+        if actor == request.first_approved_by:
+            return (
+                f"You gave reward #{request.id} its first approval; the second must come "
+                "from a different approver."
+            )
+        if actor not in await self.deciders(request):
+            return (
+                f"Reward #{request.id} needs its second approval from "
+                f"{self._second_approvers_label()}."
+            )
         return None
 
     def _second_approvers_label(self) -> str:
@@ -195,8 +209,9 @@ class Policy:
         rate = self.rules.rates.get(money.currency)
         if rate is None:
             raise NoExchangeRate(money.currency)
+        # Rounded up: a budget is never charged less than the card's value.
         converted = (money.amount * rate).quantize(
-            Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP
+            Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_UP
         )
         return Money(amount=converted, currency=currency)
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -27,6 +28,9 @@ from pydantic import (
 
 from bot.domain import CurrencyCode, minor_units
 from bot.errors import ConfigError
+
+# No limit, rate or budget is anywhere near a billion; larger values would overflow arithmetic.
+_TOO_LARGE = 10**9
 
 _USER = re.compile(r"[UW][A-Z0-9]{2,}")
 _USER_GROUP = re.compile(r"S[A-Z0-9]{2,}")
@@ -54,6 +58,14 @@ def _channel(value: str) -> str:
 def _positive(value: Decimal) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise ValueError("must be a number above zero")
+    if value >= _TOO_LARGE:
+        raise ValueError(f"must be less than {_TOO_LARGE:,}")
+    return value
+
+
+def _not_a_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number of hours, not true or false")
     return value
 
 
@@ -62,7 +74,8 @@ People = Annotated[list[PersonOrGroup], AfterValidator(lambda v: list(dict.fromk
 ChannelId = Annotated[str, AfterValidator(_channel)]
 # Written as "250" or 250 in the file; always in the policy's currency.
 Amount = Annotated[Decimal, AfterValidator(_positive)]
-Hours = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Up to a year: a request is never kept waiting longer.
+Hours = Annotated[float, BeforeValidator(_not_a_bool), Field(gt=0, le=24 * 366)]
 
 
 class _Section(BaseModel):
@@ -145,6 +158,16 @@ class PolicyFile(_Section):
                         f"{member_of[member]!r}; a person's requests can go to one team only"
                     )
                 member_of[member] = name
+        approvals = self.approvals
+        if (
+            approvals.second_approval_above is not None
+            and approvals.max_amount is not None
+            and approvals.second_approval_above >= approvals.max_amount
+        ):
+            raise ValueError(
+                "approvals.second_approval_above: must be below max_amount, or no request "
+                "would ever need the second approval"
+            )
         if self.approvals.second_approvers and self.approvals.second_approval_above is None:
             raise ValueError(
                 "approvals.second_approvers: set, but second_approval_above is not; "
@@ -187,6 +210,8 @@ def load_policy(path: Path) -> PolicyFile:
         raise ConfigError(f"Policy file {path} is not valid TOML: {exc}.") from None
     try:
         return PolicyFile.model_validate(data)
+    except ArithmeticError:
+        raise ConfigError(f"Invalid policy file {path}: a number is out of range.") from None
     except ValidationError as exc:
         problems = "; ".join(_describe(error, text) for error in exc.errors())
         raise ConfigError(f"Invalid policy file {path}: {problems}.") from None

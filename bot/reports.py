@@ -1,4 +1,5 @@
-"""Reports over the stored requests: ``/reward report`` and ``rewardbot export``."""
+"""Reports over the stored requests: ``/reward report``, ``/reward status`` and
+``rewardbot export``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from bot import slack_views
 from bot.domain import RELEASES_BUDGET, Money, RewardRequest, Status
+from bot.errors import RequestNotFound
 from bot.policy import Policy
 from bot.slack_gateway import SLACK_FAILURES
 from bot.slack_views import escape
@@ -62,6 +65,46 @@ async def budget_report(
     if len(lines) == 1:
         lines.append("No teams are configured and nothing was requested this month.")
     return "\n".join(lines)
+
+
+_RECENT = 10
+
+
+async def status_report(store: Store, policy: Policy, user_id: str, argument: str) -> str:
+    """``/reward status``: the asker's recent requests; ``/reward status 12``: one request's
+    history, for its requester and approvers (a recipient is not told before the surprise)."""
+    wanted = argument.strip().removeprefix("#")
+    if not wanted:
+        requests = await store.recent_requests_by(user_id, _RECENT)
+        if not requests:
+            return "You have not requested any rewards yet. Type `/reward` to send one."
+        lines = [slack_views.request_line(r) for r in requests]
+        return "\n".join(
+            ["*Your recent reward requests*", *lines, "Details: `/reward status <number>`."]
+        )
+    if not wanted.isdecimal() or len(wanted) > 18:
+        return "Give a request number, like `/reward status 12`."
+    hidden = f"There is no reward request #{wanted} that you can see."
+    try:
+        request = await store.get(int(wanted))
+    except RequestNotFound:
+        return hidden
+    if user_id != request.requester_id:
+        try:
+            allowed = user_id != request.recipient_id and await policy.is_approver(user_id)
+        except SLACK_FAILURES:
+            return "Could not check that you are an approver (Slack did not answer). Try again."
+        if not allowed:
+            return hidden
+    events = await store.events(request.id)
+    return "\n".join(
+        [
+            slack_views.request_headline(request),
+            slack_views.status_line(request),
+            *(slack_views.event_line(e) for e in events),
+            slack_views.next_step(request),
+        ]
+    )
 
 
 def _money(amount: Decimal, currency: str) -> str:

@@ -211,9 +211,9 @@ class RewardService:
     async def decidable(self, request_id: int, actor: str) -> RewardRequest:
         """The request, if ``actor`` may decide it now. Raises NotAllowed or AlreadyDecided."""
         request = await self._store.get(request_id)
+        await self._refuse_unless_allowed(request, actor)
         if request.status not in AWAITING_DECISION:
             raise _already_decided(request, actor)
-        await self._refuse_unless_allowed(request, actor)
         return request
 
     async def _refuse_unless_allowed(self, request: RewardRequest, actor: str) -> None:
@@ -334,11 +334,11 @@ class RewardService:
 
     async def _reviewable(self, request_id: int, actor: str) -> RewardRequest:
         request = await self._store.get(request_id)
+        await self._refuse_unless_allowed(request, actor)
         if request.status is not Status.NEEDS_REVIEW:
             raise AlreadyDecided(
                 f"Reward #{request.id} is no longer waiting for review.", request.status
             )
-        await self._refuse_unless_allowed(request, actor)
         return request
 
     async def _decided(self, request_id: int, actor: str, won: bool) -> RewardRequest:
@@ -346,6 +346,19 @@ class RewardService:
         if not won:
             raise _already_decided(request, actor)
         return request
+
+    async def confirm_submitted(self, request: RewardRequest) -> None:
+        """Tell the requester, the moment the modal closes, who decides and what happens next."""
+        try:
+            deciders = await self._policy.deciders(request)
+        except SLACK_FAILURES as exc:
+            log.warning("could not read the policy's user groups: %r", exc)
+            deciders = []
+        await self.tell(
+            request.origin_channel_id,
+            request.requester_id,
+            slack_views.submitted(request, deciders),
+        )
 
     async def tell(self, channel: str, user_id: str, text: str) -> None:
         """Answer one user privately: ephemeral where they are, else by DM."""

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.domain import AWAITING_DECISION, RewardRequest, Status
+from bot.store import SYSTEM_ACTOR, Event
 from providers.base import Product, Redemption
 
 Block = dict[str, Any]
@@ -197,7 +198,7 @@ def reject_modal(request: RewardRequest) -> dict[str, Any]:
         "close": _plain("Back"),
         "private_metadata": json.dumps({"request_id": request.id}),
         "blocks": [
-            _mrkdwn_section(_headline(request)),
+            _mrkdwn_section(request_headline(request)),
             {
                 "type": "input",
                 "block_id": "reason",
@@ -214,7 +215,7 @@ def reject_modal(request: RewardRequest) -> dict[str, Any]:
     }
 
 
-def _headline(request: RewardRequest) -> str:
+def request_headline(request: RewardRequest) -> str:
     return (
         f"*Reward #{request.id}*: <@{request.requester_id}> → <@{request.recipient_id}>, "
         f"*{request.face_value}* {escape(request.product_name)}"
@@ -237,7 +238,7 @@ def status_line(request: RewardRequest) -> str:
 
 def _details(request: RewardRequest) -> list[Block]:
     return [
-        _mrkdwn_section(f"{_headline(request)}\n{_quote(request.message)}"),
+        _mrkdwn_section(f"{request_headline(request)}\n{_quote(request.message)}"),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": status_line(request)}]},
     ]
 
@@ -357,6 +358,78 @@ def thread_update(request: RewardRequest) -> str:
             return ":ballot_box_with_check: An approver marked this reward resolved by hand."
 
 
+HELP_TEXT = """*rewardbot* sends gift-card rewards, approved by a manager, delivered privately.
+• `/reward` opens the reward form. Prefill it: `/reward @jane 25 for shipping the release`.
+  After you submit, the request is posted here as a thread and your approver gets Approve /
+  Reject buttons. You can cancel it from the thread until it is decided. Once approved, the card
+  is ordered and sent to the recipient in a private message; the thread says when it arrives.
+• `/reward status` lists your recent requests; `/reward status 12` shows request #12's history.
+• `/reward report` (approvers) shows this month's spend per team against budget.
+• `/reward help` shows this message. Everything these commands show is visible only to you."""
+
+
+def request_line(request: RewardRequest) -> str:
+    """One line per request in lists: number, who, what, where it stands."""
+    return (
+        f"*#{request.id}* <@{request.recipient_id}> · {request.face_value} "
+        f"{escape(request.product_name)} · {_STATUS_LINES[request.status]}"
+    )
+
+
+_NEXT_STEPS = {
+    Status.PENDING_APPROVAL: "Next: an approver approves or rejects it. The requester can "
+    "cancel it from its thread until then.",
+    Status.AWAITING_SECOND_APPROVAL: "Next: a second approver approves or rejects it.",
+    Status.APPROVED: "Next: the gift card is ordered and sent privately to the recipient.",
+    Status.ORDERING: "Next: the gift card is sent privately to the recipient once the "
+    "provider has issued it.",
+    Status.NEEDS_REVIEW: "Next: an approver checks with the provider and decides on its card.",
+    Status.FULFILLED: "Nothing more to do: the recipient has their card.",
+    Status.REJECTED: "Nothing more will happen. The requester can ask again with /reward.",
+    Status.FAILED: "Nothing was delivered. The requester can ask again with /reward.",
+    Status.RESOLVED: "Nothing more will happen: it was settled by hand.",
+    Status.CANCELLED: "Nothing more will happen: nothing was ordered.",
+    Status.EXPIRED: "Nothing more will happen. The requester can ask again with /reward.",
+}
+
+
+def next_step(request: RewardRequest) -> str:
+    return _NEXT_STEPS[request.status]
+
+
+def event_line(event: Event) -> str:
+    """One audit event, for people: when, what, who."""
+    when = f"{event.at:%Y-%m-%d %H:%M} UTC"
+    who = "rewardbot" if event.actor == SYSTEM_ACTOR else f"<@{event.actor}>"
+    if event.kind == "created":
+        what = ":memo: Requested"
+    elif event.to_status is not None:
+        what = _STATUS_LINES[event.to_status]
+    else:
+        what = {
+            "reminder": ":bell: Approvers reminded",
+            "order_placed": ":package: Order placed with the provider",
+            "delivery_started": ":envelope: Delivery to the recipient started",
+        }.get(event.kind, event.kind.replace("_", " "))
+    return f"{when} · {what} · {who}"
+
+
+def submitted(request: RewardRequest, deciders: Sequence[str]) -> str:
+    """The requester's private confirmation, the moment the modal closes."""
+    who = " or ".join(f"<@{a}>" for a in deciders) or "an approver"
+    steps = (
+        f"needs two approvals: first from {who}, then from a second approver"
+        if request.approvals_required > 1
+        else f"is waiting for approval from {who}"
+    )
+    return (
+        f":white_check_mark: Your reward #{request.id} ({request.face_value} "
+        f"{escape(request.product_name)} for <@{request.recipient_id}>) {steps}. Its thread "
+        "shows every step, and you can cancel it there until it is decided. Once approved, "
+        "the card is sent privately to the recipient."
+    )
+
+
 def requester_update(request: RewardRequest) -> str:
     """What the requester is told privately when their request settles."""
     subject = f"Your reward #{request.id} for <@{request.recipient_id}> ({request.face_value})"
@@ -387,6 +460,13 @@ def requester_update(request: RewardRequest) -> str:
             )
         case _:
             return f"{subject}: {_STATUS_LINES[request.status]}."
+
+
+def second_approval_needed(request: RewardRequest) -> str:
+    return (
+        f"Reward #{request.id} has its first approval, from <@{request.first_approved_by}>, "
+        "and needs a second: use Approve or Reject on the card above."
+    )
 
 
 def reminder(request: RewardRequest, expire_after_hours: float | None) -> str:

@@ -464,6 +464,14 @@ class Store:
         )
         return [_row_to_request(row) for row in rows]
 
+    async def recent_requests_by(self, requester_id: str, limit: int) -> list[RewardRequest]:
+        """The requester's latest requests, newest first."""
+        rows = await self._fetch(
+            "SELECT * FROM reward_requests WHERE requester_id = ? ORDER BY id DESC LIMIT ?",
+            (requester_id, limit),
+        )
+        return [_row_to_request(row) for row in rows]
+
     async def requests_budgeted_in(self, month: str) -> list[RewardRequest]:
         """Requests counted against budgets of ``month`` (``2026-11``), released ones included."""
         rows = await self._fetch(

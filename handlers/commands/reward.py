@@ -1,15 +1,19 @@
 """``/reward [@someone] [amount] [for what]``: open the reward modal, prefilled.
-``/reward report``: this month's spend per team against budget, for approvers only."""
+
+Also ``/reward help``, ``/reward status [number]`` (the asker's requests, or one request's
+history) and ``/reward report`` (this month's spend per team, approvers only). Their answers
+are the command's immediate response, which only the asker sees."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from bot.reports import budget_report
+from bot.reports import budget_report, status_report
 from bot.runtime import Runtime
-from bot.slack_views import RewardModalMetadata, RewardPrefill, reward_modal
+from bot.slack_views import HELP_TEXT, RewardModalMetadata, RewardPrefill, reward_modal
 from handlers.payloads import SlashCommand
 
 # With ``should_escape: true`` in the manifest, Slack sends mentions as <@U123|name>.
@@ -35,25 +39,34 @@ def parse_prefill(text: str) -> RewardPrefill:
 
 def register(app: AsyncApp, deps: Runtime) -> None:
     @app.command("/reward")
-    async def open_reward_modal(ack: AsyncAck, body: dict[str, object]) -> None:
+    async def reward_command(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any]) -> None:
         command = SlashCommand.model_validate(body)
-        if command.text.strip().casefold() == "report":
-            await ack(await budget_report(deps.store, deps.policy, command.user_id))
+        word, _, argument = command.text.strip().partition(" ")
+        # Acknowledged before anything that may call Slack (user groups), which could be slow.
+        if word.casefold() == "help":
+            await ack(HELP_TEXT)
             return
+        await ack()
+        match word.casefold():
+            case "status":
+                await respond(
+                    await status_report(deps.store, deps.policy, command.user_id, argument)
+                )
+                return
+            case "report" if not argument.strip():
+                await respond(await budget_report(deps.store, deps.policy, command.user_id))
+                return
         if not await deps.rewards.can_be_approved(command.user_id):
-            await ack(
+            await respond(
                 "No approver other than you is configured, so a reward you request could "
                 "never be approved. Ask your Slack admin to add one to the approval policy."
             )
             return
-        await ack()
         products = await deps.catalog.products()
         if not products:
-            await deps.rewards.tell(
-                command.channel_id,
-                command.user_id,
+            await respond(
                 "No gift cards can be ordered right now: the providers' "
-                "catalogs are unavailable. Please try again in a few minutes.",
+                "catalogs are unavailable. Please try again in a few minutes."
             )
             return
         metadata = RewardModalMetadata(channel_id=command.channel_id)

@@ -28,7 +28,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             message=message.value if message else None,
         )
         try:
-            await deps.rewards.request_reward(draft)
+            request, is_new = await deps.rewards.request_reward(draft)
         except InvalidRequest as invalid:
             # The field names of RewardDraft errors are the modal's block ids.
             await ack(response_action="errors", errors=invalid.field_errors)
@@ -36,3 +36,5 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         # Storing queued the announcement (summary, thread, approvers' cards); a resubmission
         # of the same modal found the stored request and queued nothing.
         await ack()
+        if is_new:
+            await deps.rewards.confirm_submitted(request)

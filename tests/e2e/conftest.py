@@ -23,6 +23,8 @@ MAYA, ARJUN, LIN, JANE, OMAR = "U0MAYA", "U0ARJUN", "U0LIN", "U0JANE", "U0OMAR"
 HELPER_BOT, GONE = "U0HELPERBOT", "U0GONE"
 TEAM, QUIET = "C0TEAMWINS", "C0QUIET"
 APPROVERS = (ARJUN, LIN)
+# How the private confirmation of a submitted request begins.
+CONFIRMATION = ":white_check_mark: Your reward #"
 
 
 def build_workspace() -> Workspace:
@@ -78,6 +80,10 @@ class Stack:
             return await self.status(request_id) is status
 
         await self.emulator.wait_for(reached, seconds, f"#{request_id} to be {status}")
+
+    def refusals(self, user: str) -> list[str]:
+        """What ``user`` was told privately, other than confirmations of their own requests."""
+        return [e.text for e in self.ws.ephemerals(user) if not e.text.startswith(CONFIRMATION)]
 
     def approval_card(self, approver: str) -> Message:
         cards = [

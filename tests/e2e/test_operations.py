@@ -51,8 +51,10 @@ async def test_summary_falls_back_to_the_requesters_dm(stack: Stack) -> None:
 
 async def test_no_other_approver_means_no_modal(emulator: SlackEmulator, database: Path) -> None:
     async with running_bot(emulator, database=database, approvers=[MAYA]):
-        reply = await emulator.driver.slash_command(MAYA, TEAM)
-    assert "No approver other than you" in reply.json["text"]
+        await emulator.driver.slash_command(MAYA, TEAM)
+        # Answered through the command's response_url, which only Maya sees.
+        await emulator.wait_for(lambda: emulator.workspace.ephemerals(MAYA), 5, "the answer")
+    assert "No approver other than you" in emulator.workspace.ephemerals(MAYA)[0].text
     assert emulator.workspace.current_view(MAYA) is None
 
 

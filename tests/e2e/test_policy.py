@@ -83,6 +83,10 @@ async def stack(emulator: SlackEmulator, tmp_path: Path) -> AsyncIterator[Stack]
         yield started
 
 
+def top_level(stack: Stack, channel: str) -> list[Message]:
+    return [m for m in stack.ws.messages(channel) if m.thread_ts in (None, m.ts)]
+
+
 def has_buttons(message: Message) -> bool:
     return any(block.get("type") == "actions" for block in message.blocks or [])
 
@@ -116,8 +120,8 @@ def _far_future() -> datetime:
 
 
 async def refusal(stack: Stack, user: str) -> str:
-    await stack.emulator.wait_for(lambda: stack.ws.ephemerals(user), 5, f"{user}'s refusal")
-    return stack.ws.ephemerals(user)[-1].text
+    await stack.emulator.wait_for(lambda: stack.refusals(user), 5, f"{user}'s refusal")
+    return stack.refusals(user)[-1]
 
 
 # -- who approves ----------------------------------------------------------------------------
@@ -257,6 +261,25 @@ async def test_without_a_finance_group_the_second_approver_is_another_approver(
         await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
         await stack.emulator.wait_for(lambda: cards(stack, LIN), 5, "Lin's card")
         await stack.click(LIN, cards(stack, LIN)[0], APPROVE_ACTION)
+        await stack.wait_status(request_id, Status.FULFILLED)
+
+
+async def test_the_only_possible_second_approver_cannot_give_the_first(
+    emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    """Arjun and Lin manage eng; only Arjun may give second approvals. If Arjun approved
+    first, nobody could give the second, so he must wait for Lin's first approval."""
+    policy = POLICY.replace('managers = ["U0ARJUN"]', 'managers = ["U0ARJUN", "U0LIN"]').replace(
+        'second_approvers = ["S0FINANCE"]', 'second_approvers = ["U0ARJUN"]'
+    )
+    async with policy_stack(emulator, tmp_path, policy) as stack:
+        request_id = await request(stack, MAYA, amount="150")
+        await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
+        assert "only you can give the second" in await refusal(stack, ARJUN)
+        assert await stack.status(request_id) is Status.PENDING_APPROVAL
+        await stack.click(LIN, cards(stack, LIN)[0], APPROVE_ACTION)
+        await stack.wait_status(request_id, Status.AWAITING_SECOND_APPROVAL)
+        await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
         await stack.wait_status(request_id, Status.FULFILLED)
 
 
@@ -403,13 +426,16 @@ async def test_approvals_channel_gets_one_card_any_approver_decides(
     )
     async with policy_stack(emulator, tmp_path, policy) as stack:
         request_id = await request(stack, MAYA, amount="150")
-        posted = stack.ws.messages(APPROVALS_CHANNEL)
+        posted = top_level(stack, APPROVALS_CHANNEL)
         assert len(posted) == 1 and not cards(stack, ARJUN)
         await stack.click(ARJUN, posted[0], APPROVE_ACTION)
         await stack.wait_status(request_id, Status.AWAITING_SECOND_APPROVAL)
         await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
-        assert len(stack.ws.messages(APPROVALS_CHANNEL)) == 1  # the same card, updated
-        await stack.click(FINN, stack.ws.messages(APPROVALS_CHANNEL)[0], APPROVE_ACTION)
+        assert len(top_level(stack, APPROVALS_CHANNEL)) == 1  # the same card, updated
+        card = top_level(stack, APPROVALS_CHANNEL)[0]
+        nudges = stack.ws.thread_replies(APPROVALS_CHANNEL, card.ts)
+        assert any(f"<@{FINN}>" in m.text and "needs a second" in m.text for m in nudges)
+        await stack.click(FINN, top_level(stack, APPROVALS_CHANNEL)[0], APPROVE_ACTION)
         await stack.wait_status(request_id, Status.FULFILLED)
 
 

@@ -99,8 +99,8 @@ async def test_requester_who_is_an_approver_cannot_decide_their_own_request(
     await _pending_request(stack, requester=MAYA)  # request #2: Arjun gets a card for it
     card = stack.approval_card(ARJUN)
     await stack.click(ARJUN, card, APPROVE_ACTION, value="1")  # forged: names request #1
-    await stack.emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "the refusal")
-    assert "your own reward request" in stack.ws.ephemerals(ARJUN)[0].text
+    await stack.emulator.wait_for(lambda: stack.refusals(ARJUN), 5, "the refusal")
+    assert "your own reward request" in stack.refusals(ARJUN)[0]
     assert (await stack.runtime.store.get(1)).status is Status.PENDING_APPROVAL
 
 

@@ -88,6 +88,26 @@ def _load(tmp_path: Path, text: str) -> PolicyFile:
             r"line 5, approvals\.second_approvers: set, but second_approval_above is not",
         ),
         (
+            GOOD.replace('max_amount = "400"', 'max_amount = "1e30"'),
+            r"line 5, approvals\.max_amount: must be less than 1,000,000,000",
+        ),
+        (
+            GOOD.replace('max_amount = "400"', "expire_after_hours = 1e8"),
+            r"line 5, approvals\.expire_after_hours: Input should be less than or equal to 8784",
+        ),
+        (
+            GOOD.replace('max_amount = "400"', "remind_after_hours = true"),
+            r"line 5, approvals\.remind_after_hours: must be a number of hours, not true",
+        ),
+        (
+            GOOD.replace('max_amount = "400"', 'max_amount = "400"\nsecond_approval_above = "400"'),
+            r"line 6, approvals\.second_approval_above: must be below max_amount",
+        ),
+        (
+            GOOD + '\n[rates]\nUSD = "1e25"\n',
+            r"line 13, rates\.USD: must be less than",
+        ),
+        (
             GOOD.replace('max_amount = "400"', 'channel = "#rewards"'),
             r"line 5, approvals\.channel: '#rewards' is not a Slack channel ID",
         ),
@@ -121,11 +141,14 @@ async def _no_groups(group: str) -> list[str]:
     raise AssertionError(f"unexpected lookup of {group}")
 
 
-def test_conversion_rounds_half_up_to_the_policy_currency(tmp_path: Path) -> None:
+def test_conversion_rounds_up_to_the_policy_currency(tmp_path: Path) -> None:
     rules = _load(tmp_path, GOOD + '\n[rates]\nUSD = "0.7915"\nJPY = "0.0052"\n')
     policy = Policy(rules, Directory(_no_groups))
+    # Rounded up, so a budget is never charged less than the card is worth.
     usd = policy.in_policy_currency(Money(amount=Decimal("10.00"), currency="USD"))
     assert usd == Money(amount=Decimal("7.92"), currency="GBP")
+    tiny = policy.in_policy_currency(Money(amount=Decimal("1"), currency="JPY"))
+    assert tiny == Money(amount=Decimal("0.01"), currency="GBP")
     jpy = policy.in_policy_currency(Money(amount=Decimal("1000"), currency="JPY"))
     assert jpy == Money(amount=Decimal("5.20"), currency="GBP")
     with pytest.raises(NoExchangeRate):
