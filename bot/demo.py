@@ -92,6 +92,8 @@ async def run_demo() -> int:
                 element = block["element"]
                 if "initial_user" in element:
                     shown = _readable(f"<@{element['initial_user']}>")
+                elif element["type"] == "datetimepicker":
+                    shown = "[date] [time] (empty: as soon as approved)"
                 else:
                     cards = f"choose from {len(element.get('options', []))} cards"
                     shown = element.get("initial_value", cards)

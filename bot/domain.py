@@ -122,7 +122,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
         {Status.APPROVED, Status.AWAITING_SECOND_APPROVAL, *_UNDECIDED_ENDS}
     ),
     Status.AWAITING_SECOND_APPROVAL: frozenset({Status.APPROVED, *_UNDECIDED_ENDS}),
-    Status.APPROVED: frozenset({Status.ORDERING, Status.FAILED}),
+    # A scheduled reward can be cancelled until the bot starts ordering it.
+    Status.APPROVED: frozenset({Status.ORDERING, Status.FAILED, Status.CANCELLED}),
     Status.ORDERING: frozenset({Status.FULFILLED, Status.FAILED, Status.NEEDS_REVIEW}),
     Status.FULFILLED: frozenset(),
     Status.REJECTED: frozenset(),
@@ -166,6 +167,8 @@ class NewRewardRequest(BaseModel):
     # The face value in the policy's currency, counted against budgets for ``budget_month``.
     budget_amount: Money | None = None
     budget_month: str | None = None
+    # Scheduled delivery: the bot holds the approved order until then. ``None``: at once.
+    deliver_at: datetime | None = None
 
 
 class RewardRequest(NewRewardRequest):

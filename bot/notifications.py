@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import slack_views
 from bot.domain import AWAITING_DECISION, RewardRequest, Status
+from bot.home import HomeTab
 from bot.policy import Policy
 from bot.slack_gateway import SlackGateway
 from bot.store import Job, Store
@@ -12,10 +13,11 @@ from bot.store import Job, Store
 class Notifier:
     """Renders every announcement from stored state, so a retry shows the same thing."""
 
-    def __init__(self, store: Store, gateway: SlackGateway, policy: Policy) -> None:
+    def __init__(self, store: Store, gateway: SlackGateway, policy: Policy, home: HomeTab) -> None:
         self._store = store
         self._gateway = gateway
         self._policy = policy
+        self._home = home
 
     async def run(self, job: Job) -> None:
         request = await self._store.get(job.request_id)
@@ -26,6 +28,7 @@ class Notifier:
             await self._gateway.announce(request, status)
         if status is Status.AWAITING_SECOND_APPROVAL:
             await self._send_cards(request)
+        await self._home.refresh_for(await self._store.get(request.id))
 
     async def _announce_new(self, request: RewardRequest) -> None:
         """Post the summary (the request's thread) where /reward was typed, then the approvers'

@@ -138,6 +138,13 @@ class Policy:
         ]
         return user_id in await self._directory.expand(everyone)
 
+    async def teams_managed_by(self, user_id: str) -> list[str]:
+        return [
+            name
+            for name, team in self.rules.teams.items()
+            if user_id in await self._directory.expand(team.managers)
+        ]
+
     async def refusal_to_decide(self, request: RewardRequest, actor: str) -> str | None:
         """Why ``actor`` may not approve, reject or review ``request``, or ``None`` if they may.
         Checked before anything about the request is told to the actor."""

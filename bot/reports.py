@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from bot import slack_views
 from bot.domain import RELEASES_BUDGET, Money, RewardRequest, Status
 from bot.errors import RequestNotFound
@@ -24,6 +26,63 @@ _SPENT = frozenset({Status.FULFILLED, Status.RESOLVED})
 _NO_TEAM = "(no team)"
 
 
+class TeamSpend(BaseModel):
+    """One team's month: bought, held by requests still under way, and its budget."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team: str
+    spent: Money
+    reserved: Money
+    budget: Money | None
+
+    @property
+    def left(self) -> Money | None:
+        if self.budget is None:
+            return None
+        left = self.budget.amount - self.spent.amount - self.reserved.amount
+        return Money(amount=max(left, Decimal(0)), currency=self.budget.currency)
+
+    def describe(self) -> str:
+        line = (
+            f"*{escape(self.team)}*: {self.spent} spent, {self.reserved} awaiting approval "
+            "or delivery"
+        )
+        if self.budget is not None:
+            line += f", {self.left} left of {self.budget}"
+        return line
+
+
+async def month_spend(store: Store, policy: Policy, month: str) -> list[TeamSpend]:
+    """Every configured team's spend in ``month`` (and requests from people in no team)."""
+    currency = policy.rules.currency
+    assert currency is not None
+    spent: dict[str, Decimal] = {}
+    reserved: dict[str, Decimal] = {}
+    for request in await store.requests_budgeted_in(month):
+        if request.status in RELEASES_BUDGET or request.budget_amount is None:
+            continue
+        bucket = spent if request.status in _SPENT else reserved
+        team = request.team or _NO_TEAM
+        bucket[team] = bucket.get(team, Decimal(0)) + request.budget_amount.amount
+    teams = [*policy.rules.teams, *(t for t in (*spent, *reserved) if t not in policy.rules.teams)]
+    return [
+        TeamSpend(
+            team=team,
+            spent=Money(amount=spent.get(team, Decimal(0)), currency=currency),
+            reserved=Money(amount=reserved.get(team, Decimal(0)), currency=currency),
+            budget=policy.money(
+                policy.rules.teams[team].monthly_budget if team in policy.rules.teams else None
+            ),
+        )
+        for team in dict.fromkeys(teams)
+    ]
+
+
+def month_title(month: str) -> str:
+    return datetime.strptime(month, "%Y-%m").strftime("%B %Y")
+
+
 async def budget_report(
     store: Store, policy: Policy, user_id: str, now: datetime | None = None
 ) -> str:
@@ -34,35 +93,13 @@ async def budget_report(
         return "Could not check that you are an approver (Slack did not answer). Try again."
     if not allowed:
         return "Only approvers can see the budget report."
-    currency = policy.rules.currency
-    if currency is None:
+    if policy.rules.currency is None:
         return "No budgets are configured: the approval policy names no currency or limits."
     month = policy.month_of(now or datetime.now(UTC))
-    requests = await store.requests_budgeted_in(month)
-    spent: dict[str, Decimal] = {}
-    reserved: dict[str, Decimal] = {}
-    for request in requests:
-        if request.status in RELEASES_BUDGET or request.budget_amount is None:
-            continue
-        bucket = spent if request.status in _SPENT else reserved
-        team = request.team or _NO_TEAM
-        bucket[team] = bucket.get(team, Decimal(0)) + request.budget_amount.amount
-    title = datetime.strptime(month, "%Y-%m").strftime("%B %Y")
-    lines = [f"*Reward spend for {title}* ({policy.rules.budgets.timezone})"]
-    teams = [*policy.rules.teams, *(t for t in (*spent, *reserved) if t not in policy.rules.teams)]
-    for team in dict.fromkeys(teams):
-        used = spent.get(team, Decimal(0))
-        held = reserved.get(team, Decimal(0))
-        line = (
-            f"• *{escape(team)}*: {_money(used, currency)} spent, "
-            f"{_money(held, currency)} awaiting approval or delivery"
-        )
-        limit = policy.rules.teams[team].monthly_budget if team in policy.rules.teams else None
-        if limit is not None:
-            left = limit - used - held
-            line += f", {_money(max(left, Decimal(0)), currency)} left of {_money(limit, currency)}"
-        lines.append(line)
-    if len(lines) == 1:
+    teams = await month_spend(store, policy, month)
+    lines = [f"*Reward spend for {month_title(month)}* ({policy.rules.budgets.timezone})"]
+    lines += [f"• {team.describe()}" for team in teams]
+    if not teams:
         lines.append("No teams are configured and nothing was requested this month.")
     return "\n".join(lines)
 
@@ -105,10 +142,6 @@ async def status_report(store: Store, policy: Policy, user_id: str, argument: st
             slack_views.next_step(request),
         ]
     )
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    return str(Money(amount=amount, currency=currency))
 
 
 # -- export -------------------------------------------------------------------------------

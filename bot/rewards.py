@@ -44,6 +44,8 @@ class RewardDraft(BaseModel):
     product_key: str | None
     amount_text: str | None
     message: str | None
+    # The date and time picked for delivery (Unix seconds), or ``None`` for as soon as approved.
+    deliver_at: int | None = None
 
 
 class RewardService:
@@ -81,6 +83,11 @@ class RewardService:
             errors["message"] = (
                 f"Keep the message under {slack_views.MESSAGE_MAX_CHARS} characters."
             )
+        deliver_at = None
+        if draft.deliver_at is not None:
+            deliver_at, problem = _delivery_time(draft.deliver_at)
+            if problem:
+                errors["deliver_at"] = problem
         product = await self._catalog.find(draft.product_key) if draft.product_key else None
         face_value = None
         if product is None:
@@ -99,7 +106,7 @@ class RewardService:
         assert product is not None and face_value is not None and draft.recipient_id
         try:
             new, limits = await self._apply_policy(
-                draft, message, product, face_value, datetime.now(UTC)
+                draft, message, product, face_value, datetime.now(UTC), deliver_at
             )
             return await self._store.create_request(
                 new, draft.submission_key, limits=limits, scheduled=self._deadlines()
@@ -122,6 +129,7 @@ class RewardService:
         product: Product,
         face_value: Money,
         now: datetime,
+        deliver_at: datetime | None,
     ) -> tuple[NewRewardRequest, list[BudgetLimit]]:
         """Route the request and check its limits; raises :class:`InvalidRequest`."""
         assert draft.recipient_id is not None
@@ -171,6 +179,7 @@ class RewardService:
             approvals_required=approvals_required,
             budget_amount=budget_amount,
             budget_month=policy.month_of(now) if budget_amount else None,
+            deliver_at=deliver_at,
         )
         limits = []
         team_budget = policy.money(rules.teams[team].monthly_budget) if team else None
@@ -248,6 +257,8 @@ class RewardService:
             actor,
             detail={"approval": "second of two" if request.approvals_required > 1 else "only"},
             then=[JobKind.FULFIL],
+            # A scheduled reward is held until its time: the order is placed then.
+            then_at=request.deliver_at,
             decided_by=actor,
             # Created and stored with the approval, before any provider call, so every retry
             # of this order (after a timeout, a crash, a restart) reuses it.
@@ -271,11 +282,18 @@ class RewardService:
         return await self._decided(request_id, actor, won)
 
     async def cancel(self, request_id: int, actor: str) -> RewardRequest:
-        """The requester withdraws a request nobody has finished deciding."""
+        """The requester withdraws a request nobody has finished deciding, or a scheduled
+        reward the bot has not started ordering (the guarded change races the order fairly)."""
         request = await self._store.get(request_id)
         if actor != request.requester_id:
             raise NotAllowed("Only the person who asked for this reward can cancel it.")
-        if request.status not in AWAITING_DECISION:
+        if not slack_views.can_cancel(request):
+            if request.status in (Status.APPROVED, Status.ORDERING, Status.FULFILLED):
+                raise AlreadyDecided(
+                    f"Reward #{request.id} is already being ordered, so it can no longer be "
+                    "cancelled.",
+                    request.status,
+                )
             raise _already_decided(request, actor)
         won = await self._store.transition(
             request_id, request.status, Status.CANCELLED, actor, detail={"by": "requester"}
@@ -375,6 +393,25 @@ class RewardService:
 
 def _new_idempotency_key(request_id: int) -> str:
     return f"rewardbot-{request_id}-{uuid.uuid4().hex}"
+
+
+# Scheduling closer than this could not be cancelled in practice; further is surely a typo.
+_SOONEST_SCHEDULE = timedelta(minutes=10)
+_LATEST_SCHEDULE = timedelta(days=366)
+
+
+def _delivery_time(epoch: int) -> tuple[datetime | None, str | None]:
+    """The picked delivery time, or why it cannot be used."""
+    now = datetime.now(UTC)
+    try:
+        when = datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None, "That is not a date and time."
+    if when < now + _SOONEST_SCHEDULE:
+        return None, "Pick a time at least 10 minutes from now, or leave it empty to send now."
+    if when > now + _LATEST_SCHEDULE:
+        return None, "Pick a time within the next year."
+    return when, None
 
 
 def _face_value(product: Product, amount_text: str) -> Money:

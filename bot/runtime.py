@@ -15,9 +15,11 @@ from bot.config import Settings
 from bot.deadlines import Deadlines
 from bot.errors import ConfigError
 from bot.fulfillment import Fulfillment
+from bot.home import HomeTab
 from bot.jobs import JobRunner
 from bot.notifications import Notifier
 from bot.policy import Directory, Policy
+from bot.redelivery import Redelivery
 from bot.rewards import RewardService
 from bot.slack_gateway import SlackGateway
 from bot.store import JobKind, Store
@@ -37,6 +39,8 @@ class Runtime:
     fulfillment: Fulfillment
     rewards: RewardService
     policy: Policy
+    home: HomeTab
+    redelivery: Redelivery
     jobs: JobRunner
     # Shared by the provider adapters; closed with the runtime.
     http: httpx.AsyncClient
@@ -67,7 +71,8 @@ class Runtime:
             store, providers, gateway, retry_base_delay=fulfillment_retry_delay
         )
         policy = Policy(rules, Directory(gateway.usergroup_members))
-        notifier = Notifier(store, gateway, policy)
+        home = HomeTab(store, gateway, policy)
+        notifier = Notifier(store, gateway, policy, home)
         deadlines = Deadlines(store, gateway, policy)
         jobs = JobRunner(
             store,
@@ -82,7 +87,18 @@ class Runtime:
         store.on_jobs_queued = jobs.wake
         rewards = RewardService(store, catalog, gateway, policy)
         return cls(
-            settings, store, providers, catalog, gateway, fulfillment, rewards, policy, jobs, http
+            settings,
+            store,
+            providers,
+            catalog,
+            gateway,
+            fulfillment,
+            rewards,
+            policy,
+            home,
+            Redelivery(store, providers, gateway, policy),
+            jobs,
+            http,
         )
 
     async def start(self) -> None:

@@ -1,7 +1,7 @@
 """Rewardbot's side of the Slack Web API: every call the core makes goes through here.
 
 Only documented Web API methods are used (``users.info``, ``usergroups.users.list``,
-``views.open``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
+``views.open``, ``views.publish``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
 ``chat.getPermalink``, ``conversations.open``, ``conversations.history``), so what works
 against the emulator works in a real workspace. Messages are rendered by :mod:`bot.slack_views`.
 """
@@ -99,6 +99,9 @@ class SlackGateway:
         response = await self.client.usergroups_users_list(usergroup=group_id)
         users: list[str] = response.get("users", [])
         return [str(user) for user in users]
+
+    async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        await self.client.views_publish(user_id=user_id, view=view)
 
     async def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
         await self.client.views_open(trigger_id=trigger_id, view=view)

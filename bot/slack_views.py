@@ -30,6 +30,7 @@ ORDER_AGAIN_ACTION = "order_again"
 CHECK_AGAIN_ACTION = "check_again"
 RESOLVE_ACTION = "resolve_review"
 CANCEL_ACTION = "cancel_request"
+RESEND_ACTION = "resend_card"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
 MESSAGE_MAX_CHARS = 1000
@@ -185,6 +186,17 @@ def reward_modal(
                 "label": _plain("Message"),
                 "element": message,
             },
+            {
+                "type": "input",
+                "block_id": "deliver_at",
+                "optional": True,
+                "label": _plain("Deliver at (optional)"),
+                "hint": _plain(
+                    "Leave empty to send it as soon as it is approved. "
+                    "The time is in your Slack time zone."
+                ),
+                "element": {"type": "datetimepicker", "action_id": INPUT_ACTION},
+            },
         ],
     }
 
@@ -222,8 +234,33 @@ def request_headline(request: RewardRequest) -> str:
     )
 
 
+def when(moment: datetime) -> str:
+    """A time as Slack shows it to each reader, in their own time zone."""
+    fallback = f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def is_scheduled(request: RewardRequest) -> bool:
+    """Still held for a delivery time in the future."""
+    return (
+        request.deliver_at is not None
+        and request.status in (*AWAITING_DECISION, Status.APPROVED)
+        and request.deliver_at > datetime.now(UTC)
+    )
+
+
+def can_cancel(request: RewardRequest) -> bool:
+    """Undecided, or approved but held for its delivery time: nothing is ordered yet."""
+    return request.status in AWAITING_DECISION or (
+        request.status is Status.APPROVED and is_scheduled(request)
+    )
+
+
 def status_line(request: RewardRequest) -> str:
     line = _STATUS_LINES[request.status]
+    if is_scheduled(request):
+        assert request.deliver_at is not None
+        line += f" · :calendar: Delivery scheduled for {when(request.deliver_at)}"
     if request.first_approved_by:
         line += f" · First approval by <@{request.first_approved_by}>"
     if request.decided_by and request.status not in AWAITING_DECISION:
@@ -250,7 +287,7 @@ def request_summary(request: RewardRequest) -> tuple[str, list[Block]]:
         f"{request.face_value} {request.product_name}. {_STATUS_LINES[request.status]}"
     )
     blocks = _details(request)
-    if request.status in AWAITING_DECISION:
+    if can_cancel(request):
         # Everyone in the channel sees it; only the requester's click is accepted.
         blocks.append(_buttons(request, (CANCEL_ACTION, "Cancel request", None)))
     return text, blocks
@@ -331,6 +368,13 @@ def thread_update(request: RewardRequest) -> str:
                 ":alarm_clock: Expired: nobody approved or rejected it in time. Nothing was "
                 "ordered; the requester can ask again with /reward."
             )
+        case Status.APPROVED if is_scheduled(request):
+            assert request.deliver_at is not None
+            return (
+                f"Approved by <@{request.decided_by}>. :calendar: The card will be ordered from "
+                f"{request.provider} and delivered {when(request.deliver_at)}. The requester "
+                "can cancel it here until then."
+            )
         case Status.APPROVED | Status.ORDERING:
             return (
                 f"Approved by <@{request.decided_by}>. Ordering the gift card from "
@@ -358,6 +402,37 @@ def thread_update(request: RewardRequest) -> str:
             return ":ballot_box_with_check: An approver marked this reward resolved by hand."
 
 
+def home_view(
+    waiting: Sequence[RewardRequest],
+    own: Sequence[RewardRequest],
+    budgets: Sequence[str],
+    month: str,
+) -> dict[str, Any]:
+    """The App Home tab. Its buttons are the approval cards' own, and work the same way."""
+    blocks: list[Block] = [{"type": "header", "text": _plain("Rewards")}]
+    if waiting:
+        blocks.append(_mrkdwn_section(f"*Waiting for your decision* ({len(waiting)})"))
+        for request in waiting:
+            _, card = approval_card(request)
+            blocks += card
+            blocks.append({"type": "divider"})
+    blocks.append(_mrkdwn_section("*Your recent requests*"))
+    if own:
+        blocks += [_mrkdwn_section(f"{request_line(r)}\n_{next_step(r)}_") for r in own]
+    else:
+        blocks.append(_mrkdwn_section("None yet. Type `/reward` in any channel to send one."))
+    if budgets:
+        blocks.append(_mrkdwn_section(f"*Your teams' budgets, {month}*"))
+        blocks += [_mrkdwn_section(line) for line in budgets]
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": "`/reward help` shows every command."}],
+        }
+    )
+    return {"type": "home", "blocks": blocks}
+
+
 HELP_TEXT = """*rewardbot* sends gift-card rewards, approved by a manager, delivered privately.
 • `/reward` opens the reward form. Prefill it: `/reward @jane 25 for shipping the release`.
   After you submit, the request is posted here as a thread and your approver gets Approve /
@@ -365,6 +440,9 @@ HELP_TEXT = """*rewardbot* sends gift-card rewards, approved by a manager, deliv
   is ordered and sent to the recipient in a private message; the thread says when it arrives.
 • `/reward status` lists your recent requests; `/reward status 12` shows request #12's history.
 • `/reward report` (approvers) shows this month's spend per team against budget.
+• `/reward resend 12 jane@example.com` (approvers) has the provider email a delivered card
+  again, to a corrected address (providers that email cards, such as Giftronaut).
+• Lost your card? Click *Send it to me again* on the message that delivered it.
 • `/reward help` shows this message. Everything these commands show is visible only to you."""
 
 
@@ -422,11 +500,17 @@ def submitted(request: RewardRequest, deciders: Sequence[str]) -> str:
         if request.approvals_required > 1
         else f"is waiting for approval from {who}"
     )
+    delivery = (
+        f"delivered privately to the recipient {when(request.deliver_at)}; you can cancel "
+        "it from the thread until then"
+        if request.deliver_at
+        else "sent privately to the recipient"
+    )
     return (
         f":white_check_mark: Your reward #{request.id} ({request.face_value} "
         f"{escape(request.product_name)} for <@{request.recipient_id}>) {steps}. Its thread "
         "shows every step, and you can cancel it there until it is decided. Once approved, "
-        "the card is sent privately to the recipient."
+        f"the card is {delivery}."
     )
 
 
@@ -491,6 +575,21 @@ def _hours(span: timedelta) -> str:
     return f"{round(hours)} h"
 
 
+def _resend_button(request: RewardRequest, label: str) -> Block:
+    return {
+        "type": "actions",
+        "block_id": f"resend-{request.id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": RESEND_ACTION,
+                "text": _plain(label),
+                "value": str(request.id),
+            }
+        ],
+    }
+
+
 def delivery_message(
     request: RewardRequest, redemption: Redemption | None
 ) -> tuple[str, list[Block]]:
@@ -516,6 +615,7 @@ def delivery_message(
                 "(and your spam folder)."
             )
         )
+        blocks.append(_resend_button(request, "Email it to me again"))
         return text, blocks
     # Plain text: a code is shown exactly as issued, whatever characters it contains.
     secrets = []
@@ -542,6 +642,8 @@ def delivery_message(
                 ],
             }
         )
+    # Lost the message or deleted it? The card is fetched from the provider and sent again.
+    blocks.append(_resend_button(request, "Send it to me again"))
     blocks.append(
         {
             "type": "context",

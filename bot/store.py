@@ -122,6 +122,10 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX reward_requests_budget ON reward_requests(budget_month, team);
     CREATE INDEX reward_requests_created ON reward_requests(created_at);
     """,
+    # Scheduled delivery.
+    """
+    ALTER TABLE reward_requests ADD COLUMN deliver_at TEXT;
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -245,6 +249,7 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         budget_month=row["budget_month"],
         first_approved_by=row["first_approved_by"],
         summary_permalink=row["summary_permalink"],
+        deliver_at=datetime.fromisoformat(row["deliver_at"]) if row["deliver_at"] else None,
         decided_by=row["decided_by"],
         decision_reason=row["decision_reason"],
         failure_reason=row["failure_reason"],
@@ -410,8 +415,8 @@ class Store:
             """INSERT INTO reward_requests (requester_id, recipient_id, origin_channel_id,
                    amount, currency, provider, product_id, product_name, message, status,
                    submission_key, team, approvals_required, budget_amount, budget_currency,
-                   budget_month, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   budget_month, deliver_at, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 new.requester_id,
                 new.recipient_id,
@@ -429,6 +434,7 @@ class Store:
                 str(budget.amount) if budget else None,
                 budget.currency if budget else None,
                 new.budget_month,
+                _timestamp(new.deliver_at) if new.deliver_at else None,
                 now,
                 now,
             ),
@@ -496,6 +502,7 @@ class Store:
         *,
         detail: Mapping[str, Any] | None = None,
         then: Sequence[JobKind] = (),
+        then_at: datetime | None = None,
         **columns: str | None,
     ) -> bool:
         """Move the request from ``from_`` to ``to`` if it is still in ``from_``.
@@ -503,7 +510,8 @@ class Store:
         Returns whether this call won. ``columns`` are set in the same statement, so whoever
         wins the race also owns what is written with it (the decider, the idempotency key...).
         In the same transaction, the change is queued for announcement in Slack (unless it is
-        a quiet one) and the ``then`` jobs are queued: a crash cannot separate them.
+        a quiet one) and the ``then`` jobs are queued (to run at ``then_at``, if given): a
+        crash cannot separate them.
         """
         if to not in TRANSITIONS[from_]:
             raise ValueError(f"{from_} → {to} is not an allowed transition")
@@ -525,8 +533,9 @@ class Store:
                 )
                 if is_announced(from_, to):
                     await self._insert_job(db, JobKind.NOTIFY, request_id, {"status": to}, now)
+                run_after = _timestamp(then_at) if then_at else None
                 for kind in then:
-                    await self._insert_job(db, kind, request_id, {}, now)
+                    await self._insert_job(db, kind, request_id, {}, now, run_after=run_after)
         if won:
             self._jobs_queued()
         return won

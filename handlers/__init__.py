@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers import actions, commands, options, views
+from handlers import actions, commands, events, options, views
 
 
 def register(app: AsyncApp, deps: Runtime) -> None:
@@ -13,3 +13,4 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     views.register(app, deps)
     actions.register(app, deps)
     options.register(app, deps)
+    events.register(app, deps)

@@ -30,7 +30,9 @@ class StateValue(_Payload):
     type: str
     value: str | None = None
     selected_user: str | None = None
+    selected_users: list[str] | None = None
     selected_option: SelectedOption | None = None
+    selected_date_time: int | None = None
 
 
 class SubmittedView(_Payload):
@@ -69,3 +71,10 @@ class BlockActions(_Payload):
     def channel_id(self) -> str:
         """Where the clicked message is; a DM with the bot when the container has none."""
         return self.container.channel_id or self.user.id
+
+
+class AppHomeOpened(_Payload):
+    """The ``app_home_opened`` event (inside the Events API envelope)."""
+
+    user: str
+    tab: str = "home"

@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 from bot.domain import CurrencyCode, Money
-from providers.errors import ProviderConfigError, WebhookRejected
+from providers.errors import OrderDeclined, ProviderConfigError, WebhookRejected
 
 
 class Product(BaseModel):
@@ -178,6 +178,8 @@ class Provider(ABC):
     poll_interval: float = 2.0
     # Whether ``OrderRequest.recipient.email`` must be set (the provider emails the card).
     needs_recipient_email: ClassVar[bool] = False
+    # Whether :meth:`resend` can email an issued card again (to a corrected address).
+    can_resend: ClassVar[bool] = False
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
@@ -195,6 +197,10 @@ class Provider(ABC):
     @abstractmethod
     async def get_order(self, provider_order_id: str) -> OrderResult:
         """The current state of an order placed earlier."""
+
+    async def resend(self, provider_order_id: str, email: str | None = None) -> None:
+        """Email an issued card again, to ``email`` if given; only where ``can_resend``."""
+        raise OrderDeclined(f"{self.name} cannot resend a card.")
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookNotice | None:
         """Verify and read a webhook delivery; ``None`` if it is not about an order.

@@ -314,6 +314,7 @@ class GiftronautProvider(HttpProvider):
 
     name: ClassVar[str] = "giftronaut"
     needs_recipient_email: ClassVar[bool] = True
+    can_resend: ClassVar[bool] = True
 
     def __init__(
         self,

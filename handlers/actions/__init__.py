@@ -5,12 +5,13 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers.actions import approve, cancel, redeem_link, reject, review
+from handlers.actions import approve, cancel, redeem_link, reject, resend, review
 
 
 def register(app: AsyncApp, deps: Runtime) -> None:
     approve.register(app, deps)
     reject.register(app, deps)
     cancel.register(app, deps)
+    resend.register(app, deps)
     redeem_link.register(app, deps)
     review.register(app, deps)

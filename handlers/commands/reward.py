@@ -11,6 +11,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.errors import NotAllowed, RequestNotFound
 from bot.reports import budget_report, status_report
 from bot.runtime import Runtime
 from bot.slack_views import HELP_TEXT, RewardModalMetadata, RewardPrefill, reward_modal
@@ -53,6 +54,9 @@ def register(app: AsyncApp, deps: Runtime) -> None:
                     await status_report(deps.store, deps.policy, command.user_id, argument)
                 )
                 return
+            case "resend":
+                await respond(await _resend_to_email(deps, command.user_id, argument))
+                return
             case "report" if not argument.strip():
                 await respond(await budget_report(deps.store, deps.policy, command.user_id))
                 return
@@ -72,3 +76,20 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         metadata = RewardModalMetadata(channel_id=command.channel_id)
         view = reward_modal(products, parse_prefill(command.text), metadata)
         await deps.gateway.open_modal(command.trigger_id, view)
+
+
+_EMAIL = re.compile(r"[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+")
+# Slack turns a typed address into <mailto:jane@example.com|jane@example.com>.
+_MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
+
+
+async def _resend_to_email(deps: Runtime, user_id: str, argument: str) -> str:
+    """``/reward resend 12 jane@example.com``: an approver has the provider email it again."""
+    number, _, address = argument.strip().removeprefix("#").partition(" ")
+    address = _MAILTO.sub(r"\1", address.strip())
+    if not number.isdecimal() or len(number) > 18 or not _EMAIL.fullmatch(address):
+        return "Use `/reward resend <number> <email>`, like `/reward resend 12 jane@example.com`."
+    try:
+        return await deps.redelivery.to_email(int(number), user_id, address)
+    except (NotAllowed, RequestNotFound) as refusal:
+        return str(refusal)

@@ -18,6 +18,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         metadata = RewardModalMetadata.model_validate_json(submission.view.private_metadata)
         recipient, card = submission.input("recipient"), submission.input("card")
         amount, message = submission.input("amount"), submission.input("message")
+        deliver_at = submission.input("deliver_at")
         draft = RewardDraft(
             requester_id=submission.user.id,
             origin_channel_id=metadata.channel_id,
@@ -26,6 +27,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             product_key=card.selected_option.value if card and card.selected_option else None,
             amount_text=amount.value if amount else None,
             message=message.value if message else None,
+            deliver_at=deliver_at.selected_date_time if deliver_at else None,
         )
         try:
             request, is_new = await deps.rewards.request_reward(draft)

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from bot.domain import Status
 from bot.emulator import SlackEmulator
 from bot.local import running_bot
-from bot.slack_views import APPROVE_ACTION
+from bot.slack_views import APPROVE_ACTION, RESEND_ACTION
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
@@ -88,3 +88,61 @@ async def test_reward_is_ordered_from_giftronaut_and_emailed_by_it(
             assert request.charged.amount == Decimal("50.00")
             replies = [m.text for m in ws.thread_replies(TEAM, summary.ts)]
             assert "Delivered" in replies[-1], replies
+
+
+async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    async with serve(make_app(state)) as url, httpx.AsyncClient() as http:
+        giftronaut = GiftronautProvider(
+            http,
+            client_id=CLIENT_ID,
+            client_secret=SecretStr(CLIENT_SECRET),
+            base_url=url,
+            retry=RetryPolicy(attempts=3, base_delay=0.01),
+            poll_interval=0.02,
+        )
+        async with running_bot(
+            emulator, database=database, approvers=APPROVERS, providers={"giftronaut": giftronaut}
+        ) as runtime:
+            stack = Stack(emulator, runtime, SandboxProvider())
+            await stack.request_and_approve(
+                {
+                    "recipient": JANE,
+                    "card": "giftronaut:branded:10042",
+                    "amount": "50",
+                    "message": "For shipping the release",
+                }
+            )
+            delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
+            [order] = state.created_orders
+
+            # Jane asks for it again from her DM: Giftronaut emails the same address.
+            await stack.click(JANE, delivery, RESEND_ACTION)
+            await emulator.wait_for(lambda: order.resends, 5, "the resend")
+            assert order.resends == [{"email": "jane@example.com"}]
+
+            # An approver corrects the address; the requester may not.
+            await emulator.driver.slash_command(MAYA, TEAM, text="resend 1 jane@home.example")
+            await emulator.wait_for(lambda: stack.refusals(MAYA), 5, "Maya's refusal")
+            assert "Only an approver" in stack.refusals(MAYA)[-1]
+            await emulator.driver.slash_command(
+                ARJUN, TEAM, text="resend #1 <mailto:jane@home.example|jane@home.example>"
+            )
+            await emulator.wait_for(lambda: len(order.resends) == 2, 5, "the second resend")
+            assert order.resends[1] == {
+                "email": "jane@example.com",
+                "updatedEmail": "jane@home.example",
+            }
+            await emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's answer")
+            assert (
+                "emailing the card again to the corrected address"
+                in stack.ws.ephemerals(ARJUN)[-1].text
+            )
+            events = [e for e in await runtime.store.events(1) if e.kind == "resent"]
+            assert [(e.actor, e.detail) for e in events] == [
+                (JANE, {"to": "email"}),
+                (ARJUN, {"to": "corrected email"}),
+            ]
+            assert "jane@home.example" not in str([e.detail for e in events])

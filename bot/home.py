@@ -1,0 +1,66 @@
+"""The App Home tab: requests waiting for you, your own requests, your teams' budgets.
+
+Published with ``views.publish`` when a user opens the tab, and again for everyone involved
+whenever one of their requests changes, so it always shows live status.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import slack_views
+from bot.domain import AWAITING_DECISION, RewardRequest
+from bot.policy import Policy
+from bot.reports import TeamSpend, month_spend, month_title
+from bot.slack_gateway import SLACK_FAILURES, SlackGateway
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# A home tab holds at most 100 blocks; each waiting request takes four.
+_MAX_WAITING = 15
+_MAX_OWN = 10
+
+
+class HomeTab:
+    def __init__(self, store: Store, gateway: SlackGateway, policy: Policy) -> None:
+        self._store = store
+        self._gateway = gateway
+        self._policy = policy
+
+    async def publish(self, user_id: str) -> None:
+        await self._gateway.publish_home(user_id, await self.render(user_id))
+
+    async def render(self, user_id: str) -> dict[str, Any]:
+        waiting = [
+            request
+            for request in await self._store.requests_in(AWAITING_DECISION)
+            if user_id in await self._policy.deciders(request)
+        ]
+        own = await self._store.recent_requests_by(user_id, _MAX_OWN)
+        budgets: list[TeamSpend] = []
+        month = self._policy.month_of(datetime.now(UTC))
+        if self._policy.rules.currency is not None:
+            managed = await self._policy.teams_managed_by(user_id)
+            budgets = [
+                t for t in await month_spend(self._store, self._policy, month) if t.team in managed
+            ]
+        return slack_views.home_view(
+            waiting[-_MAX_WAITING:], own, [t.describe() for t in budgets], month_title(month)
+        )
+
+    async def refresh_for(self, request: RewardRequest) -> None:
+        """Republish the tab of everyone the request concerns. Best effort: a tab that fails
+        to update is fixed the next time its owner opens it."""
+        people = {request.requester_id, request.first_approved_by, request.decided_by}
+        try:
+            people.update(await self._policy.deciders(request))
+        except SLACK_FAILURES as exc:
+            log.warning("could not list the deciders of request %s: %r", request.id, exc)
+        for user_id in sorted(p for p in people if p):
+            try:
+                await self.publish(user_id)
+            except SLACK_FAILURES as exc:
+                log.warning("could not refresh %s's home tab: %r", user_id, exc)
