@@ -98,7 +98,7 @@ class Status(StrEnum):
     FULFILLED = "fulfilled"
     # An approver said no. Final.
     REJECTED = "rejected"
-    # The provider definitively refused the order, or delivery failed. Final.
+    # The provider definitively refused the order, or delivery failed. An approver may retry.
     FAILED = "failed"
     # The order may or may not exist and the provider cannot tell us safely: a person must
     # check with the provider before anything else is tried.
@@ -111,11 +111,13 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
     @property
-    def is_final(self) -> bool:
-        return not TRANSITIONS[self]
+    def is_settled(self) -> bool:
+        """Come to rest: the requester is told, and only an approver's retry moves it on."""
+        return self in _SETTLED
 
 
 _UNDECIDED_ENDS = frozenset({Status.REJECTED, Status.CANCELLED, Status.EXPIRED})
+_SETTLED = frozenset({*_UNDECIDED_ENDS, Status.FULFILLED, Status.FAILED, Status.RESOLVED})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING_APPROVAL: frozenset(
@@ -127,7 +129,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.ORDERING: frozenset({Status.FULFILLED, Status.FAILED, Status.NEEDS_REVIEW}),
     Status.FULFILLED: frozenset(),
     Status.REJECTED: frozenset(),
-    Status.FAILED: frozenset(),
+    # An approver retries a failed order, under a new idempotency key.
+    Status.FAILED: frozenset({Status.APPROVED}),
     # Review: order again under a new key (no order exists), check the existing order again,
     # or settle it by hand.
     Status.NEEDS_REVIEW: frozenset({Status.APPROVED, Status.ORDERING, Status.RESOLVED}),

@@ -181,13 +181,19 @@ class RewardService:
             budget_month=policy.month_of(now) if budget_amount else None,
             deliver_at=deliver_at,
         )
+        return new, self._limits_for(team, "your")
+
+    def _limits_for(self, team: str | None, requester: str) -> list[BudgetLimit]:
+        """The monthly budgets a team member's request counts against; ``requester`` names
+        the requester's own budget in a refusal ("your", "<@U123>'s")."""
+        policy, rules = self._policy, self._policy.rules
         limits = []
-        team_budget = policy.money(rules.teams[team].monthly_budget) if team else None
-        if team_budget:
+        team_policy = rules.teams.get(team) if team else None
+        if team_budget := policy.money(team_policy.monthly_budget if team_policy else None):
             limits.append(BudgetLimit(owner=f"team {team}'s", team=team, limit=team_budget))
         if requester_budget := policy.money(rules.budgets.per_requester_monthly):
-            limits.append(BudgetLimit(owner="your", team=None, limit=requester_budget))
-        return new, limits
+            limits.append(BudgetLimit(owner=requester, team=None, limit=requester_budget))
+        return limits
 
     def _deadlines(self) -> dict[JobKind, datetime]:
         now = datetime.now(UTC)
@@ -322,6 +328,33 @@ class RewardService:
             delivery_started_at=None,
             failure_reason=None,
         )
+        return await self._decided(request_id, actor, won)
+
+    async def retry(self, request_id: int, actor: str) -> RewardRequest:
+        """An approver orders a failed reward again, under a new idempotency key. The failure
+        released its budget, so the retry reserves it again (or is refused)."""
+        request = await self._store.get(request_id)
+        await self._refuse_unless_allowed(request, actor)
+        if request.status is not Status.FAILED:
+            raise AlreadyDecided(f"Reward #{request.id} has not failed.", request.status)
+        limits = self._limits_for(request.team, f"<@{request.requester_id}>'s")
+        try:
+            won = await self._store.transition(
+                request_id,
+                Status.FAILED,
+                Status.APPROVED,
+                actor,
+                detail={"retry": "after failure", "failure": request.failure_reason},
+                then=[JobKind.FULFIL],
+                reserve=limits if request.budget_amount else (),
+                decided_by=actor,
+                idempotency_key=_new_idempotency_key(request_id),
+                provider_order_id=None,
+                delivery_started_at=None,
+                failure_reason=None,
+            )
+        except OverBudget as over:
+            raise NotAllowed(f"Cannot retry reward #{request.id}: {over}") from None
         return await self._decided(request_id, actor, won)
 
     async def check_again(self, request_id: int, actor: str) -> RewardRequest:

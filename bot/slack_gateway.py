@@ -278,5 +278,5 @@ class SlackGateway:
         shown = request.model_copy(update={"status": status})
         await self.reply_in_thread(shown, slack_views.thread_update(shown))
         # A requester who cancelled knows; the thread reply is enough.
-        if (status.is_final and status is not Status.CANCELLED) or status is Status.NEEDS_REVIEW:
+        if (status.is_settled and status is not Status.CANCELLED) or status is Status.NEEDS_REVIEW:
             await self.dm(request.requester_id, slack_views.requester_update(shown))

@@ -30,6 +30,7 @@ ORDER_AGAIN_ACTION = "order_again"
 CHECK_AGAIN_ACTION = "check_again"
 RESOLVE_ACTION = "resolve_review"
 CANCEL_ACTION = "cancel_request"
+RETRY_ACTION = "retry_failed"
 RESEND_ACTION = "resend_card"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
@@ -333,6 +334,8 @@ def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
             else (CHECK_AGAIN_ACTION, "Check again", "primary")
         )
         blocks.append(_buttons(request, retry, (RESOLVE_ACTION, "Mark resolved", None)))
+    elif request.status is Status.FAILED:
+        blocks.append(_buttons(request, (RETRY_ACTION, "Retry the order", "primary")))
     return text, blocks
 
 

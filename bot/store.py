@@ -503,6 +503,7 @@ class Store:
         detail: Mapping[str, Any] | None = None,
         then: Sequence[JobKind] = (),
         then_at: datetime | None = None,
+        reserve: Sequence[BudgetLimit] = (),
         **columns: str | None,
     ) -> bool:
         """Move the request from ``from_`` to ``to`` if it is still in ``from_``.
@@ -511,7 +512,9 @@ class Store:
         wins the race also owns what is written with it (the decider, the idempotency key...).
         In the same transaction, the change is queued for announcement in Slack (unless it is
         a quiet one) and the ``then`` jobs are queued (to run at ``then_at``, if given): a
-        crash cannot separate them.
+        crash cannot separate them. With ``reserve``, the request's budget amount is checked
+        against those limits in the same transaction (a retry re-reserves what a failure
+        released); raises :class:`OverBudget` if it no longer fits.
         """
         if to not in TRANSITIONS[from_]:
             raise ValueError(f"{from_} → {to} is not an allowed transition")
@@ -521,6 +524,15 @@ class Store:
         now = _now()
         assignments = "".join(f", {name} = ?" for name in columns)
         async with self._transaction() as db:
+            if reserve:
+                async with db.execute(
+                    "SELECT * FROM reward_requests WHERE id = ?", (request_id,)
+                ) as found:
+                    row = await found.fetchone()
+                current = _row_to_request(row) if row else None
+                if current is not None and current.status is from_:
+                    for limit in reserve:
+                        await self._check_budget(db, current, limit)
             cursor = await db.execute(
                 f"UPDATE reward_requests SET status = ?, updated_at = ?{assignments} "  # noqa: S608
                 "WHERE id = ? AND status = ?",

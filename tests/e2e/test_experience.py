@@ -1,15 +1,20 @@
 """Everyday surfaces: confirmation on submit, /reward help and status, scheduled delivery,
-and the recipient's resend."""
+the recipient's resend and an approver's retry."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.domain import Status
+from bot.emulator import SlackEmulator
 from bot.emulator.workspace import Message
-from bot.slack_views import CANCEL_ACTION, RESEND_ACTION
+from bot.slack_views import CANCEL_ACTION, RESEND_ACTION, RETRY_ACTION
+from providers.base import OrderRequest, OrderResult
+from providers.errors import OutOfStock
+from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import (
     ARJUN,
     CONFIRMATION,
@@ -20,6 +25,7 @@ from tests.e2e.conftest import (
     OMAR,
     TEAM,
     Stack,
+    sandbox_stack,
 )
 
 
@@ -171,3 +177,39 @@ async def test_recipient_gets_their_card_again_from_the_delivery_dm(stack: Stack
     assert stack.sandbox.order_count == 1
     assert "sandbox.rewardbot.invalid/redeem" not in stack.everything_visible_outside(JANE)
     assert [e.actor for e in await stack.runtime.store.events(1) if e.kind == "resent"] == [JANE]
+
+
+# -- retry after failure -------------------------------------------------------------------------
+
+
+class _OutOfStockOnce(SandboxProvider):
+    """Refuses the first order as out of stock, then has stock again."""
+
+    refusals = 1
+
+    async def place_order(self, order: OrderRequest) -> OrderResult:
+        if self.refusals:
+            self.refusals -= 1
+            raise OutOfStock("Out of stock right now.")
+        return await super().place_order(order)
+
+
+async def test_an_approver_retries_a_failed_order_under_a_new_key(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    async with sandbox_stack(emulator, database, _OutOfStockOnce(completion_delay=0.05)) as stack:
+        await stack.request_and_approve()
+        await stack.wait_status(1, Status.FAILED)
+        failed = await stack.runtime.store.get(1)
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+        card = stack.approval_card(LIN)
+        assert "Retry the order" in str(card.blocks)
+        copy = stack.ws.post(stack.ws.resolve_channel(TEAM), OMAR, "fwd", card.blocks, None)  # type: ignore[arg-type]
+        await stack.click(OMAR, copy, RETRY_ACTION)
+        await stack.emulator.wait_for(lambda: stack.refusals(OMAR), 5, "Omar's refusal")
+        await stack.click(LIN, card, RETRY_ACTION)
+        await stack.wait_status(1, Status.FULFILLED)
+        retried = await stack.runtime.store.get(1)
+        assert retried.idempotency_key != failed.idempotency_key
+        assert (retried.decided_by, stack.sandbox.order_count) == (LIN, 1)
+        await stack.emulator.wait_for_dm(JANE, "sent you a reward")

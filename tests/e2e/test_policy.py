@@ -24,7 +24,7 @@ import pytest
 from bot.domain import Status
 from bot.emulator import SlackEmulator
 from bot.emulator.workspace import Message
-from bot.slack_views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION
+from bot.slack_views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import (
     ARJUN,
@@ -537,3 +537,15 @@ def test_export_refuses_bad_dates_clearly(tmp_path: Path) -> None:
             check=False,
         )
         assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+async def test_a_retry_reserves_the_budget_again_or_is_refused(stack: Stack) -> None:
+    failing = await request(stack, MAYA, amount="90.93")  # sandbox: insufficient funds
+    await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
+    await stack.wait_status(failing, Status.FAILED)
+    await request(stack, JANE, recipient=MAYA, amount="250")  # the failure released its 90.93
+    await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+    await stack.click(ARJUN, cards(stack, ARJUN)[0], RETRY_ACTION)
+    refused = await refusal(stack, ARJUN)
+    assert "Cannot retry reward #1" in refused and "50.00 GBP left of 300.00 GBP" in refused
+    assert await stack.status(failing) is Status.FAILED

@@ -54,8 +54,9 @@ def test_money_refuses_a_non_iso_currency() -> None:
         Money(amount=Decimal(1), currency="pounds")
 
 
-def test_final_statuses_have_no_way_out_and_every_target_is_a_status() -> None:
-    assert {s for s in Status if s.is_final} == {
+def test_settled_statuses_have_no_way_out_but_a_retry_and_every_target_is_a_status() -> None:
+    settled = {s for s in Status if s.is_settled}
+    assert settled == {
         Status.FULFILLED,
         Status.REJECTED,
         Status.FAILED,
@@ -63,4 +64,6 @@ def test_final_statuses_have_no_way_out_and_every_target_is_a_status() -> None:
         Status.CANCELLED,
         Status.EXPIRED,
     }
+    assert {s for s in settled if TRANSITIONS[s]} == {Status.FAILED}
+    assert TRANSITIONS[Status.FAILED] == {Status.APPROVED}
     assert set(TRANSITIONS) == set(Status)
