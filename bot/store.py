@@ -267,6 +267,18 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
     )
 
 
+async def _rows(
+    db: aiosqlite.Connection, sql: str, parameters: tuple[object, ...] = ()
+) -> list[aiosqlite.Row]:
+    """Run a statement and read all its rows in one step on aiosqlite's thread.
+
+    Never a cursor held across awaits: a caller cancelled between reading rows would leave the
+    statement unfinished, and an unfinished write (``UPDATE ... RETURNING``) makes every later
+    COMMIT on the shared connection fail with "SQL statements in progress".
+    """
+    return list(await db.execute_fetchall(sql, parameters))
+
+
 class Store:
     """All reads and writes of rewardbot's database."""
 
@@ -319,14 +331,14 @@ class Store:
                 raise
 
     async def _fetch(self, sql: str, parameters: tuple[object, ...]) -> list[aiosqlite.Row]:
-        async with self._lock, self._db.execute(sql, parameters) as cursor:
-            return list(await cursor.fetchall())
+        async with self._lock:
+            return await _rows(self._db, sql, parameters)
 
     async def _migrate(self) -> None:
         async with self._transaction() as db:
             await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            async with db.execute("SELECT version FROM schema_version") as cursor:
-                row = await cursor.fetchone()
+            rows = await _rows(db, "SELECT version FROM schema_version")
+            row = rows[0] if rows else None
             current = row[0] if row else 0
             if current > len(_MIGRATIONS):
                 raise RuntimeError(
@@ -359,10 +371,10 @@ class Store:
         async with self._transaction() as db:
             # Checked inside the write transaction: two identical submissions cannot both
             # insert, and two requests cannot both spend the last of a budget.
-            async with db.execute(
-                "SELECT id FROM reward_requests WHERE submission_key = ?", (submission_key,)
-            ) as found:
-                existing = await found.fetchone()
+            found = await _rows(
+                db, "SELECT id FROM reward_requests WHERE submission_key = ?", (submission_key,)
+            )
+            existing = found[0] if found else None
             if existing is None:
                 for limit in limits:
                     await self._check_budget(db, new, limit)
@@ -399,12 +411,13 @@ class Store:
         """What the month's live requests hold of ``limit`` (summed as Decimal, not in SQL)."""
         who, value = ("team", limit.team) if limit.team else ("requester_id", requester_id)
         released = ",".join("?" * len(RELEASES_BUDGET))
-        async with db.execute(
+        rows = await _rows(
+            db,
             f"SELECT budget_amount FROM reward_requests WHERE budget_month = ? AND {who} = ? "  # noqa: S608
             f"AND budget_currency = ? AND status NOT IN ({released})",
             (month, value, limit.limit.currency, *RELEASES_BUDGET),
-        ) as cursor:
-            return sum((Decimal(row[0]) for row in await cursor.fetchall()), Decimal(0))
+        )
+        return sum((Decimal(row[0]) for row in rows), Decimal(0))
 
     async def _insert_request(
         self, db: aiosqlite.Connection, new: NewRewardRequest, submission_key: str, now: str
@@ -525,10 +538,8 @@ class Store:
         assignments = "".join(f", {name} = ?" for name in columns)
         async with self._transaction() as db:
             if reserve:
-                async with db.execute(
-                    "SELECT * FROM reward_requests WHERE id = ?", (request_id,)
-                ) as found:
-                    row = await found.fetchone()
+                found = await _rows(db, "SELECT * FROM reward_requests WHERE id = ?", (request_id,))
+                row = found[0] if found else None
                 current = _row_to_request(row) if row else None
                 if current is not None and current.status is from_:
                     for limit in reserve:
@@ -575,9 +586,9 @@ class Store:
         kinds are independent, so a notification Slack keeps refusing never holds up an order."""
         now = _now()
         lease = f"{owner}:{uuid.uuid4().hex}"
-        async with (
-            self._transaction() as db,
-            db.execute(
+        async with self._transaction() as db:
+            claimed = await _rows(
+                db,
                 """UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1
                    WHERE id = (
                        SELECT j.id FROM jobs j
@@ -589,11 +600,8 @@ class Store:
                        ORDER BY j.id LIMIT 1)
                    RETURNING id, kind, request_id, payload, attempts""",
                 (lease, _now(lease_seconds), kind, now, now),
-            ) as cursor,
-        ):
-            # Closed by the context even if the claim loop is cancelled (a graceful stop) while
-            # the row is read: an unfinished UPDATE ... RETURNING would block every commit after.
-            row = await cursor.fetchone()
+            )
+        row = claimed[0] if claimed else None
         if row is None:
             return None
         return Job(

@@ -111,14 +111,22 @@ def validate_blocks(value: Any) -> list[JSON]:
     return _fill_ids(blocks)
 
 
-def validate_view(value: Any) -> JSON:
-    """Validate a modal ``view`` argument; raise ``invalid_arguments`` with reasons."""
+def validate_view(value: Any, types: tuple[str, ...] = ("modal",)) -> JSON:
+    """Validate a ``view`` argument of one of ``types`` (``"modal"`` or ``"home"``);
+    raise ``invalid_arguments`` with reasons.
+
+    Modals need a title (and a submit button if they hold inputs); Home tabs have no
+    title requirement and may not carry submit/close (slack_sdk's ``View`` checks that).
+    """
     view = _decode(value, "view", "invalid_arguments")
     if not isinstance(view, dict):
         raise ApiError("invalid_arguments", "view must be an object")
-    if view.get("type") != "modal":
-        raise ApiError("invalid_arguments", "view.type must be 'modal'")
-    if not view.get("title"):
+    view_type = view.get("type")
+    if view_type not in types:
+        allowed = " or ".join(repr(t) for t in types)
+        raise ApiError("invalid_arguments", f"view.type must be {allowed}")
+    is_modal = view_type == "modal"
+    if is_modal and not view.get("title"):
         raise ApiError("invalid_arguments", "missing required field: title")
     blocks = view.get("blocks")
     if not isinstance(blocks, list):
@@ -133,7 +141,7 @@ def validate_view(value: Any) -> JSON:
         raise ApiError("invalid_arguments", str(exc)) from exc
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ApiError("invalid_arguments", f"malformed view ({exc})") from exc
-    if any(b.get("type") == "input" for b in blocks) and not view.get("submit"):
+    if is_modal and any(b.get("type") == "input" for b in blocks) and not view.get("submit"):
         raise ApiError("invalid_arguments", "submit is required when input blocks are present")
     checked = dict(view)
     checked["blocks"] = _fill_ids(blocks)

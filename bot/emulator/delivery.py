@@ -52,9 +52,18 @@ class Delivery(Protocol):
         """Deliver an interactivity payload (block_actions, view_submission, ...)."""
         ...
 
+    async def event(self, envelope: JSON) -> BotReply:
+        """Deliver an Events API ``event_callback`` envelope."""
+        ...
+
+
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+
 
 class HttpDelivery:
-    """Form-encoded, signed POSTs to the bot's Request URL."""
+    """Signed POSTs to the bot's Request URL: form-encoded for commands and interactions,
+    JSON for Events API envelopes (as Slack sends each)."""
 
     def __init__(self, request_url: str, signing_secret: str, timeout: float) -> None:
         self.request_url = request_url
@@ -62,6 +71,7 @@ class HttpDelivery:
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._last_body: str | None = None
+        self._last_content_type = _FORM
 
     async def close(self) -> None:
         """Release the HTTP client session."""
@@ -77,6 +87,10 @@ class HttpDelivery:
         """Interactions arrive as a single ``payload`` form field holding JSON."""
         return await self._post(urlencode({"payload": json.dumps(payload)}))
 
+    async def event(self, envelope: JSON) -> BotReply:
+        """Events arrive as the JSON envelope itself (``Content-Type: application/json``)."""
+        return await self._post(json.dumps(envelope), content_type=_JSON)
+
     async def redeliver_last(self, retry_num: int, reason: str = "http_timeout") -> BotReply:
         """Send the last request again, freshly signed, as Slack's retry mechanism does:
         ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason`` say it is a retry."""
@@ -85,13 +99,21 @@ class HttpDelivery:
         return await self._post(
             self._last_body,
             {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason},
+            content_type=self._last_content_type,
         )
 
-    async def _post(self, body: str, extra_headers: dict[str, str] | None = None) -> BotReply:
+    async def _post(
+        self,
+        body: str,
+        extra_headers: dict[str, str] | None = None,
+        *,
+        content_type: str = _FORM,
+    ) -> BotReply:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         self._last_body = body
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **(extra_headers or {})}
+        self._last_content_type = content_type
+        headers = {"Content-Type": content_type, **(extra_headers or {})}
         headers.update(signed_headers(self.signing_secret, body))
         try:
             async with self._session.post(
@@ -123,6 +145,11 @@ class SocketDelivery:
     async def interactive(self, payload: JSON) -> BotReply:
         """``interactive`` envelope carrying the same JSON as the HTTP ``payload`` field."""
         return self._reply(await self.hub.deliver("interactive", payload, self.timeout))
+
+    async def event(self, envelope: JSON) -> BotReply:
+        """``events_api`` envelope carrying the same JSON Slack would POST over HTTP."""
+        extra: JSON = {"accepts_response_payload": False, "retry_attempt": 0, "retry_reason": ""}
+        return self._reply(await self.hub.deliver("events_api", envelope, self.timeout, extra))
 
     @staticmethod
     def _reply(ack: JSON | None) -> BotReply:

@@ -1,4 +1,5 @@
-"""Acts as Slack's client on behalf of users: commands, clicks, submissions, typing.
+"""Acts as Slack's client on behalf of users: commands, clicks, submissions, typing,
+opening the app's Home tab.
 
 Each action is checked against what the user can actually see (a button must be in the
 message or modal, an option must be offered), delivered to the bot as Slack delivers
@@ -8,7 +9,7 @@ responses become ephemeral messages, ``response_action`` drives the modal stack)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from bot.emulator import payloads, views
 from bot.emulator.blockkit import find_element, flatten_options, validate_blocks, validate_view
@@ -156,6 +157,40 @@ class Driver:
                 if isinstance(e, dict) and e.get("type") == "button"
             ]
             raise EmulatorError(f"no button {action_id!r} is shown; buttons: {shown}") from None
+
+    # -- App Home --------------------------------------------------------------------
+
+    async def open_app_home(
+        self, user_id: str, tab: Literal["home", "messages"] = "home"
+    ) -> BotReply:
+        """The user opens the app's App Home: the bot hears ``app_home_opened`` (an Events
+        API ``event_callback``), with the Home tab's current view if one was published."""
+        if user_id not in self.ws.users:
+            raise EmulatorError(f"unknown user {user_id!r}")
+        if tab not in ("home", "messages"):
+            raise EmulatorError(f"App Home has no {tab!r} tab: 'home' or 'messages'")
+        dm = self.ws.open_dm(user_id)
+        event = payloads.app_home_opened(
+            self.ws, user_id, dm, tab, self.ws.home_view(user_id), self.ws.clock.next_ts()
+        )
+        return await self._transport().event(payloads.event_callback(self.ws, event))
+
+    async def click_home_button(
+        self, user_id: str, action_id: str, value_override: str | None = None
+    ) -> BotReply:
+        """Click a button in the user's Home tab (as the bot last published it)."""
+        if user_id not in self.ws.users:
+            raise EmulatorError(f"unknown user {user_id!r}")
+        view = self.ws.home_view(user_id)
+        if view is None:
+            raise EmulatorError(f"the bot never published a Home tab for {user_id}")
+        block, button = self._shown_button(view["blocks"], action_id)
+        value = value_override if value_override is not None else button.get("value")
+        action = payloads.button_action(block, button, value, self.ws.clock.next_ts())
+        payload = payloads.view_block_actions(
+            self.ws, user_id, view, action, self.triggers.issue(user_id)
+        )
+        return await self._transport().interactive(payload)
 
     # -- modals ----------------------------------------------------------------------
 

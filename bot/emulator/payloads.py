@@ -1,4 +1,5 @@
-"""Builders for what Slack sends to apps: slash command fields and interaction payloads.
+"""Builders for what Slack sends to apps: slash command fields, interaction payloads and
+Events API envelopes.
 
 Field names and nesting follow Slack's documented payloads so that Bolt's parsing,
 and any code that reads the raw body, sees exactly what production delivers.
@@ -6,7 +7,10 @@ and any code that reads the raw body, sees exactly what production delivers.
 
 from __future__ import annotations
 
+import time
+
 from bot.emulator.context import JSON
+from bot.emulator.ids import opaque_token, random_id
 from bot.emulator.workspace import Channel, Workspace
 
 VERIFICATION_TOKEN = "emulator-verification-token"  # noqa: S105 - deprecated, non-secret
@@ -111,7 +115,8 @@ def message_block_actions(
 def view_block_actions(
     ws: Workspace, user_id: str, view: JSON, action: JSON, trigger_id: str
 ) -> JSON:
-    """``block_actions`` for a button inside a modal."""
+    """``block_actions`` for a button inside a modal or a Home tab: the ``view`` container
+    and the view itself, a trigger, and no ``channel``, ``message`` or ``response_url``."""
     payload = _base(ws, "block_actions", user_id)
     payload.update(
         container={"type": "view", "view_id": view["id"]},
@@ -149,3 +154,44 @@ def block_suggestion(
         view=view,
     )
     return payload
+
+
+def event_callback(ws: Workspace, event: JSON) -> JSON:
+    """The Events API outer envelope (``type: event_callback``) around one ``event``."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": ws.team_id,
+        "api_app_id": ws.app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": random_id("Ev"),
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": ws.team_id,
+                "user_id": ws.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+        "event_context": "4-" + opaque_token(),
+    }
+
+
+def app_home_opened(
+    ws: Workspace, user_id: str, dm: Channel, tab: str, view: JSON | None, event_ts: str
+) -> JSON:
+    """``app_home_opened``: ``channel`` is the user's DM with the app; ``view`` is present
+    only when the Home tab was opened and a view was published to it before."""
+    event: JSON = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": dm.id,
+        "tab": tab,
+        "event_ts": event_ts,
+    }
+    if tab == "home" and view is not None:
+        event["view"] = view
+    return event

@@ -88,8 +88,13 @@ class SocketModeHub:
             payload = message.get("payload")
             future.set_result(payload if isinstance(payload, dict) else None)
 
-    async def deliver(self, envelope_type: str, payload: JSON, ack_timeout: float) -> JSON | None:
-        """Send one envelope; return the ack's payload ({} if none), or None on timeout."""
+    async def deliver(
+        self, envelope_type: str, payload: JSON, ack_timeout: float, extra: JSON | None = None
+    ) -> JSON | None:
+        """Send one envelope; return the ack's payload ({} if none), or None on timeout.
+
+        ``extra`` overrides or adds envelope fields (``events_api`` envelopes carry
+        ``retry_attempt``/``retry_reason`` and do not accept a response payload)."""
         if not self._connections:
             try:
                 await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
@@ -104,6 +109,7 @@ class SocketModeHub:
             "payload": payload,
             # Slack adds retry_attempt / retry_reason only to events_api envelopes.
             "accepts_response_payload": True,
+            **(extra or {}),
         }
         try:
             await self._connections[-1].send_json(envelope)

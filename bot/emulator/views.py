@@ -1,8 +1,10 @@
-"""Modal view stacks per user: open, push, update, close.
+"""Modal view stacks per user (open, push, update, close) and each user's Home tab.
 
 Both the Web API (views.open/push/update) and the bot's ``response_action`` answers to
 view submissions change the stack, so the rules live here once: at most three views,
-ids and root ids assigned by Slack, a fresh ``hash`` on every change.
+ids and root ids assigned by Slack, a fresh ``hash`` on every change. A Home tab is one
+``home`` view per user, set by views.publish (or views.update on its id); it keeps its
+id across publishes and gets a fresh ``hash`` each time.
 """
 
 from __future__ import annotations
@@ -39,10 +41,41 @@ def _render(ws: Workspace, checked: JSON, view_id: str, root: str, previous: str
     }
 
 
+def _render_home(ws: Workspace, checked: JSON, view_id: str) -> JSON:
+    """The Home tab view object, as views.publish returns it and app_home_opened carries it."""
+    view: JSON = {
+        "id": view_id,
+        "team_id": ws.team_id,
+        "type": "home",
+        "close": None,
+        "submit": None,
+        "blocks": checked["blocks"],
+        "private_metadata": checked.get("private_metadata", ""),
+        "callback_id": checked.get("callback_id", ""),
+        "external_id": checked.get("external_id", ""),
+        "state": {"values": {}},
+        "hash": view_hash(),
+        "clear_on_close": False,
+        "notify_on_close": False,
+        "root_view_id": view_id,
+        "previous_view_id": None,
+        "app_id": ws.app_id,
+        "app_installed_team_id": ws.team_id,
+        "bot_id": ws.bot_id,
+    }
+    if checked.get("title"):
+        view["title"] = checked["title"]
+    return view
+
+
 def _check_external_id(ws: Workspace, checked: JSON, replacing: str | None) -> None:
+    """external_id is unique among all of the team's views, modals and Home tabs alike."""
     external_id = checked.get("external_id")
     if external_id:
         other = ws.find_view(external_id=str(external_id))
+        if other is None:
+            home = ws.find_home_view(external_id=str(external_id))
+            other = home[1] if home is not None else None
         if other is not None and other["id"] != replacing:
             raise ApiError("duplicate_external_id")
 
@@ -95,3 +128,15 @@ def close_top(ws: Workspace, user_id: str) -> None:
 def clear(ws: Workspace, user_id: str) -> None:
     """Close every modal the user has open."""
     ws.views.pop(user_id, None)
+
+
+def publish_home(ws: Workspace, user_id: str, checked: JSON, expected_hash: str | None) -> JSON:
+    """Set the user's Home tab (views.publish); ``hash`` must match the current one if given."""
+    current = ws.home_views.get(user_id)
+    if expected_hash and (current is None or expected_hash != current["hash"]):
+        raise ApiError("hash_conflict")
+    view_id = current["id"] if current is not None else random_id("V")
+    _check_external_id(ws, checked, view_id)
+    view = _render_home(ws, checked, view_id)
+    ws.home_views[user_id] = view
+    return view

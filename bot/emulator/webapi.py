@@ -36,6 +36,7 @@ METHODS: dict[str, Method] = {
     "views.open": methods_views.views_open,
     "views.push": methods_views.views_push,
     "views.update": methods_views.views_update,
+    "views.publish": methods_views.views_publish,
 }
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 

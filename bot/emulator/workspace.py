@@ -156,6 +156,8 @@ class Workspace:
         self._ephemerals: list[Ephemeral] = []
         self.views: dict[str, list[JSON]] = {}
         self.view_errors_by_user: dict[str, dict[str, str]] = {}
+        # Each user's App Home tab (one published ``home`` view per user), by user id.
+        self.home_views: dict[str, JSON] = {}
         self.clock = TsClock()
         self.add_user(bot_user_id, name=bot_name, real_name=bot_name, is_bot=True)
 
@@ -329,13 +331,29 @@ class Workspace:
         return dict(self.view_errors_by_user.get(user_id, {}))
 
     def find_view(self, view_id: str | None = None, external_id: str | None = None) -> JSON | None:
-        """Any open view by id or external_id, whoever it belongs to."""
+        """Any open modal by id or external_id, whoever it belongs to (Home tabs are
+        found with ``find_home_view``)."""
         for stack in self.views.values():
             for view in stack:
                 if view_id is not None and view["id"] == view_id:
                     return view
                 if external_id and view.get("external_id") == external_id:
                     return view
+        return None
+
+    def home_view(self, user_id: str) -> JSON | None:
+        """The Home tab the bot last published for ``user_id``, or None if it never did."""
+        return self.home_views.get(user_id)
+
+    def find_home_view(
+        self, view_id: str | None = None, external_id: str | None = None
+    ) -> tuple[str, JSON] | None:
+        """``(user_id, view)`` of the Home tab with this id or external_id, if any."""
+        for user_id, view in self.home_views.items():
+            if view_id is not None and view["id"] == view_id:
+                return user_id, view
+            if external_id and view.get("external_id") == external_id:
+                return user_id, view
         return None
 
     def view_owner(self, view_id: str) -> str | None:
