@@ -40,7 +40,11 @@ def _readable(mrkdwn: str) -> str:
 def _render_blocks(blocks: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for block in blocks:
-        if block["type"] == "section":
+        if block["type"] == "header":
+            lines.append(f"== {block['text']['text']} ==")
+        elif block["type"] == "divider":
+            lines.append("────")
+        elif block["type"] == "section":
             lines += _readable(block["text"]["text"]).splitlines()
         elif block["type"] == "context":
             for element in block["elements"]:
@@ -103,10 +107,20 @@ async def run_demo() -> int:
             await driver.submit_view("U0MAYA", {"card": "sandbox:SBX-BOOKS-GBP"})
             summary = await emulator.wait_for_message(_TEAM, "Reward #1")
             _show("#team-wins now shows the request (its thread carries the updates):", summary)
+            confirmation = await emulator.wait_for(
+                lambda: ws.ephemerals("U0MAYA"), 5, "the confirmation"
+            )
+            print("   @maya alone sees, the moment the modal closes:")
+            print(textwrap.indent(_readable(confirmation[-1].text), "   │ "))
 
             _say("3. Each approver gets a private card.")
             card = await emulator.wait_for_dm("U0ARJUN", "asks you to approve")
             _show("@arjun's DM from rewardbot:", card)
+            await driver.open_app_home("U0ARJUN")
+            home = await emulator.wait_for(lambda: ws.home_view("U0ARJUN"), 5, "the App Home")
+            print("   @arjun opens rewardbot's App Home tab (the same buttons work there):")
+            for line in _render_blocks(home["blocks"]):
+                print(textwrap.indent(line, "   │ "))
 
             _say("4. @arjun clicks [Approve]. The bot orders the card from the sandbox provider,")
             print("   which completes it asynchronously, then delivers it.")
@@ -136,13 +150,23 @@ async def run_demo() -> int:
             await driver.submit_view("U0LIN", {"reason": "Already rewarded this month"})
             _show("@maya's DM:", await emulator.wait_for_dm("U0MAYA", "was rejected"))
 
-            _say("6. The audit trail of request #1, from the database:")
+            _say("6. @maya types:  /reward status")
+            await driver.slash_command("U0MAYA", _TEAM, text="status")
+            status = await emulator.wait_for(
+                lambda: [e for e in ws.ephemerals("U0MAYA") if "recent reward" in e.text],
+                5,
+                "the status answer",
+            )
+            print("   Only @maya sees the answer:")
+            print(textwrap.indent(_readable(status[-1].text), "   │ "))
+
+            _say("7. The audit trail of request #1, from the database:")
             for event in await runtime.store.events(1):
                 change = (
                     f"{event.from_status or '·'} → {event.to_status}" if event.to_status else ""
                 )
                 print(
-                    f"   {event.at:%H:%M:%S} {event.kind:<13} {change:<36} by "
+                    f"   {event.at:%H:%M:%S} {event.kind:<16} {change:<36} by "
                     f"{_PEOPLE.get(event.actor, event.actor)}"
                 )
             request = await runtime.store.get(1)
