@@ -29,7 +29,7 @@ class Deadlines:
         request = await self._store.get(job.request_id)
         if request.status not in AWAITING_DECISION:
             return
-        deciders = await self._policy.deciders(request)
+        deciders = await self._policy.batch_deciders(await self._store.batch(request))
         text = slack_views.reminder(request, self._policy.rules.approvals.expire_after_hours)
         reached: list[str] = []
         channel = self._policy.approvals_channel
@@ -52,18 +52,20 @@ class Deadlines:
         await self._store.record_event(request.id, "reminder", SYSTEM_ACTOR, {"approvers": reached})
 
     async def expire(self, job: Job) -> None:
-        """End the request if nobody decided it in time (which releases its budget). A decision
-        racing with this is re-read: a first approval just before does not keep it alive."""
+        """End the request (every request of its batch) if nobody decided it in time, which
+        releases its budget. A decision racing with this is re-read: a first approval just
+        before does not keep it alive."""
         hours = self._policy.rules.approvals.expire_after_hours
-        while True:
-            request = await self._store.get(job.request_id)
-            if request.status not in AWAITING_DECISION:
-                return
-            if await self._store.transition(
-                request.id,
-                request.status,
-                Status.EXPIRED,
-                SYSTEM_ACTOR,
-                detail={"after_hours": hours},
-            ):
-                return
+        for member in await self._store.batch(await self._store.get(job.request_id)):
+            while True:
+                request = await self._store.get(member.id)
+                if request.status not in AWAITING_DECISION:
+                    break
+                if await self._store.transition(
+                    request.id,
+                    request.status,
+                    Status.EXPIRED,
+                    SYSTEM_ACTOR,
+                    detail={"after_hours": hours},
+                ):
+                    break

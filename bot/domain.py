@@ -195,5 +195,7 @@ class RewardRequest(NewRewardRequest):
     # Set when a delivery DM may have been sent: check Slack before sending it again.
     delivery_started_at: datetime | None = None
     summary_permalink: str | None = None
+    # The first request of the submission, when one submission rewarded several people.
+    batch_id: int | None = None
     created_at: datetime
     updated_at: datetime

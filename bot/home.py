@@ -34,11 +34,14 @@ class HomeTab:
         await self._gateway.publish_home(user_id, await self.render(user_id))
 
     async def render(self, user_id: str) -> dict[str, Any]:
-        waiting = [
-            request
-            for request in await self._store.requests_in(AWAITING_DECISION)
-            if user_id in await self._policy.deciders(request)
-        ]
+        waiting = []
+        for request in await self._store.requests_in(AWAITING_DECISION):
+            # A batch is shown, and decided, once: through its first request.
+            if request.batch_id not in (None, request.id):
+                continue
+            batch = await self._store.batch(request)
+            if user_id in await self._policy.batch_deciders(batch):
+                waiting.append(batch)
         own = await self._store.recent_requests_by(user_id, _MAX_OWN)
         budgets: list[TeamSpend] = []
         month = self._policy.month_of(datetime.now(UTC))

@@ -26,7 +26,9 @@ class Notifier:
             await self._announce_new(request)
         else:
             await self._gateway.announce(request, status)
-        if status is Status.AWAITING_SECOND_APPROVAL:
+        # A batch's cards belong to its first request, which is announced with the same change.
+        is_head = request.batch_id in (None, request.id)
+        if status is Status.AWAITING_SECOND_APPROVAL and is_head:
             await self._send_cards(request)
         await self._home.refresh_for(await self._store.get(request.id))
 
@@ -56,12 +58,13 @@ class Notifier:
                     for c in await self._store.approval_cards(request.id)
                     if c.approver_id == channel
                 )
-                mentions = " ".join(f"<@{a}>" for a in await self._policy.deciders(request))
+                deciders = await self._policy.batch_deciders(await self._store.batch(request))
+                mentions = " ".join(f"<@{a}>" for a in deciders)
                 await self._gateway.reply_to(
                     card.channel,
                     card.ts,
                     f"{mentions} {slack_views.second_approval_needed(request)}",
                 )
             return
-        deciders = await self._policy.deciders(request)
+        deciders = await self._policy.batch_deciders(await self._store.batch(request))
         await self._gateway.send_approval_cards(request, [a for a in deciders if a not in carded])

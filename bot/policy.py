@@ -117,6 +117,14 @@ class Policy:
             return [a for a in second if a != request.first_approved_by]
         return await self.first_approvers(request.requester_id, request.recipient_id, request.team)
 
+    async def batch_deciders(self, batch: Sequence[RewardRequest]) -> list[str]:
+        """Who may decide every request of a batch at its stage: a batch is decided at once."""
+        everyone = await self.deciders(batch[0])
+        for member in batch[1:]:
+            allowed = await self.deciders(member)
+            everyone = [a for a in everyone if a in allowed]
+        return everyone
+
     async def reviewers(self, request: RewardRequest) -> list[str]:
         """Who may settle a request that needs review: any approver of it."""
         everyone = await self._everyone_for(

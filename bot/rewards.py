@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +48,8 @@ class RewardDraft(BaseModel):
     message: str | None
     # The date and time picked for delivery (Unix seconds), or ``None`` for as soon as approved.
     deliver_at: int | None = None
+    # Bulk rewards: more people to give the same card and amount, each their own.
+    more_recipient_ids: tuple[str, ...] = ()
 
 
 class RewardService:
@@ -69,13 +73,17 @@ class RewardService:
             log.warning("could not read the policy's user groups: %r", exc)
             return True
 
-    async def request_reward(self, draft: RewardDraft) -> tuple[RewardRequest, bool]:
-        """Validate and store a request; returns it and whether it is new (a resubmission of
-        the same modal returns the stored one). Raises :class:`InvalidRequest`, storing nothing."""
+    async def request_reward(self, draft: RewardDraft) -> tuple[list[RewardRequest], bool]:
+        """Validate and store a request, one per recipient; returns them and whether they are
+        new (a resubmission of the same modal returns the stored ones). Raises
+        :class:`InvalidRequest`, storing nothing."""
         errors: dict[str, str] = {}
-        recipient_error = await self._recipient_error(draft)
+        recipient_error = await self._person_error(draft.requester_id, draft.recipient_id)
         if recipient_error:
             errors["recipient"] = recipient_error
+        extras = [r for r in dict.fromkeys(draft.more_recipient_ids) if r != draft.recipient_id]
+        if extras_error := await self._extras_error(draft.requester_id, extras):
+            errors["more_recipients"] = extras_error
         message = (draft.message or "").strip()
         if not message:
             errors["message"] = "Say what the reward is for."
@@ -105,11 +113,34 @@ class RewardService:
             raise InvalidRequest(errors)
         assert product is not None and face_value is not None and draft.recipient_id
         try:
-            new, limits = await self._apply_policy(
-                draft, message, product, face_value, datetime.now(UTC), deliver_at
-            )
-            return await self._store.create_request(
-                new, draft.submission_key, limits=limits, scheduled=self._deadlines()
+            news: list[NewRewardRequest] = []
+            for recipient in [draft.recipient_id, *extras]:
+                try:
+                    new, limits = await self._apply_policy(
+                        draft, recipient, message, product, face_value, deliver_at
+                    )
+                except InvalidRequest as invalid:
+                    if recipient == draft.recipient_id:
+                        raise
+                    # The recipient-specific refusals of an extra person belong to their field.
+                    raise InvalidRequest(
+                        {
+                            ("more_recipients" if k == "recipient" else k): v
+                            for k, v in invalid.field_errors.items()
+                        }
+                    ) from None
+                news.append(new)
+            if len(news) > 1 and not await self._policy.batch_deciders(
+                [_as_pending(n) for n in news]
+            ):
+                raise InvalidRequest(
+                    {
+                        "more_recipients": "Nobody can approve all of these rewards together "
+                        "(an approver is also a recipient). Request them separately."
+                    }
+                )
+            return await self._store.create_requests(
+                news, draft.submission_key, limits=limits, scheduled=self._deadlines()
             )
         except OverBudget as over:
             raise InvalidRequest({"amount": str(over)}) from None
@@ -125,18 +156,19 @@ class RewardService:
     async def _apply_policy(
         self,
         draft: RewardDraft,
+        recipient_id: str,
         message: str,
         product: Product,
         face_value: Money,
-        now: datetime,
         deliver_at: datetime | None,
     ) -> tuple[NewRewardRequest, list[BudgetLimit]]:
-        """Route the request and check its limits; raises :class:`InvalidRequest`."""
-        assert draft.recipient_id is not None
+        """Route the request for ``recipient_id`` and check its limits; raises
+        :class:`InvalidRequest`."""
         policy, rules = self._policy, self._policy.rules
+        now = datetime.now(UTC)
         errors: dict[str, str] = {}
         team = await policy.team_of(draft.requester_id)
-        first = await policy.first_approvers(draft.requester_id, draft.recipient_id, team)
+        first = await policy.first_approvers(draft.requester_id, recipient_id, team)
         if not first:
             errors["recipient"] = (
                 "No approver other than you and the recipient is configured, so nobody could "
@@ -157,7 +189,7 @@ class RewardService:
             errors["amount"] = f"A single reward can be at most {maximum}{converted}."
         approvals_required = policy.approvals_required(budget_amount)
         if first and approvals_required > 1:
-            second = await policy.second_approvers(draft.requester_id, draft.recipient_id, team)
+            second = await policy.second_approvers(draft.requester_id, recipient_id, team)
             if not any(a != b for a in first for b in second):
                 errors["amount"] = (
                     f"Rewards above {policy.money(rules.approvals.second_approval_above)} need "
@@ -168,7 +200,7 @@ class RewardService:
             raise InvalidRequest(errors)
         new = NewRewardRequest(
             requester_id=draft.requester_id,
-            recipient_id=draft.recipient_id,
+            recipient_id=recipient_id,
             origin_channel_id=draft.origin_channel_id,
             face_value=face_value,
             provider=product.provider,
@@ -205,16 +237,25 @@ class RewardService:
             deadlines[JobKind.EXPIRE] = now + timedelta(hours=approvals.expire_after_hours)
         return deadlines
 
-    async def _recipient_error(self, draft: RewardDraft) -> str | None:
-        if not draft.recipient_id:
+    async def _extras_error(self, requester_id: str, extras: list[str]) -> str | None:
+        if len(extras) + 1 > slack_views.MAX_RECIPIENTS:
+            return f"Reward at most {slack_views.MAX_RECIPIENTS} people in one request."
+        for extra in extras:
+            if problem := await self._person_error(requester_id, extra):
+                try:
+                    name = (await self._gateway.user(extra)).display_name
+                except UnknownUser:
+                    name = extra
+                return f"{name}: {problem}"
+        return None
+
+    async def _person_error(self, requester_id: str, recipient_id: str | None) -> str | None:
+        if not recipient_id:
             return "Pick who receives the reward."
-        if (
-            draft.recipient_id == draft.requester_id
-            and not self._policy.rules.approvals.allow_self_reward
-        ):
+        if recipient_id == requester_id and not self._policy.rules.approvals.allow_self_reward:
             return "You cannot reward yourself."
         try:
-            recipient = await self._gateway.user(draft.recipient_id)
+            recipient = await self._gateway.user(recipient_id)
         except UnknownUser:
             return "That person is not in this workspace."
         if recipient.is_bot or recipient.id == _SLACKBOT:
@@ -243,21 +284,63 @@ class RewardService:
             raise NotAllowed(refusal)
 
     async def approve(self, request_id: int, actor: str) -> RewardRequest:
-        """Record an approval. The last approval needed queues the fulfilment, in the same
-        transaction; a first of two waits for a different approver."""
+        """Record an approval (of the whole batch). The last approval needed queues the
+        fulfilment, in the same transaction; a first of two waits for a different approver."""
+        return await self._decide_batch(request_id, actor, self._approve_one)
+
+    async def reject(self, request_id: int, actor: str, reason: str | None) -> RewardRequest:
+        """Record the rejection of the whole batch (announcements are queued with it)."""
+        reason = (reason or "").strip()[: slack_views.REASON_MAX_CHARS] or None
+
+        async def reject_one(request: RewardRequest, actor: str) -> RewardRequest:
+            won = await self._store.transition(
+                request.id,
+                request.status,
+                Status.REJECTED,
+                actor,
+                detail={"reason": reason} if reason else None,
+                decided_by=actor,
+                decision_reason=reason,
+            )
+            return await self._decided(request.id, actor, won)
+
+        return await self._decide_batch(request_id, actor, reject_one)
+
+    async def _decide_batch(
+        self,
+        request_id: int,
+        actor: str,
+        decide: Callable[[RewardRequest, str], Awaitable[RewardRequest]],
+    ) -> RewardRequest:
+        """Decide a request and the rest of its batch, which are decided together: the actor
+        must be allowed to decide every one of them before anything changes."""
         request = await self.decidable(request_id, actor)
+        others = [m for m in await self._store.batch(request) if m.id != request.id]
+        for member in others:
+            if member.status in AWAITING_DECISION:
+                await self._refuse_unless_allowed(member, actor)
+        decided = await decide(request, actor)
+        for member in others:
+            current = await self._store.get(member.id)
+            if current.status is request.status:
+                # Each change is guarded on its own; one lost to a race changes nothing.
+                with contextlib.suppress(AlreadyDecided):
+                    await decide(current, actor)
+        return decided
+
+    async def _approve_one(self, request: RewardRequest, actor: str) -> RewardRequest:
         if request.status is Status.PENDING_APPROVAL and request.approvals_required > 1:
             won = await self._store.transition(
-                request_id,
+                request.id,
                 Status.PENDING_APPROVAL,
                 Status.AWAITING_SECOND_APPROVAL,
                 actor,
                 detail={"approval": "first of two"},
                 first_approved_by=actor,
             )
-            return await self._decided(request_id, actor, won)
+            return await self._decided(request.id, actor, won)
         won = await self._store.transition(
-            request_id,
+            request.id,
             request.status,
             Status.APPROVED,
             actor,
@@ -268,28 +351,14 @@ class RewardService:
             decided_by=actor,
             # Created and stored with the approval, before any provider call, so every retry
             # of this order (after a timeout, a crash, a restart) reuses it.
-            idempotency_key=_new_idempotency_key(request_id),
+            idempotency_key=_new_idempotency_key(request.id),
         )
-        return await self._decided(request_id, actor, won)
-
-    async def reject(self, request_id: int, actor: str, reason: str | None) -> RewardRequest:
-        """Record the rejection (its announcement is queued with it)."""
-        request = await self.decidable(request_id, actor)
-        reason = (reason or "").strip()[: slack_views.REASON_MAX_CHARS] or None
-        won = await self._store.transition(
-            request_id,
-            request.status,
-            Status.REJECTED,
-            actor,
-            detail={"reason": reason} if reason else None,
-            decided_by=actor,
-            decision_reason=reason,
-        )
-        return await self._decided(request_id, actor, won)
+        return await self._decided(request.id, actor, won)
 
     async def cancel(self, request_id: int, actor: str) -> RewardRequest:
-        """The requester withdraws a request nobody has finished deciding, or a scheduled
-        reward the bot has not started ordering (the guarded change races the order fairly)."""
+        """The requester withdraws a request (with its batch) nobody has finished deciding,
+        or a scheduled reward the bot has not started ordering (the guarded change races the
+        order fairly)."""
         request = await self._store.get(request_id)
         if actor != request.requester_id:
             raise NotAllowed("Only the person who asked for this reward can cancel it.")
@@ -301,10 +370,17 @@ class RewardService:
                     request.status,
                 )
             raise _already_decided(request, actor)
-        won = await self._store.transition(
-            request_id, request.status, Status.CANCELLED, actor, detail={"by": "requester"}
-        )
-        return await self._decided(request_id, actor, won)
+        cancelled = None
+        for member in await self._store.batch(request):
+            current = await self._store.get(member.id)
+            if not slack_views.can_cancel(current):
+                continue  # a member already being ordered goes on
+            won = await self._store.transition(
+                current.id, current.status, Status.CANCELLED, actor, detail={"by": "requester"}
+            )
+            if current.id == request.id:
+                cancelled = await self._decided(request.id, actor, won)
+        return cancelled or await self._store.get(request.id)
 
     async def order_again(self, request_id: int, actor: str) -> RewardRequest:
         """After review found no card was issued: order again, under a new idempotency key
@@ -398,17 +474,18 @@ class RewardService:
             raise _already_decided(request, actor)
         return request
 
-    async def confirm_submitted(self, request: RewardRequest) -> None:
+    async def confirm_submitted(self, batch: list[RewardRequest]) -> None:
         """Tell the requester, the moment the modal closes, who decides and what happens next."""
+        request = batch[0]
         try:
-            deciders = await self._policy.deciders(request)
+            deciders = await self._policy.batch_deciders(batch)
         except SLACK_FAILURES as exc:
             log.warning("could not read the policy's user groups: %r", exc)
             deciders = []
         await self.tell(
             request.origin_channel_id,
             request.requester_id,
-            slack_views.submitted(request, deciders),
+            slack_views.submitted(request, deciders, len(batch)),
         )
 
     async def tell(self, channel: str, user_id: str, text: str) -> None:
@@ -445,6 +522,14 @@ def _delivery_time(epoch: int) -> tuple[datetime | None, str | None]:
     if when > now + _LATEST_SCHEDULE:
         return None, "Pick a time within the next year."
     return when, None
+
+
+def _as_pending(new: NewRewardRequest) -> RewardRequest:
+    """A request as it will be stored, to ask the policy about it before storing it."""
+    now = datetime.now(UTC)
+    return RewardRequest(
+        **new.model_dump(), id=0, status=Status.PENDING_APPROVAL, created_at=now, updated_at=now
+    )
 
 
 def _face_value(product: Product, amount_text: str) -> Money:

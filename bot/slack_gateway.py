@@ -125,7 +125,7 @@ class SlackGateway:
 
     async def post_summary(self, request: RewardRequest) -> RewardRequest:
         """Post the request's summary where ``/reward`` was typed, else in the requester's DM."""
-        text, blocks = slack_views.request_summary(request)
+        text, blocks = slack_views.request_summary(request, await self._store.batch(request))
         try:
             posted = await self.client.chat_postMessage(
                 channel=request.origin_channel_id, text=text, blocks=blocks
@@ -157,7 +157,7 @@ class SlackGateway:
 
     async def post_approval_card(self, request: RewardRequest, channel: str) -> None:
         """Post the card in an approvals channel, where any of the request's approvers decides."""
-        text, blocks = slack_views.approval_card(request)
+        text, blocks = slack_views.approval_card(request, await self._store.batch(request))
         posted = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
         await self._store.add_approval_card(
             request.id, channel, str(posted["channel"]), str(posted["ts"])
@@ -166,7 +166,7 @@ class SlackGateway:
     async def send_approval_cards(self, request: RewardRequest, approvers: list[str]) -> None:
         """DM each approver a card. One unreachable approver does not keep the others from
         deciding; the first failure is raised afterwards so the job retries the missing ones."""
-        text, blocks = slack_views.approval_card(request)
+        text, blocks = slack_views.approval_card(request, await self._store.batch(request))
         failures: list[Exception] = []
         for approver in approvers:
             try:
@@ -186,14 +186,15 @@ class SlackGateway:
 
     async def refresh(self, request: RewardRequest) -> None:
         """Re-render the summary and every approval card from the request's current state."""
-        # Re-read, so a slow caller never paints an older status over a newer one.
-        request = await self._store.get(request.id)
+        # Re-read, so a slow caller never paints an older status over a newer one. A batch's
+        # messages belong to its first request and show every recipient.
+        request = await self.thread_head(await self._store.get(request.id))
+        batch = await self._store.batch(request)
         targets: list[tuple[str, str, tuple[str, list[dict[str, Any]]]]] = []
         if request.summary_channel and request.summary_ts:
-            targets.append(
-                (request.summary_channel, request.summary_ts, slack_views.request_summary(request))
-            )
-        card = slack_views.approval_card(request)
+            summary = slack_views.request_summary(request, batch)
+            targets.append((request.summary_channel, request.summary_ts, summary))
+        card = slack_views.approval_card(request, batch)
         targets.extend(
             (c.channel, c.ts, card) for c in await self._store.approval_cards(request.id)
         )
@@ -270,13 +271,23 @@ class SlackGateway:
             if not cursor:
                 return False
 
+    async def thread_head(self, request: RewardRequest) -> RewardRequest:
+        """The request whose summary and cards show ``request``: itself, or its batch's first."""
+        if request.batch_id is None or request.batch_id == request.id:
+            return request
+        return await self._store.get(request.batch_id)
+
     async def announce(self, request: RewardRequest, status: Status) -> None:
         """Show that ``request`` reached ``status``: every message of it re-rendered, a thread
         reply, and the requester told once it settles. Raises on a Slack failure, so the
         notification job is retried; the message updates alone are best effort."""
         await self.refresh(request)
         shown = request.model_copy(update={"status": status})
-        await self.reply_in_thread(shown, slack_views.thread_update(shown))
+        head = await self.thread_head(request)
+        update = slack_views.thread_update(shown)
+        if head.id != request.id:
+            update = f"<@{request.recipient_id}>'s card: {update}"
+        await self.reply_in_thread(head, update)
         # A requester who cancelled knows; the thread reply is enough.
         if (status.is_settled and status is not Status.CANCELLED) or status is Status.NEEDS_REVIEW:
             await self.dm(request.requester_id, slack_views.requester_update(shown))

@@ -35,6 +35,8 @@ RESEND_ACTION = "resend_card"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
 MESSAGE_MAX_CHARS = 1000
+# People rewarded by one request (a bulk reward): the recipient and up to 19 more.
+MAX_RECIPIENTS = 20
 REASON_MAX_CHARS = 500
 # Slack shows at most 100 options in a select.
 MAX_SELECT_OPTIONS = 100
@@ -170,6 +172,21 @@ def reward_modal(
             },
             {
                 "type": "input",
+                "block_id": "more_recipients",
+                "optional": True,
+                "label": _plain("Also reward (optional)"),
+                "hint": _plain(
+                    "Each person gets their own card for the same amount, approved together."
+                ),
+                "element": {
+                    "type": "multi_users_select",
+                    "action_id": INPUT_ACTION,
+                    "placeholder": _plain("More people"),
+                    "max_selected_items": MAX_RECIPIENTS - 1,
+                },
+            },
+            {
+                "type": "input",
                 "block_id": "card",
                 "label": _plain("Card type"),
                 "element": card,
@@ -274,33 +291,69 @@ def status_line(request: RewardRequest) -> str:
     return line
 
 
-def _details(request: RewardRequest) -> list[Block]:
+def _details(request: RewardRequest, batch: Sequence[RewardRequest]) -> list[Block]:
+    if len(batch) < 2:
+        return [
+            _mrkdwn_section(f"{request_headline(request)}\n{_quote(request.message)}"),
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": status_line(request)}]},
+        ]
+    # One line per recipient: after approval each card is ordered and delivered on its own.
+    rows = "\n".join(f"• <@{m.recipient_id}>: {status_line(m)}" for m in batch)
     return [
-        _mrkdwn_section(f"{request_headline(request)}\n{_quote(request.message)}"),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": status_line(request)}]},
+        _mrkdwn_section(f"{batch_headline(batch)}\n{_quote(request.message)}"),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": rows[:2900]}]},
     ]
 
 
-def request_summary(request: RewardRequest) -> tuple[str, list[Block]]:
-    """The channel message that is the request's thread; kept current with ``chat.update``."""
-    text = (
-        f"Reward #{request.id}: <@{request.requester_id}> → <@{request.recipient_id}>, "
-        f"{request.face_value} {request.product_name}. {_STATUS_LINES[request.status]}"
+def batch_headline(batch: Sequence[RewardRequest]) -> str:
+    first = batch[0]
+    people = ", ".join(f"<@{m.recipient_id}>" for m in batch)
+    return (
+        f"*Rewards #{first.id}-#{batch[-1].id}*: <@{first.requester_id}> → {people}, "
+        f"*{first.face_value} each* {escape(first.product_name)}"
     )
-    blocks = _details(request)
+
+
+def _subject(request: RewardRequest, batch: Sequence[RewardRequest]) -> str:
+    if len(batch) < 2:
+        return (
+            f"reward #{request.id}: {request.face_value} {request.product_name} for "
+            f"<@{request.recipient_id}>"
+        )
+    return (
+        f"rewards #{batch[0].id}-#{batch[-1].id}: {request.face_value} "
+        f"{request.product_name} each for {len(batch)} people"
+    )
+
+
+def request_summary(
+    request: RewardRequest, batch: Sequence[RewardRequest] = ()
+) -> tuple[str, list[Block]]:
+    """The channel message that is the request's (or batch's) thread; kept current with
+    ``chat.update``."""
+    batch = batch or [request]
+    if len(batch) < 2:
+        text = (
+            f"Reward #{request.id}: <@{request.requester_id}> → <@{request.recipient_id}>, "
+            f"{request.face_value} {request.product_name}. {_STATUS_LINES[request.status]}"
+        )
+    else:
+        text = f"<@{request.requester_id}> asks for {_subject(request, batch)}."
+    blocks = _details(request, batch)
     if can_cancel(request):
         # Everyone in the channel sees it; only the requester's click is accepted.
         blocks.append(_buttons(request, (CANCEL_ACTION, "Cancel request", None)))
     return text, blocks
 
 
-def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
-    """An approver's DM: details plus Approve / Reject while the request is pending."""
-    text = (
-        f"<@{request.requester_id}> asks you to approve reward #{request.id}: "
-        f"{request.face_value} {request.product_name} for <@{request.recipient_id}>."
-    )
-    blocks = _details(request)
+def approval_card(
+    request: RewardRequest, batch: Sequence[RewardRequest] = ()
+) -> tuple[str, list[Block]]:
+    """An approver's card: details, Approve / Reject while undecided (for the whole batch),
+    then whatever each recipient's order needs from an approver (review, retry)."""
+    batch = batch or [request]
+    text = f"<@{request.requester_id}> asks you to approve {_subject(request, batch)}."
+    blocks = _details(request, batch)
     if request.status is Status.AWAITING_SECOND_APPROVAL:
         blocks.append(
             _mrkdwn_section(
@@ -314,18 +367,24 @@ def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
                 request, (APPROVE_ACTION, "Approve", "primary"), (REJECT_ACTION, "Reject", "danger")
             )
         )
-    elif request.status is Status.NEEDS_REVIEW:
-        blocks.append(
-            _mrkdwn_section(
-                f"*This reward needs a check with {escape(request.provider)}.* "
-                + (
-                    "If no card was issued, order it again"
-                    if request.provider_order_id is None
-                    else f"Once order {escape(request.provider_order_id)} is sorted out, "
-                    "check it again to deliver it"
-                )
-                + "; if it was settled by hand, mark it resolved."
+    for member in batch:
+        blocks += _recovery_blocks(member, len(batch) > 1)
+    return text, blocks
+
+
+def _recovery_blocks(request: RewardRequest, name_recipient: bool) -> list[Block]:
+    """What an approver can do about one order that needs review or failed."""
+    whose = f"<@{request.recipient_id}>'s card: " if name_recipient else ""
+    if request.status is Status.NEEDS_REVIEW:
+        advice = _mrkdwn_section(
+            f"{whose}*This reward needs a check with {escape(request.provider)}.* "
+            + (
+                "If no card was issued, order it again"
+                if request.provider_order_id is None
+                else f"Once order {escape(request.provider_order_id)} is sorted out, "
+                "check it again to deliver it"
             )
+            + "; if it was settled by hand, mark it resolved."
         )
         # An order id means the card may exist: never offer to buy it again.
         retry = (
@@ -333,10 +392,11 @@ def approval_card(request: RewardRequest) -> tuple[str, list[Block]]:
             if request.provider_order_id is None
             else (CHECK_AGAIN_ACTION, "Check again", "primary")
         )
-        blocks.append(_buttons(request, retry, (RESOLVE_ACTION, "Mark resolved", None)))
-    elif request.status is Status.FAILED:
-        blocks.append(_buttons(request, (RETRY_ACTION, "Retry the order", "primary")))
-    return text, blocks
+        return [advice, _buttons(request, retry, (RESOLVE_ACTION, "Mark resolved", None))]
+    if request.status is Status.FAILED:
+        blocks = [_mrkdwn_section(f"{whose}the order failed.")] if name_recipient else []
+        return [*blocks, _buttons(request, (RETRY_ACTION, "Retry the order", "primary"))]
+    return []
 
 
 def _buttons(request: RewardRequest, *buttons: tuple[str, str, str | None]) -> Block:
@@ -406,7 +466,7 @@ def thread_update(request: RewardRequest) -> str:
 
 
 def home_view(
-    waiting: Sequence[RewardRequest],
+    waiting: Sequence[Sequence[RewardRequest]],
     own: Sequence[RewardRequest],
     budgets: Sequence[str],
     month: str,
@@ -415,8 +475,8 @@ def home_view(
     blocks: list[Block] = [{"type": "header", "text": _plain("Rewards")}]
     if waiting:
         blocks.append(_mrkdwn_section(f"*Waiting for your decision* ({len(waiting)})"))
-        for request in waiting:
-            _, card = approval_card(request)
+        for batch in waiting:
+            _, card = approval_card(batch[0], batch)
             blocks += card
             blocks.append({"type": "divider"})
     blocks.append(_mrkdwn_section("*Your recent requests*"))
@@ -495,7 +555,7 @@ def event_line(event: Event) -> str:
     return f"{when} · {what} · {who}"
 
 
-def submitted(request: RewardRequest, deciders: Sequence[str]) -> str:
+def submitted(request: RewardRequest, deciders: Sequence[str], people: int = 1) -> str:
     """The requester's private confirmation, the moment the modal closes."""
     who = " or ".join(f"<@{a}>" for a in deciders) or "an approver"
     steps = (
@@ -509,9 +569,15 @@ def submitted(request: RewardRequest, deciders: Sequence[str]) -> str:
         if request.deliver_at
         else "sent privately to the recipient"
     )
+    what = (
+        f"reward #{request.id} ({request.face_value} {escape(request.product_name)} for "
+        f"<@{request.recipient_id}>)"
+        if people < 2
+        else f"rewards #{request.id}-#{request.id + people - 1} ({request.face_value} "
+        f"{escape(request.product_name)} each for {people} people, decided together)"
+    )
     return (
-        f":white_check_mark: Your reward #{request.id} ({request.face_value} "
-        f"{escape(request.product_name)} for <@{request.recipient_id}>) {steps}. Its thread "
+        f":white_check_mark: Your {what} {steps}. Its thread "
         "shows every step, and you can cancel it there until it is decided. Once approved, "
         f"the card is {delivery}."
     )

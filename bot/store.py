@@ -126,6 +126,11 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE reward_requests ADD COLUMN deliver_at TEXT;
     """,
+    # Bulk rewards: the requests of one submission, decided together, shown in one thread.
+    """
+    ALTER TABLE reward_requests ADD COLUMN batch_id INTEGER REFERENCES reward_requests(id);
+    CREATE INDEX reward_requests_batch ON reward_requests(batch_id);
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -250,6 +255,7 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         first_approved_by=row["first_approved_by"],
         summary_permalink=row["summary_permalink"],
         deliver_at=datetime.fromisoformat(row["deliver_at"]) if row["deliver_at"] else None,
+        batch_id=row["batch_id"],
         decided_by=row["decided_by"],
         decision_reason=row["decision_reason"],
         failure_reason=row["failure_reason"],
@@ -360,12 +366,27 @@ class Store:
         limits: Sequence[BudgetLimit] = (),
         scheduled: Mapping[JobKind, datetime] | None = None,
     ) -> tuple[RewardRequest, bool]:
-        """Store a new request; returns it and whether it is new. A second submission with
-        the same ``submission_key`` returns the first one's request instead.
+        """One request: see :meth:`create_requests`."""
+        stored, is_new = await self.create_requests(
+            [new], submission_key, limits=limits, scheduled=scheduled
+        )
+        return stored[0], is_new
 
-        Storing reserves the request's budget amount: it counts against each of ``limits``
-        until the request ends without a purchase. Raises :class:`OverBudget` if it does not
-        fit. ``scheduled`` jobs (reminder, expiry) are queued to run at their times.
+    async def create_requests(
+        self,
+        news: Sequence[NewRewardRequest],
+        submission_key: str,
+        *,
+        limits: Sequence[BudgetLimit] = (),
+        scheduled: Mapping[JobKind, datetime] | None = None,
+    ) -> tuple[list[RewardRequest], bool]:
+        """Store the requests of one submission, all or none; returns them and whether they
+        are new. A second submission with the same ``submission_key`` returns the first one's.
+
+        Several requests (one per recipient) form a batch led by the first: one announcement,
+        one decision. Storing reserves their budget amounts, which count against each of
+        ``limits`` until a request ends without a purchase; raises :class:`OverBudget` if
+        they do not all fit. ``scheduled`` jobs (reminder, expiry) are queued for the first.
         """
         now = _now()
         async with self._transaction() as db:
@@ -374,31 +395,47 @@ class Store:
             found = await _rows(
                 db, "SELECT id FROM reward_requests WHERE submission_key = ?", (submission_key,)
             )
-            existing = found[0] if found else None
+            existing = int(found[0][0]) if found else None
             if existing is None:
                 for limit in limits:
-                    await self._check_budget(db, new, limit)
-                request_id = await self._insert_request(db, new, submission_key, now)
-                for kind, when in (scheduled or {}).items():
-                    await self._insert_job(
-                        db, kind, request_id, {}, now, run_after=_timestamp(when)
+                    await self._check_budget(db, news, limit)
+                head = await self._insert_request(db, news[0], submission_key, now, None)
+                for number, new in enumerate(news[1:], start=2):
+                    await self._insert_request(db, new, f"{submission_key}#{number}", now, head)
+                if len(news) > 1:
+                    await db.execute(
+                        "UPDATE reward_requests SET batch_id = ? WHERE id = ?", (head, head)
                     )
+                for kind, when in (scheduled or {}).items():
+                    await self._insert_job(db, kind, head, {}, now, run_after=_timestamp(when))
         if existing is not None:
-            return await self.get(int(existing[0])), False
+            return await self.batch(await self.get(existing)), False
         self._jobs_queued()
-        return await self.get(request_id), True
+        return await self.batch(await self.get(head)), True
+
+    async def batch(self, request: RewardRequest) -> list[RewardRequest]:
+        """The requests submitted together with ``request`` (itself included), first first."""
+        if request.batch_id is None:
+            return [request]
+        rows = await self._fetch(
+            "SELECT * FROM reward_requests WHERE batch_id = ? ORDER BY id", (request.batch_id,)
+        )
+        return [_row_to_request(row) for row in rows]
 
     async def _check_budget(
-        self, db: aiosqlite.Connection, new: NewRewardRequest, limit: BudgetLimit
+        self, db: aiosqlite.Connection, news: Sequence[NewRewardRequest], limit: BudgetLimit
     ) -> None:
-        assert new.budget_amount is not None and new.budget_month is not None
-        used = await self._reserved(db, new.budget_month, limit, new.requester_id)
-        if used + new.budget_amount.amount <= limit.limit.amount:
+        """All of ``news`` (one requester, one month) must fit in what ``limit`` has left."""
+        month_key = news[0].budget_month
+        assert month_key is not None
+        amount = sum((n.budget_amount.amount for n in news if n.budget_amount), Decimal(0))
+        used = await self._reserved(db, month_key, limit, news[0].requester_id)
+        if used + amount <= limit.limit.amount:
             return
         left = Money(
             amount=max(limit.limit.amount - used, Decimal(0)), currency=limit.limit.currency
         )
-        month = datetime.strptime(new.budget_month, "%Y-%m").strftime("%B %Y")
+        month = datetime.strptime(month_key, "%Y-%m").strftime("%B %Y")
         raise OverBudget(
             f"This would take {limit.owner} {month} rewards over budget: {left} left "
             f"of {limit.limit}."
@@ -420,16 +457,22 @@ class Store:
         return sum((Decimal(row[0]) for row in rows), Decimal(0))
 
     async def _insert_request(
-        self, db: aiosqlite.Connection, new: NewRewardRequest, submission_key: str, now: str
+        self,
+        db: aiosqlite.Connection,
+        new: NewRewardRequest,
+        submission_key: str,
+        now: str,
+        batch_id: int | None,
     ) -> int:
-        """The new request, its audit event and its announcement, in the caller's transaction."""
+        """The new request and its audit event, in the caller's transaction, and its
+        announcement unless it joins a batch (the batch's first request announces them all)."""
         budget = new.budget_amount
         cursor = await db.execute(
             """INSERT INTO reward_requests (requester_id, recipient_id, origin_channel_id,
                    amount, currency, provider, product_id, product_name, message, status,
                    submission_key, team, approvals_required, budget_amount, budget_currency,
-                   budget_month, deliver_at, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   budget_month, deliver_at, batch_id, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 new.requester_id,
                 new.recipient_id,
@@ -448,6 +491,7 @@ class Store:
                 budget.currency if budget else None,
                 new.budget_month,
                 _timestamp(new.deliver_at) if new.deliver_at else None,
+                batch_id,
                 now,
                 now,
             ),
@@ -461,12 +505,13 @@ class Store:
             None,
             Status.PENDING_APPROVAL,
             new.requester_id,
-            {"team": new.team, "approvals_required": new.approvals_required},
+            {"team": new.team, "approvals_required": new.approvals_required, "batch": batch_id},
             now,
         )
-        await self._insert_job(
-            db, JobKind.NOTIFY, request_id, {"status": Status.PENDING_APPROVAL}, now
-        )
+        if batch_id is None:
+            await self._insert_job(
+                db, JobKind.NOTIFY, request_id, {"status": Status.PENDING_APPROVAL}, now
+            )
         return request_id
 
     async def get(self, request_id: int) -> RewardRequest:
@@ -543,7 +588,7 @@ class Store:
                 current = _row_to_request(row) if row else None
                 if current is not None and current.status is from_:
                     for limit in reserve:
-                        await self._check_budget(db, current, limit)
+                        await self._check_budget(db, [current], limit)
             cursor = await db.execute(
                 f"UPDATE reward_requests SET status = ?, updated_at = ?{assignments} "  # noqa: S608
                 "WHERE id = ? AND status = ?",

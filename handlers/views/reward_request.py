@@ -19,6 +19,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         recipient, card = submission.input("recipient"), submission.input("card")
         amount, message = submission.input("amount"), submission.input("message")
         deliver_at = submission.input("deliver_at")
+        more = submission.input("more_recipients")
         draft = RewardDraft(
             requester_id=submission.user.id,
             origin_channel_id=metadata.channel_id,
@@ -28,9 +29,10 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             amount_text=amount.value if amount else None,
             message=message.value if message else None,
             deliver_at=deliver_at.selected_date_time if deliver_at else None,
+            more_recipient_ids=tuple(more.selected_users or ()) if more else (),
         )
         try:
-            request, is_new = await deps.rewards.request_reward(draft)
+            batch, is_new = await deps.rewards.request_reward(draft)
         except InvalidRequest as invalid:
             # The field names of RewardDraft errors are the modal's block ids.
             await ack(response_action="errors", errors=invalid.field_errors)
@@ -39,4 +41,4 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         # of the same modal found the stored request and queued nothing.
         await ack()
         if is_new:
-            await deps.rewards.confirm_submitted(request)
+            await deps.rewards.confirm_submitted(batch)

@@ -57,7 +57,9 @@ def approvers_for(requester: str, recipient: str, approvers: tuple[str, ...]) ->
     return [a for a in approvers if a not in (requester, recipient)]
 
 
-INPUT_BLOCKS = frozenset({"recipient", "card", "amount", "message", "deliver_at"})
+INPUT_BLOCKS = frozenset(
+    {"recipient", "more_recipients", "card", "amount", "message", "deliver_at"}
+)
 ALL_STATUSES = frozenset(Status)
 # How long a visible outcome may take: the bot acks at once and works on after the ack.
 OUTCOME_TIMEOUT = 3.0

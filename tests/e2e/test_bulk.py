@@ -1,0 +1,146 @@
+"""Bulk rewards: several people in one request, one thread, one decision, one card each."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.domain import Status
+from bot.emulator import SlackEmulator
+from bot.emulator.workspace import Message
+from bot.slack_views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
+from providers.base import OrderRequest, OrderResult
+from providers.errors import OrderDeclined
+from providers.sandbox import SandboxProvider
+from tests.e2e.conftest import (
+    ARJUN,
+    GOOD_VALUES,
+    HELPER_BOT,
+    JANE,
+    LIN,
+    MAYA,
+    OMAR,
+    TEAM,
+    Stack,
+    sandbox_stack,
+)
+from tests.e2e.test_policy import policy_stack
+
+BULK = {**GOOD_VALUES, "more_recipients": [OMAR, LIN]}
+
+
+def redeem_urls(stack: Stack, user: str) -> list[str]:
+    return [
+        str(element["url"])
+        for message in stack.ws.dm_messages(user)
+        for block in message.blocks or []
+        for element in block.get("elements", [])
+        if element.get("action_id") == "redeem"
+    ]
+
+
+def top_level(stack: Stack) -> list[Message]:
+    return [m for m in stack.ws.messages(TEAM) if m.thread_ts in (None, m.ts)]
+
+
+async def test_one_request_one_approval_each_recipient_their_own_card(stack: Stack) -> None:
+    await stack.request_reward(BULK)
+    # Lin is a recipient, so only Arjun can approve all three: one card, one summary.
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+    await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+    assert not [m for m in stack.ws.dm_messages(LIN) if "asks you to approve" in m.text]
+    [summary] = top_level(stack)
+    assert "Rewards #1-#3" in str(summary.blocks) and "25.00 GBP each" in str(summary.blocks)
+    assert "rewards #1-#3" in stack.ws.ephemerals(MAYA)[0].text  # the confirmation
+
+    await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+    for request_id in (1, 2, 3):
+        await stack.wait_status(request_id, Status.FULFILLED)
+    assert stack.sandbox.order_count == 3
+    urls = [redeem_urls(stack, who) for who in (JANE, OMAR, LIN)]
+    assert all(len(u) == 1 for u in urls) and len({u[0] for u in urls}) == 3
+    everywhere_else = stack.everything_visible_outside(JANE)
+    assert urls[0][0] not in everywhere_else
+    await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+    [summary] = top_level(stack)
+    rows = str(summary.blocks)
+    for who in (JANE, OMAR, LIN):
+        assert f"<@{who}>: :gift: Delivered" in rows
+    replies = [m.text for m in stack.ws.thread_replies(TEAM, summary.ts)]
+    assert any(r.startswith(f"<@{OMAR}>'s card: :gift: Delivered") for r in replies)
+    assert {e.actor for i in (1, 2, 3) for e in await stack.runtime.store.events(i)} >= {ARJUN}
+
+
+class _DeclinesOmar(SandboxProvider):
+    async def place_order(self, order: OrderRequest) -> OrderResult:
+        if order.recipient.slack_user_id == OMAR:
+            raise OrderDeclined("The issuer declined this card.")
+        return await super().place_order(order)
+
+
+async def test_partial_failure_is_reported_per_recipient_and_retried_alone(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    async with sandbox_stack(emulator, database, _DeclinesOmar(completion_delay=0.05)) as stack:
+        await stack.request_reward(BULK)
+        await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await stack.wait_status(2, Status.FAILED)
+        await stack.wait_status(1, Status.FULFILLED)
+        await stack.wait_status(3, Status.FULFILLED)
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+        [summary] = top_level(stack)
+        assert f"<@{OMAR}>: :x: Failed" in str(summary.blocks)
+        card = stack.approval_card(ARJUN)
+        assert f"<@{OMAR}>'s card: the order failed" in str(card.blocks)
+        # The retry button names Omar's request only.
+        _DeclinesOmar.place_order = SandboxProvider.place_order  # type: ignore[method-assign]
+        await stack.click(ARJUN, card, RETRY_ACTION)
+        await stack.wait_status(2, Status.FULFILLED)
+        assert stack.sandbox.order_count == 3 and len(redeem_urls(stack, OMAR)) == 1
+
+
+async def test_one_rejection_or_cancellation_covers_the_whole_request(stack: Stack) -> None:
+    await stack.request_reward({**GOOD_VALUES, "more_recipients": [OMAR]})
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(LIN), 5, "Lin's card")
+    await stack.click(LIN, stack.approval_card(LIN), REJECT_ACTION)
+    await stack.emulator.wait_for(lambda: stack.ws.current_view(LIN), 5, "the reason modal")
+    await stack.emulator.driver.submit_view(LIN, {"reason": "One at a time"})
+    for request_id in (1, 2):
+        await stack.wait_status(request_id, Status.REJECTED)
+
+    await stack.request_reward({**GOOD_VALUES, "amount": "30", "more_recipients": [OMAR]})
+    await stack.wait_status(4, Status.PENDING_APPROVAL)
+    await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+    await stack.click(MAYA, top_level(stack)[-1], CANCEL_ACTION)
+    for request_id in (3, 4):
+        await stack.wait_status(request_id, Status.CANCELLED)
+    assert stack.sandbox.order_count == 0
+
+
+async def test_bad_extra_recipients_are_refused_inline_naming_them(stack: Stack) -> None:
+    await stack.request_reward({**GOOD_VALUES, "more_recipients": [OMAR, HELPER_BOT]})
+    assert "helperbot: Bots cannot receive rewards" in stack.ws.view_errors(MAYA).get(
+        "more_recipients", ""
+    )
+    await stack.emulator.driver.close_view(MAYA)
+    # Arjun and Lin are both recipients: nobody could approve all of them together.
+    await stack.request_reward({**GOOD_VALUES, "more_recipients": [ARJUN, LIN]})
+    assert "Nobody can approve all of these" in stack.ws.view_errors(MAYA)["more_recipients"]
+    assert not stack.ws.messages(TEAM)
+
+
+async def test_the_whole_request_must_fit_the_budget(
+    emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    async with policy_stack(emulator, tmp_path) as stack:
+        # 3 x 90 = 270 fits in the 300 of team eng; 3 x 101 would not.
+        await stack.request_reward({**GOOD_VALUES, "amount": "101", "more_recipients": [OMAR, LIN]})
+        assert "300.00 GBP left of 300.00 GBP" in stack.ws.view_errors(MAYA)["amount"]
+        await stack.emulator.driver.close_view(MAYA)
+        await stack.request_reward({**GOOD_VALUES, "amount": "90", "more_recipients": [OMAR, LIN]})
+        await stack.wait_status(3, Status.PENDING_APPROVAL)
+        assert [
+            r.budget_month is not None
+            for r in await stack.runtime.store.batch(await stack.runtime.store.get(1))
+        ] == [True, True, True]
