@@ -60,6 +60,8 @@ class SlackUser(BaseModel):
     real_name: str = ""
     is_bot: bool = False
     deleted: bool = False
+    # The user's Slack time zone (IANA name), as set in their Slack preferences.
+    tz: str | None = None
     profile: _Profile = _Profile()
 
     @property

@@ -116,7 +116,10 @@ def matching_products(products: Sequence[Product], query: str) -> list[Product]:
 
 
 def reward_modal(
-    products: Sequence[Product], prefill: RewardPrefill, metadata: RewardModalMetadata
+    products: Sequence[Product],
+    prefill: RewardPrefill,
+    metadata: RewardModalMetadata,
+    timezone: str | None = None,
 ) -> dict[str, Any]:
     recipient: Block = {
         "type": "users_select",
@@ -210,8 +213,8 @@ def reward_modal(
                 "optional": True,
                 "label": _plain("Deliver at (optional)"),
                 "hint": _plain(
-                    "Leave empty to send it as soon as it is approved. "
-                    "The time is in your Slack time zone."
+                    "Leave empty to send it as soon as it is approved. The time is in your "
+                    f"Slack time zone{f' ({timezone})' if timezone else ''}."
                 ),
                 "element": {"type": "datetimepicker", "action_id": INPUT_ACTION},
             },

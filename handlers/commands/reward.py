@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.errors import NotAllowed, RequestNotFound
 from bot.reports import budget_report, status_report
 from bot.runtime import Runtime
+from bot.slack_gateway import SLACK_FAILURES, UnknownUser
 from bot.slack_views import HELP_TEXT, RewardModalMetadata, RewardPrefill, reward_modal
 from handlers.payloads import SlashCommand
 
@@ -74,7 +75,12 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             )
             return
         metadata = RewardModalMetadata(channel_id=command.channel_id)
-        view = reward_modal(products, parse_prefill(command.text), metadata)
+        # The picker shows times in the user's Slack time zone; the form says which it is.
+        try:
+            timezone = (await deps.gateway.user(command.user_id)).tz
+        except (*SLACK_FAILURES, UnknownUser):
+            timezone = None
+        view = reward_modal(products, parse_prefill(command.text), metadata, timezone)
         await deps.gateway.open_modal(command.trigger_id, view)
 
 

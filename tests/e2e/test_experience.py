@@ -213,3 +213,12 @@ async def test_an_approver_retries_a_failed_order_under_a_new_key(
         assert retried.idempotency_key != failed.idempotency_key
         assert (retried.decided_by, stack.sandbox.order_count) == (LIN, 1)
         await stack.emulator.wait_for_dm(JANE, "sent you a reward")
+
+
+async def test_the_form_names_the_requesters_slack_time_zone(stack: Stack) -> None:
+    stack.ws.users[OMAR].tz = "America/New_York"
+    await stack.emulator.driver.slash_command(OMAR, TEAM)
+    view = await stack.emulator.wait_for(lambda: stack.ws.current_view(OMAR), 5, "the modal")
+    [when] = [b for b in view["blocks"] if b["block_id"] == "deliver_at"]
+    assert "(America/New_York)" in when["hint"]["text"]
+    assert when["element"]["type"] == "datetimepicker"
