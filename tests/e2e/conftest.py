@@ -116,6 +116,17 @@ class Stack:
         return json.dumps(seen)
 
 
+def redeem_urls(messages: Sequence[Message]) -> list[str]:
+    """The redemption links on the messages' Redeem buttons."""
+    return [
+        str(element["url"])
+        for message in messages
+        for block in message.blocks or []
+        for element in block.get("elements", [])
+        if element.get("action_id") == "redeem"
+    ]
+
+
 GOOD_VALUES = {
     "recipient": JANE,
     "card": "sandbox:SBX-BOOKS-GBP",

@@ -22,21 +22,12 @@ from tests.e2e.conftest import (
     OMAR,
     TEAM,
     Stack,
+    redeem_urls,
     sandbox_stack,
 )
 from tests.e2e.test_policy import policy_stack
 
 BULK = {**GOOD_VALUES, "more_recipients": [OMAR, LIN]}
-
-
-def redeem_urls(stack: Stack, user: str) -> list[str]:
-    return [
-        str(element["url"])
-        for message in stack.ws.dm_messages(user)
-        for block in message.blocks or []
-        for element in block.get("elements", [])
-        if element.get("action_id") == "redeem"
-    ]
 
 
 def top_level(stack: Stack) -> list[Message]:
@@ -57,7 +48,7 @@ async def test_one_request_one_approval_each_recipient_their_own_card(stack: Sta
     for request_id in (1, 2, 3):
         await stack.wait_status(request_id, Status.FULFILLED)
     assert stack.sandbox.order_count == 3
-    urls = [redeem_urls(stack, who) for who in (JANE, OMAR, LIN)]
+    urls = [redeem_urls(stack.ws.dm_messages(who)) for who in (JANE, OMAR, LIN)]
     assert all(len(u) == 1 for u in urls) and len({u[0] for u in urls}) == 3
     everywhere_else = stack.everything_visible_outside(JANE)
     assert urls[0][0] not in everywhere_else
@@ -97,7 +88,7 @@ async def test_partial_failure_is_reported_per_recipient_and_retried_alone(
         _DeclinesOmar.place_order = SandboxProvider.place_order  # type: ignore[method-assign]
         await stack.click(ARJUN, card, RETRY_ACTION)
         await stack.wait_status(2, Status.FULFILLED)
-        assert stack.sandbox.order_count == 3 and len(redeem_urls(stack, OMAR)) == 1
+        assert stack.sandbox.order_count == 3 and len(redeem_urls(stack.ws.dm_messages(OMAR))) == 1
 
 
 async def test_one_rejection_or_cancellation_covers_the_whole_request(stack: Stack) -> None:

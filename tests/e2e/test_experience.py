@@ -10,7 +10,6 @@ from pathlib import Path
 
 from bot.domain import Status
 from bot.emulator import SlackEmulator
-from bot.emulator.workspace import Message
 from bot.slack_views import CANCEL_ACTION, RESEND_ACTION, RETRY_ACTION
 from providers.base import OrderRequest, OrderResult
 from providers.errors import OutOfStock
@@ -25,6 +24,7 @@ from tests.e2e.conftest import (
     OMAR,
     TEAM,
     Stack,
+    redeem_urls,
     sandbox_stack,
 )
 
@@ -144,22 +144,13 @@ async def test_delivery_times_too_soon_or_too_far_are_refused_inline(stack: Stac
     assert not stack.ws.messages(TEAM)
 
 
-def redeem_url(message: Message) -> str:
-    return next(
-        str(element["url"])
-        for block in message.blocks or []
-        for element in block.get("elements", [])
-        if element.get("action_id") == "redeem"
-    )
-
-
 # -- resend ------------------------------------------------------------------------------------
 
 
 async def test_recipient_gets_their_card_again_from_the_delivery_dm(stack: Stack) -> None:
     await stack.request_and_approve()
     delivery = await stack.emulator.wait_for_dm(JANE, "sent you a reward")
-    link = redeem_url(delivery)
+    link = redeem_urls([delivery])
     # Someone else cannot have it sent (a copy of its button posted in the channel).
     button = [b for b in delivery.blocks or [] if b.get("block_id") == "resend-1"]
     copy = stack.ws.post(stack.ws.resolve_channel(TEAM), OMAR, "fwd", button, None)  # type: ignore[arg-type]
@@ -173,7 +164,7 @@ async def test_recipient_gets_their_card_again_from_the_delivery_dm(stack: Stack
         "the second delivery",
     )
     again = [m for m in stack.ws.dm_messages(JANE) if "You have received" in m.text][-1]
-    assert redeem_url(again) == link  # the same card, fetched again from the provider
+    assert redeem_urls([again]) == link  # the same card, fetched again from the provider
     assert stack.sandbox.order_count == 1
     assert "sandbox.rewardbot.invalid/redeem" not in stack.everything_visible_outside(JANE)
     assert [e.actor for e in await stack.runtime.store.events(1) if e.kind == "resent"] == [JANE]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,79 +23,11 @@ from tests.fakes import serve
 from tests.fakes.giftronaut import CLIENT_ID, CLIENT_SECRET, GiftronautState, make_app
 
 
-async def test_reward_is_ordered_from_giftronaut_and_emailed_by_it(
-    emulator: SlackEmulator,
-    database: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level("DEBUG")
-    state = GiftronautState()
-    async with serve(make_app(state)) as url, httpx.AsyncClient() as http:
-        giftronaut = GiftronautProvider(
-            http,
-            client_id=CLIENT_ID,
-            client_secret=SecretStr(CLIENT_SECRET),
-            base_url=url,
-            retry=RetryPolicy(attempts=3, base_delay=0.01),
-            poll_interval=0.02,
-        )
-        async with running_bot(
-            emulator,
-            database=database,
-            approvers=APPROVERS,
-            providers={"giftronaut": giftronaut},
-        ) as runtime:
-            stack = Stack(emulator, runtime, SandboxProvider())
-            ws = stack.ws
-            state.drop_next_after_processing()  # the first answer is lost: still one order
-
-            await stack.request_reward(
-                {
-                    "recipient": JANE,
-                    "card": "giftronaut:branded:10042",
-                    "amount": "50",
-                    "message": "For shipping the release",
-                }
-            )
-            summary = await emulator.wait_for_message(TEAM, "Reward #1")
-            await emulator.wait_for(lambda: ws.dm_messages(ARJUN), 5, "Arjun's card")
-            await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
-
-            delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
-            assert "giftronaut has emailed the card to you" in str(delivery.blocks)
-            await emulator.wait_for(
-                lambda: "Delivered" in str(ws.find_message(TEAM, summary.ts).blocks),  # type: ignore[union-attr]
-                5,
-                "the summary to show delivered",
-            )
-            await emulator.wait_for_dm(MAYA, "was delivered")
-
-            # Exactly one order at Giftronaut, for Jane's Slack email, completed.
-            [order] = state.created_orders
-            assert order.body["recipients"] == [{"email": "jane@example.com", "amount": 50}]
-            assert order.body["emailSetting"]["message"] == "For shipping the release"
-            assert order.status == "COMPLETE"
-            assert len(state.seen("POST", "/api/v1/orders/branded-cards")) == 2
-
-            # The card's link went to Jane's inbox only: nowhere in Slack, not even her DM.
-            assert order.reward_link is not None
-            assert order.reward_link not in stack.everything_visible_outside(JANE)
-            assert order.reward_link not in str([m.to_api() for m in ws.dm_messages(JANE)])
-            assert order.reward_link not in caplog.text
-
-            request = await runtime.store.get(1)
-            assert request.status is Status.FULFILLED
-            assert request.provider_order_id == order.order_id
-            assert request.charged is not None
-            assert request.charged.amount == Decimal("50.00")
-            replies = [m.text for m in ws.thread_replies(TEAM, summary.ts)]
-            assert "Delivered" in replies[-1], replies
-
-
-async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
-    emulator: SlackEmulator, database: Path
-) -> None:
-    state = GiftronautState()
+@asynccontextmanager
+async def giftronaut_stack(
+    emulator: SlackEmulator, database: Path, state: GiftronautState
+) -> AsyncIterator[Stack]:
+    """The bot with only Giftronaut enabled, pointed at a fake Giftronaut holding ``state``."""
     async with serve(make_app(state)) as url, httpx.AsyncClient() as http:
         giftronaut = GiftronautProvider(
             http,
@@ -106,43 +40,106 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
         async with running_bot(
             emulator, database=database, approvers=APPROVERS, providers={"giftronaut": giftronaut}
         ) as runtime:
-            stack = Stack(emulator, runtime, SandboxProvider())
-            await stack.request_and_approve(
-                {
-                    "recipient": JANE,
-                    "card": "giftronaut:branded:10042",
-                    "amount": "50",
-                    "message": "For shipping the release",
-                }
-            )
-            delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
-            [order] = state.created_orders
+            yield Stack(emulator, runtime, SandboxProvider())
 
-            # Jane asks for it again from her DM: Giftronaut emails the same address.
-            await stack.click(JANE, delivery, RESEND_ACTION)
-            await emulator.wait_for(lambda: order.resends, 5, "the resend")
-            assert order.resends == [{"email": "jane@example.com"}]
 
-            # An approver corrects the address; the requester may not.
-            await emulator.driver.slash_command(MAYA, TEAM, text="resend 1 jane@home.example")
-            await emulator.wait_for(lambda: stack.refusals(MAYA), 5, "Maya's refusal")
-            assert "Only an approver" in stack.refusals(MAYA)[-1]
-            await emulator.driver.slash_command(
-                ARJUN, TEAM, text="resend #1 <mailto:jane@home.example|jane@home.example>"
-            )
-            await emulator.wait_for(lambda: len(order.resends) == 2, 5, "the second resend")
-            assert order.resends[1] == {
-                "email": "jane@example.com",
-                "updatedEmail": "jane@home.example",
+async def test_reward_is_ordered_from_giftronaut_and_emailed_by_it(
+    emulator: SlackEmulator,
+    database: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    state = GiftronautState()
+    async with giftronaut_stack(emulator, database, state) as stack:
+        runtime = stack.runtime
+        ws = stack.ws
+        state.drop_next_after_processing()  # the first answer is lost: still one order
+
+        await stack.request_reward(
+            {
+                "recipient": JANE,
+                "card": "giftronaut:branded:10042",
+                "amount": "50",
+                "message": "For shipping the release",
             }
-            await emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's answer")
-            assert (
-                "emailing the card again to the corrected address"
-                in stack.ws.ephemerals(ARJUN)[-1].text
-            )
-            events = [e for e in await runtime.store.events(1) if e.kind == "resent"]
-            assert [(e.actor, e.detail) for e in events] == [
-                (JANE, {"to": "email"}),
-                (ARJUN, {"to": "corrected email"}),
-            ]
-            assert "jane@home.example" not in str([e.detail for e in events])
+        )
+        summary = await emulator.wait_for_message(TEAM, "Reward #1")
+        await emulator.wait_for(lambda: ws.dm_messages(ARJUN), 5, "Arjun's card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+
+        delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
+        assert "giftronaut has emailed the card to you" in str(delivery.blocks)
+        await emulator.wait_for(
+            lambda: "Delivered" in str(ws.find_message(TEAM, summary.ts).blocks),  # type: ignore[union-attr]
+            5,
+            "the summary to show delivered",
+        )
+        await emulator.wait_for_dm(MAYA, "was delivered")
+
+        # Exactly one order at Giftronaut, for Jane's Slack email, completed.
+        [order] = state.created_orders
+        assert order.body["recipients"] == [{"email": "jane@example.com", "amount": 50}]
+        assert order.body["emailSetting"]["message"] == "For shipping the release"
+        assert order.status == "COMPLETE"
+        assert len(state.seen("POST", "/api/v1/orders/branded-cards")) == 2
+
+        # The card's link went to Jane's inbox only: nowhere in Slack, not even her DM.
+        assert order.reward_link is not None
+        assert order.reward_link not in stack.everything_visible_outside(JANE)
+        assert order.reward_link not in str([m.to_api() for m in ws.dm_messages(JANE)])
+        assert order.reward_link not in caplog.text
+
+        request = await runtime.store.get(1)
+        assert request.status is Status.FULFILLED
+        assert request.provider_order_id == order.order_id
+        assert request.charged is not None
+        assert request.charged.amount == Decimal("50.00")
+        replies = [m.text for m in ws.thread_replies(TEAM, summary.ts)]
+        assert "Delivered" in replies[-1], replies
+
+
+async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    async with giftronaut_stack(emulator, database, state) as stack:
+        runtime = stack.runtime
+        await stack.request_and_approve(
+            {
+                "recipient": JANE,
+                "card": "giftronaut:branded:10042",
+                "amount": "50",
+                "message": "For shipping the release",
+            }
+        )
+        delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
+        [order] = state.created_orders
+
+        # Jane asks for it again from her DM: Giftronaut emails the same address.
+        await stack.click(JANE, delivery, RESEND_ACTION)
+        await emulator.wait_for(lambda: order.resends, 5, "the resend")
+        assert order.resends == [{"email": "jane@example.com"}]
+
+        # An approver corrects the address; the requester may not.
+        await emulator.driver.slash_command(MAYA, TEAM, text="resend 1 jane@home.example")
+        await emulator.wait_for(lambda: stack.refusals(MAYA), 5, "Maya's refusal")
+        assert "Only an approver" in stack.refusals(MAYA)[-1]
+        await emulator.driver.slash_command(
+            ARJUN, TEAM, text="resend #1 <mailto:jane@home.example|jane@home.example>"
+        )
+        await emulator.wait_for(lambda: len(order.resends) == 2, 5, "the second resend")
+        assert order.resends[1] == {
+            "email": "jane@example.com",
+            "updatedEmail": "jane@home.example",
+        }
+        await emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's answer")
+        assert (
+            "emailing the card again to the corrected address"
+            in stack.ws.ephemerals(ARJUN)[-1].text
+        )
+        events = [e for e in await runtime.store.events(1) if e.kind == "resent"]
+        assert [(e.actor, e.detail) for e in events] == [
+            (JANE, {"to": "email"}),
+            (ARJUN, {"to": "corrected email"}),
+        ]
+        assert "jane@home.example" not in str([e.detail for e in events])
