@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo())
         settings = load_settings()
         if args.command == "export":
+            args.database = str(settings.database.resolve())
             return asyncio.run(_export(settings, args))
         if args.command == "serve":
             settings.require(RunMode.HTTP)
@@ -83,7 +85,10 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigError(f"--until {until} is before --since {args.since}.")
     if not settings.database.exists():
         raise ConfigError(f"No database at {settings.database} (REWARDBOT_DATABASE).")
-    store = await Store.open(settings.database)
+    try:
+        store = await Store.open_read_only(args.database)
+    except (RuntimeError, sqlite3.Error) as exc:
+        raise ConfigError(f"Cannot read {settings.database}: {exc}.") from None
     try:
         text = await export_requests(
             store,

@@ -12,7 +12,7 @@ from bot import slack_views
 from bot.domain import AWAITING_DECISION, Status
 from bot.policy import Policy
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway
-from bot.store import SYSTEM_ACTOR, Job, Store
+from bot.store import SYSTEM_ACTOR, Change, Job, Store
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +55,11 @@ class Deadlines:
         """End the request (every request of its batch) if nobody decided it in time, which
         releases its budget. A decision racing with this is re-read: a first approval just
         before does not keep it alive."""
-        hours = self._policy.rules.approvals.expire_after_hours
-        for member in await self._store.batch(await self._store.get(job.request_id)):
-            while True:
-                request = await self._store.get(member.id)
-                if request.status not in AWAITING_DECISION:
-                    break
-                if await self._store.transition(
-                    request.id,
-                    request.status,
-                    Status.EXPIRED,
-                    SYSTEM_ACTOR,
-                    detail={"after_hours": hours},
-                ):
-                    break
+        detail = {"after_hours": self._policy.rules.approvals.expire_after_hours}
+        while True:
+            batch = await self._store.batch(await self._store.get(job.request_id))
+            if any(m.status not in AWAITING_DECISION for m in batch):
+                return
+            changes = [Change(m.id, m.status, Status.EXPIRED, detail) for m in batch]
+            if await self._store.transition_all(changes, SYSTEM_ACTOR):
+                return

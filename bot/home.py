@@ -19,9 +19,11 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-# A home tab holds at most 100 blocks; each waiting request takes four.
-_MAX_WAITING = 15
+# A home tab holds at most 100 blocks: a waiting batch of 20 takes up to seven, so ten of them,
+# ten own requests and ten budgets fit with the headings.
+_MAX_WAITING = 10
 _MAX_OWN = 10
+_MAX_BUDGETS = 10
 
 
 class HomeTab:
@@ -50,8 +52,13 @@ class HomeTab:
             budgets = [
                 t for t in await month_spend(self._store, self._policy, month) if t.team in managed
             ]
+        # The oldest waiting requests first: they are the closest to expiring.
         return slack_views.home_view(
-            waiting[-_MAX_WAITING:], own, [t.describe() for t in budgets], month_title(month)
+            waiting[:_MAX_WAITING],
+            len(waiting),
+            own,
+            [t.describe() for t in budgets[:_MAX_BUDGETS]],
+            month_title(month),
         )
 
     async def refresh_for(self, request: RewardRequest) -> None:

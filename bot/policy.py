@@ -125,6 +125,17 @@ class Policy:
             everyone = [a for a in everyone if a in allowed]
         return everyone
 
+    async def batch_second_deciders(self, batch: Sequence[RewardRequest]) -> list[str]:
+        """Who could give the second approval of every request of a batch (before excluding
+        whoever gives the first)."""
+        everyone: list[str] | None = None
+        for member in batch:
+            allowed = await self.second_approvers(
+                member.requester_id, member.recipient_id, member.team
+            )
+            everyone = allowed if everyone is None else [a for a in everyone if a in allowed]
+        return everyone or []
+
     async def reviewers(self, request: RewardRequest) -> list[str]:
         """Who may settle a request that needs review: any approver of it."""
         everyone = await self._everyone_for(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 from bot import slack_views
 from bot.domain import RewardRequest, Status
@@ -20,6 +21,15 @@ from providers.base import OrderState, Provider
 from providers.errors import OrderRefused, ProviderError
 
 log = logging.getLogger(__name__)
+
+# Each click makes the provider send mail or Slack send a DM: one a minute per person is plenty.
+_RESEND_COOLDOWN = timedelta(minutes=1)
+
+
+def _mask(email: str) -> str:
+    """``jane@home.example`` → ``j***@home.example``."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 class Redelivery:
@@ -41,6 +51,8 @@ class Redelivery:
         if actor != request.recipient_id:
             raise NotAllowed("Only the person who received this reward can ask for it again.")
         provider, order_id = self._delivered(request)
+        if await self._resent_recently(request.id, actor):
+            return "It was sent again less than a minute ago; check your messages and email."
         try:
             result = await provider.get_order(order_id)
         except ProviderError as exc:
@@ -52,7 +64,11 @@ class Redelivery:
             if not provider.can_resend:
                 return f"{request.provider} emailed this card to you: check your inbox and spam."
             return await self._provider_resend(request, provider, order_id, actor, email=None)
-        await self._gateway.deliver(request, result.redemption)
+        try:
+            await self._gateway.deliver(request, result.redemption)
+        except SLACK_FAILURES as exc:
+            log.warning("resend of request %s: Slack refused the DM: %r", request.id, exc)
+            return "Slack did not take the message. Please try again in a minute."
         await self._store.record_event(request.id, "resent", actor, {"to": "recipient DM"})
         return "Sent again: your card is in the message below."
 
@@ -68,6 +84,8 @@ class Redelivery:
         provider, order_id = self._delivered(request)
         if not provider.can_resend:
             raise NotAllowed(f"{request.provider} cannot resend a card to another address.")
+        if await self._resent_recently(request.id, actor):
+            raise NotAllowed("It was resent less than a minute ago; wait before resending.")
         return await self._provider_resend(request, provider, order_id, actor, email=email)
 
     def _delivered(self, request: RewardRequest) -> tuple[Provider, str]:
@@ -95,9 +113,26 @@ class Redelivery:
         except ProviderError as exc:
             log.warning("resend of request %s failed: %r", request.id, exc)
             return f"{request.provider} did not answer. Please try again in a few minutes."
-        # The address is the recipient's personal data: the audit trail says only that it changed.
+        # The audit trail and the people told see the address masked: enough to recognise it.
+        masked = _mask(email) if email else None
         await self._store.record_event(
-            request.id, "resent", actor, {"to": "corrected email" if email else "email"}
+            request.id, "resent", actor, {"to": f"email {masked}" if masked else "email"}
         )
-        where = "the corrected address" if email else "your email address"
-        return f"{request.provider} is emailing the card again to {where}."
+        if email is None:
+            return f"{request.provider} is emailing the card again to your email address."
+        # Redirecting a card is sensitive: the recipient and the requester hear of it.
+        notice = (
+            f"<@{actor}> had {request.provider} email reward #{request.id} "
+            f"({request.face_value} {slack_views.escape(request.product_name)}) to {masked}."
+        )
+        for person in dict.fromkeys((request.recipient_id, request.requester_id)):
+            try:
+                await self._gateway.dm(person, notice)
+            except SLACK_FAILURES as exc:
+                log.warning("could not tell %s about the resend: %r", person, exc)
+        return f"{request.provider} is emailing the card again to {masked}."
+
+    async def _resent_recently(self, request_id: int, actor: str) -> bool:
+        since = datetime.now(UTC) - _RESEND_COOLDOWN
+        events = await self._store.events(request_id)
+        return any(e.kind == "resent" and e.actor == actor and e.at > since for e in events)

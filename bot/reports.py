@@ -128,7 +128,10 @@ async def status_report(store: Store, policy: Policy, user_id: str, argument: st
         return hidden
     if user_id != request.requester_id:
         try:
-            allowed = user_id != request.recipient_id and await policy.is_approver(user_id)
+            # The request's own approvers; a manager of another team sees nothing.
+            approvers = await policy.reviewers(request)
+            approvers += [p for p in (request.first_approved_by, request.decided_by) if p]
+            allowed = user_id != request.recipient_id and user_id in approvers
         except SLACK_FAILURES:
             return "Could not check that you are an approver (Slack did not answer). Try again."
         if not allowed:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -23,7 +22,7 @@ from bot.domain import (
 from bot.errors import AlreadyDecided, InvalidRequest, NotAllowed, OverBudget
 from bot.policy import NoExchangeRate, Policy
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
-from bot.store import BudgetLimit, JobKind, Store
+from bot.store import BudgetLimit, Change, JobKind, Store
 from providers.base import Product
 
 log = logging.getLogger(__name__)
@@ -130,15 +129,8 @@ class RewardService:
                         }
                     ) from None
                 news.append(new)
-            if len(news) > 1 and not await self._policy.batch_deciders(
-                [_as_pending(n) for n in news]
-            ):
-                raise InvalidRequest(
-                    {
-                        "more_recipients": "Nobody can approve all of these rewards together "
-                        "(an approver is also a recipient). Request them separately."
-                    }
-                )
+            if len(news) > 1:
+                await self._check_batch_can_be_decided([_as_pending(n) for n in news])
             return await self._store.create_requests(
                 news, draft.submission_key, limits=limits, scheduled=self._deadlines()
             )
@@ -227,6 +219,23 @@ class RewardService:
             limits.append(BudgetLimit(owner=requester, team=None, limit=requester_budget))
         return limits
 
+    async def _check_batch_can_be_decided(self, batch: list[RewardRequest]) -> None:
+        """Someone must be able to approve all of them together, and, if two approvals are
+        needed, someone else the second."""
+        first = await self._policy.batch_deciders(batch)
+        problem = None
+        if not first:
+            problem = "Nobody can approve all of these rewards together (an approver is also a "
+        elif batch[0].approvals_required > 1:
+            second = await self._policy.batch_second_deciders(batch)
+            if not any(a != b for a in first for b in second):
+                problem = "These rewards need two approvals, and nobody else could give the "
+                problem += "second for all of them (an approver is also a "
+        if problem:
+            raise InvalidRequest(
+                {"more_recipients": f"{problem}recipient). Request them separately."}
+            )
+
     def _deadlines(self) -> dict[JobKind, datetime]:
         now = datetime.now(UTC)
         approvals = self._policy.rules.approvals
@@ -284,103 +293,104 @@ class RewardService:
             raise NotAllowed(refusal)
 
     async def approve(self, request_id: int, actor: str) -> RewardRequest:
-        """Record an approval (of the whole batch). The last approval needed queues the
-        fulfilment, in the same transaction; a first of two waits for a different approver."""
-        return await self._decide_batch(request_id, actor, self._approve_one)
+        """Record an approval of the request and its whole batch. The last approval needed
+        queues each fulfilment in the same transaction; a first of two waits for a different
+        approver."""
+
+        def approval(member: RewardRequest) -> Change:
+            if member.status is Status.PENDING_APPROVAL and member.approvals_required > 1:
+                return Change(
+                    member.id,
+                    member.status,
+                    Status.AWAITING_SECOND_APPROVAL,
+                    {"approval": "first of two"},
+                    columns={"first_approved_by": actor},
+                )
+            return Change(
+                member.id,
+                member.status,
+                Status.APPROVED,
+                {"approval": "second of two" if member.approvals_required > 1 else "only"},
+                then=(JobKind.FULFIL,),
+                # A scheduled reward is held until its time: the order is placed then.
+                then_at=member.deliver_at,
+                columns={
+                    "decided_by": actor,
+                    # Created and stored with the approval, before any provider call, so every
+                    # retry of this order (after a timeout, a crash, a restart) reuses it.
+                    "idempotency_key": _new_idempotency_key(member.id),
+                },
+            )
+
+        return await self._decide_batch(request_id, actor, approval, approving=True)
 
     async def reject(self, request_id: int, actor: str, reason: str | None) -> RewardRequest:
-        """Record the rejection of the whole batch (announcements are queued with it)."""
+        """Record the rejection of the request and its whole batch."""
         reason = (reason or "").strip()[: slack_views.REASON_MAX_CHARS] or None
-
-        async def reject_one(request: RewardRequest, actor: str) -> RewardRequest:
-            won = await self._store.transition(
-                request.id,
-                request.status,
+        return await self._decide_batch(
+            request_id,
+            actor,
+            lambda member: Change(
+                member.id,
+                member.status,
                 Status.REJECTED,
-                actor,
-                detail={"reason": reason} if reason else None,
-                decided_by=actor,
-                decision_reason=reason,
-            )
-            return await self._decided(request.id, actor, won)
-
-        return await self._decide_batch(request_id, actor, reject_one)
+                {"reason": reason} if reason else {},
+                columns={"decided_by": actor, "decision_reason": reason},
+            ),
+        )
 
     async def _decide_batch(
         self,
         request_id: int,
         actor: str,
-        decide: Callable[[RewardRequest, str], Awaitable[RewardRequest]],
+        change_for: Callable[[RewardRequest], Change],
+        *,
+        approving: bool = False,
     ) -> RewardRequest:
-        """Decide a request and the rest of its batch, which are decided together: the actor
-        must be allowed to decide every one of them before anything changes."""
+        """Decide a request and the rest of its batch in one transaction. The actor must be
+        allowed to decide every one of them; a decision that races with another one (or with
+        a cancellation or expiry) changes all of them or none."""
         request = await self.decidable(request_id, actor)
-        others = [m for m in await self._store.batch(request) if m.id != request.id]
-        for member in others:
-            if member.status in AWAITING_DECISION:
+        batch = await self._store.batch(request)
+        for member in batch:
+            if member.status is not request.status:
+                raise _already_decided(member, actor)
+            if member.id != request.id:
                 await self._refuse_unless_allowed(member, actor)
-        decided = await decide(request, actor)
-        for member in others:
-            current = await self._store.get(member.id)
-            if current.status is request.status:
-                # Each change is guarded on its own; one lost to a race changes nothing.
-                with contextlib.suppress(AlreadyDecided):
-                    await decide(current, actor)
-        return decided
-
-    async def _approve_one(self, request: RewardRequest, actor: str) -> RewardRequest:
-        if request.status is Status.PENDING_APPROVAL and request.approvals_required > 1:
-            won = await self._store.transition(
-                request.id,
-                Status.PENDING_APPROVAL,
-                Status.AWAITING_SECOND_APPROVAL,
-                actor,
-                detail={"approval": "first of two"},
-                first_approved_by=actor,
-            )
-            return await self._decided(request.id, actor, won)
-        won = await self._store.transition(
-            request.id,
-            request.status,
-            Status.APPROVED,
-            actor,
-            detail={"approval": "second of two" if request.approvals_required > 1 else "only"},
-            then=[JobKind.FULFIL],
-            # A scheduled reward is held until its time: the order is placed then.
-            then_at=request.deliver_at,
-            decided_by=actor,
-            # Created and stored with the approval, before any provider call, so every retry
-            # of this order (after a timeout, a crash, a restart) reuses it.
-            idempotency_key=_new_idempotency_key(request.id),
+        first_of_two = (
+            approving
+            and request.status is Status.PENDING_APPROVAL
+            and request.approvals_required > 1
         )
+        second = await self._policy.batch_second_deciders(batch) if first_of_two else []
+        if first_of_two and len(batch) > 1 and not [a for a in second if a != actor]:
+            raise NotAllowed(
+                "These rewards need two approvals and only you can give the second, so "
+                "another approver must give the first."
+            )
+        won = await self._store.transition_all([change_for(m) for m in batch], actor)
         return await self._decided(request.id, actor, won)
 
     async def cancel(self, request_id: int, actor: str) -> RewardRequest:
-        """The requester withdraws a request (with its batch) nobody has finished deciding,
-        or a scheduled reward the bot has not started ordering (the guarded change races the
-        order fairly)."""
+        """The requester withdraws a request (with its whole batch) nobody has finished
+        deciding, or a scheduled reward the bot has not started ordering. All of it or none:
+        if the bot started ordering any part, nothing is cancelled."""
         request = await self._store.get(request_id)
         if actor != request.requester_id:
             raise NotAllowed("Only the person who asked for this reward can cancel it.")
-        if not slack_views.can_cancel(request):
-            if request.status in (Status.APPROVED, Status.ORDERING, Status.FULFILLED):
+        batch = await self._store.batch(request)
+        if not all(slack_views.can_cancel(m) for m in batch):
+            if any(m.status in (Status.APPROVED, Status.ORDERING, Status.FULFILLED) for m in batch):
                 raise AlreadyDecided(
                     f"Reward #{request.id} is already being ordered, so it can no longer be "
                     "cancelled.",
                     request.status,
                 )
             raise _already_decided(request, actor)
-        cancelled = None
-        for member in await self._store.batch(request):
-            current = await self._store.get(member.id)
-            if not slack_views.can_cancel(current):
-                continue  # a member already being ordered goes on
-            won = await self._store.transition(
-                current.id, current.status, Status.CANCELLED, actor, detail={"by": "requester"}
-            )
-            if current.id == request.id:
-                cancelled = await self._decided(request.id, actor, won)
-        return cancelled or await self._store.get(request.id)
+        won = await self._store.transition_all(
+            [Change(m.id, m.status, Status.CANCELLED, {"by": "requester"}) for m in batch], actor
+        )
+        return await self._decided(request.id, actor, won)
 
     async def order_again(self, request_id: int, actor: str) -> RewardRequest:
         """After review found no card was issued: order again, under a new idempotency key

@@ -301,16 +301,20 @@ def _details(request: RewardRequest, batch: Sequence[RewardRequest]) -> list[Blo
             {"type": "context", "elements": [{"type": "mrkdwn", "text": status_line(request)}]},
         ]
     # One line per recipient: after approval each card is ordered and delivered on its own.
-    rows = "\n".join(f"• <@{m.recipient_id}>: {status_line(m)}" for m in batch)
+    # A context block holds at most 10 elements, so the lines come in blocks of ten.
+    rows = [{"type": "mrkdwn", "text": f"• <@{m.recipient_id}>: {status_line(m)}"} for m in batch]
     return [
         _mrkdwn_section(f"{batch_headline(batch)}\n{_quote(request.message)}"),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": rows[:2900]}]},
+        *({"type": "context", "elements": rows[i : i + 10]} for i in range(0, len(rows), 10)),
     ]
 
 
 def batch_headline(batch: Sequence[RewardRequest]) -> str:
     first = batch[0]
-    people = ", ".join(f"<@{m.recipient_id}>" for m in batch)
+    # Every recipient is on their own line below; the headline names the first few.
+    people = ", ".join(f"<@{m.recipient_id}>" for m in batch[:5])
+    if len(batch) > 5:
+        people += f" and {len(batch) - 5} more"
     return (
         f"*Rewards #{first.id}-#{batch[-1].id}*: <@{first.requester_id}> → {people}, "
         f"*{first.face_value} each* {escape(first.product_name)}"
@@ -470,6 +474,7 @@ def thread_update(request: RewardRequest) -> str:
 
 def home_view(
     waiting: Sequence[Sequence[RewardRequest]],
+    waiting_total: int,
     own: Sequence[RewardRequest],
     budgets: Sequence[str],
     month: str,
@@ -477,7 +482,12 @@ def home_view(
     """The App Home tab. Its buttons are the approval cards' own, and work the same way."""
     blocks: list[Block] = [{"type": "header", "text": _plain("Rewards")}]
     if waiting:
-        blocks.append(_mrkdwn_section(f"*Waiting for your decision* ({len(waiting)})"))
+        shown = (
+            f"{waiting_total}, oldest {len(waiting)} shown"
+            if waiting_total > len(waiting)
+            else waiting_total
+        )
+        blocks.append(_mrkdwn_section(f"*Waiting for your decision* ({shown})"))
         for batch in waiting:
             _, card = approval_card(batch[0], batch)
             blocks += card

@@ -13,11 +13,13 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiosqlite
 from pydantic import BaseModel, ConfigDict
@@ -194,6 +196,24 @@ class Job(BaseModel):
     lease: str
 
 
+@dataclass(frozen=True)
+class Change:
+    """One guarded status change for :meth:`Store.transition_all`."""
+
+    request_id: int
+    from_: Status
+    to: Status
+    detail: dict[str, Any] = field(default_factory=dict)
+    then: tuple[JobKind, ...] = ()
+    then_at: datetime | None = None
+    # Columns set in the same statement (see ``_TRANSITION_COLUMNS``).
+    columns: Mapping[str, str | None] = field(default_factory=dict)
+
+
+class _LostRace(Exception):
+    """A change of a batch lost its race: the whole transaction is rolled back."""
+
+
 class BudgetLimit(BaseModel):
     """A monthly ceiling a new request must fit under, checked in the transaction that stores
     it, so two requests made at once cannot both take the last of a budget."""
@@ -302,6 +322,7 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path | str) -> Store:
+        """Open (creating or upgrading) the bot's database."""
         connection = await aiosqlite.connect(str(path), isolation_level=None)
         connection.row_factory = aiosqlite.Row
         await connection.execute("PRAGMA journal_mode=WAL")
@@ -339,6 +360,29 @@ class Store:
     async def _fetch(self, sql: str, parameters: tuple[object, ...]) -> list[aiosqlite.Row]:
         async with self._lock:
             return await _rows(self._db, sql, parameters)
+
+    @classmethod
+    async def open_read_only(cls, absolute_path: str) -> Store:
+        """Open an existing database for reading while the bot may be writing it (reports):
+        no write lock is ever taken, so a busy bot never blocks the reader, nor it the bot."""
+        connection = await aiosqlite.connect(
+            f"file:{quote(absolute_path)}?mode=ro", isolation_level=None, uri=True
+        )
+        connection.row_factory = aiosqlite.Row
+        store = cls(connection)
+        try:
+            rows = await store._fetch("SELECT version FROM schema_version", ())
+            version = rows[0][0] if rows else 0
+        except BaseException:
+            await connection.close()
+            raise
+        if version != len(_MIGRATIONS):
+            await connection.close()
+            raise RuntimeError(
+                f"the database is at schema version {version} and this rewardbot reads "
+                f"version {len(_MIGRATIONS)}: start this rewardbot once to upgrade it"
+            )
+        return store
 
     async def _migrate(self) -> None:
         async with self._transaction() as db:
@@ -574,39 +618,65 @@ class Store:
         against those limits in the same transaction (a retry re-reserves what a failure
         released); raises :class:`OverBudget` if it no longer fits.
         """
-        if to not in TRANSITIONS[from_]:
-            raise ValueError(f"{from_} → {to} is not an allowed transition")
-        unknown = set(columns) - _TRANSITION_COLUMNS
-        if unknown:
-            raise ValueError(f"transition cannot set {sorted(unknown)}")
+        change = Change(request_id, from_, to, dict(detail or {}), tuple(then), then_at, columns)
+        return await self.transition_all([change], actor, reserve=reserve)
+
+    async def transition_all(
+        self, changes: Sequence[Change], actor: str, *, reserve: Sequence[BudgetLimit] = ()
+    ) -> bool:
+        """Make every change or none (see :meth:`transition`): a batch of requests decided
+        together never ends up half decided, whatever decision races with it."""
+        for change in changes:
+            if change.to not in TRANSITIONS[change.from_]:
+                raise ValueError(f"{change.from_} → {change.to} is not an allowed transition")
+            unknown = set(change.columns) - _TRANSITION_COLUMNS
+            if unknown:
+                raise ValueError(f"transition cannot set {sorted(unknown)}")
         now = _now()
-        assignments = "".join(f", {name} = ?" for name in columns)
-        async with self._transaction() as db:
-            if reserve:
-                found = await _rows(db, "SELECT * FROM reward_requests WHERE id = ?", (request_id,))
-                row = found[0] if found else None
-                current = _row_to_request(row) if row else None
-                if current is not None and current.status is from_:
-                    for limit in reserve:
-                        await self._check_budget(db, [current], limit)
-            cursor = await db.execute(
-                f"UPDATE reward_requests SET status = ?, updated_at = ?{assignments} "  # noqa: S608
-                "WHERE id = ? AND status = ?",
-                (to, now, *columns.values(), request_id, from_),
+        try:
+            async with self._transaction() as db:
+                if reserve:
+                    await self._reserve_again(db, changes, reserve)
+                for change in changes:
+                    if not await self._apply(db, change, actor, now):
+                        raise _LostRace  # rolls the whole transaction back
+        except _LostRace:
+            return False
+        self._jobs_queued()
+        return True
+
+    async def _reserve_again(
+        self, db: aiosqlite.Connection, changes: Sequence[Change], limits: Sequence[BudgetLimit]
+    ) -> None:
+        current = []
+        for change in changes:
+            found = await _rows(
+                db, "SELECT * FROM reward_requests WHERE id = ?", (change.request_id,)
             )
-            won = cursor.rowcount == 1
-            if won:
-                await self._insert_event(
-                    db, request_id, "transition", from_, to, actor, dict(detail or {}), now
-                )
-                if is_announced(from_, to):
-                    await self._insert_job(db, JobKind.NOTIFY, request_id, {"status": to}, now)
-                run_after = _timestamp(then_at) if then_at else None
-                for kind in then:
-                    await self._insert_job(db, kind, request_id, {}, now, run_after=run_after)
-        if won:
-            self._jobs_queued()
-        return won
+            if found and (request := _row_to_request(found[0])).status is change.from_:
+                current.append(request)
+        if current:
+            for limit in limits:
+                await self._check_budget(db, current, limit)
+
+    async def _apply(self, db: aiosqlite.Connection, change: Change, actor: str, now: str) -> bool:
+        """One guarded status change, its audit event and its jobs; whether it won."""
+        assignments = "".join(f", {name} = ?" for name in change.columns)
+        cursor = await db.execute(
+            f"UPDATE reward_requests SET status = ?, updated_at = ?{assignments} "  # noqa: S608
+            "WHERE id = ? AND status = ?",
+            (change.to, now, *change.columns.values(), change.request_id, change.from_),
+        )
+        if cursor.rowcount != 1:
+            return False
+        request_id, from_, to = change.request_id, change.from_, change.to
+        await self._insert_event(db, request_id, "transition", from_, to, actor, change.detail, now)
+        if is_announced(from_, to):
+            await self._insert_job(db, JobKind.NOTIFY, request_id, {"status": to}, now)
+        run_after = _timestamp(change.then_at) if change.then_at else None
+        for kind in change.then:
+            await self._insert_job(db, kind, request_id, {}, now, run_after=run_after)
+        return True
 
     # -- durable jobs --------------------------------------------------------------------
 

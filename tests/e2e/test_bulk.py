@@ -25,7 +25,7 @@ from tests.e2e.conftest import (
     redeem_urls,
     sandbox_stack,
 )
-from tests.e2e.test_policy import policy_stack
+from tests.e2e.test_policy import POLICY, policy_stack
 
 BULK = {**GOOD_VALUES, "more_recipients": [OMAR, LIN]}
 
@@ -135,3 +135,32 @@ async def test_the_whole_request_must_fit_the_budget(
             r.budget_month is not None
             for r in await stack.runtime.store.batch(await stack.runtime.store.get(1))
         ] == [True, True, True]
+
+
+async def test_a_cancel_racing_an_approval_never_splits_the_batch(stack: Stack) -> None:
+    await stack.request_reward(BULK)
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
+    await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+    await asyncio.gather(
+        stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION),
+        stack.click(MAYA, top_level(stack)[0], CANCEL_ACTION),
+    )
+    await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 10)
+    statuses = {(await stack.runtime.store.get(i)).status for i in (1, 2, 3)}
+    assert statuses in ({Status.CANCELLED}, {Status.FULFILLED}), statuses
+    assert stack.sandbox.order_count == (3 if statuses == {Status.FULFILLED} else 0)
+
+
+async def test_two_step_batch_needs_a_second_approver_for_everyone(
+    emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    # Finn and Omar give second approvals, and both are recipients: each could give the other's
+    # second approval, but nobody could give it for both, and the batch is decided at once.
+    policy = POLICY.replace(
+        'second_approvers = ["S0FINANCE"]', 'second_approvers = ["U0FINN", "U0OMAR"]'
+    )
+    async with policy_stack(emulator, tmp_path, policy) as stack:
+        values = {**GOOD_VALUES, "recipient": "U0FINN", "amount": "150", "more_recipients": [OMAR]}
+        await stack.request_reward(values)
+        assert "nobody else could give the second" in stack.ws.view_errors(MAYA)["more_recipients"]
+        assert not stack.ws.messages(TEAM)

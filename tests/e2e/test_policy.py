@@ -475,7 +475,9 @@ async def test_export_writes_decisions_amounts_and_permalinks(stack: Stack, tmp_
     await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
 
     today = datetime.now(UTC).date().isoformat()
-    rows = list(csv.DictReader(io.StringIO(export(stack, "--since", today, "--format", "csv"))))
+    rows = list(
+        csv.DictReader(io.StringIO(await export(stack, "--since", today, "--format", "csv")))
+    )
     assert [r["id"] for r in rows] == [str(approved), str(rejected)]
     first, second = rows
     assert (first["status"], first["team"], first["amount"], first["currency"]) == (
@@ -497,28 +499,34 @@ async def test_export_writes_decisions_amounts_and_permalinks(stack: Stack, tmp_
     )
     assert second["decision_reason"] == '\'=HYPERLINK("http://x")'  # not a live formula
 
-    exported = json.loads(export(stack, "--since", today, "--until", today, "--format", "json"))
+    exported = json.loads(
+        await export(stack, "--since", today, "--until", today, "--format", "json")
+    )
     trail = exported[1]["events"]
     assert trail[-1]["to_status"] == "rejected" and trail[-1]["actor"] == LIN
     assert trail[-1]["detail"] == {"reason": '=HYPERLINK("http://x")'}
     assert (
-        export(stack, "--since", "2000-01-01", "--until", "2000-01-31", "--format", "json")
+        await export(stack, "--since", "2000-01-01", "--until", "2000-01-31", "--format", "json")
         == "[]\n"
     )
 
 
-def export(stack: Stack, *args: str) -> str:
-    """``rewardbot export`` as an admin runs it: a separate process reading the database."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "export", *args],
+async def export(stack: Stack, *args: str) -> str:
+    """``rewardbot export`` as an admin runs it: a separate process reading the database
+    while the bot keeps running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "export",
+        *args,
         env={**os.environ, "REWARDBOT_DATABASE": str(stack.runtime.settings.database)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 def test_export_refuses_bad_dates_clearly(tmp_path: Path) -> None:
@@ -549,3 +557,13 @@ async def test_a_retry_reserves_the_budget_again_or_is_refused(stack: Stack) -> 
     refused = await refusal(stack, ARJUN)
     assert "Cannot retry reward #1" in refused and "50.00 GBP left of 300.00 GBP" in refused
     assert await stack.status(failing) is Status.FAILED
+
+
+async def test_status_history_is_for_the_requests_own_approvers(stack: Stack) -> None:
+    await request(stack, MAYA, amount="40")  # one approval: finance has no part in it
+    await stack.emulator.driver.slash_command(FINN, TEAM, text="status 1")
+    await stack.emulator.wait_for(lambda: stack.ws.ephemerals(FINN), 5, "Finn's answer")
+    assert "no reward request #1 that you can see" in stack.ws.ephemerals(FINN)[-1].text
+    await stack.emulator.driver.slash_command(ARJUN, TEAM, text="status 1")
+    await stack.emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's answer")
+    assert ":memo: Requested" in stack.ws.ephemerals(ARJUN)[-1].text

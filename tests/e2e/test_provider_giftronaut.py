@@ -113,6 +113,7 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
             }
         )
         delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
+        await stack.wait_status(1, Status.FULFILLED)  # recorded just after the DM
         [order] = state.created_orders
 
         # Jane asks for it again from her DM: Giftronaut emails the same address.
@@ -133,13 +134,19 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
             "updatedEmail": "jane@home.example",
         }
         await emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's answer")
-        assert (
-            "emailing the card again to the corrected address"
-            in stack.ws.ephemerals(ARJUN)[-1].text
-        )
+        assert "emailing the card again to j***@home.example" in stack.ws.ephemerals(ARJUN)[-1].text
         events = [e for e in await runtime.store.events(1) if e.kind == "resent"]
         assert [(e.actor, e.detail) for e in events] == [
             (JANE, {"to": "email"}),
-            (ARJUN, {"to": "corrected email"}),
+            (ARJUN, {"to": "email j***@home.example"}),
         ]
         assert "jane@home.example" not in str([e.detail for e in events])
+        # The recipient and the requester are told where it went, masked.
+        for person in (JANE, MAYA):
+            await emulator.wait_for_dm(person, "email reward #1")
+        # A second click within a minute does not make Giftronaut send it again.
+        await stack.click(JANE, delivery, RESEND_ACTION)
+        await emulator.wait_for(
+            lambda: "less than a minute ago" in stack.ws.ephemerals(JANE)[-1].text, 5, "cooldown"
+        )
+        assert len(order.resends) == 2

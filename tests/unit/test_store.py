@@ -7,7 +7,7 @@ import pytest
 
 from bot.domain import Money, NewRewardRequest, Status
 from bot.errors import RequestNotFound
-from bot.store import JobKind, Store
+from bot.store import Change, JobKind, Store
 
 
 def _new() -> NewRewardRequest:
@@ -173,4 +173,20 @@ async def test_a_job_claim_cancelled_at_any_point_leaves_the_store_usable(tmp_pa
         await store.release_jobs("runner")
         await store.add_approval_card(request.id, "UAPP", "D1", f"2.{steps}")
     assert await store.claim_job("runner", 30, JobKind.NOTIFY) is not None
+    await store.close()
+
+
+async def test_transition_all_changes_every_request_or_none(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    batch, _ = await store.create_requests([_new(), _new(), _new()], "V1")
+    first, second, third = (r.id for r in batch)
+    assert [r.batch_id for r in batch] == [first] * 3
+    # Someone else cancels the second one first: the batch decision must not half-apply.
+    assert await store.transition(second, Status.PENDING_APPROVAL, Status.CANCELLED, "UREQ")
+    reject_all = [
+        Change(i, Status.PENDING_APPROVAL, Status.REJECTED) for i in (first, second, third)
+    ]
+    assert not await store.transition_all(reject_all, "UAPP")
+    assert [(await store.get(i)).status for i in (first, third)] == [Status.PENDING_APPROVAL] * 2
+    assert [e.kind for e in await store.events(first)] == ["created"]
     await store.close()
