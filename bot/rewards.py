@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -96,7 +97,8 @@ class RewardService:
             if problem:
                 errors["deliver_at"] = problem
         product = await self._catalog.find(draft.product_key) if draft.product_key else None
-        face_value = None
+        recipients = [draft.recipient_id, *extras]
+        face_values: list[Money] = []
         if product is None:
             errors["card"] = (
                 "Pick a card type."
@@ -105,15 +107,16 @@ class RewardService:
             )
         else:
             try:
-                face_value = _face_value(product, draft.amount_text or "")
+                face_values = _face_values(product, draft.amount_text or "", len(recipients))
             except ValueError as exc:
                 errors["amount"] = str(exc)
         if errors:
             raise InvalidRequest(errors)
-        assert product is not None and face_value is not None and draft.recipient_id
+        assert product is not None and draft.recipient_id
         try:
             news: list[NewRewardRequest] = []
-            for recipient in [draft.recipient_id, *extras]:
+            for recipient, face_value in zip(recipients, face_values, strict=True):
+                assert recipient is not None
                 try:
                     new, limits = await self._apply_policy(
                         draft, recipient, message, product, face_value, deliver_at
@@ -130,6 +133,9 @@ class RewardService:
                     ) from None
                 news.append(new)
             if len(news) > 1:
+                # Decided together, so approved the same way: by two if any of them needs two.
+                required = max(n.approvals_required for n in news)
+                news = [n.model_copy(update={"approvals_required": required}) for n in news]
                 await self._check_batch_can_be_decided([_as_pending(n) for n in news])
             return await self._store.create_requests(
                 news, draft.submission_key, limits=limits, scheduled=self._deadlines()
@@ -495,7 +501,7 @@ class RewardService:
         await self.tell(
             request.origin_channel_id,
             request.requester_id,
-            slack_views.submitted(request, deciders, len(batch)),
+            slack_views.submitted(batch, deciders),
         )
 
     async def tell(self, channel: str, user_id: str, text: str) -> None:
@@ -542,11 +548,25 @@ def _as_pending(new: NewRewardRequest) -> RewardRequest:
     )
 
 
-def _face_value(product: Product, amount_text: str) -> Money:
-    amount = parse_amount(amount_text, product.currency)
-    if not product.allows(amount):
-        raise ValueError(f"{product.name} is available for {product.describe_allowed()}.")
-    return Money(amount=amount, currency=product.currency)
+# "25; 40" or "25, 40": a comma followed by a space separates amounts, "1,250" is one amount.
+_AMOUNT_SEPARATOR = re.compile(r"\s*;\s*|,\s+")
+
+
+def _face_values(product: Product, amount_text: str, people: int) -> list[Money]:
+    """One amount for everyone, or one per person in the order the form lists them."""
+    texts = [t for t in _AMOUNT_SEPARATOR.split(amount_text.strip()) if t] or [""]
+    if len(texts) not in (1, people):
+        raise ValueError(
+            f"Give one amount for everyone, or one for each of the {people} people, in order "
+            "(recipient first), like 25; 40."
+        )
+    amounts = []
+    for text in texts:
+        amount = parse_amount(text, product.currency)
+        if not product.allows(amount):
+            raise ValueError(f"{product.name} is available for {product.describe_allowed()}.")
+        amounts.append(Money(amount=amount, currency=product.currency))
+    return amounts * people if len(amounts) == 1 else amounts
 
 
 def _already_decided(request: RewardRequest, actor: str) -> AlreadyDecided:

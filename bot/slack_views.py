@@ -35,6 +35,7 @@ RESEND_ACTION = "resend_card"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
 MESSAGE_MAX_CHARS = 1000
+AMOUNT_MAX_CHARS = 200
 # People rewarded by one request (a bulk reward): the recipient and up to 19 more.
 MAX_RECIPIENTS = 20
 REASON_MAX_CHARS = 500
@@ -131,11 +132,11 @@ def reward_modal(
     amount: Block = {
         "type": "plain_text_input",
         "action_id": INPUT_ACTION,
-        "max_length": 20,
+        "max_length": AMOUNT_MAX_CHARS,
         "placeholder": _plain("e.g. 25"),
     }
     if prefill.amount:
-        amount["initial_value"] = prefill.amount[:20]
+        amount["initial_value"] = prefill.amount[:AMOUNT_MAX_CHARS]
     message: Block = {
         "type": "plain_text_input",
         "action_id": INPUT_ACTION,
@@ -198,7 +199,10 @@ def reward_modal(
                 "type": "input",
                 "block_id": "amount",
                 "label": _plain("Amount"),
-                "hint": _plain("In the card's currency, within the values shown beside it."),
+                "hint": _plain(
+                    "In the card's currency, within the values shown beside it. Rewarding "
+                    "several people? One amount for all, or one each in order: 25; 40."
+                ),
                 "element": amount,
             },
             {
@@ -302,7 +306,15 @@ def _details(request: RewardRequest, batch: Sequence[RewardRequest]) -> list[Blo
         ]
     # One line per recipient: after approval each card is ordered and delivered on its own.
     # A context block holds at most 10 elements, so the lines come in blocks of ten.
-    rows = [{"type": "mrkdwn", "text": f"• <@{m.recipient_id}>: {status_line(m)}"} for m in batch]
+    same = _same_amount(batch)
+    rows = [
+        {
+            "type": "mrkdwn",
+            "text": f"• <@{m.recipient_id}>{'' if same else f' · {m.face_value}'}: "
+            f"{status_line(m)}",
+        }
+        for m in batch
+    ]
     return [
         _mrkdwn_section(f"{batch_headline(batch)}\n{_quote(request.message)}"),
         *({"type": "context", "elements": rows[i : i + 10]} for i in range(0, len(rows), 10)),
@@ -315,21 +327,28 @@ def batch_headline(batch: Sequence[RewardRequest]) -> str:
     people = ", ".join(f"<@{m.recipient_id}>" for m in batch[:5])
     if len(batch) > 5:
         people += f" and {len(batch) - 5} more"
+    amount = f"{first.face_value} each" if _same_amount(batch) else "different amounts"
     return (
         f"*Rewards #{first.id}-#{batch[-1].id}*: <@{first.requester_id}> → {people}, "
-        f"*{first.face_value} each* {escape(first.product_name)}"
+        f"*{amount}* {escape(first.product_name)}"
     )
+
+
+def _same_amount(batch: Sequence[RewardRequest]) -> bool:
+    return len({m.face_value for m in batch}) == 1
 
 
 def _subject(request: RewardRequest, batch: Sequence[RewardRequest]) -> str:
     if len(batch) < 2:
         return (
-            f"reward #{request.id}: {request.face_value} {request.product_name} for "
+            f"reward #{request.id}: {request.face_value} {escape(request.product_name)} for "
             f"<@{request.recipient_id}>"
         )
+    amount = f"{request.face_value} " if _same_amount(batch) else ""
+    each = " each" if _same_amount(batch) else ""
     return (
-        f"rewards #{batch[0].id}-#{batch[-1].id}: {request.face_value} "
-        f"{request.product_name} each for {len(batch)} people"
+        f"rewards #{batch[0].id}-#{batch[-1].id}: {amount}"
+        f"{escape(request.product_name)}{each} for {len(batch)} people"
     )
 
 
@@ -568,8 +587,9 @@ def event_line(event: Event) -> str:
     return f"{when} · {what} · {who}"
 
 
-def submitted(request: RewardRequest, deciders: Sequence[str], people: int = 1) -> str:
+def submitted(batch: Sequence[RewardRequest], deciders: Sequence[str]) -> str:
     """The requester's private confirmation, the moment the modal closes."""
+    request = batch[0]
     who = " or ".join(f"<@{a}>" for a in deciders) or "an approver"
     steps = (
         f"needs two approvals: first from {who}, then from a second approver"
@@ -585,9 +605,8 @@ def submitted(request: RewardRequest, deciders: Sequence[str], people: int = 1) 
     what = (
         f"reward #{request.id} ({request.face_value} {escape(request.product_name)} for "
         f"<@{request.recipient_id}>)"
-        if people < 2
-        else f"rewards #{request.id}-#{request.id + people - 1} ({request.face_value} "
-        f"{escape(request.product_name)} each for {people} people, decided together)"
+        if len(batch) < 2
+        else f"{_subject(request, batch)}, decided together"
     )
     return (
         f":white_check_mark: Your {what} {steps}. Its thread "

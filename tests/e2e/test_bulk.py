@@ -164,3 +164,41 @@ async def test_two_step_batch_needs_a_second_approver_for_everyone(
         await stack.request_reward(values)
         assert "nobody else could give the second" in stack.ws.view_errors(MAYA)["more_recipients"]
         assert not stack.ws.messages(TEAM)
+
+
+async def test_different_amounts_one_per_person_in_order(stack: Stack) -> None:
+    await stack.request_reward({**BULK, "amount": "25; 40, 30"})
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
+    batch = await stack.runtime.store.batch(await stack.runtime.store.get(1))
+    assert [(r.recipient_id, str(r.face_value)) for r in batch] == [
+        (JANE, "25.00 GBP"),
+        (OMAR, "40.00 GBP"),
+        (LIN, "30.00 GBP"),
+    ]
+    card = str(stack.approval_card(ARJUN).blocks)
+    assert "different amounts" in card and f"<@{OMAR}> · 40.00 GBP:" in card
+    await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+    await stack.wait_status(2, Status.FULFILLED)
+    assert "40.00 GBP" in (await stack.emulator.wait_for_dm(OMAR, "sent you a reward")).text
+
+
+async def test_amounts_must_be_one_or_one_per_person(stack: Stack) -> None:
+    for amount, message in [
+        ("25; 40", "one for each of the 3 people"),
+        ("25; 40; 501", "5 to 500 GBP"),
+        ("1,250; 5; 5", "5 to 500 GBP"),  # a thousands separator is not a list
+    ]:
+        await stack.request_reward({**BULK, "amount": amount})
+        assert message in stack.ws.view_errors(MAYA).get("amount", ""), amount
+        await stack.emulator.driver.close_view(MAYA)
+    assert not stack.ws.messages(TEAM)
+
+
+async def test_one_member_above_the_threshold_makes_the_batch_need_two_approvals(
+    emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    async with policy_stack(emulator, tmp_path) as stack:
+        await stack.request_reward({**GOOD_VALUES, "amount": "50; 120", "more_recipients": [OMAR]})
+        await stack.wait_status(2, Status.PENDING_APPROVAL)
+        batch = await stack.runtime.store.batch(await stack.runtime.store.get(1))
+        assert [r.approvals_required for r in batch] == [2, 2]
