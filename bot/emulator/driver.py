@@ -136,7 +136,13 @@ class Driver:
         self, user_id: str, action_id: str, value_override: str | None = None
     ) -> BotReply:
         """Click a button in the user's current modal."""
-        view = self._top_view(user_id)
+        return await self._click_in_view(
+            user_id, self._top_view(user_id), action_id, value_override
+        )
+
+    async def _click_in_view(
+        self, user_id: str, view: JSON, action_id: str, value_override: str | None
+    ) -> BotReply:
         block, button = self._shown_button(view["blocks"], action_id)
         value = value_override if value_override is not None else button.get("value")
         action = payloads.button_action(block, button, value, self.ws.clock.next_ts())
@@ -184,13 +190,7 @@ class Driver:
         view = self.ws.home_view(user_id)
         if view is None:
             raise EmulatorError(f"the bot never published a Home tab for {user_id}")
-        block, button = self._shown_button(view["blocks"], action_id)
-        value = value_override if value_override is not None else button.get("value")
-        action = payloads.button_action(block, button, value, self.ws.clock.next_ts())
-        payload = payloads.view_block_actions(
-            self.ws, user_id, view, action, self.triggers.issue(user_id)
-        )
-        return await self._transport().interactive(payload)
+        return await self._click_in_view(user_id, view, action_id, value_override)
 
     # -- modals ----------------------------------------------------------------------
 

@@ -16,52 +16,49 @@ from bot.emulator.ids import random_id, view_hash
 from bot.emulator.workspace import Workspace
 
 
-def _render(ws: Workspace, checked: JSON, view_id: str, root: str, previous: str | None) -> JSON:
-    """The full view object Slack returns and puts in payloads."""
+def _common(ws: Workspace, checked: JSON, view_id: str) -> JSON:
+    """The fields every view object has, whatever its type."""
     return {
         "id": view_id,
         "team_id": ws.team_id,
-        "type": "modal",
-        "title": checked["title"],
-        "submit": checked.get("submit"),
-        "close": checked.get("close"),
         "blocks": checked["blocks"],
         "private_metadata": checked.get("private_metadata", ""),
         "callback_id": checked.get("callback_id", ""),
         "external_id": checked.get("external_id", ""),
         "state": {"values": {}},
         "hash": view_hash(),
-        "clear_on_close": bool(checked.get("clear_on_close", False)),
-        "notify_on_close": bool(checked.get("notify_on_close", False)),
-        "root_view_id": root,
-        "previous_view_id": previous,
         "app_id": ws.app_id,
         "app_installed_team_id": ws.team_id,
         "bot_id": ws.bot_id,
     }
 
 
+def _render(ws: Workspace, checked: JSON, view_id: str, root: str, previous: str | None) -> JSON:
+    """The full view object Slack returns and puts in payloads."""
+    return {
+        **_common(ws, checked, view_id),
+        "type": "modal",
+        "title": checked["title"],
+        "submit": checked.get("submit"),
+        "close": checked.get("close"),
+        "clear_on_close": bool(checked.get("clear_on_close", False)),
+        "notify_on_close": bool(checked.get("notify_on_close", False)),
+        "root_view_id": root,
+        "previous_view_id": previous,
+    }
+
+
 def _render_home(ws: Workspace, checked: JSON, view_id: str) -> JSON:
     """The Home tab view object, as views.publish returns it and app_home_opened carries it."""
     view: JSON = {
-        "id": view_id,
-        "team_id": ws.team_id,
+        **_common(ws, checked, view_id),
         "type": "home",
         "close": None,
         "submit": None,
-        "blocks": checked["blocks"],
-        "private_metadata": checked.get("private_metadata", ""),
-        "callback_id": checked.get("callback_id", ""),
-        "external_id": checked.get("external_id", ""),
-        "state": {"values": {}},
-        "hash": view_hash(),
         "clear_on_close": False,
         "notify_on_close": False,
         "root_view_id": view_id,
         "previous_view_id": None,
-        "app_id": ws.app_id,
-        "app_installed_team_id": ws.team_id,
-        "bot_id": ws.bot_id,
     }
     if checked.get("title"):
         view["title"] = checked["title"]
