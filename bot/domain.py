@@ -126,7 +126,10 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.AWAITING_SECOND_APPROVAL: frozenset({Status.APPROVED, *_UNDECIDED_ENDS}),
     # A scheduled reward can be cancelled until the bot starts ordering it.
     Status.APPROVED: frozenset({Status.ORDERING, Status.FAILED, Status.CANCELLED}),
-    Status.ORDERING: frozenset({Status.FULFILLED, Status.FAILED, Status.NEEDS_REVIEW}),
+    # A provider's own scheduled order can be cancelled with it until its cut-off.
+    Status.ORDERING: frozenset(
+        {Status.FULFILLED, Status.FAILED, Status.NEEDS_REVIEW, Status.CANCELLED}
+    ),
     Status.FULFILLED: frozenset(),
     Status.REJECTED: frozenset(),
     # An approver retries a failed order, under a new idempotency key.
@@ -195,6 +198,8 @@ class RewardRequest(NewRewardRequest):
     # Set when a delivery DM may have been sent: check Slack before sending it again.
     delivery_started_at: datetime | None = None
     summary_permalink: str | None = None
+    # A provider scheduled the card natively: the order can be cancelled until then.
+    cancel_before: datetime | None = None
     # The first request of the submission, when one submission rewarded several people.
     batch_id: int | None = None
     created_at: datetime

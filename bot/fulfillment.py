@@ -13,11 +13,13 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
 
 from bot.domain import RewardRequest, Status
+from bot.jobs import RunLater
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.store import SYSTEM_ACTOR, Job, Store
 from providers.base import OrderRequest, OrderResult, OrderState, Provider, Recipient
@@ -38,6 +40,10 @@ _SLACK_TRANSIENT_ERRORS = frozenset(
 )
 T = TypeVar("T")
 _MAX_WAKEUPS = 10_000
+# A card the provider schedules itself is looked at again this long after its send time.
+_AFTER_SEND = timedelta(minutes=1)
+# Closer than this to the delivery time, the bot orders at the time instead of scheduling.
+NATIVE_SCHEDULE_LEAD = timedelta(minutes=10)
 
 
 class Fulfillment:
@@ -91,7 +97,7 @@ class Fulfillment:
                 f"request {request_id} needs provider {request.provider!r}, which is not enabled"
             )
         if request.status is Status.APPROVED:
-            claimed = await self._claim(request)
+            claimed = await self._claim(request, provider)
             if claimed is None:
                 return
             request = claimed
@@ -125,6 +131,11 @@ class Fulfillment:
             return
         if request.provider_order_id != result.provider_order_id:
             await self._store.set_provider_order(request.id, result.provider_order_id)
+        waiting_for_send = order.send_at is not None and order.send_at > datetime.now(UTC)
+        if waiting_for_send and result.state is OrderState.PENDING:
+            assert order.send_at is not None
+            # The provider sends it then; there is nothing to poll for until that time.
+            raise RunLater(order.send_at + _AFTER_SEND)
         try:
             result = await self._until_settled(request, provider, result)
         except (OrderRefused, OutcomeUnknown) as problem:
@@ -148,9 +159,10 @@ class Fulfillment:
             f"{problem.message}",
         )
 
-    async def _claim(self, request: RewardRequest) -> RewardRequest | None:
+    async def _claim(self, request: RewardRequest, provider: Provider) -> RewardRequest | None:
         """``approved → ordering``, capturing the recipient so every retry of the order (even
-        after a restart or a profile change) sends the same body."""
+        after a restart or a profile change) sends the same body. Whether the provider
+        schedules the card itself is decided here too, once, for the same reason."""
         try:
             recipient = await self._slack_with_retries(
                 functools.partial(self._gateway.user, request.recipient_id)
@@ -166,6 +178,10 @@ class Fulfillment:
                 failure_reason=reason,
             )
             return None
+        cancel_before = None
+        when = request.deliver_at
+        if provider.schedules_natively and when and when > datetime.now(UTC) + NATIVE_SCHEDULE_LEAD:
+            cancel_before = (when - provider.cancel_cutoff).isoformat()
         if not await self._store.transition(
             request.id,
             Status.APPROVED,
@@ -173,6 +189,7 @@ class Fulfillment:
             SYSTEM_ACTOR,
             recipient_name=recipient.display_name,
             recipient_email=recipient.email,
+            cancel_before=cancel_before,
         ):
             return None
         return await self._store.get(request.id)
@@ -328,4 +345,6 @@ def _order_for(request: RewardRequest) -> OrderRequest:
             email=request.recipient_email,
         ),
         message=request.message,
+        # Set at the claim when the provider schedules the card itself.
+        send_at=request.deliver_at if request.cancel_before is not None else None,
     )

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
 from typing import Any
 
 from bot.store import Job, JobKind, Store
@@ -21,6 +22,16 @@ from bot.store import Job, JobKind, Store
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[Job], Coroutine[Any, Any, None]]
+
+
+class RunLater(Exception):
+    """Raised by a handler that has nothing to do before ``until`` (a card scheduled by the
+    provider): the job is run again then, without counting as a failed attempt."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(until.isoformat())
+        self.until = until
+
 
 # Slots per kind: long-polling orders never starve Slack notifications, and vice versa.
 DEFAULT_CONCURRENCY: Mapping[JobKind, int] = {
@@ -134,6 +145,8 @@ class JobRunner:
         heartbeat = asyncio.create_task(self._heartbeat(job, work))
         try:
             await work
+        except RunLater as later:
+            await self._store.postpone_job(job, later.until)
         except asyncio.CancelledError:
             if not work.cancelled():
                 raise  # stop() cancelled us: release_jobs gives the lease back

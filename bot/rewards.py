@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -21,10 +21,12 @@ from bot.domain import (
     parse_amount,
 )
 from bot.errors import AlreadyDecided, InvalidRequest, NotAllowed, OverBudget
+from bot.fulfillment import NATIVE_SCHEDULE_LEAD
 from bot.policy import NoExchangeRate, Policy
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.store import BudgetLimit, Change, JobKind, Store
-from providers.base import Product
+from providers.base import Product, Provider
+from providers.errors import OrderRefused, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +58,18 @@ class RewardService:
     """Validates, stores and decides reward requests; approval queues the fulfilment job."""
 
     def __init__(
-        self, store: Store, catalog: Catalog, gateway: SlackGateway, policy: Policy
+        self,
+        store: Store,
+        catalog: Catalog,
+        gateway: SlackGateway,
+        policy: Policy,
+        providers: Mapping[str, Provider],
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._gateway = gateway
         self._policy = policy
+        self._providers = providers
 
     async def can_be_approved(self, requester_id: str) -> bool:
         """Whether anyone other than the requester can approve their requests."""
@@ -318,8 +326,7 @@ class RewardService:
                 Status.APPROVED,
                 {"approval": "second of two" if member.approvals_required > 1 else "only"},
                 then=(JobKind.FULFIL,),
-                # A scheduled reward is held until its time: the order is placed then.
-                then_at=member.deliver_at,
+                then_at=self._order_time(member),
                 columns={
                     "decided_by": actor,
                     # Created and stored with the approval, before any provider call, so every
@@ -344,6 +351,16 @@ class RewardService:
                 columns={"decided_by": actor, "decision_reason": reason},
             ),
         )
+
+    def _order_time(self, request: RewardRequest) -> datetime | None:
+        """When to place an approved order: at once, unless it is scheduled and the bot holds
+        it until then (a provider that schedules natively gets it at once, with the time)."""
+        when = request.deliver_at
+        provider = self._providers.get(request.provider)
+        if when is None or when <= datetime.now(UTC):
+            return None
+        native = provider is not None and provider.schedules_natively
+        return None if native and when > datetime.now(UTC) + NATIVE_SCHEDULE_LEAD else when
 
     async def _decide_batch(
         self,
@@ -379,8 +396,8 @@ class RewardService:
 
     async def cancel(self, request_id: int, actor: str) -> RewardRequest:
         """The requester withdraws a request (with its whole batch) nobody has finished
-        deciding, or a scheduled reward the bot has not started ordering. All of it or none:
-        if the bot started ordering any part, nothing is cancelled."""
+        deciding, or a scheduled reward not yet sent: held by the bot until the order starts,
+        or scheduled at the provider until its cut-off (the provider cancels it first)."""
         request = await self._store.get(request_id)
         if actor != request.requester_id:
             raise NotAllowed("Only the person who asked for this reward can cancel it.")
@@ -388,15 +405,38 @@ class RewardService:
         if not all(slack_views.can_cancel(m) for m in batch):
             if any(m.status in (Status.APPROVED, Status.ORDERING, Status.FULFILLED) for m in batch):
                 raise AlreadyDecided(
-                    f"Reward #{request.id} is already being ordered, so it can no longer be "
-                    "cancelled.",
+                    f"Reward #{request.id} is already being ordered or sent, so it can no "
+                    "longer be cancelled.",
                     request.status,
                 )
             raise _already_decided(request, actor)
+        for member in batch:
+            if member.status is Status.ORDERING:
+                await self._cancel_at_provider(member)
         won = await self._store.transition_all(
             [Change(m.id, m.status, Status.CANCELLED, {"by": "requester"}) for m in batch], actor
         )
         return await self._decided(request.id, actor, won)
+
+    async def _cancel_at_provider(self, request: RewardRequest) -> None:
+        provider = self._providers.get(request.provider)
+        if provider is None or request.provider_order_id is None:
+            raise NotAllowed(
+                f"Reward #{request.id} is being ordered right now; try again in a minute."
+            )
+        try:
+            await provider.cancel_order(request.provider_order_id)
+        except OrderRefused as refusal:
+            raise NotAllowed(
+                f"{request.provider} can no longer cancel reward #{request.id}: "
+                f"{slack_views.escape(refusal.message)}"
+            ) from None
+        except ProviderError as exc:
+            log.warning("cancelling request %s at %s failed: %r", request.id, provider.name, exc)
+            raise NotAllowed(
+                f"{request.provider} did not answer, so reward #{request.id} is not cancelled. "
+                "Try again in a minute."
+            ) from None
 
     async def order_again(self, request_id: int, actor: str) -> RewardRequest:
         """After review found no card was issued: order again, under a new idempotency key

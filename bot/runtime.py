@@ -85,7 +85,7 @@ class Runtime:
             lease_seconds=settings.job_lease_seconds,
         )
         store.on_jobs_queued = jobs.wake
-        rewards = RewardService(store, catalog, gateway, policy)
+        rewards = RewardService(store, catalog, gateway, policy, providers)
         return cls(
             settings,
             store,

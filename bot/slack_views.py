@@ -266,18 +266,26 @@ def when(moment: datetime) -> str:
 
 
 def is_scheduled(request: RewardRequest) -> bool:
-    """Still held for a delivery time in the future."""
+    """Due for delivery at a time still in the future."""
     return (
         request.deliver_at is not None
-        and request.status in (*AWAITING_DECISION, Status.APPROVED)
+        and request.status in (*AWAITING_DECISION, Status.APPROVED, Status.ORDERING)
         and request.deliver_at > datetime.now(UTC)
     )
 
 
 def can_cancel(request: RewardRequest) -> bool:
-    """Undecided, or approved but held for its delivery time: nothing is ordered yet."""
-    return request.status in AWAITING_DECISION or (
-        request.status is Status.APPROVED and is_scheduled(request)
+    """Undecided; approved but held for its delivery time (nothing is ordered yet); or
+    scheduled at a provider that can still cancel it."""
+    now = datetime.now(UTC)
+    return (
+        request.status in AWAITING_DECISION
+        or (request.status is Status.APPROVED and is_scheduled(request))
+        or (
+            request.status is Status.ORDERING
+            and request.cancel_before is not None
+            and now < request.cancel_before
+        )
     )
 
 
@@ -460,9 +468,9 @@ def thread_update(request: RewardRequest) -> str:
         case Status.APPROVED if is_scheduled(request):
             assert request.deliver_at is not None
             return (
-                f"Approved by <@{request.decided_by}>. :calendar: The card will be ordered from "
-                f"{request.provider} and delivered {when(request.deliver_at)}. The requester "
-                "can cancel it here until then."
+                f"Approved by <@{request.decided_by}>. :calendar: The {request.provider} card "
+                f"will be delivered {when(request.deliver_at)}. Until shortly before then, the "
+                "requester can cancel it here."
             )
         case Status.APPROVED | Status.ORDERING:
             return (

@@ -133,6 +133,10 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE reward_requests ADD COLUMN batch_id INTEGER REFERENCES reward_requests(id);
     CREATE INDEX reward_requests_batch ON reward_requests(batch_id);
     """,
+    # Orders scheduled natively by the provider, cancellable until its cut-off.
+    """
+    ALTER TABLE reward_requests ADD COLUMN cancel_before TEXT;
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -149,6 +153,7 @@ _TRANSITION_COLUMNS = frozenset(
         "recipient_name",
         "recipient_email",
         "delivery_started_at",
+        "cancel_before",
     }
 )
 SYSTEM_ACTOR = "rewardbot"
@@ -276,6 +281,9 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         summary_permalink=row["summary_permalink"],
         deliver_at=datetime.fromisoformat(row["deliver_at"]) if row["deliver_at"] else None,
         batch_id=row["batch_id"],
+        cancel_before=(
+            datetime.fromisoformat(row["cancel_before"]) if row["cancel_before"] else None
+        ),
         decided_by=row["decided_by"],
         decision_reason=row["decision_reason"],
         failure_reason=row["failure_reason"],
@@ -753,6 +761,15 @@ class Store:
                 "UPDATE jobs SET run_after = ?, lease_owner = NULL, lease_expires = NULL, "
                 "last_error = ? WHERE id = ? AND lease_owner = ?",
                 (_now(delay), error, job.id, job.lease),
+            )
+
+    async def postpone_job(self, job: Job, until: datetime) -> None:
+        """The job has nothing to do before ``until``: run it again then (not a failure)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET run_after = ?, lease_owner = NULL, lease_expires = NULL, "
+                "attempts = MAX(attempts - 1, 0) WHERE id = ? AND lease_owner = ?",
+                (_timestamp(until), job.id, job.lease),
             )
 
     async def release_jobs(self, owner: str) -> None:

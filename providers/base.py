@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar, Self
@@ -118,6 +119,9 @@ class OrderRequest(BaseModel):
     reference: str
     recipient: Recipient
     message: str
+    # When the provider should send the card, for providers that schedule natively
+    # (``Provider.schedules_natively``); ``None`` sends it at once.
+    send_at: datetime | None = None
 
 
 class OrderState(StrEnum):
@@ -180,6 +184,10 @@ class Provider(ABC):
     needs_recipient_email: ClassVar[bool] = False
     # Whether :meth:`resend` can email an issued card again (to a corrected address).
     can_resend: ClassVar[bool] = False
+    # Whether an order can carry ``send_at``, and how long before it :meth:`cancel_order`
+    # still works. Other providers' scheduled rewards are held by the bot instead.
+    schedules_natively: ClassVar[bool] = False
+    cancel_cutoff: ClassVar[timedelta] = timedelta(0)
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
@@ -197,6 +205,10 @@ class Provider(ABC):
     @abstractmethod
     async def get_order(self, provider_order_id: str) -> OrderResult:
         """The current state of an order placed earlier."""
+
+    async def cancel_order(self, provider_order_id: str) -> None:
+        """Cancel a scheduled order before ``cancel_cutoff``; only where ``schedules_natively``."""
+        raise OrderDeclined(f"{self.name} cannot cancel an order.")
 
     async def resend(self, provider_order_id: str, email: str | None = None) -> None:
         """Email an issued card again, to ``email`` if given; only where ``can_resend``."""

@@ -79,7 +79,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import quote
@@ -315,6 +315,9 @@ class GiftronautProvider(HttpProvider):
     name: ClassVar[str] = "giftronaut"
     needs_recipient_email: ClassVar[bool] = True
     can_resend: ClassVar[bool] = True
+    schedules_natively: ClassVar[bool] = True
+    # Giftronaut cancels a scheduled order only up to an hour before its send time.
+    cancel_cutoff: ClassVar[timedelta] = timedelta(hours=1)
 
     def __init__(
         self,
@@ -423,6 +426,9 @@ class GiftronautProvider(HttpProvider):
                 f"This Giftronaut card is sold in {known_currency}, not "
                 f"{order.face_value.currency}."
             )
+        if schedule is None and order.send_at is not None:
+            utc = order.send_at.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+            schedule = ScheduledSend(at=utc, timezone="UTC")
         key = giftronaut_key(order.idempotency_key)
         body = self._order_body(order, key, vendor_product_id, schedule)
         fingerprint = hashlib.sha256(encode_json(body)).hexdigest()

@@ -103,7 +103,7 @@ async def test_scheduled_reward_is_held_until_its_time_then_delivered(stack: Sta
     await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
     summary = stack.ws.messages(TEAM)[0]
     replies = " ".join(m.text for m in stack.ws.thread_replies(TEAM, summary.ts))
-    assert "will be ordered from sandbox and delivered <!date^" in replies
+    assert "The sandbox card will be delivered <!date^" in replies
     assert "Delivery scheduled for <!date^" in summary.blocks[1]["elements"][0]["text"]  # type: ignore[index]
     assert stack.sandbox.order_count == 0 and not stack.ws.dm_messages(JANE)
     clock_reaches_delivery_time(stack)

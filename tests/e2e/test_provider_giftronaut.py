@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,8 +15,9 @@ from pydantic import SecretStr
 
 from bot.domain import Status
 from bot.emulator import SlackEmulator
+from bot.errors import AlreadyDecided
 from bot.local import running_bot
-from bot.slack_views import APPROVE_ACTION, RESEND_ACTION
+from bot.slack_views import APPROVE_ACTION, CANCEL_ACTION, RESEND_ACTION
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
@@ -150,3 +153,62 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
             lambda: "less than a minute ago" in stack.ws.ephemerals(JANE)[-1].text, 5, "cooldown"
         )
         assert len(order.resends) == 2
+
+
+def _in_hours(hours: float) -> int:
+    return int((datetime.now(UTC) + timedelta(hours=hours)).timestamp())
+
+
+SCHEDULED = {
+    "recipient": JANE,
+    "card": "giftronaut:branded:10042",
+    "amount": "50",
+    "message": "For shipping the release",
+}
+
+
+async def test_giftronaut_schedules_the_card_itself_cancellable_until_its_cut_off(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    async with giftronaut_stack(emulator, database, state) as stack:
+        send_at = _in_hours(3)
+        await stack.request_and_approve({**SCHEDULED, "deliver_at": send_at})
+        await emulator.wait_for(lambda: state.created_orders, 5, "the scheduled order")
+        [order] = state.created_orders
+        timing = order.body["sendTiming"]
+        assert (timing["type"], timing["timezone"]) == ("SCHEDULED", "UTC")
+        assert datetime.fromisoformat(timing["scheduledAt"]).replace(tzinfo=UTC) == (
+            datetime.fromtimestamp(send_at, UTC)
+        )
+        await stack.wait_status(1, Status.ORDERING)
+        # Nothing polls Giftronaut while the card waits for its send time.
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+        polls = len(state.seen("GET", f"/api/v1/orders/{order.order_id}"))
+        await asyncio.sleep(0.3)
+        assert len(state.seen("GET", f"/api/v1/orders/{order.order_id}")) == polls
+
+        summary = await emulator.wait_for_message(TEAM, "Reward #1")
+        await stack.click(MAYA, summary, CANCEL_ACTION)
+        await stack.wait_status(1, Status.CANCELLED)
+        assert order.status == "CANCELED"
+        assert not [m for m in stack.ws.dm_messages(JANE) if "sent you a reward" in m.text]
+
+
+async def test_within_giftronauts_cut_off_a_scheduled_card_cannot_be_cancelled(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    async with giftronaut_stack(emulator, database, state) as stack:
+        await stack.request_and_approve({**SCHEDULED, "deliver_at": _in_hours(0.5)})
+        await emulator.wait_for(lambda: state.created_orders, 5, "the scheduled order")
+        await stack.wait_status(1, Status.ORDERING)
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+        # Less than an hour before sending: the thread no longer offers Cancel.
+        summary = await emulator.wait_for_message(TEAM, "Reward #1")
+        assert "cancel_request" not in str(summary.blocks)
+        assert "Delivery scheduled for <!date^" in str(summary.blocks)
+        with pytest.raises(AlreadyDecided, match="can no longer be cancelled"):
+            await stack.runtime.rewards.cancel(1, MAYA)
+        assert state.created_orders[0].status == "PENDING"
+        assert await stack.status(1) is Status.ORDERING
