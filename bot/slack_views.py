@@ -459,7 +459,7 @@ def thread_update(request: RewardRequest) -> str:
                 "limit for one approver, so it waits for a second approval."
             )
         case Status.CANCELLED:
-            return ":heavy_multiplication_x: Cancelled by the requester. Nothing was ordered."
+            return ":heavy_multiplication_x: Cancelled by the requester: no card will be sent."
         case Status.EXPIRED:
             return (
                 ":alarm_clock: Expired: nobody approved or rejected it in time. Nothing was "
@@ -569,7 +569,7 @@ _NEXT_STEPS = {
     Status.REJECTED: "Nothing more will happen. The requester can ask again with /reward.",
     Status.FAILED: "Nothing was delivered. The requester can ask again with /reward.",
     Status.RESOLVED: "Nothing more will happen: it was settled by hand.",
-    Status.CANCELLED: "Nothing more will happen: nothing was ordered.",
+    Status.CANCELLED: "Nothing more will happen: no card will be sent.",
     Status.EXPIRED: "Nothing more will happen. The requester can ask again with /reward.",
 }
 
