@@ -448,18 +448,15 @@ class RewardService:
                 f"{request.provider} has order {request.provider_order_id} for this reward: "
                 "use Check again, so the card is not bought twice."
             )
-        won = await self._store.transition(
+        change = Change(
             request_id,
             Status.NEEDS_REVIEW,
             Status.APPROVED,
-            actor,
-            detail={"review": "order again"},
-            then=[JobKind.FULFIL],
-            idempotency_key=_new_idempotency_key(request_id),
-            provider_order_id=None,
-            delivery_started_at=None,
-            failure_reason=None,
+            {"review": "order again"},
+            then=(JobKind.FULFIL,),
+            columns=_new_order(request_id),
         )
+        won = await self._store.transition_all([change], actor)
         return await self._decided(request_id, actor, won)
 
     async def retry(self, request_id: int, actor: str) -> RewardRequest:
@@ -471,19 +468,16 @@ class RewardService:
             raise AlreadyDecided(f"Reward #{request.id} has not failed.", request.status)
         limits = self._limits_for(request.team, f"<@{request.requester_id}>'s")
         try:
-            won = await self._store.transition(
+            change = Change(
                 request_id,
                 Status.FAILED,
                 Status.APPROVED,
-                actor,
-                detail={"retry": "after failure", "failure": request.failure_reason},
-                then=[JobKind.FULFIL],
-                reserve=limits if request.budget_amount else (),
-                decided_by=actor,
-                idempotency_key=_new_idempotency_key(request_id),
-                provider_order_id=None,
-                delivery_started_at=None,
-                failure_reason=None,
+                {"retry": "after failure", "failure": request.failure_reason},
+                then=(JobKind.FULFIL,),
+                columns={**_new_order(request_id), "decided_by": actor},
+            )
+            won = await self._store.transition_all(
+                [change], actor, reserve=limits if request.budget_amount else ()
             )
         except OverBudget as over:
             raise NotAllowed(f"Cannot retry reward #{request.id}: {over}") from None
@@ -555,6 +549,17 @@ class RewardService:
             await self._gateway.dm(user_id, text)
         except SLACK_FAILURES as exc:
             log.warning("could not tell %s: %r", user_id, exc)
+
+
+def _new_order(request_id: int) -> dict[str, str | None]:
+    """The columns that start a request's order afresh (order again, retry): a new key, and
+    nothing left of the previous attempt's order or delivery."""
+    return {
+        "idempotency_key": _new_idempotency_key(request_id),
+        "provider_order_id": None,
+        "delivery_started_at": None,
+        "failure_reason": None,
+    }
 
 
 def _new_idempotency_key(request_id: int) -> str:

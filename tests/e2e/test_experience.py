@@ -87,13 +87,18 @@ def in_minutes(minutes: float) -> int:
     return int((datetime.now(UTC) + timedelta(minutes=minutes)).timestamp())
 
 
-def clock_reaches_delivery_time(stack: Stack) -> None:
-    """Stand-in for waiting until the scheduled time: held jobs become due now."""
-    with sqlite3.connect(stack.runtime.settings.database) as db:
-        db.execute(
-            "UPDATE jobs SET run_after = ? WHERE kind = 'fulfil' AND done_at IS NULL",
-            (datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),),
-        )
+async def clock_reaches_delivery_time(stack: Stack) -> None:
+    """Stand-in for waiting until the scheduled time: held jobs become due now. Written from
+    another thread, so the bot's own transactions go on while this one waits for the lock."""
+
+    def make_due() -> None:
+        with sqlite3.connect(stack.runtime.settings.database, timeout=10) as db:
+            db.execute(
+                "UPDATE jobs SET run_after = ? WHERE kind = 'fulfil' AND done_at IS NULL",
+                (datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),),
+            )
+
+    await asyncio.to_thread(make_due)
     stack.runtime.jobs.wake()
 
 
@@ -106,7 +111,7 @@ async def test_scheduled_reward_is_held_until_its_time_then_delivered(stack: Sta
     assert "The sandbox card will be delivered <!date^" in replies
     assert "Delivery scheduled for <!date^" in summary.blocks[1]["elements"][0]["text"]  # type: ignore[index]
     assert stack.sandbox.order_count == 0 and not stack.ws.dm_messages(JANE)
-    clock_reaches_delivery_time(stack)
+    await clock_reaches_delivery_time(stack)
     await stack.wait_status(1, Status.FULFILLED)
     assert stack.sandbox.order_count == 1
     await stack.emulator.wait_for_dm(JANE, "sent you a reward")
@@ -123,7 +128,7 @@ async def test_scheduled_reward_can_be_cancelled_by_the_requester_until_then(
     await stack.emulator.wait_for(lambda: stack.refusals(JANE), 5, "Jane's refusal")
     await stack.click(MAYA, summary, CANCEL_ACTION)
     await stack.wait_status(1, Status.CANCELLED)
-    clock_reaches_delivery_time(stack)
+    await clock_reaches_delivery_time(stack)
     await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
     assert stack.sandbox.order_count == 0 and not stack.ws.dm_messages(JANE)
     events = await stack.runtime.store.events(1)
