@@ -6,8 +6,9 @@ Nothing here knows about Slack payloads, SQL or vendor JSON.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated
 
@@ -44,6 +45,17 @@ class Money(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.amount:,.{minor_units(self.currency)}f} {self.currency}"
+
+
+def allocate(total: Money, weights: Sequence[Decimal]) -> list[Money]:
+    """``total`` split in proportion to ``weights`` (one order's charge over its cards), in the
+    currency's minor units; the rounding is left on the last share so the shares add up to
+    ``total`` exactly."""
+    unit = Decimal(1).scaleb(-minor_units(total.currency))
+    whole = sum(weights, Decimal(0))
+    shares = [(total.amount * w / whole).quantize(unit, ROUND_HALF_EVEN) for w in weights[:-1]]
+    shares.append(total.amount - sum(shares, Decimal(0)))
+    return [Money(amount=share, currency=total.currency) for share in shares]
 
 
 def parse_amount(text: str, currency: str) -> Decimal:
@@ -202,5 +214,10 @@ class RewardRequest(NewRewardRequest):
     cancel_before: datetime | None = None
     # The first request of the submission, when one submission rewarded several people.
     batch_id: int | None = None
+    # In one provider order with other requests of its batch: that order's idempotency key
+    # (``None``: ordered alone under ``idempotency_key``), and the request whose ``fulfil`` job
+    # places it.
+    order_key: str | None = None
+    order_owner: int | None = None
     created_at: datetime
     updated_at: datetime

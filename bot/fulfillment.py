@@ -18,11 +18,19 @@ from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
 
-from bot.domain import RewardRequest, Status
+from bot.domain import Money, RewardRequest, Status, allocate
 from bot.jobs import RunLater
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
-from bot.store import SYSTEM_ACTOR, Job, Store
-from providers.base import OrderRequest, OrderResult, OrderState, Provider, Recipient
+from bot.store import SYSTEM_ACTOR, Change, Job, Store
+from providers.base import (
+    OrderLine,
+    OrderRequest,
+    OrderResult,
+    OrderState,
+    Provider,
+    Recipient,
+    SharedOrder,
+)
 from providers.errors import (
     OrderRefused,
     OutcomeUnknown,
@@ -33,7 +41,6 @@ from providers.errors import (
 
 log = logging.getLogger(__name__)
 
-_UNFINISHED = frozenset({Status.APPROVED, Status.ORDERING})
 # Slack errors that mean "try again later", not "this message can never be sent".
 _SLACK_TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -76,7 +83,16 @@ class Fulfillment:
         self._wakeups: dict[tuple[str, str], asyncio.Event] = {}
 
     async def run(self, job: Job) -> None:
-        await self._fulfil(job.request_id)
+        """Carry every unfinished order the job's request owns: its own, and the one it shares
+        with others of its batch (see :meth:`Store.orders_owned_by`)."""
+        postponed: list[datetime] = []
+        for order in await self._store.orders_owned_by(job.request_id):
+            try:
+                await self._fulfil(order)
+            except RunLater as wait:
+                postponed.append(wait.until)
+        if postponed:
+            raise RunLater(min(postponed))
 
     def order_changed(self, provider: str, provider_order_id: str) -> None:
         """A webhook said the order changed: stop waiting for the next poll."""
@@ -86,67 +102,112 @@ class Fulfillment:
         if key in self._wakeups or len(self._wakeups) < _MAX_WAKEUPS:
             self._wakeups.setdefault(key, asyncio.Event()).set()
 
-    async def _fulfil(self, request_id: int) -> None:
-        request = await self._store.get(request_id)
-        if request.status not in _UNFINISHED:
-            return
-        provider = self._providers.get(request.provider)
+    async def _fulfil(self, requests: list[RewardRequest]) -> None:
+        """One provider order, for one request or (shared) for several of a batch."""
+        provider = self._providers.get(requests[0].provider)
         if provider is None:
             # Kept open and retried with backoff: re-enabling the provider resumes it.
             raise RuntimeError(
-                f"request {request_id} needs provider {request.provider!r}, which is not enabled"
+                f"request {requests[0].id} needs provider {requests[0].provider!r}, which is "
+                "not enabled"
             )
-        if request.status is Status.APPROVED:
-            claimed = await self._claim(request, provider)
-            if claimed is None:
-                return
-            request = claimed
-        order = _order_for(request)
-        if provider.needs_recipient_email and not order.recipient.email:
+        requests = await self._ready_to_order(requests, provider)
+        result = await self._place_or_look_up(requests, provider) if requests else None
+        if result is None:
+            return
+        send_at = _send_at(requests[0])
+        waiting_for_send = send_at is not None and send_at > datetime.now(UTC)
+        if waiting_for_send and result.state is OrderState.PENDING:
+            assert send_at is not None
+            # The provider sends it then; there is nothing to poll for until that time.
+            raise RunLater(send_at + _AFTER_SEND)
+        try:
+            result = await self._until_settled(requests[0], provider, result)
+        except (OrderRefused, OutcomeUnknown) as problem:
+            for request in requests:
+                await self._order_exists_but(request, result.provider_order_id, problem)
+            return
+        if result.state is OrderState.FAILED:
+            for request in requests:
+                await self._fail(
+                    request,
+                    result.failure_reason or f"{request.provider} could not issue the card.",
+                )
+            return
+        charges = await self._charges(requests, result)
+        for request in requests:
+            await self._deliver_and_finish(request, result, charges.get(request.id))
+
+    async def _ready_to_order(
+        self, requests: list[RewardRequest], provider: Provider
+    ) -> list[RewardRequest]:
+        """Claim the approved requests; of those ordering, the ones the order is (or was)
+        placed for. Before the order, someone the provider cannot email fails alone."""
+        approved = [r for r in requests if r.status is Status.APPROVED]
+        if approved:
+            await self._claim(approved, provider)
+        requests = await self._still(Status.ORDERING, requests)
+        if not requests or requests[0].provider_order_id or not provider.needs_recipient_email:
+            return requests
+        for request in [r for r in requests if not r.recipient_email]:
             await self._fail(
                 request,
                 f"{request.provider} emails the card, but the recipient's Slack profile shows "
                 "no email address (the app needs the users:read.email scope).",
             )
-            return
+        return [r for r in requests if r.recipient_email]
+
+    async def _place_or_look_up(
+        self, requests: list[RewardRequest], provider: Provider
+    ) -> OrderResult | None:
+        """The order's state, placing it first if the provider has not given its id yet;
+        ``None`` if the requests were settled because of the answer."""
         # Once an order id is known (a resumed request), never send the order again: look it up.
         # Replaying the key is safe only within the provider's idempotency window.
-        send: Callable[[], Awaitable[OrderResult]] = (
-            functools.partial(provider.place_order, order)
-            if request.provider_order_id is None
-            else functools.partial(provider.get_order, request.provider_order_id)
-        )
+        order_id = requests[0].provider_order_id
+        send: Callable[[], Awaitable[OrderResult]]
+        if order_id is not None:
+            send = functools.partial(provider.get_order, order_id)
+        elif requests[0].order_key is not None:
+            send = functools.partial(provider.place_shared_order, _shared_order_for(requests))
+        else:
+            send = functools.partial(provider.place_order, _order_for(requests[0]))
         try:
-            result = await self._with_retries(request, send)
+            result = await self._with_retries(requests[0], send)
         except OrderRefused as refusal:
-            if request.provider_order_id is None:
-                await self._fail(
-                    request, f"{request.provider} refused the order: {refusal.message}"
-                )
-            else:
-                await self._order_exists_but(request, request.provider_order_id, refusal)
-            return
+            for request in requests:
+                if order_id is None:
+                    await self._fail(
+                        request, f"{request.provider} refused the order: {refusal.message}"
+                    )
+                else:
+                    await self._order_exists_but(request, order_id, refusal)
+            return None
         except OutcomeUnknown as unknown:
-            await self._settle(request, Status.NEEDS_REVIEW, unknown.message)
-            return
-        if request.provider_order_id != result.provider_order_id:
-            await self._store.set_provider_order(request.id, result.provider_order_id)
-        waiting_for_send = order.send_at is not None and order.send_at > datetime.now(UTC)
-        if waiting_for_send and result.state is OrderState.PENDING:
-            assert order.send_at is not None
-            # The provider sends it then; there is nothing to poll for until that time.
-            raise RunLater(order.send_at + _AFTER_SEND)
-        try:
-            result = await self._until_settled(request, provider, result)
-        except (OrderRefused, OutcomeUnknown) as problem:
-            await self._order_exists_but(request, result.provider_order_id, problem)
-            return
-        if result.state is OrderState.FAILED:
-            await self._fail(
-                request, result.failure_reason or f"{request.provider} could not issue the card."
-            )
-            return
-        await self._deliver_and_finish(request, result)
+            for request in requests:
+                await self._settle(request, Status.NEEDS_REVIEW, unknown.message)
+            return None
+        if order_id != result.provider_order_id:
+            await self._store.set_provider_order([r.id for r in requests], result.provider_order_id)
+        return result
+
+    async def _charges(
+        self, requests: list[RewardRequest], result: OrderResult
+    ) -> dict[int, Money]:
+        """What each card cost: the order's charge split over every request it was placed for
+        (those settled earlier too), in proportion to their face values."""
+        if result.charged is None:
+            return {}
+        in_order = await self._store.requests_with_order(
+            requests[0].provider, result.provider_order_id
+        )
+        shares = allocate(result.charged, [r.face_value.amount for r in in_order])
+        return {r.id: share for r, share in zip(in_order, shares, strict=True)}
+
+    async def _still(self, status: Status, requests: list[RewardRequest]) -> list[RewardRequest]:
+        """The requests, read again, that are (still) in ``status``."""
+        current = [await self._store.get(r.id) for r in requests]
+        return [r for r in current if r.status is status]
 
     async def _order_exists_but(
         self, request: RewardRequest, provider_order_id: str, problem: ProviderError
@@ -159,40 +220,51 @@ class Fulfillment:
             f"{problem.message}",
         )
 
-    async def _claim(self, request: RewardRequest, provider: Provider) -> RewardRequest | None:
-        """``approved → ordering``, capturing the recipient so every retry of the order (even
-        after a restart or a profile change) sends the same body. Whether the provider
-        schedules the card itself is decided here too, once, for the same reason."""
-        try:
-            recipient = await self._slack_with_retries(
-                functools.partial(self._gateway.user, request.recipient_id)
+    async def _claim(self, requests: list[RewardRequest], provider: Provider) -> None:
+        """``approved → ordering`` for all of one order's requests at once, capturing each
+        recipient so every retry of the order (even after a restart or a profile change) sends
+        the same body. Whether the provider schedules the cards itself is decided here too,
+        once, for the same reason. A recipient who left the workspace fails alone."""
+        claims = []
+        for request in requests:
+            try:
+                recipient = await self._slack_with_retries(
+                    functools.partial(self._gateway.user, request.recipient_id)
+                )
+            except UnknownUser:
+                reason = "The recipient is no longer in the workspace; nothing was ordered."
+                await self._store.transition(
+                    request.id,
+                    Status.APPROVED,
+                    Status.FAILED,
+                    SYSTEM_ACTOR,
+                    detail={"reason": reason},
+                    failure_reason=reason,
+                )
+                continue
+            cancel_before = None
+            when = request.deliver_at
+            if (
+                provider.schedules_natively
+                and when
+                and when > datetime.now(UTC) + NATIVE_SCHEDULE_LEAD
+            ):
+                cancel_before = (when - provider.cancel_cutoff).isoformat()
+            claims.append(
+                Change(
+                    request.id,
+                    Status.APPROVED,
+                    Status.ORDERING,
+                    columns={
+                        "recipient_name": recipient.display_name,
+                        "recipient_email": recipient.email,
+                        "cancel_before": cancel_before,
+                    },
+                )
             )
-        except UnknownUser:
-            reason = "The recipient is no longer in the workspace; nothing was ordered."
-            await self._store.transition(
-                request.id,
-                Status.APPROVED,
-                Status.FAILED,
-                SYSTEM_ACTOR,
-                detail={"reason": reason},
-                failure_reason=reason,
-            )
-            return None
-        cancel_before = None
-        when = request.deliver_at
-        if provider.schedules_natively and when and when > datetime.now(UTC) + NATIVE_SCHEDULE_LEAD:
-            cancel_before = (when - provider.cancel_cutoff).isoformat()
-        if not await self._store.transition(
-            request.id,
-            Status.APPROVED,
-            Status.ORDERING,
-            SYSTEM_ACTOR,
-            recipient_name=recipient.display_name,
-            recipient_email=recipient.email,
-            cancel_before=cancel_before,
-        ):
-            return None
-        return await self._store.get(request.id)
+        if claims:
+            # All or none: a cancellation racing the claim leaves nothing half ordered.
+            await self._store.transition_all(claims, SYSTEM_ACTOR)
 
     async def _slack_with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """A Slack call that a brief outage should not break: a few tries with backoff."""
@@ -224,7 +296,20 @@ class Fulfillment:
             self._wakeups.pop(key, None)
         return result
 
-    async def _deliver_and_finish(self, request: RewardRequest, result: OrderResult) -> None:
+    async def _deliver_and_finish(
+        self, request: RewardRequest, result: OrderResult, charged: Money | None
+    ) -> None:
+        # In a shared order, the provider's list of issued cards says whose card is missing.
+        email = (request.recipient_email or "").strip().lower()
+        shared = request.order_key is not None
+        if shared and result.issued_to is not None and email not in result.issued_to:
+            await self._settle(
+                request,
+                Status.NEEDS_REVIEW,
+                f"{request.provider} completed order {result.provider_order_id} without a card "
+                "for this recipient's email address.",
+            )
+            return
         if result.redemption is None and not result.delivered_by_provider:
             await self._settle(
                 request,
@@ -235,7 +320,6 @@ class Fulfillment:
             return
         if not await self._deliver_once(request, result):
             return
-        charged = result.charged
         await self._store.transition(
             request.id,
             Status.ORDERING,
@@ -339,12 +423,36 @@ def _order_for(request: RewardRequest) -> OrderRequest:
         product_id=request.product_id,
         face_value=request.face_value,
         reference=f"rewardbot-{request.id}",
-        recipient=Recipient(
-            slack_user_id=request.recipient_id,
-            name=request.recipient_name or request.recipient_id,
-            email=request.recipient_email,
-        ),
+        recipient=_recipient(request),
         message=request.message,
-        # Set at the claim when the provider schedules the card itself.
-        send_at=request.deliver_at if request.cancel_before is not None else None,
+        send_at=_send_at(request),
     )
+
+
+def _shared_order_for(requests: list[RewardRequest]) -> SharedOrder:
+    """One order for several requests of a batch, from stored state like :func:`_order_for`:
+    the same requests are in it on every attempt (claimed together, none can leave before the
+    order id is stored), in the same order."""
+    owner = requests[0]
+    assert owner.order_key is not None, "approval stores a shared order's key"
+    return SharedOrder(
+        idempotency_key=owner.order_key,
+        product_id=owner.product_id,
+        reference=f"rewardbot-{owner.id}",
+        message=owner.message,
+        send_at=_send_at(owner),
+        lines=tuple(OrderLine(recipient=_recipient(r), face_value=r.face_value) for r in requests),
+    )
+
+
+def _recipient(request: RewardRequest) -> Recipient:
+    return Recipient(
+        slack_user_id=request.recipient_id,
+        name=request.recipient_name or request.recipient_id,
+        email=request.recipient_email,
+    )
+
+
+def _send_at(request: RewardRequest) -> datetime | None:
+    # Set at the claim when the provider schedules the card itself.
+    return request.deliver_at if request.cancel_before is not None else None

@@ -107,7 +107,7 @@ class Redelivery:
         email: str | None,
     ) -> str:
         try:
-            await provider.resend(order_id, email)
+            await provider.resend(order_id, request.recipient_email, email)
         except OrderRefused as refusal:
             return f"{request.provider} refused to resend it: {slack_views.escape(str(refusal))}"
         except ProviderError as exc:

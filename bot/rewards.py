@@ -308,34 +308,59 @@ class RewardService:
 
     async def approve(self, request_id: int, actor: str) -> RewardRequest:
         """Record an approval of the request and its whole batch. The last approval needed
-        queues each fulfilment in the same transaction; a first of two waits for a different
+        queues the fulfilment in the same transaction; a first of two waits for a different
         approver."""
 
-        def approval(member: RewardRequest) -> Change:
-            if member.status is Status.PENDING_APPROVAL and member.approvals_required > 1:
-                return Change(
+        def approvals(batch: list[RewardRequest]) -> list[Change]:
+            if batch[0].status is Status.PENDING_APPROVAL and batch[0].approvals_required > 1:
+                return [
+                    Change(
+                        member.id,
+                        member.status,
+                        Status.AWAITING_SECOND_APPROVAL,
+                        {"approval": "first of two"},
+                        columns={"first_approved_by": actor},
+                    )
+                    for member in batch
+                ]
+            shared = self._shared_orders(batch)
+            return [
+                Change(
                     member.id,
                     member.status,
-                    Status.AWAITING_SECOND_APPROVAL,
-                    {"approval": "first of two"},
-                    columns={"first_approved_by": actor},
+                    Status.APPROVED,
+                    {"approval": "second of two" if member.approvals_required > 1 else "only"},
+                    # A shared order's fulfilment is queued once, on its owner.
+                    then=(JobKind.FULFIL,) if _owns_its_order(member, shared) else (),
+                    then_at=self._order_time(member),
+                    columns={
+                        "decided_by": actor,
+                        # Created and stored with the approval, before any provider call, so
+                        # every retry of this order (after a timeout, a crash, a restart)
+                        # reuses it.
+                        "idempotency_key": _new_idempotency_key(member.id),
+                        **shared.get(member.id, {}),
+                    },
                 )
-            return Change(
-                member.id,
-                member.status,
-                Status.APPROVED,
-                {"approval": "second of two" if member.approvals_required > 1 else "only"},
-                then=(JobKind.FULFIL,),
-                then_at=self._order_time(member),
-                columns={
-                    "decided_by": actor,
-                    # Created and stored with the approval, before any provider call, so every
-                    # retry of this order (after a timeout, a crash, a restart) reuses it.
-                    "idempotency_key": _new_idempotency_key(member.id),
-                },
-            )
+                for member in batch
+            ]
 
-        return await self._decide_batch(request_id, actor, approval, approving=True)
+        return await self._decide_batch(request_id, actor, approvals)
+
+    def _shared_orders(self, batch: list[RewardRequest]) -> dict[int, dict[str, str | int]]:
+        """Group a batch into as few provider orders as its provider takes: for each request
+        of a shared order, its ``order_key`` and ``order_owner`` (absent: ordered alone)."""
+        provider = self._providers.get(batch[0].provider)
+        size = provider.max_recipients_per_order if provider is not None else 1
+        shared: dict[int, dict[str, str | int]] = {}
+        for start in range(0, len(batch), size):
+            members = batch[start : start + size]
+            if len(members) > 1:
+                owner = members[0].id
+                key = _new_idempotency_key(owner)
+                for member in members:
+                    shared[member.id] = {"order_key": key, "order_owner": owner}
+        return shared
 
     async def reject(self, request_id: int, actor: str, reason: str | None) -> RewardRequest:
         """Record the rejection of the request and its whole batch."""
@@ -343,13 +368,16 @@ class RewardService:
         return await self._decide_batch(
             request_id,
             actor,
-            lambda member: Change(
-                member.id,
-                member.status,
-                Status.REJECTED,
-                {"reason": reason} if reason else {},
-                columns={"decided_by": actor, "decision_reason": reason},
-            ),
+            lambda batch: [
+                Change(
+                    member.id,
+                    member.status,
+                    Status.REJECTED,
+                    {"reason": reason} if reason else {},
+                    columns={"decided_by": actor, "decision_reason": reason},
+                )
+                for member in batch
+            ],
         )
 
     def _order_time(self, request: RewardRequest) -> datetime | None:
@@ -366,9 +394,7 @@ class RewardService:
         self,
         request_id: int,
         actor: str,
-        change_for: Callable[[RewardRequest], Change],
-        *,
-        approving: bool = False,
+        changes_for: Callable[[list[RewardRequest]], list[Change]],
     ) -> RewardRequest:
         """Decide a request and the rest of its batch in one transaction. The actor must be
         allowed to decide every one of them; a decision that races with another one (or with
@@ -380,18 +406,15 @@ class RewardService:
                 raise _already_decided(member, actor)
             if member.id != request.id:
                 await self._refuse_unless_allowed(member, actor)
-        first_of_two = (
-            approving
-            and request.status is Status.PENDING_APPROVAL
-            and request.approvals_required > 1
-        )
+        changes = changes_for(batch)
+        first_of_two = changes[0].to is Status.AWAITING_SECOND_APPROVAL
         second = await self._policy.batch_second_deciders(batch) if first_of_two else []
         if first_of_two and len(batch) > 1 and not [a for a in second if a != actor]:
             raise NotAllowed(
                 "These rewards need two approvals and only you can give the second, so "
                 "another approver must give the first."
             )
-        won = await self._store.transition_all([change_for(m) for m in batch], actor)
+        won = await self._store.transition_all(changes, actor)
         return await self._decided(request.id, actor, won)
 
     async def cancel(self, request_id: int, actor: str) -> RewardRequest:
@@ -410,9 +433,10 @@ class RewardService:
                     request.status,
                 )
             raise _already_decided(request, actor)
-        for member in batch:
-            if member.status is Status.ORDERING:
-                await self._cancel_at_provider(member)
+        # A shared provider order is cancelled once, for all its requests.
+        ordered = {m.provider_order_id: m for m in batch if m.status is Status.ORDERING}
+        for member in ordered.values():
+            await self._cancel_at_provider(member)
         won = await self._store.transition_all(
             [Change(m.id, m.status, Status.CANCELLED, {"by": "requester"}) for m in batch], actor
         )
@@ -485,16 +509,17 @@ class RewardService:
 
     async def check_again(self, request_id: int, actor: str) -> RewardRequest:
         """After review: look the existing order up again and deliver it if it is ready."""
-        await self._reviewable(request_id, actor)
-        won = await self._store.transition(
+        request = await self._reviewable(request_id, actor)
+        change = Change(
             request_id,
             Status.NEEDS_REVIEW,
             Status.ORDERING,
-            actor,
-            detail={"review": "check again"},
-            then=[JobKind.FULFIL],
-            failure_reason=None,
+            {"review": "check again"},
+            then=(JobKind.FULFIL,),
+            then_for=request.order_owner,
+            columns={"failure_reason": None},
         )
+        won = await self._store.transition_all([change], actor)
         return await self._decided(request_id, actor, won)
 
     async def resolve(self, request_id: int, actor: str) -> RewardRequest:
@@ -551,11 +576,20 @@ class RewardService:
             log.warning("could not tell %s: %r", user_id, exc)
 
 
+def _owns_its_order(request: RewardRequest, shared: dict[int, dict[str, str | int]]) -> bool:
+    """Whether the request's fulfilment places its order: alone, or as the shared order's
+    owner."""
+    return shared.get(request.id, {}).get("order_owner", request.id) == request.id
+
+
 def _new_order(request_id: int) -> dict[str, str | None]:
-    """The columns that start a request's order afresh (order again, retry): a new key, and
-    nothing left of the previous attempt's order or delivery."""
+    """The columns that start a request's order afresh (order again, retry): a new key, on
+    its own even if it was part of a shared order, and nothing left of the previous attempt's
+    order or delivery."""
     return {
         "idempotency_key": _new_idempotency_key(request_id),
+        "order_key": None,
+        "order_owner": None,
         "provider_order_id": None,
         "delivery_started_at": None,
         "failure_reason": None,

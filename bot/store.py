@@ -137,6 +137,12 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE reward_requests ADD COLUMN cancel_before TEXT;
     """,
+    # Several requests of a batch in one provider order.
+    """
+    ALTER TABLE reward_requests ADD COLUMN order_key TEXT;
+    ALTER TABLE reward_requests ADD COLUMN order_owner INTEGER REFERENCES reward_requests(id);
+    CREATE INDEX reward_requests_order_owner ON reward_requests(order_owner);
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -154,6 +160,8 @@ _TRANSITION_COLUMNS = frozenset(
         "recipient_email",
         "delivery_started_at",
         "cancel_before",
+        "order_key",
+        "order_owner",
     }
 )
 SYSTEM_ACTOR = "rewardbot"
@@ -211,8 +219,11 @@ class Change:
     detail: dict[str, Any] = field(default_factory=dict)
     then: tuple[JobKind, ...] = ()
     then_at: datetime | None = None
+    # The request the ``then`` jobs are queued for, if not this one: the work on a shared
+    # provider order is all queued on its owner, so it runs one job at a time.
+    then_for: int | None = None
     # Columns set in the same statement (see ``_TRANSITION_COLUMNS``).
-    columns: Mapping[str, str | None] = field(default_factory=dict)
+    columns: Mapping[str, str | int | None] = field(default_factory=dict)
 
 
 class _LostRace(Exception):
@@ -281,6 +292,8 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         summary_permalink=row["summary_permalink"],
         deliver_at=datetime.fromisoformat(row["deliver_at"]) if row["deliver_at"] else None,
         batch_id=row["batch_id"],
+        order_key=row["order_key"],
+        order_owner=row["order_owner"],
         cancel_before=(
             datetime.fromisoformat(row["cancel_before"]) if row["cancel_before"] else None
         ),
@@ -566,6 +579,31 @@ class Store:
             )
         return request_id
 
+    async def orders_owned_by(self, owner_id: int) -> list[list[RewardRequest]]:
+        """The unfinished (approved or ordering) requests whose orders ``owner_id``'s ``fulfil``
+        job places, one list per provider order (requests sharing one come together), in
+        order."""
+        rows = await self._fetch(
+            "SELECT * FROM reward_requests WHERE COALESCE(order_owner, id) = ? "
+            "AND status IN (?, ?) ORDER BY id",
+            (owner_id, Status.APPROVED, Status.ORDERING),
+        )
+        orders: dict[str | None, list[RewardRequest]] = {}
+        for request in map(_row_to_request, rows):
+            orders.setdefault(request.order_key or request.idempotency_key, []).append(request)
+        return list(orders.values())
+
+    async def requests_with_order(
+        self, provider: str, provider_order_id: str
+    ) -> list[RewardRequest]:
+        """The requests a provider order was placed for (several if it is shared), in order."""
+        rows = await self._fetch(
+            "SELECT * FROM reward_requests WHERE provider = ? AND provider_order_id = ? "
+            "ORDER BY id",
+            (provider, provider_order_id),
+        )
+        return [_row_to_request(row) for row in rows]
+
     async def get(self, request_id: int) -> RewardRequest:
         rows = await self._fetch("SELECT * FROM reward_requests WHERE id = ?", (request_id,))
         if not rows:
@@ -626,7 +664,9 @@ class Store:
         against those limits in the same transaction (a retry re-reserves what a failure
         released); raises :class:`OverBudget` if it no longer fits.
         """
-        change = Change(request_id, from_, to, dict(detail or {}), tuple(then), then_at, columns)
+        change = Change(
+            request_id, from_, to, dict(detail or {}), tuple(then), then_at, columns=columns
+        )
         return await self.transition_all([change], actor, reserve=reserve)
 
     async def transition_all(
@@ -683,7 +723,8 @@ class Store:
             await self._insert_job(db, JobKind.NOTIFY, request_id, {"status": to}, now)
         run_after = _timestamp(change.then_at) if change.then_at else None
         for kind in change.then:
-            await self._insert_job(db, kind, request_id, {}, now, run_after=run_after)
+            owner = change.then_for or request_id
+            await self._insert_job(db, kind, owner, {}, now, run_after=run_after)
         return True
 
     # -- durable jobs --------------------------------------------------------------------
@@ -804,23 +845,22 @@ class Store:
             )
         return datetime.fromisoformat(now)
 
-    async def set_provider_order(self, request_id: int, provider_order_id: str) -> None:
+    async def set_provider_order(self, request_ids: Sequence[int], provider_order_id: str) -> None:
+        """The provider's id for the order of these requests (all of one order), with an
+        ``order_placed`` event each, in one transaction."""
         now = _now()
         async with self._transaction() as db:
-            await db.execute(
-                "UPDATE reward_requests SET provider_order_id = ?, updated_at = ? WHERE id = ?",
-                (provider_order_id, now, request_id),
-            )
-            await self._insert_event(
-                db,
-                request_id,
-                "order_placed",
-                None,
-                None,
-                SYSTEM_ACTOR,
-                {"provider_order_id": provider_order_id},
-                now,
-            )
+            for request_id in request_ids:
+                await db.execute(
+                    "UPDATE reward_requests SET provider_order_id = ?, updated_at = ? WHERE id = ?",
+                    (provider_order_id, now, request_id),
+                )
+                detail: dict[str, Any] = {"provider_order_id": provider_order_id}
+                if len(request_ids) > 1:
+                    detail["cards_in_order"] = len(request_ids)
+                await self._insert_event(
+                    db, request_id, "order_placed", None, None, SYSTEM_ACTOR, detail, now
+                )
 
     async def set_summary_message(
         self, request_id: int, channel: str, ts: str, permalink: str | None

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import ClassVar, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from bot.domain import CurrencyCode, Money
 from providers.errors import OrderDeclined, ProviderConfigError, WebhookRejected
@@ -124,6 +124,42 @@ class OrderRequest(BaseModel):
     send_at: datetime | None = None
 
 
+class OrderLine(BaseModel):
+    """One recipient's card in a :class:`SharedOrder`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    recipient: Recipient
+    face_value: Money
+
+
+class SharedOrder(BaseModel):
+    """Several recipients' cards of one product in one provider order, for providers that take
+    more than one recipient per order (``Provider.max_recipients_per_order``). Like an
+    :class:`OrderRequest`, the same ``idempotency_key`` must always carry the same lines."""
+
+    model_config = ConfigDict(frozen=True)
+
+    idempotency_key: str
+    product_id: str
+    reference: str
+    message: str
+    send_at: datetime | None = None
+    lines: tuple[OrderLine, ...] = Field(min_length=1)
+
+    @classmethod
+    def of(cls, order: OrderRequest) -> SharedOrder:
+        """A one-recipient order in the shared shape (adapters that build both bodies alike)."""
+        return cls(
+            idempotency_key=order.idempotency_key,
+            product_id=order.product_id,
+            reference=order.reference,
+            message=order.message,
+            send_at=order.send_at,
+            lines=(OrderLine(recipient=order.recipient, face_value=order.face_value),),
+        )
+
+
 class OrderState(StrEnum):
     """The provider's view of an order."""
 
@@ -164,6 +200,9 @@ class OrderResult(BaseModel):
     # What the company paid (price after discount, plus fees), in the charged currency.
     charged: Money | None = None
     failure_reason: str | None = None
+    # The email addresses of the cards a completed order lists (lower case), where the
+    # provider lists them: in a shared order, a recipient missing here got no card.
+    issued_to: frozenset[str] | None = None
 
 
 class WebhookNotice(BaseModel):
@@ -188,6 +227,8 @@ class Provider(ABC):
     # still works. Other providers' scheduled rewards are held by the bot instead.
     schedules_natively: ClassVar[bool] = False
     cancel_cutoff: ClassVar[timedelta] = timedelta(0)
+    # How many recipients :meth:`place_shared_order` takes in one order; 1: it is not offered.
+    max_recipients_per_order: ClassVar[int] = 1
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
@@ -202,6 +243,11 @@ class Provider(ABC):
     async def place_order(self, order: OrderRequest) -> OrderResult:
         """Place (or, for a key seen before, replay) an order."""
 
+    async def place_shared_order(self, order: SharedOrder) -> OrderResult:
+        """Place (or replay) one order for every line; only where ``max_recipients_per_order``
+        is above 1. A completed result lists ``issued_to``, or every line was issued."""
+        raise OrderDeclined(f"{self.name} takes one recipient per order.")
+
     @abstractmethod
     async def get_order(self, provider_order_id: str) -> OrderResult:
         """The current state of an order placed earlier."""
@@ -210,8 +256,11 @@ class Provider(ABC):
         """Cancel a scheduled order before ``cancel_cutoff``; only where ``schedules_natively``."""
         raise OrderDeclined(f"{self.name} cannot cancel an order.")
 
-    async def resend(self, provider_order_id: str, email: str | None = None) -> None:
-        """Email an issued card again, to ``email`` if given; only where ``can_resend``."""
+    async def resend(
+        self, provider_order_id: str, recipient_email: str | None, new_email: str | None = None
+    ) -> None:
+        """Email the card of ``recipient_email`` in an issued order again, to ``new_email`` if
+        given; only where ``can_resend``."""
         raise OrderDeclined(f"{self.name} cannot resend a card.")
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookNotice | None:

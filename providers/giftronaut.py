@@ -7,10 +7,12 @@ the environment):
   :data:`TOKEN_EXPIRY_MARGIN` seconds before ``expires_in`` ends; one asyncio.Lock makes a burst of
   calls mint one token. A 401 from the API drops the token the failing call used and retries once.
 * ``GET /api/v1/catalog/branded-cards`` and ``/choice-cards`` → the catalog.
-* ``POST /api/v1/orders/branded-cards`` or ``/choice-cards`` → the order (one recipient).
+* ``POST /api/v1/orders/branded-cards`` or ``/choice-cards`` → the order: one recipient, or
+  one ``recipients[]`` entry per person of a bulk reward (:meth:`place_shared_order`).
 * ``GET /api/v1/orders/{orderId}`` → ``PENDING``/``IN_PROGRESS`` (pending), ``COMPLETE``
   (completed, ``delivered_by_provider=True``: Giftronaut emailed the card, no secret reaches the
-  bot), ``CANCELED`` (failed).
+  bot; ``recipients[]``, "one entry per issued gift card", gives ``issued_to``), ``CANCELED``
+  (failed).
 * ``DELETE /api/v1/orders/{orderId}/cancel`` (:meth:`GiftronautProvider.cancel_order`) and
   ``POST /api/v1/orders/{orderId}/resend`` (:meth:`GiftronautProvider.resend`).
 
@@ -99,7 +101,7 @@ from pydantic import (
 )
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderResult, OrderState, Product
+from providers.base import OrderRequest, OrderResult, OrderState, Product, SharedOrder
 from providers.errors import (
     AuthenticationFailed,
     IdempotencyConflict,
@@ -318,6 +320,9 @@ class GiftronautProvider(HttpProvider):
     schedules_natively: ClassVar[bool] = True
     # Giftronaut cancels a scheduled order only up to an hour before its send time.
     cancel_cutoff: ClassVar[timedelta] = timedelta(hours=1)
+    # ``recipients[]`` takes "one or more"; the docs give no maximum, so the bot keeps to the
+    # size of its largest bulk reward.
+    max_recipients_per_order: ClassVar[int] = 20
 
     def __init__(
         self,
@@ -419,13 +424,21 @@ class GiftronautProvider(HttpProvider):
         self, order: OrderRequest, *, schedule: ScheduledSend | None = None
     ) -> OrderResult:
         """Place the order (IMMEDIATE unless ``schedule`` is given) or replay it by its key."""
+        return await self.place_shared_order(SharedOrder.of(order), schedule=schedule)
+
+    async def place_shared_order(
+        self, order: SharedOrder, *, schedule: ScheduledSend | None = None
+    ) -> OrderResult:
+        """One order with a ``recipients[]`` entry per line (a one-line order is the same body
+        :meth:`place_order` sends), placed or replayed by its key."""
         kind, vendor_product_id = self._split_product_id(order.product_id)
         known_currency = self._currencies.get(order.product_id)
-        if known_currency is not None and known_currency != order.face_value.currency:
-            raise InvalidProduct(
-                f"This Giftronaut card is sold in {known_currency}, not "
-                f"{order.face_value.currency}."
-            )
+        for line in order.lines:
+            if known_currency is not None and known_currency != line.face_value.currency:
+                raise InvalidProduct(
+                    f"This Giftronaut card is sold in {known_currency}, not "
+                    f"{line.face_value.currency}."
+                )
         if schedule is None and order.send_at is not None:
             utc = order.send_at.astimezone(UTC).replace(tzinfo=None, microsecond=0)
             schedule = ScheduledSend(at=utc, timezone="UTC")
@@ -478,18 +491,28 @@ class GiftronautProvider(HttpProvider):
                 return
             raise
 
-    async def resend(self, provider_order_id: str, email: str | None = None) -> None:
-        """Email the card again, to ``email`` instead of the original address if given."""
+    async def resend(
+        self, provider_order_id: str, recipient_email: str | None, new_email: str | None = None
+    ) -> None:
+        """Email the card of ``recipient_email`` again, to ``new_email`` instead if given.
+
+        An order with one recipient is resent to whatever address it now holds (an earlier
+        resend may have corrected it); in a shared order the recipient must be listed.
+        """
         placed = await self._fetch_order(provider_order_id)
         addresses = list(dict.fromkeys(r.email for r in placed.recipients if r.email))
-        if len(addresses) != 1:
+        wanted = (recipient_email or "").strip().lower()
+        listed = [a for a in addresses if a.lower() == wanted]
+        if len(addresses) == 1:
+            listed = addresses
+        if not listed:
             raise OrderDeclined(
-                f"Giftronaut order {placed.order_id} does not have exactly one recipient "
-                "email address, so it cannot be resent from here."
+                f"Giftronaut order {placed.order_id} does not list this recipient's email "
+                "address, so their card cannot be resent from here."
             )
-        recipient = {"email": addresses[0]}
-        if email is not None and email.strip().lower() != addresses[0].lower():
-            recipient["updatedEmail"] = email.strip()
+        recipient = {"email": listed[0]}
+        if new_email is not None and new_email.strip().lower() != listed[0].lower():
+            recipient["updatedEmail"] = new_email.strip()
         response = await self._request(
             "POST",
             f"{self._order_path(provider_order_id)}/resend",
@@ -510,13 +533,16 @@ class GiftronautProvider(HttpProvider):
         return kind, vendor_id
 
     def _order_body(
-        self, order: OrderRequest, key: str, product_id: str, schedule: ScheduledSend | None
+        self, order: SharedOrder, key: str, product_id: str, schedule: ScheduledSend | None
     ) -> dict[str, Any]:
-        email = (order.recipient.email or "").strip()
-        if "@" not in email:
-            raise OrderDeclined(
-                "Giftronaut emails the card, but the recipient has no email address."
-            )
+        recipients = []
+        for line in order.lines:
+            email = (line.recipient.email or "").strip()
+            if "@" not in email:
+                raise OrderDeclined(
+                    f"Giftronaut emails the card, but {line.recipient.name} has no email address."
+                )
+            recipients.append({"email": email, "amount": line.face_value.amount})
         timing: dict[str, str] = {"type": "IMMEDIATE"}
         if schedule is not None:
             timing = {
@@ -535,7 +561,7 @@ class GiftronautProvider(HttpProvider):
             "productId": product_id,
             "sendTiming": timing,
             "emailSetting": email_setting,
-            "recipients": [{"email": email, "amount": order.face_value.amount}],
+            "recipients": recipients,
             "refundOption": self._refund_option,
         }
 
@@ -555,11 +581,14 @@ class GiftronautProvider(HttpProvider):
         if status in _PENDING_STATUSES:
             return OrderResult(provider_order_id=placed.order_id, state=OrderState.PENDING)
         if status == "COMPLETE":
+            # One entry per issued card: a recipient missing from the list got none.
+            issued = frozenset(r.email.strip().lower() for r in placed.recipients if r.email)
             return OrderResult(
                 provider_order_id=placed.order_id,
                 state=OrderState.COMPLETED,
                 delivered_by_provider=True,
                 charged=self._charged(placed),
+                issued_to=issued or None,
             )
         if status == "CANCELED":
             return OrderResult(

@@ -25,9 +25,13 @@ from bot.emulator import SlackEmulator
 from bot.emulator.context import JSON
 from bot.server import SLACK_PATH
 from bot.slack_views import APPROVE_ACTION
-from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM
+from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
 from tests.e2e.test_operations import _free_port, _wait_healthy
 from tests.fakes import Tripwire, serve
+from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_ID
+from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_SECRET
+from tests.fakes.giftronaut import GiftronautState
+from tests.fakes.giftronaut import make_app as make_giftronaut_app
 from tests.fakes.ugiftme import API, UGiftMeFake
 
 CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
@@ -214,3 +218,84 @@ async def test_sigterm_gives_claimed_work_back_and_a_restart_finishes_it(
         await bot.stop()
     assert fake.order_count == 1
     assert len([m for m in ws.dm_messages(JANE) if m.metadata]) == 1
+
+
+# Where the bot dies while two people's cards share one Giftronaut order.
+SHARED_ORDER_CRASH_POINTS = {
+    "after the shared order is placed, before its answer": ("POST", "/api/v1/orders/", True),
+    "while polling the shared order": ("GET", "/api/v1/orders/", False),
+    "after the first recipient's delivery DM": ("chat.postMessage", "delivery", True),
+}
+
+
+@pytest.mark.parametrize("crash_point", list(SHARED_ORDER_CRASH_POINTS))
+async def test_a_crash_in_a_shared_order_ends_with_one_order_and_one_delivery_each(
+    emulator: SlackEmulator, tmp_path: Path, crash_point: str
+) -> None:
+    state, tripwire = GiftronautState(polls_to_complete=1), Tripwire()
+    app = make_giftronaut_app(state)
+    app.middlewares.append(tripwire.middleware)
+    database = tmp_path / "rewardbot.db"
+    async with serve(app) as url:
+        env = {
+            **_env(emulator, database, UGiftMeFake(), url),
+            "REWARDBOT_PROVIDERS": "giftronaut",
+            "GIFTRONAUT_CLIENT_ID": GIFTRONAUT_ID,
+            "GIFTRONAUT_CLIENT_SECRET": GIFTRONAUT_SECRET,
+            "GIFTRONAUT_API_URL": url,
+        }
+        bot = BotProcess(emulator, env, _free_port(), tmp_path / "bot.log")
+        ws = emulator.workspace
+        await bot.start()
+        try:
+            method, what, after = SHARED_ORDER_CRASH_POINTS[crash_point]
+            if method in ("POST", "GET"):
+                tripwire.arm(method, what, bot.kill, after=after)
+            else:
+
+                async def crash(_: JSON) -> None:
+                    await bot.kill()
+
+                emulator.on_next_call(method, crash, matches=_is_delivery(emulator), after=after)
+            await emulator.driver.slash_command(MAYA, TEAM)
+            await emulator.wait_for(lambda: ws.current_view(MAYA), 10, "the modal")
+            await emulator.driver.submit_view(
+                MAYA,
+                {**GOOD_VALUES, "card": "giftronaut:branded:10042", "more_recipients": [OMAR]},
+            )
+            card = await emulator.wait_for_dm(ARJUN, "asks you to approve", timeout=10)
+            with contextlib.suppress(aiohttp.ClientError):
+                await emulator.driver.click_button(ARJUN, card.channel, card.ts, APPROVE_ACTION)
+            assert bot.process is not None
+            await asyncio.wait_for(bot.process.wait(), 30)  # the tripwire fired
+
+            await bot.start()  # same database, same port
+            for who in (JANE, OMAR):
+                await emulator.wait_for(
+                    lambda who=who: [m for m in ws.dm_messages(who) if m.metadata],
+                    30,
+                    f"{who}'s delivery",
+                )
+            await emulator.wait_for(
+                lambda: len([m for m in ws.dm_messages(MAYA) if "was delivered" in m.text]) >= 2,
+                30,
+                "Maya to hear of both deliveries",
+            )
+            await asyncio.sleep(1.5)  # anything still queued would run now: let it show
+        finally:
+            await bot.stop()
+
+    [order] = state.created_orders
+    assert [r["email"] for r in order.body["recipients"]] == [
+        "jane@example.com",
+        "omar@example.com",
+    ]
+    for who in (JANE, OMAR):
+        assert len([m for m in ws.dm_messages(who) if m.metadata]) == 1, who
+    statuses = await asyncio.to_thread(_statuses, database)
+    assert statuses == ["fulfilled", "fulfilled"]
+
+
+def _statuses(database: Path) -> list[str]:
+    with sqlite3.connect(database) as db:
+        return [row[0] for row in db.execute("SELECT status FROM reward_requests ORDER BY id")]

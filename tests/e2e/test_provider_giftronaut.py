@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,13 +16,20 @@ from pydantic import SecretStr
 
 from bot.domain import Status
 from bot.emulator import SlackEmulator
+from bot.emulator.workspace import Message
 from bot.errors import AlreadyDecided
 from bot.local import running_bot
-from bot.slack_views import APPROVE_ACTION, CANCEL_ACTION, RESEND_ACTION
+from bot.slack_views import (
+    APPROVE_ACTION,
+    CANCEL_ACTION,
+    CHECK_AGAIN_ACTION,
+    RESEND_ACTION,
+    RETRY_ACTION,
+)
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
+from tests.e2e.conftest import APPROVERS, ARJUN, JANE, LIN, MAYA, OMAR, TEAM, Stack
 from tests.fakes import serve
 from tests.fakes.giftronaut import CLIENT_ID, CLIENT_SECRET, GiftronautState, make_app
 
@@ -155,6 +163,11 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
         assert len(order.resends) == 2
 
 
+def deliveries(stack: Stack, who: str) -> list[Message]:
+    """The delivery DMs ``who`` received (their notification text names the gift card)."""
+    return [m for m in stack.ws.dm_messages(who) if "gift card from" in m.text]
+
+
 def _in_hours(hours: float) -> int:
     return int((datetime.now(UTC) + timedelta(hours=hours)).timestamp())
 
@@ -192,7 +205,7 @@ async def test_giftronaut_schedules_the_card_itself_cancellable_until_its_cut_of
         await stack.click(MAYA, summary, CANCEL_ACTION)
         await stack.wait_status(1, Status.CANCELLED)
         assert order.status == "CANCELED"
-        assert not [m for m in stack.ws.dm_messages(JANE) if "sent you a reward" in m.text]
+        assert not deliveries(stack, JANE)
 
 
 async def test_within_giftronauts_cut_off_a_scheduled_card_cannot_be_cancelled(
@@ -212,3 +225,138 @@ async def test_within_giftronauts_cut_off_a_scheduled_card_cannot_be_cancelled(
             await stack.runtime.rewards.cancel(1, MAYA)
         assert state.created_orders[0].status == "PENDING"
         assert await stack.status(1) is Status.ORDERING
+
+
+BULK = {
+    "recipient": JANE,
+    "more_recipients": [OMAR, LIN],
+    "card": "giftronaut:branded:10042",
+    "amount": "50; 25; 100",
+    "message": "For shipping the release",
+}
+
+
+def summary_row(stack: Stack, who: str) -> str:
+    """What the request's summary says of ``who``'s card."""
+    [summary] = [m for m in stack.ws.messages(TEAM) if m.thread_ts in (None, m.ts)]
+    found = re.search(rf"<@{who}> · [^:]*: ([^·']*)", str(summary.blocks))
+    assert found, summary.blocks
+    return found.group(1).strip()
+
+
+async def test_a_bulk_reward_is_one_giftronaut_order_with_a_card_each(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    async with giftronaut_stack(emulator, database, state) as stack:
+        state.drop_next_after_processing()  # the first answer is lost: still one order
+        await stack.request_reward(BULK)
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        for request_id in (1, 2, 3):
+            await stack.wait_status(request_id, Status.FULFILLED)
+
+        # One order for the three of them (sent twice: the replay of the lost answer), each
+        # with their own amount and Slack email, looked after by one job: one set of polls.
+        [order] = state.created_orders
+        assert order.body["recipients"] == [
+            {"email": "jane@example.com", "amount": 50},
+            {"email": "omar@example.com", "amount": 25},
+            {"email": "lin@example.com", "amount": 100},
+        ]
+        assert len(state.seen("POST", "/api/v1/orders/branded-cards")) == 2
+        assert len(state.seen("GET", f"/api/v1/orders/{order.order_id}")) == 2
+        requests = [await stack.runtime.store.get(i) for i in (1, 2, 3)]
+        assert {r.provider_order_id for r in requests} == {order.order_id}
+        # The order's charge is split over the cards, adding up to what Giftronaut charged.
+        charged = [r.charged.amount for r in requests if r.charged]
+        assert charged == [Decimal("50.00"), Decimal("25.00"), Decimal("100.00")]
+        assert sum(charged) == order.cost_usd
+        placed = [e for e in await stack.runtime.store.events(2) if e.kind == "order_placed"]
+        assert [e.detail for e in placed] == [
+            {"provider_order_id": order.order_id, "cards_in_order": 3}
+        ]
+
+        # Each recipient hears privately that their own card is in their inbox.
+        for who in (JANE, OMAR, LIN):
+            delivery = await emulator.wait_for_dm(who, "sent you a reward")
+            assert "giftronaut has emailed the card to you" in str(delivery.blocks)
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+        for who in (JANE, OMAR, LIN):
+            assert summary_row(stack, who) == ":gift: Delivered privately to the recipient"
+
+        # Omar asks for his card again: Giftronaut resends his entry of the shared order only.
+        delivery = await emulator.wait_for_dm(OMAR, "sent you a reward")
+        await stack.click(OMAR, delivery, RESEND_ACTION)
+        await emulator.wait_for(lambda: order.resends, 5, "the resend")
+        assert order.resends == [{"email": "omar@example.com"}]
+
+
+async def test_bulk_failures_at_giftronaut_are_per_recipient_and_recovered_alone(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    state.unissued.add("lin@example.com")  # Giftronaut completes the order without Lin's card
+    emulator.workspace.users[OMAR].email = None  # Giftronaut cannot email Omar
+    async with giftronaut_stack(emulator, database, state) as stack:
+        await stack.request_reward(BULK)
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await stack.wait_status(1, Status.FULFILLED)
+        await stack.wait_status(2, Status.FAILED)
+        await stack.wait_status(3, Status.NEEDS_REVIEW)
+        [order] = state.created_orders
+        assert [r["email"] for r in order.body["recipients"]] == [
+            "jane@example.com",
+            "lin@example.com",
+        ]
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+        assert summary_row(stack, JANE).startswith(":gift: Delivered")
+        assert summary_row(stack, OMAR).startswith(":x: Failed")
+        assert summary_row(stack, LIN).startswith(":warning: Needs review")
+        lin = await stack.runtime.store.get(3)
+        assert lin.failure_reason is not None and "without a card for this" in lin.failure_reason
+        assert not deliveries(stack, LIN)
+
+        # Giftronaut support issues Lin's card; Check again looks the shared order up again.
+        order.unissued = frozenset()
+        await stack.click(ARJUN, stack.approval_card(ARJUN), CHECK_AGAIN_ACTION)
+        await stack.wait_status(3, Status.FULFILLED)
+        await emulator.wait_for_dm(LIN, "sent you a reward")
+        assert len(state.created_orders) == 1
+        # Her share of the order's charge, not the whole of it.
+        shares = [(await stack.runtime.store.get(i)).charged for i in (1, 3)]
+        assert [s.amount if s else None for s in shares] == [Decimal("50.00"), Decimal("100.00")]
+
+        # Omar's email is fixed in Slack; his retry is an order of its own.
+        emulator.workspace.users[OMAR].email = "omar@example.com"
+        await stack.click(ARJUN, stack.approval_card(ARJUN), RETRY_ACTION)
+        await stack.wait_status(2, Status.FULFILLED)
+        assert [o.body["recipients"] for o in state.created_orders[1:]] == [
+            [{"email": "omar@example.com", "amount": 25}]
+        ]
+        assert len(deliveries(stack, JANE)) == 1
+
+
+async def test_a_scheduled_bulk_reward_is_one_scheduled_order_cancelled_once(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    async with giftronaut_stack(emulator, database, state) as stack:
+        await stack.request_reward({**BULK, "deliver_at": _in_hours(3)})
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await emulator.wait_for(lambda: state.created_orders, 5, "the scheduled order")
+        for request_id in (1, 2, 3):
+            await stack.wait_status(request_id, Status.ORDERING)
+        [order] = state.created_orders
+        assert order.body["sendTiming"]["type"] == "SCHEDULED"
+        assert len(order.body["recipients"]) == 3
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+
+        summary = await emulator.wait_for_message(TEAM, "Rewards #1-#3")
+        await stack.click(MAYA, summary, CANCEL_ACTION)
+        for request_id in (1, 2, 3):
+            await stack.wait_status(request_id, Status.CANCELLED)
+        assert order.status == "CANCELED"
+        assert len(state.seen("DELETE", "/cancel")) == 1

@@ -81,6 +81,8 @@ class FakeOrder:
     created: float
     reward_link: str | None = None
     resends: list[dict[str, str]] = field(default_factory=list)
+    # Addresses Giftronaut issued no card for; a completed order lists only issued cards.
+    unissued: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
         complete = self.status == "COMPLETE"
@@ -97,6 +99,7 @@ class FakeOrder:
                     "rewardLink": self.reward_link if complete else None,
                 }
                 for r in self.body["recipients"]
+                if not (complete and r["email"] in self.unissued)
             ],
         }
 
@@ -116,6 +119,8 @@ class GiftronautState:
     )
     insufficient_status: int = 402
     out_of_stock: set[str] = field(default_factory=set)
+    # Recipients whose card Giftronaut will not issue (an order completes without them).
+    unissued: set[str] = field(default_factory=set)
     app_scopes: frozenset[str] = ALL_SCOPES
     branded: list[dict[str, Any]] = field(default_factory=lambda: [dict(p) for p in BRANDED])
     choice: list[dict[str, Any]] = field(default_factory=lambda: [dict(p) for p in CHOICE])
@@ -344,6 +349,7 @@ def make_app(state: GiftronautState) -> web.Application:
             cost_usd=cost,
             polls_left=10**9 if scheduled else state.polls_to_complete,
             created=state.now(),
+            unissued=frozenset(state.unissued),
         )
         _settle(order)
         state.orders[order_id] = order

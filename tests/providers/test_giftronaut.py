@@ -15,7 +15,14 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderResult, OrderState, Recipient
+from providers.base import (
+    OrderLine,
+    OrderRequest,
+    OrderResult,
+    OrderState,
+    Recipient,
+    SharedOrder,
+)
 from providers.errors import (
     AuthenticationFailed,
     IdempotencyConflict,
@@ -100,6 +107,24 @@ def order(
         reference="rewardbot-7",
         recipient=Recipient(slack_user_id="U0JANE", name="Jane Doe", email=email),
         message=message,
+    )
+
+
+def shared_order(*people: tuple[str, str, str | None]) -> SharedOrder:
+    """One order for several people: (name, amount, email) each."""
+    people = people or (("Jane", "50", "jane@example.com"), ("Omar", "25", "omar@example.com"))
+    return SharedOrder(
+        idempotency_key=KEY,
+        product_id="branded:10042",
+        reference="rewardbot-7",
+        message="For shipping the release",
+        lines=tuple(
+            OrderLine(
+                recipient=Recipient(slack_user_id=f"U{name.upper()}", name=name, email=email),
+                face_value=Money(amount=Decimal(amount), currency="USD"),
+            )
+            for name, amount, email in people
+        ),
     )
 
 
@@ -194,6 +219,38 @@ async def test_branded_order_sends_the_documented_body_and_completes_by_email(
     # The reward link exists at Giftronaut but never enters the adapter's answer.
     assert created.reward_link is not None
     assert created.reward_link not in repr(done)
+
+
+async def test_a_shared_order_is_one_order_with_a_recipient_each(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    env.state.drop_next_after_processing()  # the first answer is lost: still one order
+    result = await settle(gt, await gt.place_shared_order(shared_order()))
+    [created] = env.state.created_orders
+    assert created.body["recipients"] == [
+        {"email": "jane@example.com", "amount": 50},
+        {"email": "omar@example.com", "amount": 25},
+    ]
+    assert result.state is OrderState.COMPLETED and result.delivered_by_provider
+    assert result.issued_to == {"jane@example.com", "omar@example.com"}
+    assert result.charged == Money(amount=Decimal("75.00"), currency="USD")
+
+
+async def test_a_shared_order_completed_without_a_card_for_someone_says_so(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    env.state.unissued.add("omar@example.com")
+    result = await settle(gt, await gt.place_shared_order(shared_order()))
+    assert result.issued_to == {"jane@example.com"}
+
+
+async def test_a_shared_order_with_someone_without_email_is_refused_naming_them(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    people = (("Jane", "50", "jane@example.com"), ("Omar", "25", None))
+    with pytest.raises(OrderDeclined, match="Omar has no email address"):
+        await gt.place_shared_order(shared_order(*people))
+    assert not env.state.created_orders
 
 
 async def test_order_status_progresses_pending_in_progress_complete(
@@ -593,11 +650,23 @@ async def test_resend_to_the_same_address(env: Env, gt: GiftronautProvider) -> N
 
 async def test_resend_to_a_new_address(env: Env, gt: GiftronautProvider) -> None:
     placed = await gt.place_order(order())
-    await gt.resend(placed.provider_order_id, "jane.doe@example.org")
+    await gt.resend(placed.provider_order_id, "jane@example.com", "jane.doe@example.org")
     [seen] = env.state.seen("POST", "/resend")
     assert seen.body == {
         "recipients": [{"email": "jane@example.com", "updatedEmail": "jane.doe@example.org"}]
     }
+
+
+async def test_resend_in_a_shared_order_goes_to_that_recipient_only(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    placed = await settle(gt, await gt.place_shared_order(shared_order()))
+    await gt.resend(placed.provider_order_id, "OMAR@example.com", "omar@home.example")
+    assert env.state.orders[placed.provider_order_id].resends == [
+        {"email": "omar@example.com", "updatedEmail": "omar@home.example"}
+    ]
+    with pytest.raises(OrderDeclined, match="does not list this recipient"):
+        await gt.resend(placed.provider_order_id, "lin@example.com")
 
 
 async def test_resend_of_an_unknown_order(env: Env, gt: GiftronautProvider) -> None:

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain import TRANSITIONS, Money, Status, parse_amount
+from bot.domain import TRANSITIONS, Money, Status, allocate, parse_amount
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,22 @@ def test_settled_statuses_have_no_way_out_but_a_retry_and_every_target_is_a_stat
     assert {s for s in settled if TRANSITIONS[s]} == {Status.FAILED}
     assert TRANSITIONS[Status.FAILED] == {Status.APPROVED}
     assert set(TRANSITIONS) == set(Status)
+
+
+@pytest.mark.parametrize(
+    ("total", "currency", "weights", "expected"),
+    [
+        ("175.00", "USD", ["50", "25", "100"], ["50.00", "25.00", "100.00"]),
+        ("10.00", "GBP", ["1", "1", "1"], ["3.33", "3.33", "3.34"]),
+        ("100", "JPY", ["1", "2"], ["33", "67"]),
+        ("9.99", "EUR", ["40"], ["9.99"]),
+    ],
+)
+def test_allocate_splits_a_charge_exactly_in_minor_units(
+    total: str, currency: str, weights: list[str], expected: list[str]
+) -> None:
+    charge = Money(amount=Decimal(total), currency=currency)
+    shares = allocate(charge, [Decimal(w) for w in weights])
+    assert [s.amount for s in shares] == [Decimal(e) for e in expected]
+    assert sum(s.amount for s in shares) == Decimal(total)
+    assert {s.currency for s in shares} == {currency}
