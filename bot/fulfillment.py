@@ -12,17 +12,19 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
 
-from bot.domain import Money, RewardRequest, Status, allocate
+from bot.domain import RewardRequest, Status, allocate
 from bot.jobs import RunLater
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.store import SYSTEM_ACTOR, Change, Job, Store
 from providers.base import (
+    IssuedCard,
     OrderLine,
     OrderRequest,
     OrderResult,
@@ -134,9 +136,20 @@ class Fulfillment:
                     result.failure_reason or f"{request.provider} could not issue the card.",
                 )
             return
-        charges = await self._charges(requests, result)
+        in_order = await self._store.requests_with_order(
+            requests[0].provider, result.provider_order_id
+        )
         for request in requests:
-            await self._deliver_and_finish(request, result, charges.get(request.id))
+            own = own_part(request, in_order, result)
+            if own is None:
+                await self._settle(
+                    request,
+                    Status.NEEDS_REVIEW,
+                    f"{request.provider} completed order {result.provider_order_id} without a "
+                    "card for this recipient.",
+                )
+            else:
+                await self._deliver_and_finish(request, own)
 
     async def _ready_to_order(
         self, requests: list[RewardRequest], provider: Provider
@@ -190,19 +203,6 @@ class Fulfillment:
         if order_id != result.provider_order_id:
             await self._store.set_provider_order([r.id for r in requests], result.provider_order_id)
         return result
-
-    async def _charges(
-        self, requests: list[RewardRequest], result: OrderResult
-    ) -> dict[int, Money]:
-        """What each card cost: the order's charge split over every request it was placed for
-        (those settled earlier too), in proportion to their face values."""
-        if result.charged is None:
-            return {}
-        in_order = await self._store.requests_with_order(
-            requests[0].provider, result.provider_order_id
-        )
-        shares = allocate(result.charged, [r.face_value.amount for r in in_order])
-        return {r.id: share for r, share in zip(in_order, shares, strict=True)}
 
     async def _still(self, status: Status, requests: list[RewardRequest]) -> list[RewardRequest]:
         """The requests, read again, that are (still) in ``status``."""
@@ -296,20 +296,8 @@ class Fulfillment:
             self._wakeups.pop(key, None)
         return result
 
-    async def _deliver_and_finish(
-        self, request: RewardRequest, result: OrderResult, charged: Money | None
-    ) -> None:
-        # In a shared order, the provider's list of issued cards says whose card is missing.
-        email = (request.recipient_email or "").strip().lower()
-        shared = request.order_key is not None
-        if shared and result.issued_to is not None and email not in result.issued_to:
-            await self._settle(
-                request,
-                Status.NEEDS_REVIEW,
-                f"{request.provider} completed order {result.provider_order_id} without a card "
-                "for this recipient's email address.",
-            )
-            return
+    async def _deliver_and_finish(self, request: RewardRequest, result: OrderResult) -> None:
+        """Deliver the request's own part of a completed order and record it fulfilled."""
         if result.redemption is None and not result.delivered_by_provider:
             await self._settle(
                 request,
@@ -320,6 +308,7 @@ class Fulfillment:
             return
         if not await self._deliver_once(request, result):
             return
+        charged = result.charged
         await self._store.transition(
             request.id,
             Status.ORDERING,
@@ -456,3 +445,43 @@ def _recipient(request: RewardRequest) -> Recipient:
 def _send_at(request: RewardRequest) -> datetime | None:
     # Set at the claim when the provider schedules the card itself.
     return request.deliver_at if request.cancel_before is not None else None
+
+
+def own_part(
+    request: RewardRequest, in_order: list[RewardRequest], result: OrderResult
+) -> OrderResult | None:
+    """``request``'s part of a completed order: its card (its own, in a shared order) and its
+    share of the charge, split over ``in_order`` (every request the order was placed for) in
+    proportion to their face values. ``None`` if a shared order lists no card for it."""
+    charged = None
+    if result.charged is not None and in_order:
+        shares = allocate(result.charged, [r.face_value.amount for r in in_order])
+        charged = dict(zip([r.id for r in in_order], shares, strict=True)).get(request.id)
+    if request.order_key is None:
+        return result.model_copy(update={"charged": charged})
+    card = cards_by_request(in_order, result.cards).get(request.id)
+    if card is None:
+        return None
+    return result.model_copy(update={"redemption": card.redemption, "charged": charged})
+
+
+def cards_by_request(
+    requests: list[RewardRequest], cards: Sequence[IssuedCard]
+) -> dict[int, IssuedCard]:
+    """Whose is each card a shared order lists. By address where the provider lists the one
+    it emailed each card to; otherwise by face value, as cards of one product and face value
+    are interchangeable: the k-th request (by id) gets the k-th card (by the provider's card
+    id), so every reading of the order, a resend's included, gives everyone the same card."""
+    by_email = {card.email: card for card in cards if card.email}
+    by_face: dict[Decimal | None, list[IssuedCard]] = {}
+    for card in sorted((c for c in cards if not c.email), key=lambda c: c.card_id):
+        by_face.setdefault(card.face_value, []).append(card)
+    owned: dict[int, IssuedCard] = {}
+    for request in sorted(requests, key=lambda r: r.id):
+        email = (request.recipient_email or "").strip().lower()
+        same_face = by_face.get(request.face_value.amount)
+        if email in by_email:
+            owned[request.id] = by_email[email]
+        elif same_face:
+            owned[request.id] = same_face.pop(0)
+    return owned

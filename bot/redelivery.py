@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from bot import slack_views
 from bot.domain import RewardRequest, Status
 from bot.errors import NotAllowed
+from bot.fulfillment import own_part
 from bot.policy import Policy
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway
 from bot.store import Store
@@ -58,8 +59,11 @@ class Redelivery:
         except ProviderError as exc:
             log.warning("resend of request %s: %s unavailable: %r", request.id, provider.name, exc)
             return f"{request.provider} did not answer. Please try again in a few minutes."
-        if result.state is not OrderState.COMPLETED:
+        in_order = await self._store.requests_with_order(request.provider, order_id)
+        own = own_part(request, in_order, result) if result.state is OrderState.COMPLETED else None
+        if own is None:
             return f"{request.provider} no longer reports this card as issued. Ask an approver."
+        result = own
         if result.redemption is None:
             if not provider.can_resend:
                 return f"{request.provider} emailed this card to you: check your inbox and spam."

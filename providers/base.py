@@ -187,6 +187,21 @@ class Redemption(BaseModel):
         return self
 
 
+class IssuedCard(BaseModel):
+    """One card of a completed order, as the provider lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # The provider's id for the card (Runa's item id), where it has one: it orders the cards
+    # the same way on every reading.
+    card_id: str = ""
+    # The address the provider emailed it to (lower case), for providers that email cards.
+    email: str | None = None
+    face_value: Decimal | None = None
+    # How the recipient redeems it, for providers that hand the card to the bot.
+    redemption: Redemption | None = None
+
+
 class OrderResult(BaseModel):
     """The provider's answer about an order."""
 
@@ -200,9 +215,9 @@ class OrderResult(BaseModel):
     # What the company paid (price after discount, plus fees), in the charged currency.
     charged: Money | None = None
     failure_reason: str | None = None
-    # The email addresses of the cards a completed order lists (lower case), where the
-    # provider lists them: in a shared order, a recipient missing here got no card.
-    issued_to: frozenset[str] | None = None
+    # The cards a completed order lists, where the provider lists them. A shared order's
+    # recipients find theirs here; one with no card here got none.
+    cards: tuple[IssuedCard, ...] = ()
 
 
 class WebhookNotice(BaseModel):
@@ -245,7 +260,7 @@ class Provider(ABC):
 
     async def place_shared_order(self, order: SharedOrder) -> OrderResult:
         """Place (or replay) one order for every line; only where ``max_recipients_per_order``
-        is above 1. A completed result lists ``issued_to``, or every line was issued."""
+        is above 1. A completed result lists the ``cards`` it issued."""
         raise OrderDeclined(f"{self.name} takes one recipient per order.")
 
     @abstractmethod

@@ -11,7 +11,7 @@ the environment):
   one ``recipients[]`` entry per person of a bulk reward (:meth:`place_shared_order`).
 * ``GET /api/v1/orders/{orderId}`` → ``PENDING``/``IN_PROGRESS`` (pending), ``COMPLETE``
   (completed, ``delivered_by_provider=True``: Giftronaut emailed the card, no secret reaches the
-  bot; ``recipients[]``, "one entry per issued gift card", gives ``issued_to``), ``CANCELED``
+  bot; ``recipients[]``, "one entry per issued gift card", gives ``cards``), ``CANCELED``
   (failed).
 * ``DELETE /api/v1/orders/{orderId}/cancel`` (:meth:`GiftronautProvider.cancel_order`) and
   ``POST /api/v1/orders/{orderId}/resend`` (:meth:`GiftronautProvider.resend`).
@@ -101,7 +101,14 @@ from pydantic import (
 )
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderResult, OrderState, Product, SharedOrder
+from providers.base import (
+    IssuedCard,
+    OrderRequest,
+    OrderResult,
+    OrderState,
+    Product,
+    SharedOrder,
+)
 from providers.errors import (
     AuthenticationFailed,
     IdempotencyConflict,
@@ -582,13 +589,14 @@ class GiftronautProvider(HttpProvider):
             return OrderResult(provider_order_id=placed.order_id, state=OrderState.PENDING)
         if status == "COMPLETE":
             # One entry per issued card: a recipient missing from the list got none.
-            issued = frozenset(r.email.strip().lower() for r in placed.recipients if r.email)
             return OrderResult(
                 provider_order_id=placed.order_id,
                 state=OrderState.COMPLETED,
                 delivered_by_provider=True,
                 charged=self._charged(placed),
-                issued_to=issued or None,
+                cards=tuple(
+                    IssuedCard(email=r.email.strip().lower()) for r in placed.recipients if r.email
+                ),
             )
         if status == "CANCELED":
             return OrderResult(

@@ -11,16 +11,19 @@ What the adapter does, following ``/work/shared/provider-docs/runa`` field by fi
   denominations become a list, ``open`` ones a min/max range. A product we cannot read is
   skipped (and logged), not the whole catalog.
 * **Ordering.** ``POST /order`` with ``X-Idempotency-Key`` (the bot's stored key) and
-  ``X-Execution-Mode`` (``async`` by default, ``RUNA_EXECUTION_MODE``), one item: the
-  ``face_value``, ``distribution_method: {"type": "PAYOUT_LINK"}`` (the bot DMs the link itself)
+  ``X-Execution-Mode`` (``async`` by default, ``RUNA_EXECUTION_MODE``), one item per recipient
+  (a bulk reward is one order of up to 200 items): the ``face_value``,
+  ``distribution_method: {"type": "PAYOUT_LINK"}`` (the bot DMs the link itself)
   and ``products: {"type": "SINGLE", "value": <product code>}``, paid with
   ``payment_method: {"type": "ACCOUNT_BALANCE", "currency": ...}``. The order ``description`` is
   our reference (``rewardbot-<id>``) and ``metadata`` holds the reference and the idempotency
   key, so an order can be found again (below). The body is built deterministically, so a replay
   is byte-identical. ``200`` (sync) carries the full order; ``202`` (async) carries
   ``{id, status}`` and the bot polls ``GET /order/{id}`` until ``COMPLETED`` or ``FAILED``.
-* **Completion.** ``items[0].payout.url`` is the redemption link (a ``SecretStr``);
-  ``charged`` is ``total_price`` (which includes fees) in the order ``currency``.
+* **Completion.** ``items[0].payout.url`` is the redemption link (a ``SecretStr``); an order of
+  several items lists each as a card (item ``id``, ``face_value``, link), and the bot gives each
+  recipient one of the cards of their face value (they are interchangeable: same product, same
+  value). ``charged`` is ``total_price`` (which includes fees) in the order ``currency``.
 * **Webhooks.** ``order.completion`` deliveries are verified as Svix / Standard Webhooks:
   ``webhook-id``/``-timestamp``/``-signature`` (or the ``svix-`` spellings the Runa guide
   shows), ``whsec_`` base64 secret, HMAC-SHA256 over ``{id}.{timestamp}.{body}``, timestamp
@@ -61,8 +64,9 @@ Assumptions (the docs are silent or contradict each other):
   still processing cannot be found: that is :class:`OutcomeUnknown` too.
 * ``GET /order/{id}`` failing with a final error (e.g. 404 or a revoked key) after the order
   was accepted is :class:`OutcomeUnknown`, not a refusal: a card may still be issued.
-* A ``COMPLETED`` order without exactly one item with a payout URL, or whose link is
-  ``CANCELLED``/``EXPIRED``, is :class:`OutcomeUnknown` (someone must look at it).
+* A ``COMPLETED`` order without items, or of one item without a payout URL or whose link is
+  ``CANCELLED``/``EXPIRED``, is :class:`OutcomeUnknown` (someone must look at it). In an order
+  of several items, such an item is left out of the cards, so only its recipient is parked.
 * An unknown order ``status`` is treated as still processing.
 * Catalog pagination stops when a page has no ``after`` cursor, an empty page, or a repeated
   cursor (at most ``_MAX_CATALOG_PAGES`` pages).
@@ -102,11 +106,13 @@ from pydantic import (
 
 from bot.domain import CurrencyCode, Money
 from providers.base import (
+    IssuedCard,
     OrderRequest,
     OrderResult,
     OrderState,
     Product,
     Redemption,
+    SharedOrder,
     WebhookNotice,
 )
 from providers.errors import (
@@ -244,6 +250,7 @@ class _Payout(_Vendor):
 
 class _Item(_Vendor):
     id: str | None = None
+    face_value: Decimal | None = None
     payout: _Payout | None = None
 
 
@@ -334,6 +341,8 @@ class RunaProvider(HttpProvider):
 
     name: ClassVar[str] = "runa"
     api_key_header: ClassVar[str | None] = "X-Api-Key"
+    # ``NewOrderDetails.items``: "The maximum number of items per order is 200."
+    max_recipients_per_order: ClassVar[int] = 200
 
     def __init__(
         self,
@@ -488,28 +497,35 @@ class RunaProvider(HttpProvider):
 
     # -- orders ----------------------------------------------------------------------------
 
-    def _order_body(self, order: OrderRequest) -> dict[str, Any]:
-        """The order as Runa wants it; the same ``order`` always gives the same body."""
+    def _order_body(self, order: SharedOrder) -> dict[str, Any]:
+        """The order as Runa wants it, an item per line; the same ``order`` always gives the
+        same body."""
         metadata = {"rewardbot_reference": order.reference[:200]}
         if len(order.idempotency_key) <= 200:
             metadata["rewardbot_idempotency_key"] = order.idempotency_key
         return {
             "payment_method": {
                 "type": "ACCOUNT_BALANCE",
-                "currency": self._payment_currency or order.face_value.currency,
+                "currency": self._payment_currency or order.lines[0].face_value.currency,
             },
             "items": [
                 {
-                    "face_value": order.face_value.amount,
+                    "face_value": line.face_value.amount,
                     "distribution_method": {"type": "PAYOUT_LINK"},
                     "products": {"type": "SINGLE", "value": order.product_id},
                 }
+                for line in order.lines
             ],
             "description": order.reference[:128],
             "metadata": metadata,
         }
 
     async def place_order(self, order: OrderRequest) -> OrderResult:
+        return await self.place_shared_order(SharedOrder.of(order))
+
+    async def place_shared_order(self, order: SharedOrder) -> OrderResult:
+        """One order with an item (a payout link) per line; a one-line order is the body
+        :meth:`place_order` sends."""
         try:
             response = await self._request(
                 "POST",
@@ -528,9 +544,7 @@ class RunaProvider(HttpProvider):
             return await self.get_order(accepted.id)
         return self._result(accepted)
 
-    async def _after_server_error(
-        self, order: OrderRequest, error: _RunaServerError
-    ) -> OrderResult:
+    async def _after_server_error(self, order: SharedOrder, error: _RunaServerError) -> OrderResult:
         """Runa kept answering with its own 5xx, which its idempotency cache may replay for
         30 days: look the order up; if it cannot be found, a human must check."""
         log.warning(
@@ -551,7 +565,7 @@ class RunaProvider(HttpProvider):
             "portal before ordering again."
         ) from None
 
-    async def _find_order(self, order: OrderRequest) -> OrderResult | None:
+    async def _find_order(self, order: SharedOrder) -> OrderResult | None:
         after: str | None = None
         for _ in range(self._lookup_pages):
             params = {"limit": _LOOKUP_PAGE_SIZE}
@@ -596,31 +610,42 @@ class RunaProvider(HttpProvider):
             if order.status != "PROCESSING":
                 log.warning("runa order %s has unknown status %r", order.id, order.status)
             return OrderResult(provider_order_id=order.id, state=OrderState.PENDING)
+        items = order.items or []
+        if not items:
+            raise OutcomeUnknown(
+                f"Runa order {order.id} completed without payout links; check it in the Runa "
+                "portal."
+            )
         return OrderResult(
             provider_order_id=order.id,
             state=OrderState.COMPLETED,
-            redemption=self._redemption(order),
+            # One item: the order's only card. Several: a shared order, whose recipients find
+            # theirs among the cards (an unusable link is left out: its recipient needs review).
+            redemption=self._redemption(order.id, items[0]) if len(items) == 1 else None,
+            cards=tuple(card for item in items if (card := self._card(order.id, item))),
             charged=self._charged(order),
         )
 
+    def _card(self, order_id: str, item: _Item) -> IssuedCard | None:
+        try:
+            redemption = self._redemption(order_id, item)
+        except OutcomeUnknown as unusable:
+            log.warning("runa order %s, item %s: %s", order_id, item.id, unusable.message)
+            return None
+        return IssuedCard(card_id=item.id or "", face_value=item.face_value, redemption=redemption)
+
     @staticmethod
-    def _redemption(order: _Order) -> Redemption:
-        items = order.items or []
-        if len(items) != 1:
-            raise OutcomeUnknown(
-                f"Runa order {order.id} completed with {len(items)} payout links instead of "
-                "one; check it in the Runa portal."
-            )
-        payout = items[0].payout
+    def _redemption(order_id: str, item: _Item) -> Redemption:
+        payout = item.payout
         url = (payout.url or "").strip() if payout else ""
         if payout is None or not url:
             raise OutcomeUnknown(
-                f"Runa order {order.id} completed without a payout link; check it in the "
+                f"Runa order {order_id} completed without a payout link; check it in the "
                 "Runa portal."
             )
         if payout.status in ("CANCELLED", "EXPIRED"):
             raise OutcomeUnknown(
-                f"Runa order {order.id} completed but its payout link is "
+                f"Runa order {order_id} completed but its payout link is "
                 f"{str(payout.status).lower()}; check it in the Runa portal."
             )
         return Redemption(url=SecretStr(url))

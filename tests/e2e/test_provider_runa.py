@@ -19,15 +19,39 @@ from bot.emulator import SlackEmulator
 from bot.emulator.delivery import HttpDelivery
 from bot.local import running_bot
 from bot.server import SLACK_PATH
-from bot.slack_views import APPROVE_ACTION
+from bot.slack_views import APPROVE_ACTION, RESEND_ACTION
 from providers.http import RetryPolicy
 from providers.runa import RunaProvider
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
+from tests.e2e.conftest import (
+    APPROVERS,
+    ARJUN,
+    JANE,
+    LIN,
+    MAYA,
+    OMAR,
+    TEAM,
+    Stack,
+    redeem_urls,
+)
 from tests.fakes import serve
 from tests.fakes.runa import API_KEY, runa_app, sign_webhook
 
 POLL_INTERVAL = 30.0
+
+
+def runa_provider(
+    http: httpx.AsyncClient, url: str, webhook_secret: str | None, poll_interval: float
+) -> RunaProvider:
+    """The adapter pointed at the fake Runa at ``url``, retrying quickly."""
+    return RunaProvider(
+        http,
+        api_key=SecretStr(API_KEY),
+        base_url=url + "/v2",
+        webhook_secret=SecretStr(webhook_secret) if webhook_secret else None,
+        retry=RetryPolicy(attempts=3, base_delay=0.01),
+        poll_interval=poll_interval,
+    )
 
 
 async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
@@ -39,14 +63,7 @@ async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
     app, fake = runa_app()
     fake.completion_delay = None  # the order completes only when the test says so
     async with serve(app) as runa_url, httpx.AsyncClient(timeout=5.0) as http:
-        runa = RunaProvider(
-            http,
-            api_key=SecretStr(API_KEY),
-            base_url=runa_url + "/v2",
-            webhook_secret=SecretStr(fake.webhook_secret),
-            retry=RetryPolicy(attempts=3, base_delay=0.01),
-            poll_interval=POLL_INTERVAL,
-        )
+        runa = runa_provider(http, runa_url, fake.webhook_secret, POLL_INTERVAL)
         async with running_bot(
             emulator, database=database, approvers=APPROVERS, providers={"runa": runa}
         ) as runtime:
@@ -125,3 +142,54 @@ async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
     assert ours, "the check must see the bot's and the adapter's log records"
     assert not [r.name for r in ours if order.link in r.getMessage()]
     assert API_KEY not in caplog.text
+
+
+async def test_a_bulk_runa_reward_is_one_order_each_recipient_their_own_link(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    app, fake = runa_app()
+    async with serve(app) as runa_url, httpx.AsyncClient(timeout=5.0) as http:
+        runa = runa_provider(http, runa_url, None, poll_interval=0.05)
+        async with running_bot(
+            emulator, database=database, approvers=APPROVERS, providers={"runa": runa}
+        ) as runtime:
+            stack = Stack(emulator, runtime, SandboxProvider())
+            await stack.request_reward(
+                {
+                    "recipient": JANE,
+                    "more_recipients": [OMAR, LIN],
+                    "card": "runa:COFFEE-GB",
+                    "amount": "25; 40; 25",
+                    "message": "For shipping the release",
+                }
+            )
+            await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+            await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+            for request_id in (1, 2, 3):
+                await stack.wait_status(request_id, Status.FULFILLED)
+
+            # One order of three payout links; each person got one link, their own.
+            [order] = fake.orders.values()
+            assert len(fake.order_posts) == 1
+            assert [item.face_value for item in order.items] == [25, 40, 25]
+            links = {who: redeem_urls(stack.ws.dm_messages(who)) for who in (JANE, OMAR, LIN)}
+            assert [len(found) for found in links.values()] == [1, 1, 1]
+            by_item = {item.link: item for item in order.items}
+            # Omar's is the 40 GBP link; Jane and Lin each have one of the two 25 GBP links.
+            assert by_item[links[OMAR][0]].face_value == 40
+            assert (links[JANE][0], links[LIN][0]) == (order.items[0].link, order.items[2].link)
+            for who, (link,) in links.items():
+                assert link not in stack.everything_visible_outside(who)
+            charged = [(await runtime.store.get(i)).charged for i in (1, 2, 3)]
+            assert sum(c.amount for c in charged if c) == order.price
+
+            # Asking again, each gets the same link as before, never someone else's.
+            for who in (LIN, JANE):
+                delivery = await emulator.wait_for_dm(who, "sent you a reward")
+                await stack.click(who, delivery, RESEND_ACTION)
+                await emulator.wait_for(
+                    lambda who=who: len(redeem_urls(stack.ws.dm_messages(who))) == 2,
+                    5,
+                    f"{who}'s card again",
+                )
+                assert len(set(redeem_urls(stack.ws.dm_messages(who)))) == 1

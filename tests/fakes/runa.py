@@ -107,20 +107,46 @@ class SeenRequest:
 
 
 @dataclass
+class FakeItem:
+    """One payout link of an order."""
+
+    id: str
+    face_value: Decimal
+    price: Decimal
+    link: str
+    payout_status: str = "ACTIVE"
+
+
+@dataclass
 class FakeOrder:
     id: str
     idempotency_key: str
     body: dict[str, Any]
     product_code: str
-    face_value: Decimal
     currency: str
     payment_currency: str
-    price: Decimal
+    items: list[FakeItem]
     created_at: float
-    link: str
     status: str = "PROCESSING"
     failure_message: str | None = None
-    payout_status: str = "ACTIVE"
+
+    @property
+    def price(self) -> Decimal:
+        return sum((item.price for item in self.items), Decimal(0))
+
+    @property
+    def face_value(self) -> Decimal:
+        return sum((item.face_value for item in self.items), Decimal(0))
+
+    @property
+    def link(self) -> str:
+        """The only item's link (most orders have one item)."""
+        [item] = self.items
+        return item.link
+
+    @property
+    def links(self) -> list[str]:
+        return [item.link for item in self.items]
 
 
 @dataclass
@@ -281,24 +307,24 @@ def _full_details(order: FakeOrder) -> dict[str, Any]:
     if order.status != "COMPLETED":
         message = order.failure_message or "The order is being processed."
         return {"id": order.id, "status": order.status, "message": message}
-    item = order.body["items"][0]
     return {
         **_basic_details(order),
         "items": [
             {
-                "id": "E-" + order.id[2:],
-                "distribution_method": item["distribution_method"],
-                "products": item["products"],
-                "face_value": str(order.face_value),
-                "price": str(order.price),
+                "id": item.id,
+                "distribution_method": sent["distribution_method"],
+                "products": sent["products"],
+                "face_value": str(item.face_value),
+                "price": str(item.price),
                 "currency": order.currency,
                 "payout": {
-                    "status": order.payout_status,
+                    "status": item.payout_status,
                     "status_updated_at": "2026-01-01T00:00:01Z",
-                    "url": order.link,
+                    "url": item.link,
                     "expiry_date": None,
                 },
             }
+            for item, sent in zip(order.items, order.body["items"], strict=True)
         ],
         "transaction_detail": {order.currency: {"value": str(order.price), "fx": None}},
         "metadata": order.body.get("metadata"),
@@ -443,41 +469,54 @@ def runa_app(state: RunaFakeState | None = None) -> tuple[web.Application, RunaF
         problems = _problems(body)
         if problems:
             return 422, _validation_payload(problems)
-        payment, item = body["payment_method"], body["items"][0]
-        code, face = item["products"]["value"], Decimal(str(item["face_value"]))
-        entry = next((p for p in state.catalog if p["code"] == code), None)
-        refusal = _product_refusal(entry, face)
-        if refusal:
-            return 400, {
-                "type": "product_validation_error",
-                "message": f"Not allowed to order products: {refusal}",
-            }
+        payment, faces = body["payment_method"], []
+        codes = {item["products"]["value"] for item in body["items"]}
+        entry = None
+        for item in body["items"]:
+            code, face = item["products"]["value"], Decimal(str(item["face_value"]))
+            entry = next((p for p in state.catalog if p["code"] == code), None)
+            refusal = _product_refusal(entry, face)
+            if refusal:
+                return 400, {
+                    "type": "product_validation_error",
+                    "message": f"Not allowed to order products: {refusal}",
+                }
+            faces.append(face)
         assert entry is not None
-        if payment["currency"] != entry["currency"]:
+        currencies = {p["currency"] for p in state.catalog if p["code"] in codes}
+        if currencies != {payment["currency"]}:
             return 400, {
                 "type": "currency_mismatch",
                 "message": f"The currency requested in the payment_method, "
                 f"'{payment['currency']}', does not match the currency of the selected "
                 f"products, '{entry['currency']}'.",
             }
-        price = (face * (1 - Decimal(entry["discount_multiplier"]))).quantize(Decimal("0.01"))
-        if state.balances.get(payment["currency"], Decimal(0)) < price:
+        discount = 1 - Decimal(entry["discount_multiplier"])
+        prices = [(face * discount).quantize(Decimal("0.01")) for face in faces]
+        if state.balances.get(payment["currency"], Decimal(0)) < sum(prices):
             return 400, {
                 "type": "insufficient_funds",
                 "message": f"Insufficient funds in {payment['currency']} balance to create order.",
             }
-        state.balances[payment["currency"]] -= price
+        state.balances[payment["currency"]] -= sum(prices)
+        order_id = state._new_id()
         order = FakeOrder(
-            id=state._new_id(),
+            id=order_id,
             idempotency_key=key,
             body=body,
-            product_code=code,
-            face_value=face,
+            product_code=next(iter(codes)),
             currency=entry["currency"],
             payment_currency=payment["currency"],
-            price=price,
+            items=[
+                FakeItem(
+                    id=f"E-{order_id[2:]}{index:03d}",
+                    face_value=face,
+                    price=price,
+                    link=LINK_PREFIX + secrets.token_urlsafe(18),
+                )
+                for index, (face, price) in enumerate(zip(faces, prices, strict=True))
+            ],
             created_at=time.monotonic(),
-            link=LINK_PREFIX + secrets.token_urlsafe(18),
         )
         if state._async_failures:
             order.failure_message = state._async_failures.popleft()

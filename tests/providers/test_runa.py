@@ -16,7 +16,14 @@ import pytest
 from pydantic import SecretStr
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderResult, OrderState, Recipient
+from providers.base import (
+    OrderLine,
+    OrderRequest,
+    OrderResult,
+    OrderState,
+    Recipient,
+    SharedOrder,
+)
 from providers.errors import (
     AuthenticationFailed,
     IdempotencyConflict,
@@ -515,9 +522,60 @@ async def test_a_server_error_while_polling_is_retryable(runa: Runa) -> None:
 
 async def test_a_cancelled_payout_link_needs_a_human(runa: Runa) -> None:
     placed = await runa.provider.place_order(order())
-    runa.fake.only_order().payout_status = "CANCELLED"
+    runa.fake.only_order().items[0].payout_status = "CANCELLED"
     with pytest.raises(OutcomeUnknown, match="cancelled"):
         await settle(runa.provider, placed)
+
+
+def shared_order(*amounts: str) -> SharedOrder:
+    return SharedOrder(
+        idempotency_key="rewardbot-1-shared",
+        product_id="COFFEE-GB",
+        reference="rewardbot-1",
+        message="For shipping the release",
+        lines=tuple(
+            OrderLine(
+                recipient=Recipient(slack_user_id=f"U{i}", name=f"Person {i}"),
+                face_value=Money(amount=Decimal(amount), currency="GBP"),
+            )
+            for i, amount in enumerate(amounts)
+        ),
+    )
+
+
+async def test_a_shared_order_is_one_order_with_a_payout_link_per_line(runa: Runa) -> None:
+    runa.fake.drop_next_after_processing()  # the answer is lost: the replay is the same order
+    result = await settle(
+        runa.provider, await runa.provider.place_shared_order(shared_order("25", "40", "25"))
+    )
+    [order] = runa.fake.orders.values()
+    assert [i["face_value"] for i in json.loads(runa.fake.order_posts[0].body)["items"]] == [
+        25,
+        40,
+        25,
+    ]
+    assert len(runa.fake.order_posts) == 2
+    assert result.state is OrderState.COMPLETED and result.redemption is None
+    assert [(c.card_id, c.face_value) for c in result.cards] == [
+        (item.id, item.face_value) for item in order.items
+    ]
+    links = [
+        c.redemption.url.get_secret_value()
+        for c in result.cards
+        if c.redemption and c.redemption.url
+    ]
+    assert links == order.links and len(set(links)) == 3
+    assert result.charged == Money(amount=order.price, currency="GBP")
+
+
+async def test_an_unusable_link_in_a_shared_order_leaves_only_that_card_out(
+    runa: Runa,
+) -> None:
+    placed = await runa.provider.place_shared_order(shared_order("25", "40"))
+    [order] = runa.fake.orders.values()
+    order.items[1].payout_status = "EXPIRED"
+    result = await settle(runa.provider, placed)
+    assert [c.card_id for c in result.cards] == [order.items[0].id]
 
 
 async def test_an_unreadable_answer_is_retryable_and_hides_the_body(runa: Runa) -> None:
