@@ -165,6 +165,17 @@ def is_announced(from_: Status, to: Status) -> bool:
     return to is not Status.ORDERING or from_ is Status.NEEDS_REVIEW
 
 
+def decides_the_batch(from_: Status | None, to: Status) -> bool:
+    """Whether a change is made to a whole batch at once (a decision, a cancellation or an
+    expiry) rather than to one of its requests (an order's progress, a retry)."""
+    if to is Status.APPROVED:
+        return from_ in AWAITING_DECISION
+    return to in _BATCH_DECISIONS
+
+
+_BATCH_DECISIONS = frozenset({Status.AWAITING_SECOND_APPROVAL, *_UNDECIDED_ENDS})
+
+
 class NewRewardRequest(BaseModel):
     """A validated request, before it is stored."""
 

@@ -22,10 +22,12 @@ class Notifier:
     async def run(self, job: Job) -> None:
         request = await self._store.get(job.request_id)
         status = Status(job.payload["status"])
+        # Jobs queued before the previous status was recorded count as a request's own change.
+        previous = Status(job.payload["from"]) if job.payload.get("from") else None
         if status is Status.PENDING_APPROVAL:
             await self._announce_new(request)
         else:
-            await self._gateway.announce(request, status)
+            await self._gateway.announce(request, status, previous)
         # A batch's cards belong to its first request, which is announced with the same change.
         is_head = request.batch_id in (None, request.id)
         if status is Status.AWAITING_SECOND_APPROVAL and is_head:

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_views
-from bot.domain import RewardRequest, Status
+from bot.domain import RewardRequest, Status, decides_the_batch
 from bot.redaction import REDACTOR
 from bot.store import Store
 from providers.base import Redemption
@@ -279,17 +279,27 @@ class SlackGateway:
             return request
         return await self._store.get(request.batch_id)
 
-    async def announce(self, request: RewardRequest, status: Status) -> None:
-        """Show that ``request`` reached ``status``: every message of it re-rendered, a thread
-        reply, and the requester told once it settles. Raises on a Slack failure, so the
-        notification job is retried; the message updates alone are best effort."""
+    async def announce(
+        self, request: RewardRequest, status: Status, previous: Status | None = None
+    ) -> None:
+        """Show that ``request`` reached ``status`` (from ``previous``): every message of it
+        re-rendered, a thread reply, and the requester told once it settles. A change made to
+        a whole batch gets one reply, the batch's first request's, for everyone. Raises on a
+        Slack failure, so the notification job is retried; the message updates alone are best
+        effort."""
         await self.refresh(request)
         shown = request.model_copy(update={"status": status})
         head = await self.thread_head(request)
         update = slack_views.thread_update(shown)
-        if head.id != request.id:
+        batch: list[RewardRequest] = []
+        if request.batch_id is not None and decides_the_batch(previous, status):
+            if head.id != request.id:
+                return  # the first request's announcement speaks for the whole batch
+            batch = await self._store.batch(request)
+            update = f"All {len(batch)} rewards: {update}"
+        elif head.id != request.id:
             update = f"<@{request.recipient_id}>'s card: {update}"
         await self.reply_in_thread(head, update)
         # A requester who cancelled knows; the thread reply is enough.
         if (status.is_settled and status is not Status.CANCELLED) or status is Status.NEEDS_REVIEW:
-            await self.dm(request.requester_id, slack_views.requester_update(shown))
+            await self.dm(request.requester_id, slack_views.requester_update(shown, batch))

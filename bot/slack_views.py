@@ -623,9 +623,14 @@ def submitted(batch: Sequence[RewardRequest], deciders: Sequence[str]) -> str:
     )
 
 
-def requester_update(request: RewardRequest) -> str:
-    """What the requester is told privately when their request settles."""
-    subject = f"Your reward #{request.id} for <@{request.recipient_id}> ({request.face_value})"
+def requester_update(request: RewardRequest, batch: Sequence[RewardRequest] = ()) -> str:
+    """What the requester is told privately when their request settles; with ``batch``, of a
+    change made to the whole batch at once."""
+    subject = (
+        f"Your {_subject(request, batch)}"
+        if len(batch) > 1
+        else f"Your reward #{request.id} for <@{request.recipient_id}> ({request.face_value})"
+    )
     match request.status:
         case Status.FULFILLED:
             return f"{subject} was delivered. Thank you for recognising them!"
@@ -633,7 +638,8 @@ def requester_update(request: RewardRequest) -> str:
             reason = (
                 f" Reason: {escape(request.decision_reason)}" if request.decision_reason else ""
             )
-            return f"{subject} was rejected by <@{request.decided_by}>.{reason}"
+            were = "were" if len(batch) > 1 else "was"
+            return f"{subject} {were} rejected by <@{request.decided_by}>.{reason}"
         case Status.RESOLVED:
             return f"{subject} was settled by hand after a review."
         case Status.EXPIRED:

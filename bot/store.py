@@ -720,7 +720,9 @@ class Store:
         request_id, from_, to = change.request_id, change.from_, change.to
         await self._insert_event(db, request_id, "transition", from_, to, actor, change.detail, now)
         if is_announced(from_, to):
-            await self._insert_job(db, JobKind.NOTIFY, request_id, {"status": to}, now)
+            await self._insert_job(
+                db, JobKind.NOTIFY, request_id, {"status": to, "from": from_}, now
+            )
         run_after = _timestamp(change.then_at) if change.then_at else None
         for kind in change.then:
             owner = change.then_for or request_id

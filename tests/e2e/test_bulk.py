@@ -59,6 +59,11 @@ async def test_one_request_one_approval_each_recipient_their_own_card(stack: Sta
         assert f"<@{who}>: :gift: Delivered" in rows
     replies = [m.text for m in stack.ws.thread_replies(TEAM, summary.ts)]
     assert any(r.startswith(f"<@{OMAR}>'s card: :gift: Delivered") for r in replies)
+    # The approval was one decision for all three: one reply says so, not three.
+    approvals = [r for r in replies if "Approved by" in r]
+    assert approvals == [
+        f"All 3 rewards: Approved by <@{ARJUN}>. Ordering the gift card from sandbox…"
+    ]
     assert {e.actor for i in (1, 2, 3) for e in await stack.runtime.store.events(i)} >= {ARJUN}
 
 
@@ -99,6 +104,18 @@ async def test_one_rejection_or_cancellation_covers_the_whole_request(stack: Sta
     await stack.emulator.driver.submit_view(LIN, {"reason": "One at a time"})
     for request_id in (1, 2):
         await stack.wait_status(request_id, Status.REJECTED)
+    # One reply and one word to the requester for the whole request.
+    await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+    [summary] = top_level(stack)
+    replies = [m.text for m in stack.ws.thread_replies(TEAM, summary.ts)]
+    assert [r for r in replies if "Rejected" in r] == [
+        f"All 2 rewards: :no_entry_sign: Rejected by <@{LIN}>. Reason: One at a time"
+    ]
+    told = [m.text for m in stack.ws.dm_messages(MAYA) if "rejected" in m.text]
+    assert told == [
+        "Your rewards #1-#2: 25.00 GBP Sandbox Books each for 2 people were rejected by "
+        f"<@{LIN}>. Reason: One at a time"
+    ]
 
     await stack.request_reward({**GOOD_VALUES, "amount": "30", "more_recipients": [OMAR]})
     await stack.wait_status(4, Status.PENDING_APPROVAL)
