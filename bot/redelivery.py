@@ -8,6 +8,7 @@ them to the recipient alone, exactly as the first delivery did.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -23,8 +24,14 @@ from providers.errors import OrderRefused, ProviderError
 
 log = logging.getLogger(__name__)
 
+_EMAIL = re.compile(r"[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+")
 # Each click makes the provider send mail or Slack send a DM: one a minute per person is plenty.
 _RESEND_COOLDOWN = timedelta(minutes=1)
+
+
+def looks_like_email(text: str) -> bool:
+    """Whether ``text`` is one email address (the provider checks it properly)."""
+    return bool(_EMAIL.fullmatch(text))
 
 
 def _mask(email: str) -> str:
@@ -78,6 +85,14 @@ class Redelivery:
 
     async def to_email(self, request_id: int, actor: str, email: str) -> str:
         """An approver has the provider email the card to a corrected address."""
+        request = await self.emailable(request_id, actor)
+        provider, order_id = self._delivered(request)
+        if await self._resent_recently(request.id, actor):
+            raise NotAllowed("It was resent less than a minute ago; wait before resending.")
+        return await self._provider_resend(request, provider, order_id, actor, email=email)
+
+    async def emailable(self, request_id: int, actor: str) -> RewardRequest:
+        """The request, if ``actor`` may have its card emailed to another address."""
         request = await self._store.get(request_id)
         try:
             reviewers = await self._policy.reviewers(request)
@@ -85,12 +100,10 @@ class Redelivery:
             raise NotAllowed("Could not check that you are an approver. Try again.") from None
         if actor not in reviewers:
             raise NotAllowed("Only an approver of this reward can resend it.")
-        provider, order_id = self._delivered(request)
+        provider, _ = self._delivered(request)
         if not provider.can_resend:
             raise NotAllowed(f"{request.provider} cannot resend a card to another address.")
-        if await self._resent_recently(request.id, actor):
-            raise NotAllowed("It was resent less than a minute ago; wait before resending.")
-        return await self._provider_resend(request, provider, order_id, actor, email=email)
+        return request
 
     def _delivered(self, request: RewardRequest) -> tuple[Provider, str]:
         if request.status is not Status.FULFILLED or request.provider_order_id is None:

@@ -65,7 +65,9 @@ class Runtime:
         # Slack's 429s say how long to wait; honour them instead of failing the call.
         client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         _never_log_payloads()
-        gateway = SlackGateway(client, store)
+        gateway = SlackGateway(
+            client, store, resendable=[n for n, p in providers.items() if p.can_resend]
+        )
         catalog = Catalog(providers)
         fulfillment = Fulfillment(
             store, providers, gateway, retry_base_delay=fulfillment_retry_delay

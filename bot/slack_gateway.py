@@ -9,6 +9,7 @@ against the emulator works in a real workspace. Messages are rendered by :mod:`b
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -81,8 +82,13 @@ class UnknownUser(LookupError):
 class SlackGateway:
     """Posts and updates the messages of a reward request, tracking where they are."""
 
-    def __init__(self, client: AsyncWebClient, store: Store) -> None:
+    def __init__(
+        self, client: AsyncWebClient, store: Store, resendable: Collection[str] = ()
+    ) -> None:
+        """``resendable``: the providers that can email a delivered card to another address
+        (approval cards offer it)."""
         self.client = client
+        self._resendable = frozenset(resendable)
         self._client_without_retries = AsyncWebClient(
             token=client.token, base_url=client.base_url, retry_handlers=[]
         )
@@ -159,16 +165,21 @@ class SlackGateway:
 
     async def post_approval_card(self, request: RewardRequest, channel: str) -> None:
         """Post the card in an approvals channel, where any of the request's approvers decides."""
-        text, blocks = slack_views.approval_card(request, await self._store.batch(request))
+        text, blocks = self._approval_card(request, await self._store.batch(request))
         posted = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
         await self._store.add_approval_card(
             request.id, channel, str(posted["channel"]), str(posted["ts"])
         )
 
+    def _approval_card(
+        self, request: RewardRequest, batch: list[RewardRequest]
+    ) -> tuple[str, list[dict[str, Any]]]:
+        return slack_views.approval_card(request, batch, self._resendable)
+
     async def send_approval_cards(self, request: RewardRequest, approvers: list[str]) -> None:
         """DM each approver a card. One unreachable approver does not keep the others from
         deciding; the first failure is raised afterwards so the job retries the missing ones."""
-        text, blocks = slack_views.approval_card(request, await self._store.batch(request))
+        text, blocks = self._approval_card(request, await self._store.batch(request))
         failures: list[Exception] = []
         for approver in approvers:
             try:
@@ -196,7 +207,7 @@ class SlackGateway:
         if request.summary_channel and request.summary_ts:
             summary = slack_views.request_summary(request, batch)
             targets.append((request.summary_channel, request.summary_ts, summary))
-        card = slack_views.approval_card(request, batch)
+        card = self._approval_card(request, batch)
         targets.extend(
             (c.channel, c.ts, card) for c in await self._store.approval_cards(request.id)
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,8 @@ RESOLVE_ACTION = "resolve_review"
 CANCEL_ACTION = "cancel_request"
 RETRY_ACTION = "retry_failed"
 RESEND_ACTION = "resend_card"
+RESEND_EMAIL_ACTION = "resend_to_email"
+RESEND_EMAIL_MODAL = "resend_email"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
 MESSAGE_MAX_CHARS = 1000
@@ -252,6 +254,31 @@ def reject_modal(request: RewardRequest) -> dict[str, Any]:
     }
 
 
+def resend_email_modal(request: RewardRequest) -> dict[str, Any]:
+    """An approver gives the address the provider should email the card to instead."""
+    return {
+        "type": "modal",
+        "callback_id": RESEND_EMAIL_MODAL,
+        "title": _plain("Email the card again"),
+        "submit": _plain("Send"),
+        "close": _plain("Back"),
+        "private_metadata": json.dumps({"request_id": request.id}),
+        "blocks": [
+            _mrkdwn_section(request_headline(request)),
+            {
+                "type": "input",
+                "block_id": "email",
+                "label": _plain("Send it to"),
+                "hint": _plain(
+                    f"{request.provider} emails the card to this address. The recipient and "
+                    "the requester are told."
+                ),
+                "element": {"type": "email_text_input", "action_id": INPUT_ACTION},
+            },
+        ],
+    }
+
+
 def request_headline(request: RewardRequest) -> str:
     return (
         f"*Reward #{request.id}*: <@{request.requester_id}> → <@{request.recipient_id}>, "
@@ -381,10 +408,13 @@ def request_summary(
 
 
 def approval_card(
-    request: RewardRequest, batch: Sequence[RewardRequest] = ()
+    request: RewardRequest,
+    batch: Sequence[RewardRequest] = (),
+    resendable: Collection[str] = (),
 ) -> tuple[str, list[Block]]:
     """An approver's card: details, Approve / Reject while undecided (for the whole batch),
-    then whatever each recipient's order needs from an approver (review, retry)."""
+    then whatever each recipient's order needs from an approver (review, retry, and for the
+    ``resendable`` providers' delivered cards, emailing them to another address)."""
     batch = batch or [request]
     text = f"<@{request.requester_id}> asks you to approve {_subject(request, batch)}."
     blocks = _details(request, batch)
@@ -402,13 +432,21 @@ def approval_card(
             )
         )
     for member in batch:
-        blocks += _recovery_blocks(member, len(batch) > 1)
+        blocks += _recovery_blocks(member, len(batch) > 1, resendable)
     return text, blocks
 
 
-def _recovery_blocks(request: RewardRequest, name_recipient: bool) -> list[Block]:
-    """What an approver can do about one order that needs review or failed."""
+def _recovery_blocks(
+    request: RewardRequest, name_recipient: bool, resendable: Collection[str]
+) -> list[Block]:
+    """What an approver can do about one order that needs review or failed, or about a card
+    the provider emailed (send it to a corrected address)."""
     whose = f"<@{request.recipient_id}>'s card: " if name_recipient else ""
+    if request.status is Status.FULFILLED and request.provider in resendable:
+        emailed = f"{whose}emailed by {escape(request.provider)}."
+        blocks = [_mrkdwn_section(emailed)] if name_recipient else []
+        resend = (RESEND_EMAIL_ACTION, "Email it to another address", None)
+        return [*blocks, _buttons(request, resend)]
     if request.status is Status.NEEDS_REVIEW:
         advice = _mrkdwn_section(
             f"{whose}*This reward needs a check with {escape(request.provider)}.* "

@@ -5,7 +5,15 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers.actions import approve, cancel, redeem_link, reject, resend, review
+from handlers.actions import (
+    approve,
+    cancel,
+    redeem_link,
+    reject,
+    resend,
+    resend_email,
+    review,
+)
 
 
 def register(app: AsyncApp, deps: Runtime) -> None:
@@ -13,5 +21,6 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     reject.register(app, deps)
     cancel.register(app, deps)
     resend.register(app, deps)
+    resend_email.register(app, deps)
     redeem_link.register(app, deps)
     review.register(app, deps)

@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.errors import NotAllowed, RequestNotFound
+from bot.redelivery import looks_like_email
 from bot.reports import budget_report, status_report
 from bot.runtime import Runtime
 from bot.slack_gateway import SLACK_FAILURES, UnknownUser
@@ -84,7 +85,6 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         await deps.gateway.open_modal(command.trigger_id, view)
 
 
-_EMAIL = re.compile(r"[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+")
 # Slack turns a typed address into <mailto:jane@example.com|jane@example.com>.
 _MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
 
@@ -93,7 +93,7 @@ async def _resend_to_email(deps: Runtime, user_id: str, argument: str) -> str:
     """``/reward resend 12 jane@example.com``: an approver has the provider email it again."""
     number, _, address = argument.strip().removeprefix("#").partition(" ")
     address = _MAILTO.sub(r"\1", address.strip())
-    if not number.isdecimal() or len(number) > 18 or not _EMAIL.fullmatch(address):
+    if not number.isdecimal() or len(number) > 18 or not looks_like_email(address):
         return "Use `/reward resend <number> <email>`, like `/reward resend 12 jane@example.com`."
     try:
         return await deps.redelivery.to_email(int(number), user_id, address)

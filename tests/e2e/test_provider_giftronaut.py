@@ -17,13 +17,14 @@ from pydantic import SecretStr
 from bot.domain import Status
 from bot.emulator import SlackEmulator
 from bot.emulator.workspace import Message
-from bot.errors import AlreadyDecided
+from bot.errors import AlreadyDecided, NotAllowed
 from bot.local import running_bot
 from bot.slack_views import (
     APPROVE_ACTION,
     CANCEL_ACTION,
     CHECK_AGAIN_ACTION,
     RESEND_ACTION,
+    RESEND_EMAIL_ACTION,
     RETRY_ACTION,
 )
 from providers.giftronaut import GiftronautProvider
@@ -161,6 +162,44 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
             lambda: "less than a minute ago" in stack.ws.ephemerals(JANE)[-1].text, 5, "cooldown"
         )
         assert len(order.resends) == 2
+
+
+async def test_an_approver_emails_a_card_to_a_corrected_address_from_their_card(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    async with giftronaut_stack(emulator, database, state) as stack:
+        await stack.request_and_approve(
+            {**SCHEDULED, "recipient": JANE}  # delivered at once: no deliver_at
+        )
+        await stack.wait_status(1, Status.FULFILLED)
+        [order] = state.created_orders
+        card = stack.approval_card(ARJUN)
+        await emulator.wait_for(
+            lambda: RESEND_EMAIL_ACTION in str(stack.ws.find_message(card.channel, card.ts)),
+            5,
+            "the card to offer emailing it elsewhere",
+        )
+        await stack.click(ARJUN, stack.approval_card(ARJUN), RESEND_EMAIL_ACTION)
+        await emulator.wait_for(lambda: stack.ws.current_view(ARJUN), 5, "the address modal")
+
+        # Not an address: the field says so and nothing is sent.
+        await emulator.driver.submit_view(ARJUN, {"email": "jane at home"}, strict=False)
+        assert stack.ws.view_errors(ARJUN) == {"email": "Enter one email address."}
+        await emulator.driver.submit_view(ARJUN, {"email": "jane@home.example"})
+        await emulator.wait_for(lambda: order.resends, 5, "the resend")
+        assert order.resends == [{"email": "jane@example.com", "updatedEmail": "jane@home.example"}]
+        await emulator.wait_for_dm(ARJUN, "emailing the card again to j***@home.example")
+        for person in (JANE, MAYA):
+            await emulator.wait_for_dm(person, "email reward #1")
+
+        # Only the request's approvers may redirect a card; a second one within a minute waits.
+        with pytest.raises(NotAllowed, match="Only an approver"):
+            await stack.runtime.redelivery.emailable(1, MAYA)
+        await stack.click(ARJUN, stack.approval_card(ARJUN), RESEND_EMAIL_ACTION)
+        await emulator.driver.submit_view(ARJUN, {"email": "jane@work.example"})
+        assert "less than a minute ago" in stack.ws.view_errors(ARJUN)["email"]
+        assert len(order.resends) == 1
 
 
 def deliveries(stack: Stack, who: str) -> list[Message]:
