@@ -1,9 +1,10 @@
-"""The ``fulfil`` job: an approved request through ordering, polling and delivery.
+"""The ``fulfil`` job: approved requests through ordering, polling and delivery.
 
-Each step is persisted before the next side effect, so the job can be run again after a crash
-at any point: the idempotency key stored at approval makes a replayed order the same order, a
-stored order id is looked up instead of re-sent, and the recipient's DM is checked before the
-delivery is sent again.
+A job carries one provider order: one request's, or one shared by several requests of a bulk
+reward. Each step is persisted before the next side effect, so the job can be run again after
+a crash at any point: the idempotency key stored at approval makes a replayed order the same
+order, a stored order id is looked up instead of re-sent, and each recipient's DM is checked
+before their delivery is sent again.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ NATIVE_SCHEDULE_LEAD = timedelta(minutes=10)
 
 
 class Fulfillment:
-    """The ``fulfil`` job: carries one approved request to delivery, resuming where it stopped.
+    """The ``fulfil`` job: carries approved requests to delivery, resuming where it stopped.
 
     Each step is persisted before the next side effect: the order id as soon as the provider
     gives it, the start of the delivery before the DM. Run again after a crash, the job looks
@@ -126,15 +127,11 @@ class Fulfillment:
         try:
             result = await self._until_settled(requests[0], provider, result)
         except (OrderRefused, OutcomeUnknown) as problem:
-            for request in requests:
-                await self._order_exists_but(request, result.provider_order_id, problem)
+            await self._order_exists_but(requests, result.provider_order_id, problem)
             return
         if result.state is OrderState.FAILED:
-            for request in requests:
-                await self._fail(
-                    request,
-                    result.failure_reason or f"{request.provider} could not issue the card.",
-                )
+            failure = result.failure_reason or f"{provider.name} could not issue the card."
+            await self._settle(requests, Status.FAILED, failure)
             return
         in_order = await self._store.requests_with_order(
             requests[0].provider, result.provider_order_id
@@ -143,7 +140,7 @@ class Fulfillment:
             own = own_part(request, in_order, result)
             if own is None:
                 await self._settle(
-                    request,
+                    [request],
                     Status.NEEDS_REVIEW,
                     f"{request.provider} completed order {result.provider_order_id} without a "
                     "card for this recipient.",
@@ -162,13 +159,15 @@ class Fulfillment:
         requests = await self._still(Status.ORDERING, requests)
         if not requests or requests[0].provider_order_id or not provider.needs_recipient_email:
             return requests
-        for request in [r for r in requests if not r.recipient_email]:
-            await self._fail(
-                request,
-                f"{request.provider} emails the card, but the recipient's Slack profile shows "
-                "no email address (the app needs the users:read.email scope).",
+        unreachable = [r for r in requests if not _has_email(r)]
+        if unreachable:
+            await self._settle(
+                unreachable,
+                Status.FAILED,
+                f"{provider.name} emails the card, but the recipient's Slack profile shows no "
+                "email address (the app needs the users:read.email scope).",
             )
-        return [r for r in requests if r.recipient_email]
+        return [r for r in requests if _has_email(r)]
 
     async def _place_or_look_up(
         self, requests: list[RewardRequest], provider: Provider
@@ -188,17 +187,14 @@ class Fulfillment:
         try:
             result = await self._with_retries(requests[0], send)
         except OrderRefused as refusal:
-            for request in requests:
-                if order_id is None:
-                    await self._fail(
-                        request, f"{request.provider} refused the order: {refusal.message}"
-                    )
-                else:
-                    await self._order_exists_but(request, order_id, refusal)
+            if order_id is None:
+                reason = f"{provider.name} refused the order: {refusal.message}"
+                await self._settle(requests, Status.FAILED, reason)
+            else:
+                await self._order_exists_but(requests, order_id, refusal)
             return None
         except OutcomeUnknown as unknown:
-            for request in requests:
-                await self._settle(request, Status.NEEDS_REVIEW, unknown.message)
+            await self._settle(requests, Status.NEEDS_REVIEW, unknown.message)
             return None
         if order_id != result.provider_order_id:
             await self._store.set_provider_order([r.id for r in requests], result.provider_order_id)
@@ -210,13 +206,13 @@ class Fulfillment:
         return [r for r in current if r.status is status]
 
     async def _order_exists_but(
-        self, request: RewardRequest, provider_order_id: str, problem: ProviderError
+        self, requests: list[RewardRequest], provider_order_id: str, problem: ProviderError
     ) -> None:
         """The order exists: a refusal to report on it is not a refusal of the order."""
         await self._settle(
-            request,
+            requests,
             Status.NEEDS_REVIEW,
-            f"{request.provider} accepted order {provider_order_id} but then answered: "
+            f"{requests[0].provider} accepted order {provider_order_id} but then answered: "
             f"{problem.message}",
         )
 
@@ -224,7 +220,12 @@ class Fulfillment:
         """``approved → ordering`` for all of one order's requests at once, capturing each
         recipient so every retry of the order (even after a restart or a profile change) sends
         the same body. Whether the provider schedules the cards itself is decided here too,
-        once, for the same reason. A recipient who left the workspace fails alone."""
+        once for the whole order, for the same reason. A recipient who left the workspace fails
+        alone."""
+        cancel_before = None
+        when = requests[0].deliver_at
+        if provider.schedules_natively and when and when > datetime.now(UTC) + NATIVE_SCHEDULE_LEAD:
+            cancel_before = (when - provider.cancel_cutoff).isoformat()
         claims = []
         for request in requests:
             try:
@@ -242,14 +243,6 @@ class Fulfillment:
                     failure_reason=reason,
                 )
                 continue
-            cancel_before = None
-            when = request.deliver_at
-            if (
-                provider.schedules_natively
-                and when
-                and when > datetime.now(UTC) + NATIVE_SCHEDULE_LEAD
-            ):
-                cancel_before = (when - provider.cancel_cutoff).isoformat()
             claims.append(
                 Change(
                     request.id,
@@ -300,10 +293,10 @@ class Fulfillment:
         """Deliver the request's own part of a completed order and record it fulfilled."""
         if result.redemption is None and not result.delivered_by_provider:
             await self._settle(
-                request,
+                [request],
                 Status.NEEDS_REVIEW,
                 f"{request.provider} completed order {result.provider_order_id} without "
-                "redemption details.",
+                "usable redemption details for this recipient.",
             )
             return
         if not await self._deliver_once(request, result):
@@ -341,7 +334,7 @@ class Fulfillment:
                 if error not in _SLACK_TRANSIENT_ERRORS:
                     # Slack answered no (the recipient cannot be messaged): waiting won't help.
                     await self._settle(
-                        request,
+                        [request],
                         Status.NEEDS_REVIEW,
                         f"The gift card was issued (order {result.provider_order_id}) but "
                         f"Slack refused to deliver it ({error}); it must be sent by hand.",
@@ -355,18 +348,21 @@ class Fulfillment:
             await asyncio.sleep(self._retry_base_delay * attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _fail(self, request: RewardRequest, reason: str) -> None:
-        await self._settle(request, Status.FAILED, reason)
-
-    async def _settle(self, request: RewardRequest, status: Status, reason: str) -> None:
-        """End an order that will not be delivered; the transition queues its announcement."""
-        await self._store.transition(
-            request.id,
-            Status.ORDERING,
-            status,
+    async def _settle(self, requests: list[RewardRequest], status: Status, reason: str) -> None:
+        """End the order of ``requests`` (all of them at once: they share it) without a
+        delivery; the transitions queue their announcements."""
+        await self._store.transition_all(
+            [
+                Change(
+                    r.id,
+                    Status.ORDERING,
+                    status,
+                    {"reason": reason},
+                    columns={"failure_reason": reason},
+                )
+                for r in requests
+            ],
             SYSTEM_ACTOR,
-            detail={"reason": reason},
-            failure_reason=reason,
         )
 
     async def _with_retries(
@@ -419,17 +415,18 @@ def _order_for(request: RewardRequest) -> OrderRequest:
 
 
 def _shared_order_for(requests: list[RewardRequest]) -> SharedOrder:
-    """One order for several requests of a batch, from stored state like :func:`_order_for`:
-    the same requests are in it on every attempt (claimed together, none can leave before the
-    order id is stored), in the same order."""
-    owner = requests[0]
-    assert owner.order_key is not None, "approval stores a shared order's key"
+    """One order for several requests of a batch, from stored state like :func:`_order_for`.
+    The same requests are in it on every attempt, in the same order: they are claimed
+    together, and until the order id is stored they only leave it together (settled in one
+    transaction, reviewed together: see ``Rewards.order_again``)."""
+    first = requests[0]
+    assert first.order_key is not None, "approval stores a shared order's key"
     return SharedOrder(
-        idempotency_key=owner.order_key,
-        product_id=owner.product_id,
-        reference=f"rewardbot-{owner.id}",
-        message=owner.message,
-        send_at=_send_at(owner),
+        idempotency_key=first.order_key,
+        product_id=first.product_id,
+        reference=f"rewardbot-{first.order_owner or first.id}",
+        message=first.message,
+        send_at=_send_at(first),
         lines=tuple(OrderLine(recipient=_recipient(r), face_value=r.face_value) for r in requests),
     )
 
@@ -440,6 +437,11 @@ def _recipient(request: RewardRequest) -> Recipient:
         name=request.recipient_name or request.recipient_id,
         email=request.recipient_email,
     )
+
+
+def _has_email(request: RewardRequest) -> bool:
+    # The same test as the adapters': an address the provider could send the card to.
+    return "@" in (request.recipient_email or "")
 
 
 def _send_at(request: RewardRequest) -> datetime | None:
@@ -462,7 +464,10 @@ def own_part(
     card = cards_by_request(in_order, result.cards).get(request.id)
     if card is None:
         return None
-    return result.model_copy(update={"redemption": card.redemption, "charged": charged})
+    # Only this recipient's card: the others' links stay out of their part.
+    return result.model_copy(
+        update={"redemption": card.redemption, "charged": charged, "cards": (card,)}
+    )
 
 
 def cards_by_request(

@@ -71,6 +71,8 @@ class Redelivery:
         if own is None:
             return f"{request.provider} no longer reports this card as issued. Ask an approver."
         result = own
+        if result.redemption is None and not result.delivered_by_provider:
+            return f"{request.provider} no longer has a usable card for you. Ask an approver."
         if result.redemption is None:
             if not provider.can_resend:
                 return f"{request.provider} emailed this card to you: check your inbox and spam."
@@ -130,13 +132,14 @@ class Redelivery:
         except ProviderError as exc:
             log.warning("resend of request %s failed: %r", request.id, exc)
             return f"{request.provider} did not answer. Please try again in a few minutes."
-        # The audit trail and the people told see the address masked: enough to recognise it.
-        masked = _mask(email) if email else None
-        await self._store.record_event(
-            request.id, "resent", actor, {"to": f"email {masked}" if masked else "email"}
-        )
         if email is None:
+            await self._store.record_event(request.id, "resent", actor, {"to": "email"})
             return f"{request.provider} is emailing the card again to your email address."
+        # The audit trail and the people told see the address masked: enough to recognise it.
+        masked = _mask(email)
+        await self._store.change_recipient_email(
+            request.id, email, actor, {"to": f"email {masked}"}
+        )
         # Redirecting a card is sensitive: the recipient and the requester hear of it.
         notice = (
             f"<@{actor}> had {request.provider} email reward #{request.id} "

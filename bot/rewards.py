@@ -337,7 +337,7 @@ class RewardService:
                         "decided_by": actor,
                         # Created and stored with the approval, before any provider call, so
                         # every retry of this order (after a timeout, a crash, a restart)
-                        # reuses it.
+                        # reuses it; a shared order's key is its ``order_key``.
                         "idempotency_key": _new_idempotency_key(member.id),
                         **shared.get(member.id, {}),
                     },
@@ -465,22 +465,32 @@ class RewardService:
     async def order_again(self, request_id: int, actor: str) -> RewardRequest:
         """After review found no card was issued: order again, under a new idempotency key
         (the old one may be refused by the provider as a conflict). Refused once the provider
-        gave an order id: that order exists, so it is checked again instead."""
-        request = await self._reviewable(request_id, actor)
+        gave an order id: that order exists, so it is checked again instead. The requests of a
+        shared order the provider gave no id for are ordered again together, in a new one."""
+        together = await self._reviewable(request_id, actor)
+        request = next(r for r in together if r.id == request_id)
         if request.provider_order_id is not None:
             raise NotAllowed(
                 f"{request.provider} has order {request.provider_order_id} for this reward: "
                 "use Check again, so the card is not bought twice."
             )
-        change = Change(
-            request_id,
-            Status.NEEDS_REVIEW,
-            Status.APPROVED,
-            {"review": "order again"},
-            then=(JobKind.FULFIL,),
-            columns=_new_order(request_id),
+        owner = together[0].order_owner if len(together) > 1 else None
+        shared: dict[str, str | int] = (
+            {"order_key": _new_idempotency_key(owner), "order_owner": owner} if owner else {}
         )
-        won = await self._store.transition_all([change], actor)
+        changes = [
+            Change(
+                member.id,
+                Status.NEEDS_REVIEW,
+                Status.APPROVED,
+                {"review": "order again"},
+                then=(JobKind.FULFIL,) if member is together[0] else (),
+                then_for=owner,
+                columns={**_new_order(member.id), **shared},
+            )
+            for member in together
+        ]
+        won = await self._store.transition_all(changes, actor)
         return await self._decided(request_id, actor, won)
 
     async def retry(self, request_id: int, actor: str) -> RewardRequest:
@@ -509,39 +519,55 @@ class RewardService:
 
     async def check_again(self, request_id: int, actor: str) -> RewardRequest:
         """After review: look the existing order up again and deliver it if it is ready."""
-        request = await self._reviewable(request_id, actor)
-        change = Change(
-            request_id,
-            Status.NEEDS_REVIEW,
-            Status.ORDERING,
-            {"review": "check again"},
-            then=(JobKind.FULFIL,),
-            then_for=request.order_owner,
-            columns={"failure_reason": None},
-        )
-        won = await self._store.transition_all([change], actor)
+        together = await self._reviewable(request_id, actor)
+        changes = [
+            Change(
+                member.id,
+                Status.NEEDS_REVIEW,
+                Status.ORDERING,
+                {"review": "check again"},
+                then=(JobKind.FULFIL,) if member is together[0] else (),
+                then_for=member.order_owner,
+                columns={"failure_reason": None},
+            )
+            for member in together
+        ]
+        won = await self._store.transition_all(changes, actor)
         return await self._decided(request_id, actor, won)
 
     async def resolve(self, request_id: int, actor: str) -> RewardRequest:
         """After review settled the request outside the bot (card sent or refunded by hand)."""
-        await self._reviewable(request_id, actor)
-        won = await self._store.transition(
-            request_id,
-            Status.NEEDS_REVIEW,
-            Status.RESOLVED,
-            actor,
-            detail={"review": "resolved by hand"},
-        )
+        together = await self._reviewable(request_id, actor)
+        changes = [
+            Change(member.id, Status.NEEDS_REVIEW, Status.RESOLVED, {"review": "resolved by hand"})
+            for member in together
+        ]
+        won = await self._store.transition_all(changes, actor)
         return await self._decided(request_id, actor, won)
 
-    async def _reviewable(self, request_id: int, actor: str) -> RewardRequest:
+    async def _reviewable(self, request_id: int, actor: str) -> list[RewardRequest]:
+        """The request waiting for review, with whoever must be reviewed with it: until the
+        provider gives a shared order's id, its key may have been sent for all its requests,
+        and a key must always carry the same people, so they move on together."""
         request = await self._store.get(request_id)
         await self._refuse_unless_allowed(request, actor)
         if request.status is not Status.NEEDS_REVIEW:
             raise AlreadyDecided(
                 f"Reward #{request.id} is no longer waiting for review.", request.status
             )
-        return request
+        if request.order_key is None or request.provider_order_id is not None:
+            return [request]
+        together = [
+            member
+            for member in await self._store.batch(request)
+            if member.order_key == request.order_key
+            and member.status is Status.NEEDS_REVIEW
+            and member.provider_order_id is None
+        ]
+        for member in together:
+            if member.id != request.id:
+                await self._refuse_unless_allowed(member, actor)
+        return together
 
     async def _decided(self, request_id: int, actor: str, won: bool) -> RewardRequest:
         request = await self._store.get(request_id)

@@ -457,6 +457,12 @@ def _recovery_blocks(
                 "check it again to deliver it"
             )
             + "; if it was settled by hand, mark it resolved."
+            + (
+                " It was ordered in one order with others of this request, so what you choose "
+                "applies to all of them."
+                if request.order_key is not None and request.provider_order_id is None
+                else ""
+            )
         )
         # An order id means the card may exist: never offer to buy it again.
         retry = (

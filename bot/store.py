@@ -584,9 +584,10 @@ class Store:
         job places, one list per provider order (requests sharing one come together), in
         order."""
         rows = await self._fetch(
-            "SELECT * FROM reward_requests WHERE COALESCE(order_owner, id) = ? "
+            "SELECT * FROM reward_requests "
+            "WHERE (order_owner = ? OR (order_owner IS NULL AND id = ?)) "
             "AND status IN (?, ?) ORDER BY id",
-            (owner_id, Status.APPROVED, Status.ORDERING),
+            (owner_id, owner_id, Status.APPROVED, Status.ORDERING),
         )
         orders: dict[str | None, list[RewardRequest]] = {}
         for request in map(_row_to_request, rows):
@@ -873,6 +874,19 @@ class Store:
                 "summary_permalink = ? WHERE id = ?",
                 (channel, ts, permalink, request_id),
             )
+
+    async def change_recipient_email(
+        self, request_id: int, email: str, actor: str, detail: Mapping[str, Any]
+    ) -> None:
+        """The provider now emails the request's card to ``email`` (an approver corrected the
+        address): kept, so later resends find the card under it, with a ``resent`` event."""
+        now = _now()
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE reward_requests SET recipient_email = ?, updated_at = ? WHERE id = ?",
+                (email, now, request_id),
+            )
+            await self._insert_event(db, request_id, "resent", None, None, actor, dict(detail), now)
 
     async def record_event(
         self, request_id: int, kind: str, actor: str, detail: Mapping[str, Any]

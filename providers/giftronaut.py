@@ -510,7 +510,7 @@ class GiftronautProvider(HttpProvider):
         addresses = list(dict.fromkeys(r.email for r in placed.recipients if r.email))
         wanted = (recipient_email or "").strip().lower()
         listed = [a for a in addresses if a.lower() == wanted]
-        if len(addresses) == 1:
+        if len(placed.recipients) == 1:
             listed = addresses
         if not listed:
             raise OrderDeclined(

@@ -66,7 +66,8 @@ Assumptions (the docs are silent or contradict each other):
   was accepted is :class:`OutcomeUnknown`, not a refusal: a card may still be issued.
 * A ``COMPLETED`` order without items, or of one item without a payout URL or whose link is
   ``CANCELLED``/``EXPIRED``, is :class:`OutcomeUnknown` (someone must look at it). In an order
-  of several items, such an item is left out of the cards, so only its recipient is parked.
+  of several items, such an item is a card without a redemption, so only its recipient is
+  parked and everyone else's card stays where it was.
 * An unknown order ``status`` is treated as still processing.
 * Catalog pagination stops when a page has no ``after`` cursor, an empty page, or a repeated
   cursor (at most ``_MAX_CATALOG_PAGES`` pages).
@@ -620,18 +621,20 @@ class RunaProvider(HttpProvider):
             provider_order_id=order.id,
             state=OrderState.COMPLETED,
             # One item: the order's only card. Several: a shared order, whose recipients find
-            # theirs among the cards (an unusable link is left out: its recipient needs review).
+            # theirs among the cards.
             redemption=self._redemption(order.id, items[0]) if len(items) == 1 else None,
-            cards=tuple(card for item in items if (card := self._card(order.id, item))),
+            cards=tuple(self._card(order.id, item) for item in items),
             charged=self._charged(order),
         )
 
-    def _card(self, order_id: str, item: _Item) -> IssuedCard | None:
+    def _card(self, order_id: str, item: _Item) -> IssuedCard:
+        """An item as a card; an unusable link stays in the list without its redemption, so
+        the recipients' cards keep their places (its recipient needs review)."""
         try:
-            redemption = self._redemption(order_id, item)
+            redemption: Redemption | None = self._redemption(order_id, item)
         except OutcomeUnknown as unusable:
             log.warning("runa order %s, item %s: %s", order_id, item.id, unusable.message)
-            return None
+            redemption = None
         return IssuedCard(card_id=item.id or "", face_value=item.face_value, redemption=redemption)
 
     @staticmethod

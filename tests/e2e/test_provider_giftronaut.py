@@ -23,6 +23,7 @@ from bot.slack_views import (
     APPROVE_ACTION,
     CANCEL_ACTION,
     CHECK_AGAIN_ACTION,
+    ORDER_AGAIN_ACTION,
     RESEND_ACTION,
     RESEND_EMAIL_ACTION,
     RETRY_ACTION,
@@ -324,11 +325,17 @@ async def test_a_bulk_reward_is_one_giftronaut_order_with_a_card_each(
         for who in (JANE, OMAR, LIN):
             assert summary_row(stack, who) == ":gift: Delivered privately to the recipient"
 
-        # Omar asks for his card again: Giftronaut resends his entry of the shared order only.
+        # An approver corrects Omar's address; Omar's own resend later goes to the new one.
+        # Giftronaut resends his entry of the shared order only, each time.
+        await emulator.driver.slash_command(ARJUN, TEAM, text="resend 2 omar@home.example")
+        await emulator.wait_for(lambda: order.resends, 5, "the corrected resend")
         delivery = await emulator.wait_for_dm(OMAR, "sent you a reward")
         await stack.click(OMAR, delivery, RESEND_ACTION)
-        await emulator.wait_for(lambda: order.resends, 5, "the resend")
-        assert order.resends == [{"email": "omar@example.com"}]
+        await emulator.wait_for(lambda: len(order.resends) == 2, 5, "Omar's resend")
+        assert order.resends == [
+            {"email": "omar@example.com", "updatedEmail": "omar@home.example"},
+            {"email": "omar@home.example"},
+        ]
 
 
 async def test_bulk_failures_at_giftronaut_are_per_recipient_and_recovered_alone(
@@ -336,7 +343,7 @@ async def test_bulk_failures_at_giftronaut_are_per_recipient_and_recovered_alone
 ) -> None:
     state = GiftronautState()
     state.unissued.add("lin@example.com")  # Giftronaut completes the order without Lin's card
-    emulator.workspace.users[OMAR].email = None  # Giftronaut cannot email Omar
+    emulator.workspace.users[OMAR].email = "omar.example.com"  # Giftronaut cannot email Omar
     async with giftronaut_stack(emulator, database, state) as stack:
         await stack.request_reward(BULK)
         await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
@@ -375,6 +382,33 @@ async def test_bulk_failures_at_giftronaut_are_per_recipient_and_recovered_alone
             [{"email": "omar@example.com", "amount": 25}]
         ]
         assert len(deliveries(stack, JANE)) == 1
+
+
+async def test_a_shared_order_of_unknown_outcome_is_reviewed_and_ordered_again_together(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    state = GiftronautState()
+    async with giftronaut_stack(emulator, database, state) as stack:
+        await stack.request_reward(BULK)
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+        state.fail_next_with(409, "REQUEST_CONFLICT")  # "one may exist": nobody can tell
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        for request_id in (1, 2, 3):
+            await stack.wait_status(request_id, Status.NEEDS_REVIEW)
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
+        card = stack.approval_card(ARJUN)
+        assert "applies to all of them" in str(card.blocks)
+        first_key = state.seen("POST", "/api/v1/orders/branded-cards")[0].body["idempotencyKey"]
+
+        # Giftronaut's list shows no such order: one Order again orders all three again, in
+        # one new order under a new key (never a smaller body under the old one).
+        await stack.click(ARJUN, card, ORDER_AGAIN_ACTION, value="2")
+        for request_id in (1, 2, 3):
+            await stack.wait_status(request_id, Status.FULFILLED)
+        [order] = state.created_orders
+        assert len(order.body["recipients"]) == 3
+        assert order.idempotency_key != first_key
+        assert len({(await stack.runtime.store.get(i)).order_key for i in (1, 2, 3)}) == 1
 
 
 async def test_a_scheduled_bulk_reward_is_one_scheduled_order_cancelled_once(

@@ -568,14 +568,17 @@ async def test_a_shared_order_is_one_order_with_a_payout_link_per_line(runa: Run
     assert result.charged == Money(amount=order.price, currency="GBP")
 
 
-async def test_an_unusable_link_in_a_shared_order_leaves_only_that_card_out(
+async def test_an_unusable_link_in_a_shared_order_is_a_card_without_its_link(
     runa: Runa,
 ) -> None:
     placed = await runa.provider.place_shared_order(shared_order("25", "40"))
     [order] = runa.fake.orders.values()
     order.items[1].payout_status = "EXPIRED"
     result = await settle(runa.provider, placed)
-    assert [c.card_id for c in result.cards] == [order.items[0].id]
+    assert [(c.card_id, c.redemption is not None) for c in result.cards] == [
+        (order.items[0].id, True),
+        (order.items[1].id, False),
+    ]
 
 
 async def test_an_unreadable_answer_is_retryable_and_hides_the_body(runa: Runa) -> None:

@@ -81,3 +81,12 @@ def test_own_part_is_the_own_card_and_an_exact_share_of_the_charge() -> None:
     ]
     assert [p.redemption for p in parts if p] == [c.redemption for c in result.cards]
     assert own_part(request(4, "10"), requests, result) is None
+
+
+def test_an_unusable_card_keeps_its_place_so_nobody_gets_another_persons() -> None:
+    requests = [request(1, "25"), request(2, "25"), request(3, "25")]
+    usable = [link_card("E-1", "25"), link_card("E-2", "25"), link_card("E-3", "25")]
+    expired = IssuedCard(card_id="E-1", face_value=Decimal(25))
+    owned = cards_by_request(requests, [expired, *usable[1:]])
+    assert owned[1].redemption is None
+    assert [owned[i].card_id for i in (2, 3)] == ["E-2", "E-3"]
