@@ -47,6 +47,14 @@ class Money(BaseModel):
         return f"{self.amount:,.{minor_units(self.currency)}f} {self.currency}"
 
 
+_EMAIL = re.compile(r"[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+")
+
+
+def looks_like_email(text: str) -> bool:
+    """Whether ``text`` is one email address (the provider checks it properly)."""
+    return bool(_EMAIL.fullmatch(text))
+
+
 def allocate(total: Money, weights: Sequence[Decimal]) -> list[Money]:
     """``total`` split in proportion to ``weights`` (one order's charge over its cards), in the
     currency's minor units; the rounding is left on the last share so the shares add up to

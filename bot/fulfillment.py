@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
 
-from bot.domain import RewardRequest, Status, allocate
+from bot.domain import RewardRequest, Status, allocate, looks_like_email
 from bot.jobs import RunLater
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.store import SYSTEM_ACTOR, Change, Job, Store
@@ -351,7 +351,7 @@ class Fulfillment:
     async def _settle(self, requests: list[RewardRequest], status: Status, reason: str) -> None:
         """End the order of ``requests`` (all of them at once: they share it) without a
         delivery; the transitions queue their announcements."""
-        await self._store.transition_all(
+        settled = await self._store.transition_all(
             [
                 Change(
                     r.id,
@@ -364,6 +364,9 @@ class Fulfillment:
             ],
             SYSTEM_ACTOR,
         )
+        if not settled:
+            # Only a cancellation moves an ordering request meanwhile, and it moves them all.
+            log.info("requests %s had already moved on: not %s", [r.id for r in requests], status)
 
     async def _with_retries(
         self, request: RewardRequest, call: Callable[[], Awaitable[OrderResult]]
@@ -440,8 +443,7 @@ def _recipient(request: RewardRequest) -> Recipient:
 
 
 def _has_email(request: RewardRequest) -> bool:
-    # The same test as the adapters': an address the provider could send the card to.
-    return "@" in (request.recipient_email or "")
+    return looks_like_email((request.recipient_email or "").strip())
 
 
 def _send_at(request: RewardRequest) -> datetime | None:
@@ -477,16 +479,18 @@ def cards_by_request(
     it emailed each card to; otherwise by face value, as cards of one product and face value
     are interchangeable: the k-th request (by id) gets the k-th card (by the provider's card
     id), so every reading of the order, a resend's included, gives everyone the same card."""
-    by_email = {card.email: card for card in cards if card.email}
+    by_email: dict[str, list[IssuedCard]] = {}
     by_face: dict[Decimal | None, list[IssuedCard]] = {}
-    for card in sorted((c for c in cards if not c.email), key=lambda c: c.card_id):
-        by_face.setdefault(card.face_value, []).append(card)
+    for card in sorted(cards, key=lambda c: c.card_id):
+        if card.email:
+            by_email.setdefault(card.email, []).append(card)
+        else:
+            by_face.setdefault(card.face_value, []).append(card)
     owned: dict[int, IssuedCard] = {}
     for request in sorted(requests, key=lambda r: r.id):
         email = (request.recipient_email or "").strip().lower()
-        same_face = by_face.get(request.face_value.amount)
-        if email in by_email:
-            owned[request.id] = by_email[email]
-        elif same_face:
-            owned[request.id] = same_face.pop(0)
+        # Each card goes to one request only, even if two share an address.
+        pool = by_email.get(email) or by_face.get(request.face_value.amount)
+        if pool:
+            owned[request.id] = pool.pop(0)
     return owned

@@ -39,6 +39,7 @@ DEFAULT_CONCURRENCY: Mapping[JobKind, int] = {
     JobKind.NOTIFY: 4,
     JobKind.REMIND: 2,
     JobKind.EXPIRE: 2,
+    JobKind.RESEND: 2,
 }
 # Attempts before a job is given up (recorded with its last error). Notifications stop after
 # about a day of backoff; an order is never given up, because money may be at stake.
@@ -48,6 +49,10 @@ DEFAULT_GIVE_UP_AFTER: Mapping[JobKind, int | None] = {
     JobKind.NOTIFY: 20,
     JobKind.REMIND: 20,
     JobKind.EXPIRE: None,
+    # A resend catches the provider's and Slack's failures itself; one that still fails is
+    # tried a little, then dropped (the asker can ask again). A repeat only sends the card to
+    # its own recipient once more.
+    JobKind.RESEND: 3,
 }
 
 

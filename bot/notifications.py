@@ -22,7 +22,8 @@ class Notifier:
     async def run(self, job: Job) -> None:
         request = await self._store.get(job.request_id)
         status = Status(job.payload["status"])
-        # Jobs queued before the previous status was recorded count as a request's own change.
+        # Jobs queued before the previous status was recorded have none: an approval among them
+        # is then announced for each request of a batch (other decisions need no "from").
         previous = Status(job.payload["from"]) if job.payload.get("from") else None
         if status is Status.PENDING_APPROVAL:
             await self._announce_new(request)

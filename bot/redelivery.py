@@ -1,6 +1,10 @@
 """Resend and recovery after delivery: the recipient asks for their card again, or an
 approver has the provider email it to a corrected address.
 
+Slack only asks: the listener checks who may, queues a durable ``resend`` job and answers at
+once (the provider may take longer than Slack waits). One resend a minute per person and
+request: the check and the queueing are one transaction, so a double click resends once.
+
 The card's secrets are never stored, so a resend reads them from the provider again and DMs
 them to the recipient alone, exactly as the first delivery did.
 """
@@ -8,9 +12,8 @@ them to the recipient alone, exactly as the first delivery did.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from bot import slack_views
 from bot.domain import RewardRequest, Status
@@ -18,20 +21,14 @@ from bot.errors import NotAllowed
 from bot.fulfillment import own_part
 from bot.policy import Policy
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway
-from bot.store import Store
+from bot.store import Job, Store
 from providers.base import OrderState, Provider
-from providers.errors import OrderRefused, ProviderError
+from providers.errors import OrderRefused, OutcomeUnknown, ProviderError
 
 log = logging.getLogger(__name__)
 
-_EMAIL = re.compile(r"[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+")
 # Each click makes the provider send mail or Slack send a DM: one a minute per person is plenty.
-_RESEND_COOLDOWN = timedelta(minutes=1)
-
-
-def looks_like_email(text: str) -> bool:
-    """Whether ``text`` is one email address (the provider checks it properly)."""
-    return bool(_EMAIL.fullmatch(text))
+RESEND_COOLDOWN = timedelta(minutes=1)
 
 
 def _mask(email: str) -> str:
@@ -53,48 +50,37 @@ class Redelivery:
         self._gateway = gateway
         self._policy = policy
 
-    async def to_recipient(self, request_id: int, actor: str) -> str:
-        """DM the card to its recipient again; returns what to tell them."""
+    # -- asked from Slack --------------------------------------------------------------------
+
+    async def ask_for_recipient(self, request_id: int, actor: str) -> str:
+        """The recipient asks for their card again; returns what to tell them now."""
         request = await self._store.get(request_id)
         if actor != request.recipient_id:
             raise NotAllowed("Only the person who received this reward can ask for it again.")
-        provider, order_id = self._delivered(request)
-        if await self._resent_recently(request.id, actor):
+        self._delivered(request)
+        if not await self._store.queue_resend(request.id, actor, None, RESEND_COOLDOWN):
             return "It was sent again less than a minute ago; check your messages and email."
-        try:
-            result = await provider.get_order(order_id)
-        except ProviderError as exc:
-            log.warning("resend of request %s: %s unavailable: %r", request.id, provider.name, exc)
-            return f"{request.provider} did not answer. Please try again in a few minutes."
-        in_order = await self._store.requests_with_order(request.provider, order_id)
-        own = own_part(request, in_order, result) if result.state is OrderState.COMPLETED else None
-        if own is None:
-            return f"{request.provider} no longer reports this card as issued. Ask an approver."
-        result = own
-        if result.redemption is None and not result.delivered_by_provider:
-            return f"{request.provider} no longer has a usable card for you. Ask an approver."
-        if result.redemption is None:
-            if not provider.can_resend:
-                return f"{request.provider} emailed this card to you: check your inbox and spam."
-            return await self._provider_resend(request, provider, order_id, actor, email=None)
-        try:
-            await self._gateway.deliver(request, result.redemption)
-        except SLACK_FAILURES as exc:
-            log.warning("resend of request %s: Slack refused the DM: %r", request.id, exc)
-            return "Slack did not take the message. Please try again in a minute."
-        await self._store.record_event(request.id, "resent", actor, {"to": "recipient DM"})
-        return "Sent again: your card is in the message below."
+        return "Sending it again: look here (or in your inbox) in a moment."
 
-    async def to_email(self, request_id: int, actor: str, email: str) -> str:
-        """An approver has the provider email the card to a corrected address."""
-        request = await self.emailable(request_id, actor)
-        provider, order_id = self._delivered(request)
-        if await self._resent_recently(request.id, actor):
+    async def ask_for_email(self, request_id: int, actor: str, email: str) -> str:
+        """An approver asks the provider to email the card to a corrected address; returns
+        what to tell them now (the job tells them how it went)."""
+        request, provider, order_id = await self.emailable(request_id, actor)
+        others = await self._store.requests_with_order(request.provider, order_id)
+        wanted = email.strip().lower()
+        if any((r.recipient_email or "").lower() == wanted for r in others if r.id != request.id):
+            # The provider finds a card by its address: two cards at one address get mixed up.
+            raise NotAllowed(
+                "Another card of the same order already goes to that address; use a different one."
+            )
+        masked = _mask(email)
+        if not await self._store.queue_resend(request.id, actor, email, RESEND_COOLDOWN):
             raise NotAllowed("It was resent less than a minute ago; wait before resending.")
-        return await self._provider_resend(request, provider, order_id, actor, email=email)
+        return f"Asking {provider.name} to email reward #{request.id} to {masked}…"
 
-    async def emailable(self, request_id: int, actor: str) -> RewardRequest:
-        """The request, if ``actor`` may have its card emailed to another address."""
+    async def emailable(self, request_id: int, actor: str) -> tuple[RewardRequest, Provider, str]:
+        """The request, its provider and order, if ``actor`` may have its card emailed to
+        another address."""
         request = await self._store.get(request_id)
         try:
             reviewers = await self._policy.reviewers(request)
@@ -102,10 +88,10 @@ class Redelivery:
             raise NotAllowed("Could not check that you are an approver. Try again.") from None
         if actor not in reviewers:
             raise NotAllowed("Only an approver of this reward can resend it.")
-        provider, _ = self._delivered(request)
+        provider, order_id = self._delivered(request)
         if not provider.can_resend:
             raise NotAllowed(f"{request.provider} cannot resend a card to another address.")
-        return request
+        return request, provider, order_id
 
     def _delivered(self, request: RewardRequest) -> tuple[Provider, str]:
         if request.status is not Status.FULFILLED or request.provider_order_id is None:
@@ -116,6 +102,61 @@ class Redelivery:
         if provider is None:
             raise NotAllowed(f"{request.provider} is no longer enabled, so it cannot be resent.")
         return provider, request.provider_order_id
+
+    # -- the resend job ----------------------------------------------------------------------
+
+    async def run(self, job: Job) -> None:
+        """Resend as asked and tell the asker how it went. Never raises for the provider's or
+        Slack's sake: run again, it would send the card again."""
+        request = await self._store.get(job.request_id)
+        actor = str(job.payload["actor"])
+        email = job.payload.get("email")
+        try:
+            provider, order_id = self._delivered(request)
+        except NotAllowed as refusal:
+            answer: str | None = str(refusal)
+        else:
+            if email:
+                answer = await self._provider_resend(request, provider, order_id, actor, email)
+            else:
+                answer = await self._to_recipient(request, provider, order_id, actor)
+        if answer is None:
+            return
+        try:
+            await self._gateway.dm(actor, answer)
+        except SLACK_FAILURES as exc:
+            log.warning(
+                "could not tell %s how resending request %s went: %r", actor, request.id, exc
+            )
+
+    async def _to_recipient(
+        self, request: RewardRequest, provider: Provider, order_id: str, actor: str
+    ) -> str | None:
+        """DM the card to its recipient again (or have the provider email it again); what to
+        tell them, ``None`` if the card's own message says it all."""
+        try:
+            result = await provider.get_order(order_id)
+        except OutcomeUnknown:
+            result = None
+        except ProviderError as exc:
+            log.warning("resend of request %s: %s unavailable: %r", request.id, provider.name, exc)
+            return f"{request.provider} did not answer. Please ask again in a few minutes."
+        in_order = await self._store.requests_with_order(request.provider, order_id)
+        completed = result is not None and result.state is OrderState.COMPLETED
+        own = own_part(request, in_order, result) if result and completed else None
+        if own is None or (own.redemption is None and not own.delivered_by_provider):
+            return f"{request.provider} no longer has a usable card for you. Ask an approver."
+        if own.redemption is None:
+            if not provider.can_resend:
+                return f"{request.provider} emailed this card to you: check your inbox and spam."
+            return await self._provider_resend(request, provider, order_id, actor, None)
+        try:
+            await self._gateway.deliver(request, own.redemption)
+        except SLACK_FAILURES as exc:
+            log.warning("resend of request %s: Slack refused the DM: %r", request.id, exc)
+            return "Slack did not take the message. Please ask again in a minute."
+        await self._store.record_event(request.id, "resent", actor, {"to": "recipient DM"})
+        return None
 
     async def _provider_resend(
         self,
@@ -131,7 +172,7 @@ class Redelivery:
             return f"{request.provider} refused to resend it: {slack_views.escape(str(refusal))}"
         except ProviderError as exc:
             log.warning("resend of request %s failed: %r", request.id, exc)
-            return f"{request.provider} did not answer. Please try again in a few minutes."
+            return f"{request.provider} did not answer. Please ask again in a few minutes."
         if email is None:
             await self._store.record_event(request.id, "resent", actor, {"to": "email"})
             return f"{request.provider} is emailing the card again to your email address."
@@ -150,9 +191,4 @@ class Redelivery:
                 await self._gateway.dm(person, notice)
             except SLACK_FAILURES as exc:
                 log.warning("could not tell %s about the resend: %r", person, exc)
-        return f"{request.provider} is emailing the card again to {masked}."
-
-    async def _resent_recently(self, request_id: int, actor: str) -> bool:
-        since = datetime.now(UTC) - _RESEND_COOLDOWN
-        events = await self._store.events(request_id)
-        return any(e.kind == "resent" and e.actor == actor and e.at > since for e in events)
+        return f"{request.provider} is emailing reward #{request.id} again to {masked}."

@@ -76,6 +76,7 @@ class Runtime:
         home = HomeTab(store, gateway, policy)
         notifier = Notifier(store, gateway, policy, home)
         deadlines = Deadlines(store, gateway, policy)
+        redelivery = Redelivery(store, providers, gateway, policy)
         jobs = JobRunner(
             store,
             {
@@ -83,6 +84,7 @@ class Runtime:
                 JobKind.NOTIFY: notifier.run,
                 JobKind.REMIND: deadlines.remind,
                 JobKind.EXPIRE: deadlines.expire,
+                JobKind.RESEND: redelivery.run,
             },
             lease_seconds=settings.job_lease_seconds,
         )
@@ -98,7 +100,7 @@ class Runtime:
             rewards,
             policy,
             home,
-            Redelivery(store, providers, gateway, policy),
+            redelivery,
             jobs,
             http,
         )

@@ -181,9 +181,7 @@ def reward_modal(
                 "block_id": "more_recipients",
                 "optional": True,
                 "label": _plain("Also reward (optional)"),
-                "hint": _plain(
-                    "Each person gets their own card for the same amount, approved together."
-                ),
+                "hint": _plain("Each person gets their own card of this type, approved together."),
                 "element": {
                     "type": "multi_users_select",
                     "action_id": INPUT_ACTION,
@@ -687,9 +685,10 @@ def requester_update(request: RewardRequest, batch: Sequence[RewardRequest] = ()
         case Status.RESOLVED:
             return f"{subject} was settled by hand after a review."
         case Status.EXPIRED:
+            them = "them" if len(batch) > 1 else "it"
             return (
-                f"{subject} expired: nobody approved or rejected it in time, so nothing was "
-                "ordered. You can ask again with /reward."
+                f"{subject} expired: nobody approved or rejected {them} in time, so nothing "
+                "was ordered. You can ask again with /reward."
             )
         case Status.NEEDS_REVIEW:
             return (

@@ -192,6 +192,8 @@ class JobKind(StrEnum):
     REMIND = "remind"
     # End a request nobody decided in time (scheduled).
     EXPIRE = "expire"
+    # Send a delivered card again, as its recipient or an approver asked.
+    RESEND = "resend"
 
 
 class Job(BaseModel):
@@ -874,6 +876,31 @@ class Store:
                 "summary_permalink = ? WHERE id = ?",
                 (channel, ts, permalink, request_id),
             )
+
+    async def queue_resend(
+        self, request_id: int, actor: str, email: str | None, cooldown: timedelta
+    ) -> bool:
+        """Queue a ``resend`` job for ``actor`` (to ``email``, if given) unless they asked for
+        one within ``cooldown``; the check and the queueing are one transaction, so a double
+        click resends once. The ``resend_requested`` event names no address."""
+        now = _now()
+        async with self._transaction() as db:
+            recent = await _rows(
+                db,
+                "SELECT 1 FROM events WHERE request_id = ? AND actor = ? "
+                "AND kind = 'resend_requested' AND at > ?",
+                (request_id, actor, _now(-cooldown.total_seconds())),
+            )
+            if recent:
+                return False
+            detail = {"to": "another address" if email else "recipient"}
+            await self._insert_event(
+                db, request_id, "resend_requested", None, None, actor, detail, now
+            )
+            payload = {"actor": actor, "email": email}
+            await self._insert_job(db, JobKind.RESEND, request_id, payload, now)
+        self._jobs_queued()
+        return True
 
     async def change_recipient_email(
         self, request_id: int, email: str, actor: str, detail: Mapping[str, Any]

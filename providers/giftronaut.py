@@ -504,31 +504,49 @@ class GiftronautProvider(HttpProvider):
         """Email the card of ``recipient_email`` again, to ``new_email`` instead if given.
 
         An order with one recipient is resent to whatever address it now holds (an earlier
-        resend may have corrected it); in a shared order the recipient must be listed.
+        resend may have corrected it); in a shared order the recipient must be listed, once.
+        A redirect whose answer was lost (the retry then finds the old address gone) is
+        recognised by reading the order: it now lists the new address instead.
         """
         placed = await self._fetch_order(provider_order_id)
-        addresses = list(dict.fromkeys(r.email for r in placed.recipients if r.email))
+        emails = [r.email for r in placed.recipients if r.email]
         wanted = (recipient_email or "").strip().lower()
-        listed = [a for a in addresses if a.lower() == wanted]
-        if len(placed.recipients) == 1:
-            listed = addresses
-        if not listed:
+        listed = (
+            emails if len(placed.recipients) == 1 else [e for e in emails if e.lower() == wanted]
+        )
+        if len(listed) != 1:
             raise OrderDeclined(
                 f"Giftronaut order {placed.order_id} does not list this recipient's email "
-                "address, so their card cannot be resent from here."
+                "address exactly once, so their card cannot be resent from here."
             )
         recipient = {"email": listed[0]}
-        if new_email is not None and new_email.strip().lower() != listed[0].lower():
+        redirect = new_email is not None and new_email.strip().lower() != listed[0].lower()
+        if redirect:
+            assert new_email is not None
             recipient["updatedEmail"] = new_email.strip()
-        response = await self._request(
-            "POST",
-            f"{self._order_path(provider_order_id)}/resend",
-            json_body={"recipients": [recipient]},
-            headers={"X-Request-Id": str(uuid.uuid4())},
-        )
-        resent = self._parse(response, _Resent)
-        if resent.requeued < 1:
+        try:
+            response = await self._request(
+                "POST",
+                f"{self._order_path(provider_order_id)}/resend",
+                json_body={"recipients": [recipient]},
+                headers={"X-Request-Id": str(uuid.uuid4())},
+            )
+            requeued = self._parse(response, _Resent).requeued
+        except ProviderError:
+            if redirect and await self._redirected(provider_order_id, recipient):
+                return
+            raise
+        if requeued < 1 and not (redirect and await self._redirected(provider_order_id, recipient)):
             raise OrderDeclined("Giftronaut did not resend the card (no recipient was requeued).")
+
+    async def _redirected(self, provider_order_id: str, recipient: dict[str, str]) -> bool:
+        """Whether the order now lists the new address and no longer the old one."""
+        emails = {
+            (r.email or "").lower() for r in (await self._fetch_order(provider_order_id)).recipients
+        }
+        return (
+            recipient["updatedEmail"].lower() in emails and recipient["email"].lower() not in emails
+        )
 
     # -- order helpers ---------------------------------------------------------------------
 

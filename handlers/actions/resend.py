@@ -21,7 +21,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             answer = "That button is not valid."
         else:
             try:
-                answer = await deps.redelivery.to_recipient(request_id, click.user.id)
+                answer = await deps.redelivery.ask_for_recipient(request_id, click.user.id)
             except (NotAllowed, RequestNotFound) as refusal:
                 answer = str(refusal)
         await deps.rewards.tell(click.channel_id, click.user.id, answer)

@@ -21,7 +21,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             if request_id is None:
                 raise NotAllowed("That button is not valid.")
             # Only checked here: the card is resent when the address is submitted.
-            request = await deps.redelivery.emailable(request_id, click.user.id)
+            request, _, _ = await deps.redelivery.emailable(request_id, click.user.id)
         except (NotAllowed, RequestNotFound) as refusal:
             await deps.rewards.tell(click.channel_id, click.user.id, str(refusal))
             return

@@ -11,8 +11,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
+from bot.domain import looks_like_email
 from bot.errors import NotAllowed, RequestNotFound
-from bot.redelivery import looks_like_email
 from bot.reports import budget_report, status_report
 from bot.runtime import Runtime
 from bot.slack_gateway import SLACK_FAILURES, UnknownUser
@@ -96,6 +96,6 @@ async def _resend_to_email(deps: Runtime, user_id: str, argument: str) -> str:
     if not number.isdecimal() or len(number) > 18 or not looks_like_email(address):
         return "Use `/reward resend <number> <email>`, like `/reward resend 12 jane@example.com`."
     try:
-        return await deps.redelivery.to_email(int(number), user_id, address)
+        return await deps.redelivery.ask_for_email(int(number), user_id, address)
     except (NotAllowed, RequestNotFound) as refusal:
         return str(refusal)

@@ -147,7 +147,8 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
             "updatedEmail": "jane@home.example",
         }
         await emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's answer")
-        assert "emailing the card again to j***@home.example" in stack.ws.ephemerals(ARJUN)[-1].text
+        assert "to email reward #1 to j***@home.example" in stack.ws.ephemerals(ARJUN)[-1].text
+        await emulator.wait_for_dm(ARJUN, "emailing reward #1 again to j***@home.example")
         events = [e for e in await runtime.store.events(1) if e.kind == "resent"]
         assert [(e.actor, e.detail) for e in events] == [
             (JANE, {"to": "email"}),
@@ -163,6 +164,16 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
             lambda: "less than a minute ago" in stack.ws.ephemerals(JANE)[-1].text, 5, "cooldown"
         )
         assert len(order.resends) == 2
+        # Nor do two of an approver's asks at the same moment: one is queued, one refused.
+        asks = await asyncio.gather(
+            runtime.redelivery.ask_for_email(1, LIN, "jane@work.example"),
+            runtime.redelivery.ask_for_email(1, LIN, "jane@work.example"),
+            return_exceptions=True,
+        )
+        assert sorted(type(a).__name__ for a in asks) == ["NotAllowed", "str"]
+        await emulator.wait_for(lambda: len(order.resends) == 3, 5, "Lin's resend")
+        await asyncio.wait_for(runtime.jobs.wait_idle(), 5)
+        assert len(order.resends) == 3
 
 
 async def test_an_approver_emails_a_card_to_a_corrected_address_from_their_card(
@@ -190,7 +201,7 @@ async def test_an_approver_emails_a_card_to_a_corrected_address_from_their_card(
         await emulator.driver.submit_view(ARJUN, {"email": "jane@home.example"})
         await emulator.wait_for(lambda: order.resends, 5, "the resend")
         assert order.resends == [{"email": "jane@example.com", "updatedEmail": "jane@home.example"}]
-        await emulator.wait_for_dm(ARJUN, "emailing the card again to j***@home.example")
+        await emulator.wait_for_dm(ARJUN, "emailing reward #1 again to j***@home.example")
         for person in (JANE, MAYA):
             await emulator.wait_for_dm(person, "email reward #1")
 
@@ -325,6 +336,10 @@ async def test_a_bulk_reward_is_one_giftronaut_order_with_a_card_each(
         for who in (JANE, OMAR, LIN):
             assert summary_row(stack, who) == ":gift: Delivered privately to the recipient"
 
+        # Two cards of one order at one address would be mixed up: refused.
+        await emulator.driver.slash_command(ARJUN, TEAM, text="resend 2 jane@example.com")
+        await emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's refusal")
+        assert "already goes to that address" in stack.ws.ephemerals(ARJUN)[-1].text
         # An approver corrects Omar's address; Omar's own resend later goes to the new one.
         # Giftronaut resends his entry of the shared order only, each time.
         await emulator.driver.slash_command(ARJUN, TEAM, text="resend 2 omar@home.example")

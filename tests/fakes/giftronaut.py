@@ -415,6 +415,9 @@ def make_app(state: GiftronautState) -> web.Application:
                     if entry.get("updatedEmail"):
                         r["email"] = entry["updatedEmail"]
                     requeued += 1
+        if state._drop_after:
+            state._drop_after -= 1
+            return await drop_connection(request)
         return _json(200, {"orderId": order.order_id, "requeued": requeued})
 
     app = web.Application()

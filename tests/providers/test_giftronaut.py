@@ -657,6 +657,29 @@ async def test_resend_to_a_new_address(env: Env, gt: GiftronautProvider) -> None
     }
 
 
+async def test_a_redirect_whose_answer_was_lost_is_recognised_as_done(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    placed = await gt.place_order(order())
+    env.state.drop_next_after_processing()  # redirected, then the answer is lost
+    await gt.resend(placed.provider_order_id, "jane@example.com", "jane.doe@example.org")
+    # The retry found the old address gone (nothing requeued): the order shows it was done.
+    assert len(env.state.seen("POST", "/resend")) == 2
+    assert env.state.orders[placed.provider_order_id].resends == [
+        {"email": "jane@example.com", "updatedEmail": "jane.doe@example.org"}
+    ]
+
+
+async def test_a_resend_in_a_shared_order_refuses_an_address_listed_twice(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    people = (("Jane", "50", "same@example.com"), ("Omar", "25", "same@example.com"))
+    placed = await settle(gt, await gt.place_shared_order(shared_order(*people)))
+    with pytest.raises(OrderDeclined, match="exactly once"):
+        await gt.resend(placed.provider_order_id, "same@example.com")
+    assert not env.state.orders[placed.provider_order_id].resends
+
+
 async def test_resend_in_a_shared_order_goes_to_that_recipient_only(
     env: Env, gt: GiftronautProvider
 ) -> None:
