@@ -50,8 +50,10 @@ class RewardDraft(BaseModel):
     message: str | None
     # The date and time picked for delivery (Unix seconds), or ``None`` for as soon as approved.
     deliver_at: int | None = None
-    # Bulk rewards: more people to give the same card and amount, each their own.
+    # Bulk rewards: more people to give the same card, each their own.
     more_recipient_ids: tuple[str, ...] = ()
+    # Their own amounts, where given (user id → amount typed); the others get ``amount_text``.
+    amounts_for: Mapping[str, str] = {}
 
 
 class RewardService:
@@ -118,6 +120,17 @@ class RewardService:
                 face_values = _face_values(product, draft.amount_text or "", len(recipients))
             except ValueError as exc:
                 errors["amount"] = str(exc)
+            if draft.amounts_for and len(set(face_values)) > 1:
+                errors["amount"] = (
+                    "Give one amount here when you give people their own amounts below."
+                )
+            for index, person in enumerate(extras, start=1):
+                own = draft.amounts_for.get(person)
+                if own is not None and face_values:
+                    try:
+                        face_values[index] = _face_value(product, own)
+                    except ValueError as exc:
+                        errors[slack_views.amount_block(person)] = str(exc)
         if errors:
             raise InvalidRequest(errors)
         assert product is not None and draft.recipient_id
@@ -132,12 +145,13 @@ class RewardService:
                 except InvalidRequest as invalid:
                     if recipient == draft.recipient_id:
                         raise
-                    # The recipient-specific refusals of an extra person belong to their field.
+                    # The recipient-specific refusals of an extra person belong to their field,
+                    # and those about their own amount to that.
+                    fields = {"recipient": "more_recipients"}
+                    if recipient in draft.amounts_for:
+                        fields["amount"] = slack_views.amount_block(recipient)
                     raise InvalidRequest(
-                        {
-                            ("more_recipients" if k == "recipient" else k): v
-                            for k, v in invalid.field_errors.items()
-                        }
+                        {fields.get(k, k): v for k, v in invalid.field_errors.items()}
                     ) from None
                 news.append(new)
             if len(news) > 1:
@@ -665,13 +679,16 @@ def _face_values(product: Product, amount_text: str, people: int) -> list[Money]
             f"Give one amount for everyone, or one for each of the {people} people, in order "
             "(recipient first), like 25; 40."
         )
-    amounts = []
-    for text in texts:
-        amount = parse_amount(text, product.currency)
-        if not product.allows(amount):
-            raise ValueError(f"{product.name} is available for {product.describe_allowed()}.")
-        amounts.append(Money(amount=amount, currency=product.currency))
+    amounts = [_face_value(product, text) for text in texts]
     return amounts * people if len(amounts) == 1 else amounts
+
+
+def _face_value(product: Product, text: str) -> Money:
+    """One amount, which the card must be sold for."""
+    amount = parse_amount(text, product.currency)
+    if not product.allows(amount):
+        raise ValueError(f"{product.name} is available for {product.describe_allowed()}.")
+    return Money(amount=amount, currency=product.currency)
 
 
 def _already_decided(request: RewardRequest, actor: str) -> AlreadyDecided:

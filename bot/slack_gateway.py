@@ -114,6 +114,10 @@ class SlackGateway:
     async def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
         await self.client.views_open(trigger_id=trigger_id, view=view)
 
+    async def update_modal(self, view_id: str, view_hash: str, view: dict[str, Any]) -> None:
+        """Redraw an open modal; the hash makes Slack refuse it if the modal changed since."""
+        await self.client.views_update(view_id=view_id, hash=view_hash, view=view)
+
     async def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         await self._dm_with_ts(user_id, text, blocks)
 

@@ -87,6 +87,16 @@ class RewardModalMetadata(BaseModel):
     """What the reward modal carries from the slash command to its submission."""
 
     channel_id: str
+    # The requester's Slack time zone, named by the form (kept for when the form is redrawn).
+    timezone: str | None = None
+
+
+MORE_RECIPIENTS_BLOCK = "more_recipients"
+
+
+def amount_block(user_id: str) -> str:
+    """The block id of one person's own amount in the reward modal."""
+    return f"amount_for_{user_id}"
 
 
 class RewardPrefill(BaseModel):
@@ -122,8 +132,12 @@ def reward_modal(
     products: Sequence[Product],
     prefill: RewardPrefill,
     metadata: RewardModalMetadata,
-    timezone: str | None = None,
+    more_recipients: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
+    """The reward form. ``more_recipients`` (user id, name) are the people picked under *Also
+    reward*: each gets an optional amount of their own (the form is redrawn when they change;
+    Slack keeps what was already entered, as every block and action id stays the same)."""
+    timezone = metadata.timezone
     recipient: Block = {
         "type": "users_select",
         "action_id": INPUT_ACTION,
@@ -178,8 +192,10 @@ def reward_modal(
             },
             {
                 "type": "input",
-                "block_id": "more_recipients",
+                "block_id": MORE_RECIPIENTS_BLOCK,
                 "optional": True,
+                # Picking people redraws the form with an amount field for each of them.
+                "dispatch_action": True,
                 "label": _plain("Also reward (optional)"),
                 "hint": _plain("Each person gets their own card of this type, approved together."),
                 "element": {
@@ -200,11 +216,28 @@ def reward_modal(
                 "block_id": "amount",
                 "label": _plain("Amount"),
                 "hint": _plain(
-                    "In the card's currency, within the values shown beside it. Rewarding "
-                    "several people? One amount for all, or one each in order: 25; 40."
+                    "In the card's currency, within the values shown beside it. Everyone's "
+                    "amount, unless you give theirs below."
+                    if more_recipients
+                    else "In the card's currency, within the values shown beside it."
                 ),
                 "element": amount,
             },
+            *(
+                {
+                    "type": "input",
+                    "block_id": amount_block(user_id),
+                    "optional": True,
+                    "label": _plain(f"Amount for {name}"[:2000]),
+                    "element": {
+                        "type": "plain_text_input",
+                        "action_id": INPUT_ACTION,
+                        "max_length": AMOUNT_MAX_CHARS,
+                        "placeholder": _plain("Same as above"),
+                    },
+                }
+                for user_id, name in more_recipients
+            ),
             {
                 "type": "input",
                 "block_id": "message",

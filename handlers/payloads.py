@@ -73,6 +73,20 @@ class BlockActions(_Payload):
         return self.container.channel_id or self.user.id
 
 
+class OpenView(_Payload):
+    id: str
+    hash: str
+    private_metadata: str = ""
+
+
+class ViewInputChange(_Payload):
+    """``block_actions`` from an input of an open modal with ``dispatch_action``."""
+
+    user: SlackUserRef
+    view: OpenView
+    actions: list[StateValue]
+
+
 class AppHomeOpened(_Payload):
     """The ``app_home_opened`` event (inside the Events API envelope)."""
 

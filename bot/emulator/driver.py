@@ -151,6 +151,30 @@ class Driver:
         )
         return await self._transport().interactive(payload)
 
+    async def choose_in_view(self, user_id: str, block_id: str, value: Any) -> BotReply | None:
+        """Change an input of the user's current modal, as Slack's client would. An input
+        block with ``dispatch_action`` sends the bot ``block_actions`` (with the view and its
+        state so far); any other input just keeps the value until the submission."""
+        view = self._top_view(user_id)
+        block = next((b for b in view.get("blocks", []) if b.get("block_id") == block_id), None)
+        if block is None or block.get("type") != "input":
+            raise EmulatorError(f"no input block {block_id!r} in {user_id}'s modal")
+        state = build_state(view, {block_id: value}, self._offered_for(user_id), strict=False)
+        if not block.get("dispatch_action"):
+            return None
+        element = block["element"]
+        chosen = state["values"][block_id][element["action_id"]]
+        action = {
+            **chosen,
+            "action_id": element["action_id"],
+            "block_id": block_id,
+            "action_ts": self.ws.clock.next_ts(),
+        }
+        payload = payloads.view_block_actions(
+            self.ws, user_id, {**view, "state": state}, action, self.triggers.issue(user_id)
+        )
+        return await self._transport().interactive(payload)
+
     @staticmethod
     def _shown_button(blocks: list[JSON], action_id: str) -> tuple[JSON, JSON]:
         try:

@@ -8,6 +8,7 @@ from bot.runtime import Runtime
 from handlers.actions import (
     approve,
     cancel,
+    more_recipients,
     redeem_link,
     reject,
     resend,
@@ -20,6 +21,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     approve.register(app, deps)
     reject.register(app, deps)
     cancel.register(app, deps)
+    more_recipients.register(app, deps)
     resend.register(app, deps)
     resend_email.register(app, deps)
     redeem_link.register(app, deps)

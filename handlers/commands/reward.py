@@ -75,13 +75,13 @@ def register(app: AsyncApp, deps: Runtime) -> None:
                 "catalogs are unavailable. Please try again in a few minutes."
             )
             return
-        metadata = RewardModalMetadata(channel_id=command.channel_id)
         # The picker shows times in the user's Slack time zone; the form says which it is.
         try:
             timezone = (await deps.gateway.user(command.user_id)).tz
         except (*SLACK_FAILURES, UnknownUser):
             timezone = None
-        view = reward_modal(products, parse_prefill(command.text), metadata, timezone)
+        metadata = RewardModalMetadata(channel_id=command.channel_id, timezone=timezone)
+        view = reward_modal(products, parse_prefill(command.text), metadata)
         await deps.gateway.open_modal(command.trigger_id, view)
 
 

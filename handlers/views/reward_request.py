@@ -7,7 +7,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.errors import InvalidRequest
 from bot.rewards import RewardDraft
 from bot.runtime import Runtime
-from bot.slack_views import REWARD_MODAL, RewardModalMetadata
+from bot.slack_views import (
+    MORE_RECIPIENTS_BLOCK,
+    REWARD_MODAL,
+    RewardModalMetadata,
+    amount_block,
+)
 from handlers.payloads import ViewSubmission
 
 
@@ -19,7 +24,10 @@ def register(app: AsyncApp, deps: Runtime) -> None:
         recipient, card = submission.input("recipient"), submission.input("card")
         amount, message = submission.input("amount"), submission.input("message")
         deliver_at = submission.input("deliver_at")
-        more = submission.input("more_recipients")
+        more = submission.input(MORE_RECIPIENTS_BLOCK)
+        more_ids = tuple(more.selected_users or ()) if more else ()
+        # Shown for the people picked when the form was last redrawn; filled ones only.
+        own = {u: submission.input(amount_block(u)) for u in more_ids}
         draft = RewardDraft(
             requester_id=submission.user.id,
             origin_channel_id=metadata.channel_id,
@@ -29,7 +37,8 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             amount_text=amount.value if amount else None,
             message=message.value if message else None,
             deliver_at=deliver_at.selected_date_time if deliver_at else None,
-            more_recipient_ids=tuple(more.selected_users or ()) if more else (),
+            more_recipient_ids=more_ids,
+            amounts_for={u: field.value for u, field in own.items() if field and field.value},
         )
         try:
             batch, is_new = await deps.rewards.request_reward(draft)

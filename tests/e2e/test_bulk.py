@@ -183,6 +183,40 @@ async def test_two_step_batch_needs_a_second_approver_for_everyone(
         assert not stack.ws.messages(TEAM)
 
 
+async def test_picking_people_gives_each_an_amount_field_of_their_own(stack: Stack) -> None:
+    await stack.emulator.driver.slash_command(MAYA, TEAM)
+    await stack.emulator.wait_for(lambda: stack.ws.current_view(MAYA), 5, "the reward modal")
+    view_id = stack.ws.current_view(MAYA)["id"]  # type: ignore[index]
+    reply = await stack.emulator.driver.choose_in_view(MAYA, "more_recipients", [OMAR, LIN])
+    assert reply is not None and reply.responded
+
+    def labels() -> list[str]:
+        view = stack.ws.current_view(MAYA) or {}
+        return [b["label"]["text"] for b in view.get("blocks", []) if b["type"] == "input"]
+
+    await stack.emulator.wait_for(
+        lambda: "Amount for Omar Outsider" in labels(), 5, "the redrawn form"
+    )
+    assert stack.ws.current_view(MAYA)["id"] == view_id  # type: ignore[index]
+    assert labels()[labels().index("Amount") + 1 :][:2] == [
+        "Amount for Omar Outsider",
+        "Amount for Lin Approver",
+    ]
+
+    # A bad amount of one person's is refused on their field.
+    own = {**BULK, "amount": "25", f"amount_for_{OMAR}": "forty"}
+    await stack.emulator.driver.submit_view(MAYA, own)
+    assert "is not a number" in stack.ws.view_errors(MAYA)[f"amount_for_{OMAR}"]
+    await stack.emulator.driver.submit_view(MAYA, {**own, f"amount_for_{OMAR}": "40"})
+    await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")
+    batch = await stack.runtime.store.batch(await stack.runtime.store.get(1))
+    assert [(r.recipient_id, str(r.face_value)) for r in batch] == [
+        (JANE, "25.00 GBP"),
+        (OMAR, "40.00 GBP"),
+        (LIN, "25.00 GBP"),
+    ]
+
+
 async def test_different_amounts_one_per_person_in_order(stack: Stack) -> None:
     await stack.request_reward({**BULK, "amount": "25; 40, 30"})
     await stack.emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "the card")

@@ -422,7 +422,7 @@ async def test_any_reward_command_text_opens_a_valid_modal(
         for element in inputs.values():
             initial = element.get("initial_value")
             assert initial is None or len(initial) <= element.get("max_length", 3000)
-        assert json.loads(view["private_metadata"]) == {"channel_id": channel}
+        assert json.loads(view["private_metadata"])["channel_id"] == channel
         # The documented form prefills all three: /reward @jane 25 for shipping the release
         documented = re.fullmatch(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?> 25 for (.*)", text, re.DOTALL)
         if documented and documented.group(2).strip():

@@ -250,3 +250,32 @@ async def test_forged_submission_bypasses_client_rules(
     values = receiver.received[-1]["view"]["state"]["values"]
     assert values["brand"]["b"]["selected_option"]["value"] == "ebay"
     assert values["who"]["user"]["selected_user"] is None
+
+
+async def test_a_dispatching_input_sends_block_actions_with_the_view(
+    bot: tuple[SlackEmulator, Receiver],
+) -> None:
+    emulator, receiver = bot
+    modal = reward_modal()
+    modal["blocks"][0]["dispatch_action"] = True
+    view = views.open_root(emulator.workspace, "U_ALICE", validate_view(modal))
+    # An input without dispatch_action only keeps the value: nothing reaches the bot.
+    assert await emulator.driver.choose_in_view("U_ALICE", "note", "hi") is None
+    assert not receiver.received
+
+    reply = await emulator.driver.choose_in_view("U_ALICE", "who", "U_BOB")
+    assert reply is not None and reply.responded
+    [sent] = receiver.received
+    assert sent["type"] == "block_actions"
+    assert sent["container"] == {"type": "view", "view_id": view["id"]}
+    [action] = sent["actions"]
+    assert (action["block_id"], action["action_id"], action["type"]) == (
+        "who",
+        "user",
+        "users_select",
+    )
+    assert action["selected_user"] == "U_BOB"
+    assert sent["view"]["state"]["values"]["who"]["user"]["selected_user"] == "U_BOB"
+    assert sent["view"]["hash"] == view["hash"]
+    with pytest.raises(EmulatorError, match="no input block"):
+        await emulator.driver.choose_in_view("U_ALICE", "nothing", "x")
