@@ -7,7 +7,6 @@ before it reaches mrkdwn, so nobody can inject ``<!channel>``, mentions or links
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
@@ -260,53 +259,63 @@ def reward_modal(
 
 
 def reject_modal(request: RewardRequest) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": REJECT_MODAL,
-        "title": _plain("Reject reward"),
-        "submit": _plain("Reject"),
-        "close": _plain("Back"),
-        "private_metadata": json.dumps({"request_id": request.id}),
-        "blocks": [
-            _mrkdwn_section(request_headline(request)),
-            {
-                "type": "input",
-                "block_id": "reason",
-                "optional": True,
-                "label": _plain("Reason (shown to the requester)"),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": INPUT_ACTION,
-                    "multiline": True,
-                    "max_length": REASON_MAX_CHARS,
-                },
+    return _request_modal(
+        request,
+        REJECT_MODAL,
+        ("Reject reward", "Reject"),
+        {
+            "type": "input",
+            "block_id": "reason",
+            "optional": True,
+            "label": _plain("Reason (shown to the requester)"),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": INPUT_ACTION,
+                "multiline": True,
+                "max_length": REASON_MAX_CHARS,
             },
-        ],
-    }
+        },
+    )
 
 
 def resend_email_modal(request: RewardRequest) -> dict[str, Any]:
     """An approver gives the address the provider should email the card to instead."""
+    return _request_modal(
+        request,
+        RESEND_EMAIL_MODAL,
+        ("Email the card again", "Send"),
+        {
+            "type": "input",
+            "block_id": "email",
+            "label": _plain("Send it to"),
+            "hint": _plain(
+                f"{request.provider} emails the card to this address. The recipient and the "
+                "requester are told."
+            ),
+            "element": {"type": "email_text_input", "action_id": INPUT_ACTION},
+        },
+    )
+
+
+class RequestModalMetadata(BaseModel):
+    """What a modal about one request carries to its submission."""
+
+    request_id: int
+
+
+def _request_modal(
+    request: RewardRequest, callback_id: str, title_and_submit: tuple[str, str], field: Block
+) -> dict[str, Any]:
+    """A modal asking one thing about a request, under the request's headline."""
+    title, submit = title_and_submit
     return {
         "type": "modal",
-        "callback_id": RESEND_EMAIL_MODAL,
-        "title": _plain("Email the card again"),
-        "submit": _plain("Send"),
+        "callback_id": callback_id,
+        "title": _plain(title),
+        "submit": _plain(submit),
         "close": _plain("Back"),
-        "private_metadata": json.dumps({"request_id": request.id}),
-        "blocks": [
-            _mrkdwn_section(request_headline(request)),
-            {
-                "type": "input",
-                "block_id": "email",
-                "label": _plain("Send it to"),
-                "hint": _plain(
-                    f"{request.provider} emails the card to this address. The recipient and "
-                    "the requester are told."
-                ),
-                "element": {"type": "email_text_input", "action_id": INPUT_ACTION},
-            },
-        ],
+        "private_metadata": RequestModalMetadata(request_id=request.id).model_dump_json(),
+        "blocks": [_mrkdwn_section(request_headline(request)), field],
     }
 
 

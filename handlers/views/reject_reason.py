@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import AlreadyDecided, NotAllowed, RequestNotFound
 from bot.runtime import Runtime
-from bot.slack_views import REJECT_MODAL
+from bot.slack_views import REJECT_MODAL, RequestModalMetadata
 from handlers.payloads import ViewSubmission
-
-
-class _RejectMetadata(BaseModel):
-    request_id: int
 
 
 def register(app: AsyncApp, deps: Runtime) -> None:
     @app.view(REJECT_MODAL)
     async def submit_rejection(ack: AsyncAck, body: dict[str, object]) -> None:
         submission = ViewSubmission.model_validate(body)
-        request_id = _RejectMetadata.model_validate_json(
+        request_id = RequestModalMetadata.model_validate_json(
             submission.view.private_metadata
         ).request_id
         reason = submission.input("reason")

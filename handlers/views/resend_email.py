@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.domain import looks_like_email
 from bot.errors import NotAllowed, RequestNotFound
 from bot.runtime import Runtime
-from bot.slack_views import RESEND_EMAIL_MODAL
+from bot.slack_views import RESEND_EMAIL_MODAL, RequestModalMetadata
 from handlers.payloads import ViewSubmission
-
-
-class _ResendMetadata(BaseModel):
-    request_id: int
 
 
 def register(app: AsyncApp, deps: Runtime) -> None:
     @app.view(RESEND_EMAIL_MODAL)
     async def submit_address(ack: AsyncAck, body: dict[str, object]) -> None:
         submission = ViewSubmission.model_validate(body)
-        request_id = _ResendMetadata.model_validate_json(
+        request_id = RequestModalMetadata.model_validate_json(
             submission.view.private_metadata
         ).request_id
         field = submission.input("email")
