@@ -172,6 +172,7 @@ async def test_recipient_gets_their_card_again_from_the_delivery_dm(stack: Stack
     assert redeem_urls([again]) == link  # the same card, fetched again from the provider
     assert stack.sandbox.order_count == 1
     assert "sandbox.rewardbot.invalid/redeem" not in stack.everything_visible_outside(JANE)
+    await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)  # recorded just after the DM
     assert [e.actor for e in await stack.runtime.store.events(1) if e.kind == "resent"] == [JANE]
 
 
