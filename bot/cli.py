@@ -65,7 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo())
         settings = load_settings()
         if args.command == "export":
-            args.database = str(settings.database.resolve())
             return asyncio.run(_export(settings, args))
         if args.command == "serve":
             settings.require(RunMode.HTTP)
@@ -86,7 +85,7 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.database.exists():
         raise ConfigError(f"No database at {settings.database} (REWARDBOT_DATABASE).")
     try:
-        store = await Store.open_read_only(args.database)
+        store = await Store.open_read_only(str(settings.database.resolve()))
     except (RuntimeError, sqlite3.Error) as exc:
         raise ConfigError(f"Cannot read {settings.database}: {exc}.") from None
     try:

@@ -11,11 +11,9 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.policy_file import PolicyFile, load_policy
+from bot.policy_file import PolicyFile, is_user_id, load_policy
 from providers import PROVIDERS
 from providers.settings import describe_problems
-
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 class RunMode(StrEnum):
@@ -64,7 +62,7 @@ class Settings(BaseSettings):
     @field_validator("approvers")
     @classmethod
     def _user_ids(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if not _USER_ID.fullmatch(v)]
+        bad = [v for v in value if not is_user_id(v)]
         if bad:
             raise ValueError(f"not Slack user IDs (like U012ABCDEF): {', '.join(bad)}")
         return list(dict.fromkeys(value))

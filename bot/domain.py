@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 _MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 _CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR"}
 # No card is worth a billion; anything near Decimal's 28 digits could not even be rounded.
-_TOO_LARGE = Decimal(10) ** 9
+TOO_LARGE = Decimal(10) ** 9
 
 
 def minor_units(currency: str) -> int:
@@ -53,6 +53,11 @@ _EMAIL = re.compile(r"[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+")
 def looks_like_email(text: str) -> bool:
     """Whether ``text`` is one email address (the provider checks it properly)."""
     return bool(_EMAIL.fullmatch(text))
+
+
+def month_title(month: str) -> str:
+    """A budget month as people say it: ``2026-11`` → ``November 2026``."""
+    return datetime.strptime(month, "%Y-%m").strftime("%B %Y")
 
 
 def allocate(total: Money, weights: Sequence[Decimal]) -> list[Money]:
@@ -95,7 +100,7 @@ def parse_amount(text: str, currency: str) -> Decimal:
         raise ValueError("Enter an amount like 25 or 25.50.") from exc
     if amount <= 0:
         raise ValueError("The amount must be more than zero.")
-    if amount >= _TOO_LARGE:
+    if amount >= TOO_LARGE:
         raise ValueError("That amount is too large for a gift card.")
     places = minor_units(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-places)):

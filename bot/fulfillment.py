@@ -52,8 +52,6 @@ T = TypeVar("T")
 _MAX_WAKEUPS = 10_000
 # A card the provider schedules itself is looked at again this long after its send time.
 _AFTER_SEND = timedelta(minutes=1)
-# Closer than this to the delivery time, the bot orders at the time instead of scheduling.
-NATIVE_SCHEDULE_LEAD = timedelta(minutes=10)
 
 
 class Fulfillment:
@@ -219,12 +217,13 @@ class Fulfillment:
     async def _claim(self, requests: list[RewardRequest], provider: Provider) -> None:
         """``approved → ordering`` for all of one order's requests at once, capturing each
         recipient so every retry of the order (even after a restart or a profile change) sends
-        the same body. Whether the provider schedules the cards itself is decided here too,
-        once for the whole order, for the same reason. A recipient who left the workspace fails
-        alone."""
+        the same body. Whether the provider schedules the cards itself is fixed here too, once
+        for the whole order, for the same reason: a job claimed before the delivery time is one
+        the approval gave the provider to schedule (one the bot holds runs at that time). A
+        recipient who left the workspace fails alone."""
         cancel_before = None
         when = requests[0].deliver_at
-        if provider.schedules_natively and when and when > datetime.now(UTC) + NATIVE_SCHEDULE_LEAD:
+        if provider.schedules_natively and when and when > datetime.now(UTC):
             cancel_before = (when - provider.cancel_cutoff).isoformat()
         claims = []
         for request in requests:

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot import slack_views
-from bot.domain import AWAITING_DECISION, RewardRequest
+from bot.domain import AWAITING_DECISION, RewardRequest, month_title
 from bot.policy import Policy
-from bot.reports import TeamSpend, month_spend, month_title
+from bot.reports import TeamSpend, month_spend
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway
 from bot.store import Store
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
 
+from bot.redaction import REDACTOR
 from bot.store import Job, JobKind, Store
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,8 @@ class JobRunner:
                 job.request_id,
             )
         except Exception as exc:
+            # Kept in the jobs table: masked like the logs, as an exception's repr may quote data.
+            error = REDACTOR.mask(repr(exc))[:500]
             limit = self._give_up_after.get(job.kind)
             if limit is not None and job.attempts >= limit:
                 log.error(
@@ -172,7 +175,7 @@ class JobRunner:
                     job.attempts,
                     exc,
                 )
-                await self._store.finish_job(job, error=repr(exc)[:500])
+                await self._store.finish_job(job, error=error)
             else:
                 delay = min(2.0 ** min(job.attempts, 16), self._max_backoff)
                 log.warning(
@@ -184,7 +187,7 @@ class JobRunner:
                     delay,
                     exc,
                 )
-                await self._store.retry_job(job, delay, repr(exc)[:500])
+                await self._store.retry_job(job, delay, error)
         else:
             await self._store.finish_job(job)
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import slack_views
-from bot.domain import AWAITING_DECISION, RewardRequest, Status
+from bot.domain import AWAITING_DECISION, RewardRequest, Status, decides_the_batch
 from bot.home import HomeTab
 from bot.policy import Policy
 from bot.slack_gateway import SlackGateway
@@ -25,12 +25,18 @@ class Notifier:
         # Jobs queued before the previous status was recorded have none: an approval among them
         # is then announced for each request of a batch (other decisions need no "from").
         previous = Status(job.payload["from"]) if job.payload.get("from") else None
+        is_head = request.batch_id in (None, request.id)
+        batch_wide = request.batch_id is not None and decides_the_batch(previous, status)
+        if batch_wide and not is_head:
+            # The first request's job announces it for the whole batch (messages, thread,
+            # requester, Home tabs): they all changed in one transaction.
+            return
         if status is Status.PENDING_APPROVAL:
             await self._announce_new(request)
         else:
-            await self._gateway.announce(request, status, previous)
+            batch = await self._store.batch(request) if batch_wide else ()
+            await self._gateway.announce(request, status, batch)
         # A batch's cards belong to its first request, which is announced with the same change.
-        is_head = request.batch_id in (None, request.id)
         if status is Status.AWAITING_SECOND_APPROVAL and is_head:
             await self._send_cards(request)
         await self._home.refresh_for(await self._store.get(request.id))
@@ -50,17 +56,13 @@ class Notifier:
         request = await self._store.get(request.id)
         if request.status not in AWAITING_DECISION:
             return
-        carded = {card.approver_id for card in await self._store.approval_cards(request.id)}
+        carded = {card.approver_id: card for card in await self._store.approval_cards(request.id)}
         if channel := self._policy.approvals_channel:
             if channel not in carded:
                 await self._gateway.post_approval_card(request, channel)
             elif request.status is Status.AWAITING_SECOND_APPROVAL:
                 # The card was updated in place; the second approvers may not be watching it.
-                card = next(
-                    c
-                    for c in await self._store.approval_cards(request.id)
-                    if c.approver_id == channel
-                )
+                card = carded[channel]
                 deciders = await self._policy.batch_deciders(await self._store.batch(request))
                 mentions = " ".join(f"<@{a}>" for a in deciders)
                 await self._gateway.reply_to(

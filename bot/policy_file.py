@@ -26,11 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from bot.domain import CurrencyCode, minor_units
+from bot.domain import TOO_LARGE, CurrencyCode, minor_units
 from bot.errors import ConfigError
-
-# No limit, rate or budget is anywhere near a billion; larger values would overflow arithmetic.
-_TOO_LARGE = 10**9
 
 _USER = re.compile(r"[UW][A-Z0-9]{2,}")
 _USER_GROUP = re.compile(r"S[A-Z0-9]{2,}")
@@ -41,8 +38,12 @@ def is_user_group(slack_id: str) -> bool:
     return bool(_USER_GROUP.fullmatch(slack_id))
 
 
+def is_user_id(slack_id: str) -> bool:
+    return bool(_USER.fullmatch(slack_id))
+
+
 def _person_or_group(value: str) -> str:
-    if not (_USER.fullmatch(value) or _USER_GROUP.fullmatch(value)):
+    if not (is_user_id(value) or is_user_group(value)):
         raise ValueError(
             f"{value!r} is not a Slack user ID (like U012ABCDEF) or user group ID (like S012AB)"
         )
@@ -58,8 +59,9 @@ def _channel(value: str) -> str:
 def _positive(value: Decimal) -> Decimal:
     if not value.is_finite() or value <= 0:
         raise ValueError("must be a number above zero")
-    if value >= _TOO_LARGE:
-        raise ValueError(f"must be less than {_TOO_LARGE:,}")
+    # No limit, rate or budget is anywhere near a billion; larger ones would overflow sums.
+    if value >= TOO_LARGE:
+        raise ValueError(f"must be less than {TOO_LARGE:,}")
     return value
 
 

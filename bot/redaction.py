@@ -1,4 +1,5 @@
-"""Defence in depth for logs: every redemption secret the bot handles is masked in log output.
+"""Defence in depth for logs: every redemption secret the bot handles is masked in log output
+(and in the error text a failed job keeps).
 
 The bot never logs a link, code or PIN on purpose; this filter catches what a library might
 (an HTTP client's debug output, an exception's repr). Secrets are remembered only in memory,
@@ -32,19 +33,23 @@ class SecretRedactor(logging.Filter):
         while len(self._secrets) > _MAX_REMEMBERED:
             self._secrets.popitem(last=False)
 
+    def mask(self, text: str) -> str:
+        """``text`` with every remembered secret masked (for text kept outside the logs, such
+        as a failed job's last error)."""
+        for secret in self._secrets:
+            text = text.replace(secret, _MASK)
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = message
-        for secret in self._secrets:
-            masked = masked.replace(secret, _MASK)
+        masked = self.mask(message)
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             # Format the traceback now, so the formatter prints the masked copy.
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            for secret in self._secrets:
-                record.exc_text = record.exc_text.replace(secret, _MASK)
+            record.exc_text = self.mask(record.exc_text)
         return True
 
     def install(self) -> None:

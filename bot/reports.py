@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bot import slack_views
-from bot.domain import RELEASES_BUDGET, Money, RewardRequest, Status
+from bot.domain import RELEASES_BUDGET, Money, RewardRequest, Status, month_title
 from bot.errors import RequestNotFound
 from bot.policy import Policy
 from bot.slack_gateway import SLACK_FAILURES
@@ -77,10 +77,6 @@ async def month_spend(store: Store, policy: Policy, month: str) -> list[TeamSpen
         )
         for team in dict.fromkeys(teams)
     ]
-
-
-def month_title(month: str) -> str:
-    return datetime.strptime(month, "%Y-%m").strftime("%B %Y")
 
 
 async def budget_report(

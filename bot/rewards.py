@@ -21,7 +21,6 @@ from bot.domain import (
     parse_amount,
 )
 from bot.errors import AlreadyDecided, InvalidRequest, NotAllowed, OverBudget
-from bot.fulfillment import NATIVE_SCHEDULE_LEAD
 from bot.policy import NoExchangeRate, Policy
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.store import BudgetLimit, Change, JobKind, Store
@@ -29,6 +28,10 @@ from providers.base import Product, Provider
 from providers.errors import OrderRefused, ProviderError
 
 log = logging.getLogger(__name__)
+
+# Approved closer than this to its delivery time, a card the provider could schedule itself is
+# held by the bot instead: it could hardly be cancelled at the provider in time.
+NATIVE_SCHEDULE_LEAD = timedelta(minutes=10)
 
 # Slackbot is reported with is_bot false, but it cannot receive a DM from the bot.
 _SLACKBOT = "USLACKBOT"
@@ -135,12 +138,13 @@ class RewardService:
             raise InvalidRequest(errors)
         assert product is not None and draft.recipient_id
         try:
+            team = await self._policy.team_of(draft.requester_id)
             news: list[NewRewardRequest] = []
             for recipient, face_value in zip(recipients, face_values, strict=True):
                 assert recipient is not None
                 try:
-                    new, limits = await self._apply_policy(
-                        draft, recipient, message, product, face_value, deliver_at
+                    new = await self._apply_policy(
+                        draft, recipient, message, product, face_value, deliver_at, team
                     )
                 except InvalidRequest as invalid:
                     if recipient == draft.recipient_id:
@@ -160,7 +164,10 @@ class RewardService:
                 news = [n.model_copy(update={"approvals_required": required}) for n in news]
                 await self._check_batch_can_be_decided([_as_pending(n) for n in news])
             return await self._store.create_requests(
-                news, draft.submission_key, limits=limits, scheduled=self._deadlines()
+                news,
+                draft.submission_key,
+                limits=self._limits_for(team, "your"),
+                scheduled=self._deadlines(),
             )
         except OverBudget as over:
             raise InvalidRequest({"amount": str(over)}) from None
@@ -181,13 +188,13 @@ class RewardService:
         product: Product,
         face_value: Money,
         deliver_at: datetime | None,
-    ) -> tuple[NewRewardRequest, list[BudgetLimit]]:
-        """Route the request for ``recipient_id`` and check its limits; raises
-        :class:`InvalidRequest`."""
+        team: str | None,
+    ) -> NewRewardRequest:
+        """Route the request for ``recipient_id`` (the requester is in ``team``) and check its
+        limits; raises :class:`InvalidRequest`."""
         policy, rules = self._policy, self._policy.rules
         now = datetime.now(UTC)
         errors: dict[str, str] = {}
-        team = await policy.team_of(draft.requester_id)
         first = await policy.first_approvers(draft.requester_id, recipient_id, team)
         if not first:
             errors["recipient"] = (
@@ -233,7 +240,7 @@ class RewardService:
             budget_month=policy.month_of(now) if budget_amount else None,
             deliver_at=deliver_at,
         )
-        return new, self._limits_for(team, "your")
+        return new
 
     def _limits_for(self, team: str | None, requester: str) -> list[BudgetLimit]:
         """The monthly budgets a team member's request counts against; ``requester`` names

@@ -9,7 +9,7 @@ against the emulator works in a real workspace. Messages are rendered by :mod:`b
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import slack_views
-from bot.domain import RewardRequest, Status, decides_the_batch
+from bot.domain import RewardRequest, Status
 from bot.redaction import REDACTOR
 from bot.store import Store
 from providers.base import Redemption
@@ -295,22 +295,17 @@ class SlackGateway:
         return await self._store.get(request.batch_id)
 
     async def announce(
-        self, request: RewardRequest, status: Status, previous: Status | None = None
+        self, request: RewardRequest, status: Status, batch: Sequence[RewardRequest] = ()
     ) -> None:
-        """Show that ``request`` reached ``status`` (from ``previous``): every message of it
-        re-rendered, a thread reply, and the requester told once it settles. A change made to
-        a whole batch gets one reply, the batch's first request's, for everyone. Raises on a
-        Slack failure, so the notification job is retried; the message updates alone are best
-        effort."""
+        """Show that ``request`` reached ``status``: every message of it re-rendered, a thread
+        reply, and the requester told once it settles; with ``batch``, for the whole batch
+        (decided at once), in one reply. Raises on a Slack failure, so the notification job is
+        retried; the message updates alone are best effort."""
         await self.refresh(request)
         shown = request.model_copy(update={"status": status})
         head = await self.thread_head(request)
         update = slack_views.thread_update(shown)
-        batch: list[RewardRequest] = []
-        if request.batch_id is not None and decides_the_batch(previous, status):
-            if head.id != request.id:
-                return  # the first request's announcement speaks for the whole batch
-            batch = await self._store.batch(request)
+        if batch:
             update = f"All {len(batch)} rewards: {update}"
         elif head.id != request.id:
             update = f"<@{request.recipient_id}>'s card: {update}"

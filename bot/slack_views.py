@@ -775,21 +775,6 @@ def _hours(span: timedelta) -> str:
     return f"{round(hours)} h"
 
 
-def _resend_button(request: RewardRequest, label: str) -> Block:
-    return {
-        "type": "actions",
-        "block_id": f"resend-{request.id}",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": RESEND_ACTION,
-                "text": _plain(label),
-                "value": str(request.id),
-            }
-        ],
-    }
-
-
 def delivery_message(
     request: RewardRequest, redemption: Redemption | None
 ) -> tuple[str, list[Block]]:
@@ -815,7 +800,7 @@ def delivery_message(
                 "(and your spam folder)."
             )
         )
-        blocks.append(_resend_button(request, "Email it to me again"))
+        blocks.append(_buttons(request, (RESEND_ACTION, "Email it to me again", None)))
         return text, blocks
     # Plain text: a code is shown exactly as issued, whatever characters it contains.
     secrets = []
@@ -843,7 +828,7 @@ def delivery_message(
             }
         )
     # Lost the message or deleted it? The card is fetched from the provider and sent again.
-    blocks.append(_resend_button(request, "Send it to me again"))
+    blocks.append(_buttons(request, (RESEND_ACTION, "Send it to me again", None)))
     blocks.append(
         {
             "type": "context",

@@ -32,6 +32,7 @@ from bot.domain import (
     RewardRequest,
     Status,
     is_announced,
+    month_title,
 )
 from bot.errors import OverBudget, RequestNotFound
 
@@ -502,10 +503,9 @@ class Store:
         left = Money(
             amount=max(limit.limit.amount - used, Decimal(0)), currency=limit.limit.currency
         )
-        month = datetime.strptime(month_key, "%Y-%m").strftime("%B %Y")
         raise OverBudget(
-            f"This would take {limit.owner} {month} rewards over budget: {left} left "
-            f"of {limit.limit}."
+            f"This would take {limit.owner} {month_title(month_key)} rewards over budget: "
+            f"{left} left of {limit.limit}."
         )
 
     @staticmethod
@@ -653,8 +653,6 @@ class Store:
         *,
         detail: Mapping[str, Any] | None = None,
         then: Sequence[JobKind] = (),
-        then_at: datetime | None = None,
-        reserve: Sequence[BudgetLimit] = (),
         **columns: str | None,
     ) -> bool:
         """Move the request from ``from_`` to ``to`` if it is still in ``from_``.
@@ -662,21 +660,21 @@ class Store:
         Returns whether this call won. ``columns`` are set in the same statement, so whoever
         wins the race also owns what is written with it (the decider, the idempotency key...).
         In the same transaction, the change is queued for announcement in Slack (unless it is
-        a quiet one) and the ``then`` jobs are queued (to run at ``then_at``, if given): a
-        crash cannot separate them. With ``reserve``, the request's budget amount is checked
-        against those limits in the same transaction (a retry re-reserves what a failure
-        released); raises :class:`OverBudget` if it no longer fits.
+        a quiet one) and the ``then`` jobs are queued: a crash cannot separate them. (Changes
+        of several requests at once, scheduled jobs and budget re-reservation:
+        :meth:`transition_all`.)
         """
-        change = Change(
-            request_id, from_, to, dict(detail or {}), tuple(then), then_at, columns=columns
-        )
-        return await self.transition_all([change], actor, reserve=reserve)
+        change = Change(request_id, from_, to, dict(detail or {}), tuple(then), columns=columns)
+        return await self.transition_all([change], actor)
 
     async def transition_all(
         self, changes: Sequence[Change], actor: str, *, reserve: Sequence[BudgetLimit] = ()
     ) -> bool:
         """Make every change or none (see :meth:`transition`): a batch of requests decided
-        together never ends up half decided, whatever decision races with it."""
+        together never ends up half decided, whatever decision races with it. A change's
+        ``then`` jobs run at its ``then_at``, if given. With ``reserve``, the requests' budget
+        amounts are checked against those limits in the same transaction (a retry re-reserves
+        what a failure released); raises :class:`OverBudget` if they no longer fit."""
         for change in changes:
             if change.to not in TRANSITIONS[change.from_]:
                 raise ValueError(f"{change.from_} → {change.to} is not an allowed transition")

@@ -54,6 +54,8 @@ Assumptions, where the docs are silent or contradict each other (see the vendor 
 * **Responses (not documented).** Create and get return an order object with ``orderId`` and
   ``status``, possibly wrapped in ``data``. ``totalCost`` (``{amount, currency}``, the shape of
   the ``order.created`` webhook) is read as ``charged`` when present. ``rewardLink`` is never read.
+  Only ``orderId`` and ``status`` must be readable: ``totalCost`` or ``recipients[]`` in another
+  shape is left unread (logged), so a placed order is never lost to a field we can do without.
   An unknown status raises :class:`OutcomeUnknown`.
 * **Errors (mostly not documented).** Bodies are ``{"error": CODE, "message": text}``. Mapping by
   code whatever the status: ``INSUFFICIENT_BALANCE`` → InsufficientFunds,
@@ -96,6 +98,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -246,6 +250,16 @@ _TOKEN_USED: contextvars.ContextVar[_CachedToken | None] = contextvars.ContextVa
 )
 
 
+def _unread_if_unreadable(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """An undocumented field we would like but can do without: read it, or leave it unread
+    (logged). Only ``orderId`` and ``status`` may make a placed order unreadable."""
+    try:
+        return handler(value)
+    except ValidationError:
+        log.warning("giftronaut: an order field in an unexpected shape was left unread")
+        return None
+
+
 class _Cost(BaseModel):
     amount: Decimal
     currency: str
@@ -253,14 +267,19 @@ class _Cost(BaseModel):
 
 class _OrderRecipient(BaseModel):
     # ``rewardLink`` is deliberately not a field: the link must not enter the bot at all.
-    email: str | None = None
+    email: Annotated[str | None, WrapValidator(_unread_if_unreadable)] = None
 
 
 class _Order(BaseModel):
     order_id: _Id = Field(validation_alias=AliasChoices("orderId", "id"))
     status: str
-    total_cost: _Cost | None = Field(default=None, validation_alias="totalCost")
-    recipients: list[_OrderRecipient] = []
+    total_cost: Annotated[_Cost | None, WrapValidator(_unread_if_unreadable)] = Field(
+        default=None, validation_alias="totalCost"
+    )
+    recipients: Annotated[
+        list[Annotated[_OrderRecipient | None, WrapValidator(_unread_if_unreadable)]] | None,
+        WrapValidator(_unread_if_unreadable),
+    ] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -268,6 +287,11 @@ class _Order(BaseModel):
         if isinstance(value, dict) and "orderId" not in value:
             return _unwrap(value, ("data", "order"))
         return value
+
+    @property
+    def emails(self) -> list[str]:
+        """The addresses of the cards the order lists, as far as they could be read."""
+        return [r.email for r in self.recipients or () if r is not None and r.email]
 
 
 class _Resent(BaseModel):
@@ -509,10 +533,12 @@ class GiftronautProvider(HttpProvider):
         recognised by reading the order: it now lists the new address instead.
         """
         placed = await self._fetch_order(provider_order_id)
-        emails = [r.email for r in placed.recipients if r.email]
+        emails = placed.emails
         wanted = (recipient_email or "").strip().lower()
         listed = (
-            emails if len(placed.recipients) == 1 else [e for e in emails if e.lower() == wanted]
+            emails
+            if len(placed.recipients or ()) == 1
+            else [e for e in emails if e.lower() == wanted]
         )
         if len(listed) != 1:
             raise OrderDeclined(
@@ -541,9 +567,7 @@ class GiftronautProvider(HttpProvider):
 
     async def _redirected(self, provider_order_id: str, recipient: dict[str, str]) -> bool:
         """Whether the order now lists the new address and no longer the old one."""
-        emails = {
-            (r.email or "").lower() for r in (await self._fetch_order(provider_order_id)).recipients
-        }
+        emails = {e.lower() for e in (await self._fetch_order(provider_order_id)).emails}
         return (
             recipient["updatedEmail"].lower() in emails and recipient["email"].lower() not in emails
         )
@@ -612,9 +636,7 @@ class GiftronautProvider(HttpProvider):
                 state=OrderState.COMPLETED,
                 delivered_by_provider=True,
                 charged=self._charged(placed),
-                cards=tuple(
-                    IssuedCard(email=r.email.strip().lower()) for r in placed.recipients if r.email
-                ),
+                cards=tuple(IssuedCard(email=email.strip().lower()) for email in placed.emails),
             )
         if status == "CANCELED":
             return OrderResult(

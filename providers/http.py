@@ -253,6 +253,15 @@ class HttpProvider(Provider):
         """Validate a JSON answer. The body never reaches the error: it may hold codes."""
         return self._validate(model, self._json(response))
 
+    @staticmethod
+    def _error_body(response: httpx.Response, model: type[ModelT]) -> ModelT:
+        """An error answer as ``model`` (whose fields all have defaults); one we cannot read
+        is an empty ``model``, so the status code alone decides."""
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError:
+            return model()
+
     def _json(self, response: httpx.Response) -> Any:
         """A JSON answer as Python values, its numbers as exact ``Decimal``: pydantic's JSON
         path goes through float and would round long amounts."""

@@ -394,7 +394,7 @@ class RunaProvider(HttpProvider):
         return {**await super()._auth_headers(), "X-Api-Version": API_VERSION}
 
     def _error_for(self, response: httpx.Response) -> ProviderError:
-        error = self._error_body(response)
+        error = self._error_body(response, _Error)
         if error.type == "idempotency_in_progress":
             return _StillProcessing(
                 "Runa is still processing this order; waiting before asking again.",
@@ -410,7 +410,7 @@ class RunaProvider(HttpProvider):
         status = response.status_code
         if status == 422:
             return self._validation_refusal(response)
-        error = self._error_body(response)
+        error = self._error_body(response, _Error)
         known = _REFUSALS.get(error.type or "")
         if known is not None:
             error_class, message = known
@@ -439,13 +439,6 @@ class RunaProvider(HttpProvider):
         error_class: type[OrderRefused] = InvalidProduct if about_card else OrderDeclined
         detail = self._vendor_text("; ".join(problems)) or "no details given"
         return error_class(f"Runa rejected the order details ({detail}).")
-
-    @staticmethod
-    def _error_body(response: httpx.Response) -> _Error:
-        try:
-            return _Error.model_validate_json(response.content)
-        except ValidationError:
-            return _Error()
 
     # -- catalog ---------------------------------------------------------------------------
 

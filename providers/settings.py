@@ -41,6 +41,9 @@ def check_api_url(value: str) -> str:
     (a local test double), so credentials never cross a network in clear."""
     url = value.strip()
     parts = urlsplit(url)
+    if parts.username or parts.password:
+        # It would show wherever the URL does (an adapter's repr, a log line).
+        raise ValueError("must not carry a user name or password; use the credential variables")
     host = parts.hostname
     if host and (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
         return url.rstrip("/")

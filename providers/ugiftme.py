@@ -326,7 +326,7 @@ class UGiftMeProvider(HttpProvider):
     # -- HttpProvider hooks -------------------------------------------------------------------
 
     def _refusal_for(self, response: httpx.Response) -> ProviderError:
-        body = self._error_body(response)
+        body = self._error_body(response, _ErrorBody)
         status = response.status_code
         said = self._said(body, status)
         if status == 400:
@@ -575,12 +575,6 @@ class UGiftMeProvider(HttpProvider):
         )
 
     # -- errors -------------------------------------------------------------------------------
-
-    def _error_body(self, response: httpx.Response) -> _ErrorBody:
-        try:
-            return _ErrorBody.model_validate_json(response.content)
-        except ValidationError:
-            return _ErrorBody()
 
     def _said(self, body: _ErrorBody, status: int) -> str:
         """The vendor's own words, fit for Slack (see ``vendor_text``), without our key."""

@@ -151,17 +151,21 @@ class Driver:
         )
         return await self._transport().interactive(payload)
 
-    async def choose_in_view(self, user_id: str, block_id: str, value: Any) -> BotReply | None:
-        """Change an input of the user's current modal, as Slack's client would. An input
-        block with ``dispatch_action`` sends the bot ``block_actions`` (with the view and its
-        state so far); any other input just keeps the value until the submission."""
+    async def choose_in_view(self, user_id: str, block_id: str, value: Any) -> BotReply:
+        """Change an input with ``dispatch_action`` in the user's current modal: Slack sends
+        the bot ``block_actions`` with the view. The view's state carries this value (other
+        inputs at their initial values); values are not kept for the submission, which takes
+        every value it needs."""
         view = self._top_view(user_id)
         block = next((b for b in view.get("blocks", []) if b.get("block_id") == block_id), None)
         if block is None or block.get("type") != "input":
             raise EmulatorError(f"no input block {block_id!r} in {user_id}'s modal")
-        state = build_state(view, {block_id: value}, self._offered_for(user_id), strict=False)
         if not block.get("dispatch_action"):
-            return None
+            raise EmulatorError(
+                f"input {block_id!r} has no dispatch_action: Slack sends nothing when it "
+                "changes; give its value to submit_view"
+            )
+        state = build_state(view, {block_id: value}, self._offered_for(user_id), strict=False)
         element = block["element"]
         chosen = state["values"][block_id][element["action_id"]]
         action = {

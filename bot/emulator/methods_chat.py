@@ -72,16 +72,22 @@ def history(ctx: ApiContext, args: JSON) -> JSON:
     """``conversations.history``: top-level messages newest first, between ``oldest`` and
     ``latest`` (exclusive), ``limit`` per page with a ``next_cursor``; metadata on request."""
     channel = _writable_channel(ctx, args.get("channel"))
-    limit = max(1, min(int(args.get("limit") or 100), 999))
-    oldest = float(args.get("oldest") or 0)
-    latest = float(args.get("latest") or "inf")
+    try:
+        limit = max(1, min(int(args.get("limit") or 100), 999))
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args.get("latest") or "inf")
+    except ValueError:
+        raise ApiError("invalid_arguments", "limit, oldest and latest must be numbers") from None
+    cursor = str(args.get("cursor") or "0")
+    if not cursor.isdecimal():
+        raise ApiError("invalid_cursor")
     with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
     messages = [
         m
         for m in reversed(ctx.workspace.messages(channel.id))
         if m.thread_ts in (None, m.ts) and oldest < float(m.ts) < latest
     ]
-    start = int(args.get("cursor") or 0)
+    start = int(cursor)
     page = messages[start : start + limit]
     shown = []
     for message in page:

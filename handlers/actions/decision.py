@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from bot.domain import RewardRequest
 from bot.errors import AlreadyDecided, NotAllowed, RequestNotFound
 from bot.runtime import Runtime
 from handlers.payloads import BlockActions
+
+T = TypeVar("T")
 
 
 def clicked_request_id(click: BlockActions) -> int | None:
@@ -23,9 +25,10 @@ def clicked_request_id(click: BlockActions) -> int | None:
 async def decide_or_refuse(
     deps: Runtime,
     click: BlockActions,
-    decide: Callable[[int, str], Awaitable[RewardRequest]],
-) -> RewardRequest | None:
-    """Run ``decide(request_id, clicker)``; on refusal tell the clicker why and return None."""
+    decide: Callable[[int, str], Awaitable[T]],
+) -> T | None:
+    """Run ``decide(request_id, clicker)`` for the clicked request; on refusal tell the clicker
+    why and return None."""
     request_id = clicked_request_id(click)
     if request_id is None:
         await deps.rewards.tell(click.channel_id, click.user.id, "That button is not valid.")

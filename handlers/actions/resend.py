@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.errors import NotAllowed, RequestNotFound
 from bot.runtime import Runtime
 from bot.slack_views import RESEND_ACTION
-from handlers.actions.decision import clicked_request_id
+from handlers.actions.decision import decide_or_refuse
 from handlers.payloads import BlockActions
 
 
@@ -16,12 +15,6 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     async def resend_card(ack: AsyncAck, body: dict[str, object]) -> None:
         await ack()
         click = BlockActions.model_validate(body)
-        request_id = clicked_request_id(click)
-        if request_id is None:
-            answer = "That button is not valid."
-        else:
-            try:
-                answer = await deps.redelivery.ask_for_recipient(request_id, click.user.id)
-            except (NotAllowed, RequestNotFound) as refusal:
-                answer = str(refusal)
-        await deps.rewards.tell(click.channel_id, click.user.id, answer)
+        answer = await decide_or_refuse(deps, click, deps.redelivery.ask_for_recipient)
+        if answer is not None:
+            await deps.rewards.tell(click.channel_id, click.user.id, answer)

@@ -126,7 +126,8 @@ async def _approve_a_ugiftme_reward(emulator: SlackEmulator) -> None:
 
 # Where the bot dies: (which server sees it, method, what, after handling it?)
 CRASH_POINTS = {
-    "right after the approval is stored": ("slack", "chat.update", "anything", False),
+    # Whatever is under way then: the approval is stored, the order may already be out.
+    "at the first message update after the approval": ("slack", "chat.update", "anything", False),
     "before the order reaches the provider": ("provider", "POST", f"{API}/orders", False),
     "after the order is placed, before its answer": ("provider", "POST", f"{API}/orders", True),
     "while polling the pending order": ("provider", "GET", f"{API}/orders/order-requests", False),

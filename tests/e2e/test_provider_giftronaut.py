@@ -56,6 +56,14 @@ async def giftronaut_stack(
             yield Stack(emulator, runtime, SandboxProvider())
 
 
+JANES_CARD = {
+    "recipient": JANE,
+    "card": "giftronaut:branded:10042",
+    "amount": "50",
+    "message": "For shipping the release",
+}
+
+
 async def test_reward_is_ordered_from_giftronaut_and_emailed_by_it(
     emulator: SlackEmulator,
     database: Path,
@@ -68,14 +76,7 @@ async def test_reward_is_ordered_from_giftronaut_and_emailed_by_it(
         ws = stack.ws
         state.drop_next_after_processing()  # the first answer is lost: still one order
 
-        await stack.request_reward(
-            {
-                "recipient": JANE,
-                "card": "giftronaut:branded:10042",
-                "amount": "50",
-                "message": "For shipping the release",
-            }
-        )
+        await stack.request_reward(JANES_CARD)
         summary = await emulator.wait_for_message(TEAM, "Reward #1")
         await emulator.wait_for(lambda: ws.dm_messages(ARJUN), 5, "Arjun's card")
         await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
@@ -117,14 +118,7 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
         runtime = stack.runtime
-        await stack.request_and_approve(
-            {
-                "recipient": JANE,
-                "card": "giftronaut:branded:10042",
-                "amount": "50",
-                "message": "For shipping the release",
-            }
-        )
+        await stack.request_and_approve(JANES_CARD)
         delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
         await stack.wait_status(1, Status.FULFILLED)  # recorded just after the DM
         [order] = state.created_orders
@@ -181,9 +175,7 @@ async def test_an_approver_emails_a_card_to_a_corrected_address_from_their_card(
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
-        await stack.request_and_approve(
-            {**SCHEDULED, "recipient": JANE}  # delivered at once: no deliver_at
-        )
+        await stack.request_and_approve(JANES_CARD)
         await stack.wait_status(1, Status.FULFILLED)
         [order] = state.created_orders
         card = stack.approval_card(ARJUN)
@@ -223,21 +215,13 @@ def _in_hours(hours: float) -> int:
     return int((datetime.now(UTC) + timedelta(hours=hours)).timestamp())
 
 
-SCHEDULED = {
-    "recipient": JANE,
-    "card": "giftronaut:branded:10042",
-    "amount": "50",
-    "message": "For shipping the release",
-}
-
-
 async def test_giftronaut_schedules_the_card_itself_cancellable_until_its_cut_off(
     emulator: SlackEmulator, database: Path
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
         send_at = _in_hours(3)
-        await stack.request_and_approve({**SCHEDULED, "deliver_at": send_at})
+        await stack.request_and_approve({**JANES_CARD, "deliver_at": send_at})
         await emulator.wait_for(lambda: state.created_orders, 5, "the scheduled order")
         [order] = state.created_orders
         timing = order.body["sendTiming"]
@@ -264,7 +248,7 @@ async def test_within_giftronauts_cut_off_a_scheduled_card_cannot_be_cancelled(
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
-        await stack.request_and_approve({**SCHEDULED, "deliver_at": _in_hours(0.5)})
+        await stack.request_and_approve({**JANES_CARD, "deliver_at": _in_hours(0.5)})
         await emulator.wait_for(lambda: state.created_orders, 5, "the scheduled order")
         await stack.wait_status(1, Status.ORDERING)
         await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)

@@ -259,12 +259,13 @@ async def test_a_dispatching_input_sends_block_actions_with_the_view(
     modal = reward_modal()
     modal["blocks"][0]["dispatch_action"] = True
     view = views.open_root(emulator.workspace, "U_ALICE", validate_view(modal))
-    # An input without dispatch_action only keeps the value: nothing reaches the bot.
-    assert await emulator.driver.choose_in_view("U_ALICE", "note", "hi") is None
+    # Slack sends nothing when an input without dispatch_action changes.
+    with pytest.raises(EmulatorError, match="no dispatch_action"):
+        await emulator.driver.choose_in_view("U_ALICE", "note", "hi")
     assert not receiver.received
 
     reply = await emulator.driver.choose_in_view("U_ALICE", "who", "U_BOB")
-    assert reply is not None and reply.responded
+    assert reply.responded
     [sent] = receiver.received
     assert sent["type"] == "block_actions"
     assert sent["container"] == {"type": "view", "view_id": view["id"]}

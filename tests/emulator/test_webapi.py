@@ -243,3 +243,13 @@ async def test_injected_failures_and_call_log(
     await client.chat_postMessage(channel="C_GENERAL", text="3")
     calls = emulator.calls_to("chat.postMessage")
     assert [(c.args["text"], c.ok) for c in calls] == [("1", False), ("2", False), ("3", True)]
+
+
+async def test_history_refuses_a_bad_cursor_or_time(client: AsyncWebClient) -> None:
+    await client.chat_postMessage(channel="C_GENERAL", text="one")
+    page = await client.conversations_history(channel="C_GENERAL", limit=1)
+    assert [m["text"] for m in page["messages"]] == ["one"]
+    bad_cursor = client.conversations_history(channel="C_GENERAL", cursor="dXNlcjpVMEc5V0ZYTlo=")
+    assert await error_of(bad_cursor) == "invalid_cursor"
+    bad_time = client.conversations_history(channel="C_GENERAL", oldest="yesterday")
+    assert await error_of(bad_time) == "invalid_arguments"

@@ -25,6 +25,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -121,6 +122,8 @@ class GiftronautState:
     out_of_stock: set[str] = field(default_factory=set)
     # Recipients whose card Giftronaut will not issue (an order completes without them).
     unissued: set[str] = field(default_factory=set)
+    # Rewrites every order object the fake answers with (undocumented shapes).
+    reshape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     app_scopes: frozenset[str] = ALL_SCOPES
     branded: list[dict[str, Any]] = field(default_factory=lambda: [dict(p) for p in BRANDED])
     choice: list[dict[str, Any]] = field(default_factory=lambda: [dict(p) for p in CHOICE])
@@ -139,6 +142,10 @@ class GiftronautState:
     _drop_after: int = 0
 
     # -- switches -----------------------------------------------------------------------
+
+    def order_json(self, order: FakeOrder) -> dict[str, Any]:
+        body = order.to_json()
+        return self.reshape(body) if self.reshape else body
 
     def fail_next_with(self, status: int, code: str | None = None, *, times: int = 1) -> None:
         """The next ``times`` API calls answer ``status`` before doing anything."""
@@ -321,7 +328,7 @@ def make_app(state: GiftronautState) -> web.Application:
         if known is not None and state.now() - known[2] <= state.replay_window:
             if known[0] != fingerprint:
                 return _error(409, "DUPLICATE_IDEMPOTENCY_KEY", "Key used with another body")
-            return _json(200, state.orders[known[1]].to_json())
+            return _json(200, state.order_json(state.orders[known[1]]))
         product = next(
             p
             for p in (state.branded if kind == "branded" else state.choice)
@@ -357,7 +364,7 @@ def make_app(state: GiftronautState) -> web.Application:
         if state._drop_after:
             state._drop_after -= 1
             return await drop_connection(request)
-        return _json(201, order.to_json())
+        return _json(201, state.order_json(order))
 
     def _settle(order: FakeOrder) -> None:
         if order.status in ("PENDING", "IN_PROGRESS") and order.polls_left <= 0:
@@ -374,7 +381,7 @@ def make_app(state: GiftronautState) -> web.Application:
             return _error(404, "ORDER_NOT_FOUND", "No such order")
         order.polls_left -= 1
         _settle(order)
-        return _json(200, order.to_json())
+        return _json(200, state.order_json(order))
 
     async def cancel(request: web.Request) -> web.StreamResponse:
         if (refused := await guard(request, "orders.cancel")) is not None:

@@ -550,6 +550,16 @@ async def test_from_env_rejects_a_url_that_would_send_the_key_in_clear(
     assert API_KEY not in str(caught.value)
 
 
+async def test_from_env_rejects_a_url_with_credentials_in_it(
+    clean_env: pytest.MonkeyPatch, http: httpx.AsyncClient
+) -> None:
+    clean_env.setenv("CARDPLUSPAY_API_KEY", API_KEY)
+    clean_env.setenv("CARDPLUSPAY_API_URL", "https://ops:hunter2-pass@api.cardpluspay.com/v1")
+    with pytest.raises(ProviderConfigError, match="user name or password") as caught:
+        CardPlusPayProvider.from_env(http)
+    assert "hunter2-pass" not in str(caught.value)
+
+
 async def test_from_env_defaults_to_production(
     clean_env: pytest.MonkeyPatch, http: httpx.AsyncClient, state: CardPlusPayState
 ) -> None:

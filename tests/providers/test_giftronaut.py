@@ -236,6 +236,22 @@ async def test_a_shared_order_is_one_order_with_a_recipient_each(
     assert result.charged == Money(amount=Decimal("75.00"), currency="USD")
 
 
+async def test_undocumented_fields_in_another_shape_never_make_a_placed_order_unreadable(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    def reshape(body: dict[str, Any]) -> dict[str, Any]:
+        odd = [{"email": 42}, *body["recipients"][1:]]  # one address not a string
+        return {**body, "totalCost": float(body["totalCost"]["amount"]), "recipients": odd}
+
+    env.state.reshape = reshape
+    result = await settle(gt, await gt.place_shared_order(shared_order()))
+    assert result.state is OrderState.COMPLETED and result.charged is None
+    assert [c.email for c in result.cards] == ["omar@example.com"]
+    env.state.reshape = lambda body: {**body, "recipients": "two cards"}
+    unlisted = await gt.get_order(result.provider_order_id)
+    assert unlisted.state is OrderState.COMPLETED and unlisted.cards == ()
+
+
 async def test_a_shared_order_completed_without_a_card_for_someone_says_so(
     env: Env, gt: GiftronautProvider
 ) -> None:

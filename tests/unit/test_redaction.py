@@ -1,7 +1,14 @@
+import asyncio
 import io
 import logging
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
 
-from bot.redaction import SecretRedactor
+from bot.domain import Money, NewRewardRequest, Status
+from bot.jobs import JobRunner
+from bot.redaction import REDACTOR, SecretRedactor
+from bot.store import Job, JobKind, Store
 
 
 def _logger_with(redactor: SecretRedactor) -> tuple[logging.Logger, io.StringIO]:
@@ -37,3 +44,43 @@ def test_the_memory_is_bounded() -> None:
     logger, out = _logger_with(redactor)
     logger.info("secret-000000 secret-001049")
     assert out.getvalue().strip() == "secret-000000 [redacted]"
+
+
+async def test_a_failed_jobs_kept_error_is_masked_too(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    request, _ = await store.create_request(
+        NewRewardRequest(
+            requester_id="UREQ",
+            recipient_id="UREC",
+            origin_channel_id="CGEN",
+            face_value=Money(amount=Decimal(25), currency="GBP"),
+            provider="sandbox",
+            product_id="SBX-BOOKS-GBP",
+            product_name="Sandbox Books",
+            message="thanks",
+        ),
+        "V1",
+    )
+    link = "https://cards.example/redeem/kept-error-7f3a"
+    REDACTOR.remember(link)
+
+    async def fails(_job: Job) -> None:
+        raise ValueError(f"could not build a redemption from {link}")
+
+    await store.transition(
+        request.id, Status.PENDING_APPROVAL, Status.APPROVED, "UAPP", then=[JobKind.FULFIL]
+    )
+
+    async def announced(_job: Job) -> None:
+        return None
+
+    handlers = {JobKind.FULFIL: fails, JobKind.NOTIFY: announced}
+    runner = JobRunner(store, handlers, give_up_after={JobKind.FULFIL: 1})
+    runner.start()
+    await asyncio.wait_for(runner.wait_idle(), 5)
+    await runner.stop()
+    await store.close()
+    with sqlite3.connect(tmp_path / "r.db") as db:
+        [(error,)] = db.execute("SELECT last_error FROM jobs WHERE kind = 'fulfil'").fetchall()
+    assert "could not build a redemption" in error
+    assert link not in error and "[redacted]" in error
