@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # How long a job's claim lasts without a heartbeat: after a crash, how soon the next
     # start takes the job over.
     job_lease_seconds: float = Field(default=30.0, gt=0, alias="REWARDBOT_JOB_LEASE_SECONDS")
+    # The longest one Slack Web API call may take. A delivery DM that another run started is
+    # waited for this long (and a little more) before it is looked for and sent again.
+    slack_timeout_seconds: int = Field(
+        default=10, ge=1, le=120, alias="REWARDBOT_SLACK_TIMEOUT_SECONDS"
+    )
     providers: Annotated[list[str], NoDecode] = Field(
         default=["sandbox"], alias="REWARDBOT_PROVIDERS"
     )

@@ -2,28 +2,35 @@
 
 A job carries one provider order: one request's, or one shared by several requests of a bulk
 reward. Each step is persisted before the next side effect, so the job can be run again after
-a crash at any point: the idempotency key stored at approval makes a replayed order the same
-order, a stored order id is looked up instead of re-sent, and each recipient's DM is checked
-before their delivery is sent again.
+a crash at any point, by this process or another: the idempotency key stored at approval makes
+a replayed order the same order, every send of it is recorded first (``order_sends``), a
+stored order id is looked up instead of re-sent, and each recipient's DM is checked before
+their delivery is sent again. Every side effect is fenced by the job's claim: a run that lost
+it stops (:class:`~bot.store.LeaseLost`) before its next provider call, DM or settlement.
+
+Nothing waits in the job: a pending order, a provider that is down and a rate limit all put
+the job back to run later (:class:`~bot.jobs.RunLater` or a retry with backoff), so one stuck
+order never holds a slot that another reward needs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
 
+from bot import clock
 from bot.domain import RewardRequest, Status, allocate, looks_like_email
 from bot.jobs import RunLater
+from bot.send_log import DurableSendLog
 from bot.slack_gateway import SLACK_FAILURES, SlackGateway, UnknownUser
-from bot.store import SYSTEM_ACTOR, Change, Job, Store
+from bot.store import SYSTEM_ACTOR, Change, Job, LeaseLost, Store
 from providers.base import (
     IssuedCard,
     OrderLine,
@@ -32,6 +39,7 @@ from providers.base import (
     OrderState,
     Provider,
     Recipient,
+    SendLog,
     SharedOrder,
 )
 from providers.errors import (
@@ -49,18 +57,20 @@ _SLACK_TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 T = TypeVar("T")
-_MAX_WAKEUPS = 10_000
 # A card the provider schedules itself is looked at again this long after its send time.
 _AFTER_SEND = timedelta(minutes=1)
+# A lookup for an order of unknown outcome leaves out orders attributed this recently.
+_ATTRIBUTED_WINDOW = timedelta(days=30)
 
 
 class Fulfillment:
     """The ``fulfil`` job: carries approved requests to delivery, resuming where it stopped.
 
-    Each step is persisted before the next side effect: the order id as soon as the provider
-    gives it, the start of the delivery before the DM. Run again after a crash, the job looks
-    the order up instead of re-sending it, and checks the recipient's DM before re-sending it.
-    An exception leaves the request as it is and the job is retried later.
+    Each step is persisted before the next side effect: every send of the order before it is
+    made, the order id as soon as the provider gives it, the start of the delivery before the
+    DM. Run again after a crash, the job looks the order up instead of re-sending it, and
+    checks the recipient's DM before re-sending it. An exception leaves the request as it is
+    and the job is retried later, with backoff.
     """
 
     def __init__(
@@ -70,40 +80,39 @@ class Fulfillment:
         gateway: SlackGateway,
         *,
         retry_base_delay: float = 1.0,
-        retry_max_delay: float = 60.0,
         stall_notice_after: int = 5,
         slack_attempts: int = 3,
+        delivery_in_flight: float = 15.0,
     ) -> None:
+        """``delivery_in_flight``: the longest a delivery DM another run started may still be
+        on its way to Slack (its Web API call's timeout, with a margin)."""
         self._store = store
         self._providers = providers
         self._gateway = gateway
         self._retry_base_delay = retry_base_delay
-        self._retry_max_delay = retry_max_delay
         self._stall_notice_after = stall_notice_after
         self._slack_attempts = slack_attempts
-        self._wakeups: dict[tuple[str, str], asyncio.Event] = {}
+        self._delivery_in_flight = delivery_in_flight
 
     async def run(self, job: Job) -> None:
         """Carry every unfinished order the job's request owns: its own, and the one it shares
         with others of its batch (see :meth:`Store.orders_owned_by`)."""
-        postponed: list[datetime] = []
+        postponed: list[RunLater] = []
         for order in await self._store.orders_owned_by(job.request_id):
             try:
-                await self._fulfil(order)
+                await self._fulfil(job, order)
             except RunLater as wait:
-                postponed.append(wait.until)
+                postponed.append(wait)
         if postponed:
-            raise RunLater(min(postponed))
+            soonest = min(postponed, key=lambda wait: wait.until)
+            raise RunLater(soonest.until, waiting=any(wait.waiting for wait in postponed))
 
-    def order_changed(self, provider: str, provider_order_id: str) -> None:
-        """A webhook said the order changed: stop waiting for the next poll."""
-        key = (provider, provider_order_id)
-        # The event may not exist yet (the webhook beat place_order's answer): create it set.
-        # Bounded, because the provider also reports orders that are not ours.
-        if key in self._wakeups or len(self._wakeups) < _MAX_WAKEUPS:
-            self._wakeups.setdefault(key, asyncio.Event()).set()
+    async def order_changed(self, provider: str, provider_order_id: str) -> None:
+        """A webhook said the order changed: its job runs now, in whichever process."""
+        if not await self._store.nudge_order(provider, provider_order_id):
+            log.info("%s webhook about order %s, which is not waiting", provider, provider_order_id)
 
-    async def _fulfil(self, requests: list[RewardRequest]) -> None:
+    async def _fulfil(self, job: Job, requests: list[RewardRequest]) -> None:
         """One provider order, for one request or (shared) for several of a batch."""
         provider = self._providers.get(requests[0].provider)
         if provider is None:
@@ -112,54 +121,51 @@ class Fulfillment:
                 f"request {requests[0].id} needs provider {requests[0].provider!r}, which is "
                 "not enabled"
             )
-        requests = await self._ready_to_order(requests, provider)
-        result = await self._place_or_look_up(requests, provider) if requests else None
+        requests = await self._ready_to_order(job, requests, provider)
+        result = await self._place_or_look_up(job, requests, provider) if requests else None
         if result is None:
             return
-        send_at = _send_at(requests[0])
-        waiting_for_send = send_at is not None and send_at > datetime.now(UTC)
-        if waiting_for_send and result.state is OrderState.PENDING:
-            assert send_at is not None
-            # The provider sends it then; there is nothing to poll for until that time.
-            raise RunLater(send_at + _AFTER_SEND)
-        try:
-            result = await self._until_settled(requests[0], provider, result)
-        except (OrderRefused, OutcomeUnknown) as problem:
-            await self._order_exists_but(requests, result.provider_order_id, problem)
-            return
+        if result.state is OrderState.PENDING:
+            send_at = _send_at(requests[0])
+            if send_at is not None and send_at > clock.now():
+                # The provider sends it then; there is nothing to poll for until that time.
+                raise RunLater(send_at + _AFTER_SEND, waiting=False)
+            raise RunLater(clock.now() + timedelta(seconds=provider.poll_interval))
         if result.state is OrderState.FAILED:
             failure = result.failure_reason or f"{provider.name} could not issue the card."
-            await self._settle(requests, Status.FAILED, failure)
+            await self._settle(job, requests, Status.FAILED, failure)
             return
-        in_order = await self._store.requests_with_order(
-            requests[0].provider, result.provider_order_id
-        )
+        # The id stored when the order was placed (a provider may name it differently later).
+        stored_id = requests[0].provider_order_id or result.provider_order_id
+        in_order = await self._store.requests_with_order(requests[0].provider, stored_id)
         for request in requests:
             own = own_part(request, in_order, result)
             if own is None:
                 await self._settle(
+                    job,
                     [request],
                     Status.NEEDS_REVIEW,
                     f"{request.provider} completed order {result.provider_order_id} without a "
                     "card for this recipient.",
                 )
             else:
-                await self._deliver_and_finish(request, own)
+                await self._deliver_and_finish(job, request, own)
 
     async def _ready_to_order(
-        self, requests: list[RewardRequest], provider: Provider
+        self, job: Job, requests: list[RewardRequest], provider: Provider
     ) -> list[RewardRequest]:
         """Claim the approved requests; of those ordering, the ones the order is (or was)
         placed for. Before the order, someone the provider cannot email fails alone."""
         approved = [r for r in requests if r.status is Status.APPROVED]
         if approved:
-            await self._claim(approved, provider)
+            await self._claim(job, approved, provider)
         requests = await self._still(Status.ORDERING, requests)
         if not requests or requests[0].provider_order_id or not provider.needs_recipient_email:
             return requests
         unreachable = [r for r in requests if not _has_email(r)]
         if unreachable:
             await self._settle(
+                job,
                 unreachable,
                 Status.FAILED,
                 f"{provider.name} emails the card, but the recipient's Slack profile shows no "
@@ -168,35 +174,80 @@ class Fulfillment:
         return [r for r in requests if _has_email(r)]
 
     async def _place_or_look_up(
-        self, requests: list[RewardRequest], provider: Provider
+        self, job: Job, requests: list[RewardRequest], provider: Provider
     ) -> OrderResult | None:
         """The order's state, placing it first if the provider has not given its id yet;
-        ``None`` if the requests were settled because of the answer."""
+        ``None`` if the requests were settled because of the answer. A provider that is
+        unavailable raises (the job is retried with backoff); a rate limit postpones it."""
         # Once an order id is known (a resumed request), never send the order again: look it up.
-        # Replaying the key is safe only within the provider's idempotency window.
         order_id = requests[0].provider_order_id
-        send: Callable[[], Awaitable[OrderResult]]
+        key = requests[0].order_key or requests[0].idempotency_key
+        assert key is not None, "approval always stores the key"
+        sends: SendLog | None = None
+        call: Callable[[], Awaitable[OrderResult]]
         if order_id is not None:
-            send = functools.partial(provider.get_order, order_id)
-        elif requests[0].order_key is not None:
-            send = functools.partial(provider.place_shared_order, _shared_order_for(requests))
+            call = functools.partial(provider.get_order, order_id)
         else:
-            send = functools.partial(provider.place_order, _order_for(requests[0]))
-        try:
-            result = await self._with_retries(requests[0], send)
-        except OrderRefused as refusal:
-            if order_id is None:
-                reason = f"{provider.name} refused the order: {refusal.message}"
-                await self._settle(requests, Status.FAILED, reason)
+            since = clock.now() - _ATTRIBUTED_WINDOW
+            attributed = await self._store.attributed_orders(provider.name, since)
+            sends = await DurableSendLog.open(self._store, job, provider.name, key, attributed)
+            if requests[0].order_key is not None:
+                call = functools.partial(
+                    provider.place_shared_order, _shared_order_for(requests), sends
+                )
             else:
-                await self._order_exists_but(requests, order_id, refusal)
+                call = functools.partial(provider.place_order, _order_for(requests[0]), sends)
+        await self._store.hold(job)  # the fence before the provider call
+        try:
+            result = await call()
+        except RateLimited as limited:
+            raise RunLater(clock.now() + timedelta(seconds=limited.retry_after)) from None
+        except RetryableProviderError as problem:
+            await self._notice_stall(job, requests[0], problem)
+            raise
+        except OrderRefused as refusal:
+            if order_id is not None:
+                await self._order_exists_but(job, requests, order_id, refusal)
+            elif sends is not None and sends.record.unsettled_since is not None:
+                # An earlier send's answer was lost: a refusal now cannot say nothing was bought.
+                await self._settle(
+                    job,
+                    requests,
+                    Status.NEEDS_REVIEW,
+                    f"{provider.name} refused the order ({refusal.message}) after an earlier "
+                    "attempt's answer was lost, so a card may have been bought. Check "
+                    f"{provider.name}'s order list.",
+                )
+            else:
+                reason = f"{provider.name} refused the order: {refusal.message}"
+                await self._settle(job, requests, Status.FAILED, reason)
             return None
         except OutcomeUnknown as unknown:
-            await self._settle(requests, Status.NEEDS_REVIEW, unknown.message)
+            await self._settle(job, requests, Status.NEEDS_REVIEW, unknown.message)
             return None
-        if order_id != result.provider_order_id:
-            await self._store.set_provider_order([r.id for r in requests], result.provider_order_id)
+        if order_id is None:
+            await self._store.set_provider_order(
+                [r.id for r in requests], result.provider_order_id, key, fence=job
+            )
         return result
+
+    async def _notice_stall(
+        self, job: Job, request: RewardRequest, problem: RetryableProviderError
+    ) -> None:
+        """Log a provider that is not answering; once, after a few attempts, say so in the
+        request's thread."""
+        log.warning("request %s: %s (attempt %s)", request.id, problem.message, job.attempts)
+        if job.attempts != self._stall_notice_after:
+            return
+        try:
+            await self._store.hold(job)
+            await self._gateway.reply_in_thread(
+                request,
+                f"{request.provider} is not answering ({problem.message}). "
+                "Still retrying; the card will not be ordered twice.",
+            )
+        except SLACK_FAILURES:
+            log.warning("could not post the stall notice for request %s", request.id)
 
     async def _still(self, status: Status, requests: list[RewardRequest]) -> list[RewardRequest]:
         """The requests, read again, that are (still) in ``status``."""
@@ -204,17 +255,22 @@ class Fulfillment:
         return [r for r in current if r.status is status]
 
     async def _order_exists_but(
-        self, requests: list[RewardRequest], provider_order_id: str, problem: ProviderError
+        self,
+        job: Job,
+        requests: list[RewardRequest],
+        provider_order_id: str,
+        problem: ProviderError,
     ) -> None:
         """The order exists: a refusal to report on it is not a refusal of the order."""
         await self._settle(
+            job,
             requests,
             Status.NEEDS_REVIEW,
             f"{requests[0].provider} accepted order {provider_order_id} but then answered: "
             f"{problem.message}",
         )
 
-    async def _claim(self, requests: list[RewardRequest], provider: Provider) -> None:
+    async def _claim(self, job: Job, requests: list[RewardRequest], provider: Provider) -> None:
         """``approved → ordering`` for all of one order's requests at once, capturing each
         recipient so every retry of the order (even after a restart or a profile change) sends
         the same body. Whether the provider schedules the cards itself is fixed here too, once
@@ -223,7 +279,7 @@ class Fulfillment:
         recipient who left the workspace fails alone."""
         cancel_before = None
         when = requests[0].deliver_at
-        if provider.schedules_natively and when and when > datetime.now(UTC):
+        if provider.schedules_natively and when and when > clock.now():
             cancel_before = (when - provider.cancel_cutoff).isoformat()
         claims = []
         for request in requests:
@@ -239,6 +295,7 @@ class Fulfillment:
                     Status.FAILED,
                     SYSTEM_ACTOR,
                     detail={"reason": reason},
+                    fence=job,
                     failure_reason=reason,
                 )
                 continue
@@ -256,7 +313,7 @@ class Fulfillment:
             )
         if claims:
             # All or none: a cancellation racing the claim leaves nothing half ordered.
-            await self._store.transition_all(claims, SYSTEM_ACTOR)
+            await self._store.transition_all(claims, SYSTEM_ACTOR, fence=job)
 
     async def _slack_with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """A Slack call that a brief outage should not break: a few tries with backoff."""
@@ -270,35 +327,20 @@ class Fulfillment:
                 await asyncio.sleep(self._retry_base_delay * attempt)
         raise AssertionError("unreachable")
 
-    async def _until_settled(
-        self, request: RewardRequest, provider: Provider, result: OrderResult
-    ) -> OrderResult:
-        """Poll (or wake on a webhook) until the order is no longer pending."""
-        key = (request.provider, result.provider_order_id)
-        wakeup = self._wakeups.setdefault(key, asyncio.Event())
-        try:
-            while result.state is OrderState.PENDING:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), provider.poll_interval)
-                wakeup.clear()
-                result = await self._with_retries(
-                    request, functools.partial(provider.get_order, result.provider_order_id)
-                )
-        finally:
-            self._wakeups.pop(key, None)
-        return result
-
-    async def _deliver_and_finish(self, request: RewardRequest, result: OrderResult) -> None:
+    async def _deliver_and_finish(
+        self, job: Job, request: RewardRequest, result: OrderResult
+    ) -> None:
         """Deliver the request's own part of a completed order and record it fulfilled."""
         if result.redemption is None and not result.delivered_by_provider:
             await self._settle(
+                job,
                 [request],
                 Status.NEEDS_REVIEW,
                 f"{request.provider} completed order {result.provider_order_id} without "
                 "usable redemption details for this recipient.",
             )
             return
-        if not await self._deliver_once(request, result):
+        if not await self._deliver_once(job, request, result):
             return
         charged = result.charged
         await self._store.transition(
@@ -307,24 +349,33 @@ class Fulfillment:
             Status.FULFILLED,
             SYSTEM_ACTOR,
             detail={"provider_order_id": result.provider_order_id},
+            fence=job,
             charged_amount=str(charged.amount) if charged else None,
             charged_currency=charged.currency if charged else None,
         )
 
-    async def _deliver_once(self, request: RewardRequest, result: OrderResult) -> bool:
+    async def _deliver_once(self, job: Job, request: RewardRequest, result: OrderResult) -> bool:
         """DM the card exactly once; False if Slack refused and the request was parked.
 
-        Before any second attempt (a retry after a timeout, or the job run again after a
-        crash) the recipient's DM is searched for the first one: a request whose answer was
-        lost may still have been posted."""
-        started = request.delivery_started_at
-        if started is None:
-            started = await self._store.mark_delivery_started(request.id)
-        for attempt in range(1, self._slack_attempts + 1):
-            maybe_sent = attempt > 1 or request.delivery_started_at is not None
-            if maybe_sent and await self._gateway.was_delivered(request, since=started):
+        The start of the delivery is recorded first, under this claim. If another run started
+        it (a crash, or a run that lost its claim and may still be sending), its DM may be on
+        its way: this run waits out the time that DM could take (on its own monotonic clock,
+        never a wall clock), then looks for it in the recipient's DM history before taking
+        the delivery over. Any attempt after the first, in this run, looks first as well."""
+        start = await self._store.start_delivery(request.id, job)
+        if start.other_claim is not None:
+            await asyncio.sleep(self._delivery_in_flight)
+            await self._store.hold(job)
+            if await self._gateway.was_delivered(request, since=start.started_at):
                 log.info("request %s: the delivery DM had already been sent", request.id)
                 return True
+            if not await self._store.take_over_delivery(request.id, job, start.other_claim):
+                raise LeaseLost(job)
+        for attempt in range(1, self._slack_attempts + 1):
+            if attempt > 1 and await self._gateway.was_delivered(request, since=start.started_at):
+                log.info("request %s: the delivery DM had already been sent", request.id)
+                return True
+            await self._store.hold(job)  # the fence right before the DM
             try:
                 await self._gateway.deliver(request, result.redemption)
                 return True
@@ -333,6 +384,7 @@ class Fulfillment:
                 if error not in _SLACK_TRANSIENT_ERRORS:
                     # Slack answered no (the recipient cannot be messaged): waiting won't help.
                     await self._settle(
+                        job,
                         [request],
                         Status.NEEDS_REVIEW,
                         f"The gift card was issued (order {result.provider_order_id}) but "
@@ -347,7 +399,9 @@ class Fulfillment:
             await asyncio.sleep(self._retry_base_delay * attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _settle(self, requests: list[RewardRequest], status: Status, reason: str) -> None:
+    async def _settle(
+        self, job: Job, requests: list[RewardRequest], status: Status, reason: str
+    ) -> None:
         """End the order of ``requests`` (all of them at once: they share it) without a
         delivery; the transitions queue their announcements."""
         settled = await self._store.transition_all(
@@ -362,44 +416,11 @@ class Fulfillment:
                 for r in requests
             ],
             SYSTEM_ACTOR,
+            fence=job,
         )
         if not settled:
             # Only a cancellation moves an ordering request meanwhile, and it moves them all.
             log.info("requests %s had already moved on: not %s", [r.id for r in requests], status)
-
-    async def _with_retries(
-        self, request: RewardRequest, call: Callable[[], Awaitable[OrderResult]]
-    ) -> OrderResult:
-        """Retry what may be retried, forever, with capped backoff: the idempotency key makes
-        every retry the same order, and giving up could strand a card that was issued."""
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except RateLimited as exc:
-                delay = exc.retry_after
-                problem = exc.message
-            except RetryableProviderError as exc:
-                delay = min(self._retry_base_delay * 2**attempt, self._retry_max_delay)
-                problem = exc.message
-            attempt += 1
-            log.warning(
-                "request %s: %s (attempt %s, retrying in %.1fs)",
-                request.id,
-                problem,
-                attempt,
-                delay,
-            )
-            if attempt == self._stall_notice_after:
-                try:
-                    await self._gateway.reply_in_thread(
-                        request,
-                        f"{request.provider} is not answering ({problem}). "
-                        "Still retrying; the card will not be ordered twice.",
-                    )
-                except SLACK_FAILURES:
-                    log.warning("could not post the stall notice for request %s", request.id)
-            await asyncio.sleep(delay)
 
 
 def _order_for(request: RewardRequest) -> OrderRequest:

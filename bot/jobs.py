@@ -1,24 +1,35 @@
 """Runs durable jobs from the store: leases, heartbeats, retries with backoff, graceful stop.
 
 A job is claimed with a lease that a heartbeat keeps extending while it runs. If the process
-dies, the lease expires and the next runner (after a restart) takes the job over; a graceful
-stop gives leases back at once. A job whose lease cannot be renewed is cancelled, so it never
-runs twice at once. Handlers must be safe to run again after a crash at any point: they resume
-from the persisted state of the request.
+dies, the lease expires and any runner (after a restart, or in another process on the same
+database) takes the job over; a graceful stop gives leases back at once.
+
+Leases are timed, so a run can outlive its lease (a clock that steps, an event loop blocked
+for longer than the lease) and find its job claimed again. Exactly-once does not rest on the
+heartbeat noticing in time: each claim has its own token, and every side effect of a handler is
+preceded by a guarded write that checks the token is still current (:meth:`Store.hold`, the
+``fence`` of :meth:`Store.transition_all`, :meth:`Store.start_delivery`,
+:meth:`Store.record_send`). A run whose claim was superseded fails that check with
+:class:`LeaseLost` and stops before acting; the heartbeat that finds the claim gone cancels it
+too. Handlers must be safe to run again after a crash at any point: they resume from the
+persisted state of the request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from bot import clock
 from bot.redaction import REDACTOR
-from bot.store import Job, JobKind, Store
+from bot.store import Job, JobKind, LeaseLost, Store
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +37,29 @@ JobHandler = Callable[[Job], Coroutine[Any, Any, None]]
 
 
 class RunLater(Exception):
-    """Raised by a handler that has nothing to do before ``until`` (a card scheduled by the
-    provider): the job is run again then, without counting as a failed attempt."""
+    """Raised by a handler that has nothing to do before ``until``: the job is run again then,
+    without counting as a failed attempt and without holding a slot meanwhile. ``waiting``: it
+    waits on a provider (an order to poll, a rate limit), so it is still under way; otherwise
+    it is scheduled (a card the provider sends at a set time)."""
 
-    def __init__(self, until: datetime) -> None:
+    def __init__(self, until: datetime, *, waiting: bool = True) -> None:
         super().__init__(until.isoformat())
         self.until = until
+        self.waiting = waiting
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """When a failing job is given up: after ``attempts`` attempts, or once it is ``after``
+    old (whichever comes first); never if neither is set."""
+
+    attempts: int | None = None
+    after: timedelta | None = None
+
+    def reached(self, job: Job) -> bool:
+        if self.attempts is not None and job.attempts >= self.attempts:
+            return True
+        return self.after is not None and clock.now() - job.created_at >= self.after
 
 
 # Slots per kind: long-polling orders never starve Slack notifications, and vice versa.
@@ -42,18 +70,19 @@ DEFAULT_CONCURRENCY: Mapping[JobKind, int] = {
     JobKind.EXPIRE: 2,
     JobKind.RESEND: 2,
 }
-# Attempts before a job is given up (recorded with its last error). Notifications stop after
-# about a day of backoff; an order is never given up, because money may be at stake.
-# A reminder is given up like a notification; an expiry never is, as it releases budget.
-DEFAULT_GIVE_UP_AFTER: Mapping[JobKind, int | None] = {
-    JobKind.FULFIL: None,
-    JobKind.NOTIFY: 20,
-    JobKind.REMIND: 20,
-    JobKind.EXPIRE: None,
+# When a failing job is given up (recorded with its last error). A notification or reminder
+# is retried (backing off to every few minutes) for a whole day of Slack being unavailable;
+# an order is never given up, because money may be at stake; an expiry never is, as it
+# releases budget.
+DEFAULT_GIVE_UP: Mapping[JobKind, GiveUp] = {
+    JobKind.FULFIL: GiveUp(),
+    JobKind.NOTIFY: GiveUp(after=timedelta(hours=24)),
+    JobKind.REMIND: GiveUp(after=timedelta(hours=24)),
+    JobKind.EXPIRE: GiveUp(),
     # A resend catches the provider's and Slack's failures itself; one that still fails is
     # tried a little, then dropped (the asker can ask again). A repeat only sends the card to
     # its own recipient once more.
-    JobKind.RESEND: 3,
+    JobKind.RESEND: GiveUp(attempts=3),
 }
 
 
@@ -67,20 +96,25 @@ class JobRunner:
         *,
         lease_seconds: float = 30.0,
         concurrency: Mapping[JobKind, int] = DEFAULT_CONCURRENCY,
-        give_up_after: Mapping[JobKind, int | None] = DEFAULT_GIVE_UP_AFTER,
+        give_up: Mapping[JobKind, GiveUp] = DEFAULT_GIVE_UP,
         poll_interval: float = 1.0,
+        base_backoff: float = 2.0,
         max_backoff: float = 300.0,
     ) -> None:
         self._store = store
         self._handlers = handlers
         self._lease_seconds = lease_seconds
         self._concurrency = concurrency
-        self._give_up_after = give_up_after
+        self._give_up = give_up
         self._poll_interval = poll_interval
+        self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         self.owner = f"runner-{uuid.uuid4().hex[:12]}"
         self._wakeup = asyncio.Event()
         self._running: dict[JobKind, set[asyncio.Task[None]]] = {kind: set() for kind in handlers}
+        # The ids of the jobs this runner runs: never claimed again by itself, whatever a
+        # stepped clock says of their leases.
+        self._running_ids: set[int] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -129,21 +163,35 @@ class JobRunner:
             if self._stopping:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wakeup.wait(), await self._idle_time())
+
+    async def _idle_time(self) -> float:
+        """How long to wait for new work: until the next job is due, at most a poll interval
+        (work queued by another process is only seen by polling)."""
+        try:
+            due = await self._store.seconds_to_next_job()
+        except Exception:
+            log.exception("reading the job queue failed")
+            return self._poll_interval
+        return self._poll_interval if due is None else min(due, self._poll_interval)
 
     async def _claim_what_fits(self) -> None:
         for kind, running in self._running.items():
             while not self._stopping and len(running) < self._concurrency.get(kind, 1):
-                job = await self._store.claim_job(self.owner, self._lease_seconds, kind)
+                job = await self._store.claim_job(
+                    self.owner, self._lease_seconds, kind, running=sorted(self._running_ids)
+                )
                 if job is None:
                     break
+                self._running_ids.add(job.id)
                 task = asyncio.create_task(self._run(job), name=f"job-{job.kind}-{job.id}")
                 running.add(task)
-                task.add_done_callback(self._finished)
+                task.add_done_callback(functools.partial(self._finished, job))
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, job: Job, task: asyncio.Task[None]) -> None:
         for running in self._running.values():
             running.discard(task)
+        self._running_ids.discard(job.id)
         self.wake()  # a slot is free, and jobs of the same request may now be runnable
 
     async def _run(self, job: Job) -> None:
@@ -152,58 +200,70 @@ class JobRunner:
         try:
             await work
         except RunLater as later:
-            await self._store.postpone_job(job, later.until)
+            await self._store.postpone_job(job, later.until, waiting=later.waiting)
+        except LeaseLost:
+            # Another run holds the job now: it carries on from what is stored.
+            log.warning(
+                "job %s (%s, request %s) lost its claim and stopped before its next step",
+                job.id,
+                job.kind,
+                job.request_id,
+            )
         except asyncio.CancelledError:
             if not work.cancelled():
                 raise  # stop() cancelled us: release_jobs gives the lease back
-            log.error(
-                "job %s (%s, request %s) lost its lease and was stopped",
+            log.warning(
+                "job %s (%s, request %s) lost its claim and was stopped",
                 job.id,
                 job.kind,
                 job.request_id,
             )
         except Exception as exc:
-            # Kept in the jobs table: masked like the logs, as an exception's repr may quote data.
-            error = REDACTOR.mask(repr(exc))[:500]
-            limit = self._give_up_after.get(job.kind)
-            if limit is not None and job.attempts >= limit:
-                log.error(
-                    "job %s (%s, request %s) gave up after %s attempts: %r",
-                    job.id,
-                    job.kind,
-                    job.request_id,
-                    job.attempts,
-                    exc,
-                )
-                await self._store.finish_job(job, error=error)
-            else:
-                delay = min(2.0 ** min(job.attempts, 16), self._max_backoff)
-                log.warning(
-                    "job %s (%s, request %s) failed (attempt %s), retrying in %.0fs: %r",
-                    job.id,
-                    job.kind,
-                    job.request_id,
-                    job.attempts,
-                    delay,
-                    exc,
-                )
-                await self._store.retry_job(job, delay, error)
+            await self._failed(job, exc)
         else:
             await self._store.finish_job(job)
         finally:
             heartbeat.cancel()
             work.cancel()
 
+    async def _failed(self, job: Job, exc: Exception) -> None:
+        """Retry with exponential backoff, or give the job up (kept with its error)."""
+        # Kept in the jobs table: masked like the logs, as an exception's repr may quote data.
+        error = REDACTOR.mask(repr(exc))[:500]
+        if self._give_up.get(job.kind, GiveUp()).reached(job):
+            log.error(
+                "job %s (%s, request %s) gave up after %s attempts: %r",
+                job.id,
+                job.kind,
+                job.request_id,
+                job.attempts,
+                exc,
+            )
+            await self._store.finish_job(job, error=error)
+            return
+        delay = min(self._base_backoff * 2.0 ** min(job.attempts - 1, 16), self._max_backoff)
+        log.warning(
+            "job %s (%s, request %s) failed (attempt %s), retrying in %.1fs: %r",
+            job.id,
+            job.kind,
+            job.request_id,
+            job.attempts,
+            delay,
+            exc,
+        )
+        await self._store.retry_job(job, delay, error)
+
     async def _heartbeat(self, job: Job, work: asyncio.Task[None]) -> None:
-        """Extend the lease; if it cannot be renewed, stop the work before anyone else may
-        claim the job (the lease still has two thirds of its time to run)."""
+        """Extend the lease. A renewal that fails (the database busy) is tried again at the
+        next beat: the fences keep a superseded run from acting meanwhile. A claim found to be
+        superseded stops the work at once."""
         while True:
             await asyncio.sleep(self._lease_seconds / 3)
             try:
-                renewed = await self._store.extend_lease(job, self._lease_seconds)
+                current = await self._store.extend_lease(job)
             except Exception:
-                log.exception("renewing the lease of job %s failed", job.id)
-                renewed = False
-            if not renewed:
+                log.exception("renewing the lease of job %s failed; trying again", job.id)
+                continue
+            if not current:
                 work.cancel()
                 return

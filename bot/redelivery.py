@@ -117,9 +117,9 @@ class Redelivery:
             answer: str | None = str(refusal)
         else:
             if email:
-                answer = await self._provider_resend(request, provider, order_id, actor, email)
+                answer = await self._provider_resend(job, request, provider, order_id, email)
             else:
-                answer = await self._to_recipient(request, provider, order_id, actor)
+                answer = await self._to_recipient(job, request, provider, order_id)
         if answer is None:
             return
         try:
@@ -130,7 +130,7 @@ class Redelivery:
             )
 
     async def _to_recipient(
-        self, request: RewardRequest, provider: Provider, order_id: str, actor: str
+        self, job: Job, request: RewardRequest, provider: Provider, order_id: str
     ) -> str | None:
         """DM the card to its recipient again (or have the provider email it again); what to
         tell them, ``None`` if the card's own message says it all."""
@@ -149,23 +149,27 @@ class Redelivery:
         if own.redemption is None:
             if not provider.can_resend:
                 return f"{request.provider} emailed this card to you: check your inbox and spam."
-            return await self._provider_resend(request, provider, order_id, actor, None)
+            return await self._provider_resend(job, request, provider, order_id, None)
+        await self._store.hold(job)  # the fence before the DM
         try:
             await self._gateway.deliver(request, own.redemption)
         except SLACK_FAILURES as exc:
             log.warning("resend of request %s: Slack refused the DM: %r", request.id, exc)
             return "Slack did not take the message. Please ask again in a minute."
+        actor = str(job.payload["actor"])
         await self._store.record_event(request.id, "resent", actor, {"to": "recipient DM"})
         return None
 
     async def _provider_resend(
         self,
+        job: Job,
         request: RewardRequest,
         provider: Provider,
         order_id: str,
-        actor: str,
         email: str | None,
     ) -> str:
+        actor = str(job.payload["actor"])
+        await self._store.hold(job)  # the fence before the provider call
         try:
             await provider.resend(order_id, request.recipient_email, email)
         except OrderRefused as refusal:

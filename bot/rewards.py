@@ -539,8 +539,15 @@ class RewardService:
         return await self._decided(request_id, actor, won)
 
     async def check_again(self, request_id: int, actor: str) -> RewardRequest:
-        """After review: look the existing order up again and deliver it if it is ready."""
+        """After review: look the existing order up again and deliver it if it is ready. Only
+        for a request whose provider order id is known: without one there is nothing to look
+        up, and re-sending the parked order is not a check (the card offers *Order again*)."""
         together = await self._reviewable(request_id, actor)
+        if together[0].provider_order_id is None:
+            raise NotAllowed(
+                f"Reward #{request_id} has no {together[0].provider} order to check: once its "
+                "order list shows whether a card was bought, use Order again or Mark resolved."
+            )
         changes = [
             Change(
                 member.id,
@@ -639,6 +646,7 @@ def _new_order(request_id: int) -> dict[str, str | None]:
         "order_owner": None,
         "provider_order_id": None,
         "delivery_started_at": None,
+        "delivery_claim": None,
         "failure_reason": None,
     }
 

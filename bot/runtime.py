@@ -61,7 +61,9 @@ class Runtime:
             providers = _providers_from_env(settings.providers, http)
         store = await Store.open(settings.database)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-        client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+        client = AsyncWebClient(
+            token=token, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds
+        )
         # Slack's 429s say how long to wait; honour them instead of failing the call.
         client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         _never_log_payloads()
@@ -70,7 +72,12 @@ class Runtime:
         )
         catalog = Catalog(providers)
         fulfillment = Fulfillment(
-            store, providers, gateway, retry_base_delay=fulfillment_retry_delay
+            store,
+            providers,
+            gateway,
+            retry_base_delay=fulfillment_retry_delay,
+            # The DM's call times out by then; the margin covers Slack finishing it.
+            delivery_in_flight=settings.slack_timeout_seconds + 2.0,
         )
         policy = Policy(rules, Directory(gateway.usergroup_members))
         home = HomeTab(store, gateway, policy)
@@ -87,6 +94,7 @@ class Runtime:
                 JobKind.RESEND: redelivery.run,
             },
             lease_seconds=settings.job_lease_seconds,
+            base_backoff=2.0 * fulfillment_retry_delay,
         )
         store.on_jobs_queued = jobs.wake
         rewards = RewardService(store, catalog, gateway, policy, providers)

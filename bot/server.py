@@ -52,7 +52,7 @@ def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
             log.warning("rejected a %s webhook: %s", provider.name, rejected.message)
             raise web.HTTPBadRequest(text=rejected.message) from None
         if notice is not None:
-            runtime.fulfillment.order_changed(provider.name, notice.provider_order_id)
+            await runtime.fulfillment.order_changed(provider.name, notice.provider_order_id)
         return web.json_response({"ok": True})
 
     async def healthz(_: web.Request) -> web.Response:

@@ -90,7 +90,7 @@ class SlackGateway:
         self.client = client
         self._resendable = frozenset(resendable)
         self._client_without_retries = AsyncWebClient(
-            token=client.token, base_url=client.base_url, retry_handlers=[]
+            token=client.token, base_url=client.base_url, timeout=client.timeout, retry_handlers=[]
         )
         self._store = store
 
@@ -266,8 +266,9 @@ class SlackGateway:
         """Whether the recipient's DM holds this request's delivery message, posted after
         ``since`` (when the delivery started), reading every page of that history."""
         opened = await self.client.conversations_open(users=request.recipient_id)
-        # A minute earlier than our own clock said, in case Slack's runs behind.
-        oldest = f"{since.timestamp() - 60:.6f}"
+        # A day earlier than our own clock said: a clock can step, and Slack's may disagree
+        # with ours by minutes. Reading a day of one person's DMs is cheap.
+        oldest = f"{since.timestamp() - 86_400:.6f}"
         cursor: str | None = None
         while True:
             page = await self.client.conversations_history(

@@ -11,7 +11,7 @@ import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,7 @@ from urllib.parse import quote
 import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
+from bot import clock
 from bot.domain import (
     RELEASES_BUDGET,
     TRANSITIONS,
@@ -35,6 +36,7 @@ from bot.domain import (
     month_title,
 )
 from bot.errors import OverBudget, RequestNotFound
+from providers.base import SendRecord
 
 # Append only: each entry migrates the schema from version N to N+1.
 _MIGRATIONS: tuple[str, ...] = (
@@ -144,6 +146,35 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE reward_requests ADD COLUMN order_owner INTEGER REFERENCES reward_requests(id);
     CREATE INDEX reward_requests_order_owner ON reward_requests(order_owner);
     """,
+    # Exactly-once beyond one healthy process: every fact that prevents a repeat order or DM is
+    # durable. ``order_sends`` records each send of an order's idempotency key before it is
+    # made; ``delivery_claim`` is the job claim that started a delivery DM. A job waiting on a
+    # provider (``waiting``) is postponed instead of holding a slot, and a webhook ``nudged``
+    # it. Orders sent before this version whose answer never came are unsettled from their
+    # claim on, so they are reconciled, never re-sent blindly.
+    """
+    ALTER TABLE jobs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN nudged INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE reward_requests ADD COLUMN delivery_claim TEXT;
+    CREATE INDEX reward_requests_provider_order ON reward_requests(provider, provider_order_id);
+    CREATE TABLE order_sends (
+        order_key TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        fingerprint TEXT,
+        first_sent_at TEXT NOT NULL,
+        last_sent_at TEXT NOT NULL,
+        sends INTEGER NOT NULL DEFAULT 0,
+        unsettled_since TEXT,
+        last_answered INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT OR IGNORE INTO order_sends (order_key, provider, first_sent_at, last_sent_at,
+                                       sends, unsettled_since)
+        SELECT COALESCE(order_key, idempotency_key), provider, updated_at, updated_at, 1,
+               updated_at
+        FROM reward_requests
+        WHERE status = 'ordering' AND provider_order_id IS NULL
+          AND COALESCE(order_key, idempotency_key) IS NOT NULL;
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -163,6 +194,7 @@ _TRANSITION_COLUMNS = frozenset(
         "cancel_before",
         "order_key",
         "order_owner",
+        "delivery_claim",
     }
 )
 SYSTEM_ACTOR = "rewardbot"
@@ -208,8 +240,30 @@ class Job(BaseModel):
     payload: dict[str, Any]
     attempts: int
     # This claim's token: a job whose lease expired and was claimed again cannot be
-    # finished or extended through an older claim.
+    # finished or extended through an older claim, and its side effects are fenced by it
+    # (:meth:`Store.hold`).
     lease: str
+    lease_seconds: float
+    created_at: datetime
+
+
+class LeaseLost(Exception):
+    """This run's claim on its job is no longer the current one (its lease lapsed and another
+    run claimed the job, or the job was finished): it must not perform another side effect."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} ({job.kind}, request {job.request_id}) lost its claim")
+        self.job = job
+
+
+class DeliveryStart(BaseModel):
+    """The start of a request's delivery DM, recorded before the DM is sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    started_at: datetime
+    # The claim that started it, if not this run: its DM may have been sent, or be in flight.
+    other_claim: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,7 +312,7 @@ class ApprovalCard(BaseModel):
 
 
 def _now(plus_seconds: float = 0.0) -> str:
-    return _timestamp(datetime.now(UTC) + timedelta(seconds=plus_seconds))
+    return _timestamp(clock.now() + timedelta(seconds=plus_seconds))
 
 
 def _timestamp(when: datetime) -> str:
@@ -314,6 +368,20 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         ),
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _row_to_send_record(row: aiosqlite.Row) -> SendRecord:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return SendRecord(
+        fingerprint=row["fingerprint"],
+        first_sent_at=when(row["first_sent_at"]),
+        last_sent_at=when(row["last_sent_at"]),
+        sends=row["sends"],
+        unsettled_since=when(row["unsettled_since"]),
+        last_answered=bool(row["last_answered"]),
     )
 
 
@@ -653,6 +721,7 @@ class Store:
         *,
         detail: Mapping[str, Any] | None = None,
         then: Sequence[JobKind] = (),
+        fence: Job | None = None,
         **columns: str | None,
     ) -> bool:
         """Move the request from ``from_`` to ``to`` if it is still in ``from_``.
@@ -665,16 +734,22 @@ class Store:
         :meth:`transition_all`.)
         """
         change = Change(request_id, from_, to, dict(detail or {}), tuple(then), columns=columns)
-        return await self.transition_all([change], actor)
+        return await self.transition_all([change], actor, fence=fence)
 
     async def transition_all(
-        self, changes: Sequence[Change], actor: str, *, reserve: Sequence[BudgetLimit] = ()
+        self,
+        changes: Sequence[Change],
+        actor: str,
+        *,
+        reserve: Sequence[BudgetLimit] = (),
+        fence: Job | None = None,
     ) -> bool:
         """Make every change or none (see :meth:`transition`): a batch of requests decided
         together never ends up half decided, whatever decision races with it. A change's
         ``then`` jobs run at its ``then_at``, if given. With ``reserve``, the requests' budget
         amounts are checked against those limits in the same transaction (a retry re-reserves
-        what a failure released); raises :class:`OverBudget` if they no longer fit."""
+        what a failure released); raises :class:`OverBudget` if they no longer fit. With
+        ``fence`` (a job's claim), raises :class:`LeaseLost` unless that claim is current."""
         for change in changes:
             if change.to not in TRANSITIONS[change.from_]:
                 raise ValueError(f"{change.from_} → {change.to} is not an allowed transition")
@@ -684,6 +759,7 @@ class Store:
         now = _now()
         try:
             async with self._transaction() as db:
+                await self._fenced(db, fence)
                 if reserve:
                     await self._reserve_again(db, changes, reserve)
                 for change in changes:
@@ -747,26 +823,40 @@ class Store:
             (kind, request_id, json.dumps(payload), run_after or now, now),
         )
 
-    async def claim_job(self, owner: str, lease_seconds: float, kind: JobKind) -> Job | None:
+    async def claim_job(
+        self,
+        owner: str,
+        lease_seconds: float,
+        kind: JobKind,
+        running: Collection[int] = (),
+    ) -> Job | None:
         """Lease the oldest runnable job of ``kind``. Jobs of one kind and one request run one at
         a time, in order, so Slack shows a request's changes in the order they happened; the
-        kinds are independent, so a notification Slack keeps refusing never holds up an order."""
+        kinds are independent, so a notification Slack keeps refusing never holds up an order.
+
+        A lease that looks expired is taken over, however it came to look so (a crash, or a
+        clock that stepped): the claim gets a new token, and the older run's next side effect
+        fails its fence (:meth:`hold`). ``running``: jobs this runner is running itself, never
+        taken over from itself."""
         now = _now()
         lease = f"{owner}:{uuid.uuid4().hex}"
+        excluded = ",".join("?" * len(running))
+        not_running = f"AND j.id NOT IN ({excluded})" if running else ""
         async with self._transaction() as db:
             claimed = await _rows(
                 db,
-                """UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1
+                f"""UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1,
+                          nudged = 0
                    WHERE id = (
                        SELECT j.id FROM jobs j
                        WHERE j.kind = ? AND j.done_at IS NULL AND j.run_after <= ?
-                         AND (j.lease_expires IS NULL OR j.lease_expires < ?)
+                         AND (j.lease_expires IS NULL OR j.lease_expires < ?) {not_running}
                          AND NOT EXISTS (
                              SELECT 1 FROM jobs e WHERE e.request_id = j.request_id
                                AND e.kind = j.kind AND e.done_at IS NULL AND e.id < j.id)
                        ORDER BY j.id LIMIT 1)
-                   RETURNING id, kind, request_id, payload, attempts""",
-                (lease, _now(lease_seconds), kind, now, now),
+                   RETURNING id, kind, request_id, payload, attempts, created_at""",  # noqa: S608
+                (lease, _now(lease_seconds), kind, now, now, *running),
             )
         row = claimed[0] if claimed else None
         if row is None:
@@ -778,24 +868,43 @@ class Store:
             payload=json.loads(row[3]),
             attempts=row[4],
             lease=lease,
+            lease_seconds=lease_seconds,
+            created_at=datetime.fromisoformat(row[5]),
         )
 
-    async def extend_lease(self, job: Job, lease_seconds: float) -> bool:
-        """Keep holding ``job``; False if its lease expired and may be someone else's now."""
+    async def extend_lease(self, job: Job) -> bool:
+        """Keep holding ``job`` for another lease; False if this claim is no longer the
+        current one. Decided by the claim's token alone, never by comparing clocks: a lease
+        nobody took over is still this run's, however late the renewal."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE jobs SET lease_expires = ? WHERE id = ? AND lease_owner = ? "
-                "AND done_at IS NULL AND lease_expires >= ?",
-                (_now(lease_seconds), job.id, job.lease, _now()),
-            )
-            return cursor.rowcount == 1
+            return await self._extend(db, job)
+
+    async def hold(self, job: Job) -> None:
+        """The fence before a side effect: renew this claim if it is still the current one,
+        else raise :class:`LeaseLost` (the run must stop before acting)."""
+        if not await self.extend_lease(job):
+            raise LeaseLost(job)
+
+    @staticmethod
+    async def _extend(db: aiosqlite.Connection, job: Job) -> bool:
+        cursor = await db.execute(
+            "UPDATE jobs SET lease_expires = ? WHERE id = ? AND lease_owner = ? "
+            "AND done_at IS NULL",
+            (_now(job.lease_seconds), job.id, job.lease),
+        )
+        return cursor.rowcount == 1
+
+    async def _fenced(self, db: aiosqlite.Connection, fence: Job | None) -> None:
+        """In a write transaction: go on only if ``fence`` (a claim) is still current."""
+        if fence is not None and not await self._extend(db, fence):
+            raise LeaseLost(fence)
 
     async def finish_job(self, job: Job, error: str | None = None) -> None:
         """Done (``error`` says why a job was given up on). Only this claim can finish it."""
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE jobs SET done_at = ?, lease_owner = NULL, lease_expires = NULL, "
-                "last_error = ? WHERE id = ? AND lease_owner = ?",
+                "waiting = 0, last_error = ? WHERE id = ? AND lease_owner = ?",
                 (_now(), error, job.id, job.lease),
             )
 
@@ -807,13 +916,16 @@ class Store:
                 (_now(delay), error, job.id, job.lease),
             )
 
-    async def postpone_job(self, job: Job, until: datetime) -> None:
-        """The job has nothing to do before ``until``: run it again then (not a failure)."""
+    async def postpone_job(self, job: Job, until: datetime, *, waiting: bool) -> None:
+        """The job has nothing to do before ``until``: run it again then (not a failure).
+        ``waiting``: it is waiting on a provider (still under way, see :meth:`open_job_count`),
+        not scheduled. A webhook that nudged it meanwhile makes it due at once."""
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE jobs SET run_after = ?, lease_owner = NULL, lease_expires = NULL, "
+                "UPDATE jobs SET run_after = CASE WHEN nudged = 1 THEN ? ELSE ? END, "
+                "nudged = 0, waiting = ?, lease_owner = NULL, lease_expires = NULL, "
                 "attempts = MAX(attempts - 1, 0) WHERE id = ? AND lease_owner = ?",
-                (_timestamp(until), job.id, job.lease),
+                (_now(), _timestamp(until), int(waiting), job.id, job.lease),
             )
 
     async def release_jobs(self, owner: str) -> None:
@@ -827,32 +939,145 @@ class Store:
             )
 
     async def open_job_count(self) -> int:
-        """Jobs not done that are due or under way (scheduled ones not yet due are not counted:
-        an expiry three days away does not keep anyone waiting)."""
+        """Jobs not done that are due or under way (a job waiting on a provider is under way;
+        scheduled ones not yet due are not counted: an expiry three days away does not keep
+        anyone waiting)."""
         rows = await self._fetch(
-            "SELECT COUNT(*) FROM jobs WHERE done_at IS NULL AND (attempts > 0 OR run_after <= ?)",
+            "SELECT COUNT(*) FROM jobs WHERE done_at IS NULL "
+            "AND (attempts > 0 OR waiting = 1 OR run_after <= ?)",
             (_now(),),
         )
         return int(rows[0][0])
 
-    async def mark_delivery_started(self, request_id: int) -> datetime:
-        """Recorded before the delivery DM is sent: a resumed job then checks Slack first."""
+    async def seconds_to_next_job(self) -> float | None:
+        """How long until the next job that nobody holds is due (0 if one is); ``None`` if
+        there is none."""
+        rows = await self._fetch(
+            "SELECT MIN(run_after) FROM jobs WHERE done_at IS NULL AND lease_owner IS NULL", ()
+        )
+        if rows[0][0] is None:
+            return None
+        due = datetime.fromisoformat(rows[0][0])
+        return max((due - clock.now()).total_seconds(), 0.0)
+
+    async def nudge_order(self, provider: str, provider_order_id: str) -> bool:
+        """A provider said this order changed: make the job that carries it due now, in
+        whichever process it runs (or runs next). Whether the order is one of ours."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET run_after = MIN(run_after, ?), nudged = 1 "
+                "WHERE kind = ? AND done_at IS NULL AND request_id IN ("
+                "  SELECT COALESCE(order_owner, id) FROM reward_requests"
+                "  WHERE provider = ? AND provider_order_id = ?)",
+                (_now(), JobKind.FULFIL, provider, provider_order_id),
+            )
+            nudged = cursor.rowcount > 0
+        if nudged:
+            self._jobs_queued()
+        return nudged
+
+    # -- what prevents a repeat order or DM ------------------------------------------------
+
+    async def start_delivery(self, request_id: int, fence: Job) -> DeliveryStart:
+        """Record, before the delivery DM, that this claim starts it (with a
+        ``delivery_started`` event); if a delivery was started already, say by whom."""
         now = _now()
         async with self._transaction() as db:
+            await self._fenced(db, fence)
+            rows = await _rows(
+                db,
+                "SELECT delivery_started_at, delivery_claim FROM reward_requests WHERE id = ?",
+                (request_id,),
+            )
+            started, claim = rows[0][0], rows[0][1]
+            if started is not None:
+                other = None if claim == fence.lease else (claim or "an earlier version")
+                return DeliveryStart(started_at=datetime.fromisoformat(started), other_claim=other)
             await db.execute(
-                "UPDATE reward_requests SET delivery_started_at = ? WHERE id = ?",
-                (now, request_id),
+                "UPDATE reward_requests SET delivery_started_at = ?, delivery_claim = ? "
+                "WHERE id = ?",
+                (now, fence.lease, request_id),
             )
             await self._insert_event(
                 db, request_id, "delivery_started", None, None, SYSTEM_ACTOR, {}, now
             )
-        return datetime.fromisoformat(now)
+        return DeliveryStart(started_at=datetime.fromisoformat(now))
 
-    async def set_provider_order(self, request_ids: Sequence[int], provider_order_id: str) -> None:
-        """The provider's id for the order of these requests (all of one order), with an
-        ``order_placed`` event each, in one transaction."""
+    async def take_over_delivery(self, request_id: int, fence: Job, other_claim: str) -> bool:
+        """This claim carries on a delivery another one started (whose DM was not found);
+        False if someone else took it over first."""
+        async with self._transaction() as db:
+            await self._fenced(db, fence)
+            cursor = await db.execute(
+                "UPDATE reward_requests SET delivery_claim = ? WHERE id = ? "
+                "AND (delivery_claim = ? OR (delivery_claim IS NULL AND ? = 'an earlier version'))",
+                (fence.lease, request_id, other_claim, other_claim),
+            )
+            return cursor.rowcount == 1
+
+    async def send_record(self, order_key: str) -> SendRecord:
+        """What is known about the sends of ``order_key`` (empty if never sent)."""
+        rows = await self._fetch("SELECT * FROM order_sends WHERE order_key = ?", (order_key,))
+        return _row_to_send_record(rows[0]) if rows else SendRecord()
+
+    async def record_send(
+        self, fence: Job, provider: str, order_key: str, fingerprint: str
+    ) -> SendRecord:
+        """Written before each send of an order, fenced by the claim: the key is (again) sent
+        now and its outcome is unknown until :meth:`settle_sends`. Returns the record as it
+        was before this send."""
         now = _now()
         async with self._transaction() as db:
+            await self._fenced(db, fence)
+            rows = await _rows(db, "SELECT * FROM order_sends WHERE order_key = ?", (order_key,))
+            before = _row_to_send_record(rows[0]) if rows else SendRecord()
+            await db.execute(
+                """INSERT INTO order_sends (order_key, provider, fingerprint, first_sent_at,
+                       last_sent_at, sends, unsettled_since, last_answered)
+                   VALUES (?, ?, ?, ?, ?, 1, ?, 0)
+                   ON CONFLICT (order_key) DO UPDATE SET
+                       fingerprint = COALESCE(fingerprint, excluded.fingerprint),
+                       last_sent_at = excluded.last_sent_at, sends = sends + 1,
+                       unsettled_since = COALESCE(unsettled_since, excluded.unsettled_since),
+                       last_answered = 0""",
+                (order_key, provider, fingerprint, now, now, now),
+            )
+        return before
+
+    async def record_unanswered(self, order_key: str, *, answered: bool) -> None:
+        """The last send's outcome is unknown (``answered``: the provider did answer, with an
+        error that does not say whether it placed the order)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE order_sends SET last_answered = ? WHERE order_key = ?",
+                (int(answered), order_key),
+            )
+
+    async def settle_sends(self, order_key: str) -> None:
+        """The provider said what became of ``order_key``'s sends (an order, or none)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE order_sends SET unsettled_since = NULL WHERE order_key = ?", (order_key,)
+            )
+
+    async def attributed_orders(self, provider: str, since: datetime) -> frozenset[str]:
+        """The provider's order ids already known to be some reward's, for requests changed
+        since ``since``: a lookup for an order of unknown outcome must never take one of them."""
+        rows = await self._fetch(
+            "SELECT DISTINCT provider_order_id FROM reward_requests WHERE provider = ? "
+            "AND provider_order_id IS NOT NULL AND updated_at >= ?",
+            (provider, _timestamp(since)),
+        )
+        return frozenset(str(r[0]) for r in rows)
+
+    async def set_provider_order(
+        self, request_ids: Sequence[int], provider_order_id: str, order_key: str, fence: Job
+    ) -> None:
+        """The provider's id for the order of these requests (all of one order), with an
+        ``order_placed`` event each, in one transaction that also settles the key's sends."""
+        now = _now()
+        async with self._transaction() as db:
+            await self._fenced(db, fence)
             for request_id in request_ids:
                 await db.execute(
                     "UPDATE reward_requests SET provider_order_id = ?, updated_at = ? WHERE id = ?",
@@ -864,6 +1089,9 @@ class Store:
                 await self._insert_event(
                     db, request_id, "order_placed", None, None, SYSTEM_ACTOR, detail, now
                 )
+            await db.execute(
+                "UPDATE order_sends SET unsettled_since = NULL WHERE order_key = ?", (order_key,)
+            )
 
     async def set_summary_message(
         self, request_id: int, channel: str, ts: str, permalink: str | None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar, Self
@@ -17,7 +17,12 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from bot.domain import CurrencyCode, Money
-from providers.errors import OrderDeclined, ProviderConfigError, WebhookRejected
+from providers.errors import (
+    IdempotencyConflict,
+    OrderDeclined,
+    ProviderConfigError,
+    WebhookRejected,
+)
 
 
 class Product(BaseModel):
@@ -160,6 +165,96 @@ class SharedOrder(BaseModel):
         )
 
 
+class SendRecord(BaseModel):
+    """What is known about the earlier sends of one order's idempotency key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # A digest of the body the key was first sent with: a key must always carry the same body.
+    fingerprint: str | None = None
+    first_sent_at: datetime | None = None
+    last_sent_at: datetime | None = None
+    sends: int = 0
+    # The first send whose outcome is not known yet (an order may exist); ``None`` when no
+    # send is outstanding: never sent, or the provider said what became of it.
+    unsettled_since: datetime | None = None
+    # Whether the provider answered the last send, if only with an error (a 5xx): it then
+    # finished with it. A timeout or a dropped connection is no answer.
+    last_answered: bool = False
+
+
+class SendLog:
+    """The record of an order key's sends, kept where a later attempt will find it.
+
+    An adapter calls :meth:`sending` right before every request that may place the order
+    and reports what came back (:meth:`unanswered`, :meth:`settled`); it reads
+    :attr:`record` to know what earlier attempts did. This base keeps the record in memory,
+    for the length of one call (or of one test); the bot passes one backed by its database,
+    written before each send and fenced by the job's claim, so a run taken over after a
+    restart or by another process knows exactly what the first one did.
+    """
+
+    def __init__(
+        self, record: SendRecord | None = None, attributed: frozenset[str] = frozenset()
+    ) -> None:
+        self._record = record or SendRecord()
+        # This provider's orders already known to be other rewards': a lookup for an order of
+        # unknown outcome must never take one of them for this one.
+        self.attributed = attributed
+
+    @property
+    def record(self) -> SendRecord:
+        return self._record
+
+    def now(self) -> datetime:
+        """The clock the record's times are read against."""
+        return datetime.now(UTC)
+
+    async def sending(self, fingerprint: str) -> SendRecord:
+        """Record a send about to be made; returns the record as it was before it. Raises
+        :class:`IdempotencyConflict` if the key was sent before with another body."""
+        before = self._record
+        if before.fingerprint is not None and before.fingerprint != fingerprint:
+            raise IdempotencyConflict(
+                "This reward's idempotency key was already sent with different order details "
+                "(recipient, amount or card); an order may exist. Check the provider's order "
+                "list before ordering again."
+            )
+        await self._write_send(fingerprint)
+        now = self.now()
+        self._record = before.model_copy(
+            update={
+                "fingerprint": before.fingerprint or fingerprint,
+                "first_sent_at": before.first_sent_at or now,
+                "last_sent_at": now,
+                "sends": before.sends + 1,
+                "unsettled_since": before.unsettled_since or now,
+                "last_answered": False,
+            }
+        )
+        return before
+
+    async def unanswered(self, *, answered: bool) -> None:
+        """The last send's outcome is unknown; ``answered``: the provider did answer it."""
+        await self._write_unanswered(answered)
+        self._record = self._record.model_copy(update={"last_answered": answered})
+
+    async def settled(self) -> None:
+        """The provider said what became of every send so far (an order, or definitely none)."""
+        await self._write_settled()
+        self._record = self._record.model_copy(update={"unsettled_since": None})
+
+    # Where a durable log writes; the in-memory base keeps only :attr:`record`.
+    async def _write_send(self, fingerprint: str) -> None:
+        pass
+
+    async def _write_unanswered(self, answered: bool) -> None:
+        pass
+
+    async def _write_settled(self) -> None:
+        pass
+
+
 class OrderState(StrEnum):
     """The provider's view of an order."""
 
@@ -244,6 +339,10 @@ class Provider(ABC):
     cancel_cutoff: ClassVar[timedelta] = timedelta(0)
     # How many recipients :meth:`place_shared_order` takes in one order; 1: it is not offered.
     max_recipients_per_order: ClassVar[int] = 1
+    # How long after its first send a key may still be replayed safely (the provider's
+    # idempotency window, with a margin); ``None``: no documented limit. An order whose
+    # outcome is still unknown past it needs a person, never a replay that could buy again.
+    safe_replay_age: ClassVar[timedelta | None] = None
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
@@ -255,10 +354,13 @@ class Provider(ABC):
         """The provider's catalog."""
 
     @abstractmethod
-    async def place_order(self, order: OrderRequest) -> OrderResult:
-        """Place (or, for a key seen before, replay) an order."""
+    async def place_order(self, order: OrderRequest, sends: SendLog | None = None) -> OrderResult:
+        """Place (or, for a key sent before, replay) an order, recording each send in ``sends``
+        first (a fresh in-memory log if ``None``: a key never sent before)."""
 
-    async def place_shared_order(self, order: SharedOrder) -> OrderResult:
+    async def place_shared_order(
+        self, order: SharedOrder, sends: SendLog | None = None
+    ) -> OrderResult:
         """Place (or replay) one order for every line; only where ``max_recipients_per_order``
         is above 1. A completed result lists the ``cards`` it issued."""
         raise OrderDeclined(f"{self.name} takes one recipient per order.")

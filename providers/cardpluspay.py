@@ -23,57 +23,56 @@ Not buying twice
 
 CardPlusPay documents **no idempotency key and no client reference field**: a repeated
 ``POST /orders`` buys another card. The adapter therefore never re-sends a purchase whose outcome
-it does not know, and it checks CardPlusPay's order list before every purchase:
+it does not know. What it knows of earlier sends comes from the bot's database
+(:class:`~providers.base.SendLog`), written before every send, so a restart or another process
+taking the reward over knows exactly what was sent:
 
 1. ``POST /orders`` is sent with ``retry=False``, after the product and stock checks, once per
-   call, and calls are serialized (one lock), so nothing in this process races a lookup.
-2. A definite answer ends the matter: 2xx with an order (remembered per idempotency key, so a
-   replay in this process fetches that order instead of buying), 4xx (nothing was bought: the
-   refusal is raised), 429 (rejected before processing: :class:`RateLimited`, retried later).
-3. An unknown outcome (timeout, dropped connection, 5xx, an unreadable 2xx) is reconciled at once
-   and again on every later call for that key, before anything is re-sent: the orders created
-   since the first unknown send (minus ``clock_skew``) are read from ``GET /orders`` (newest
-   first, every page) and each is compared with the request on **recipient email, item code and
-   face value** (from the list entry, or ``GET /orders/{id}`` when the entry lacks them). Orders
-   this process already attributed to another key are left out.
+   call, and calls in one process are serialized (one lock), so nothing in it races a lookup.
+2. A definite answer ends the matter: 2xx with an order, 4xx (nothing was bought: the refusal is
+   raised; after an earlier lost answer, :class:`OutcomeUnknown`), 429 (rejected before
+   processing: :class:`RateLimited`, retried later).
+3. An unknown outcome (timeout, dropped connection, 5xx, an unreadable 2xx) leaves the key
+   *unsettled*. It is reconciled at once and again on every later call for that key, before
+   anything is re-sent: the orders created since the first unsettled send (minus ``clock_skew``)
+   are read from ``GET /orders`` (newest first, every page) and each is compared with the
+   request on **recipient email, item code and face value** (from the list entry, or
+   ``GET /orders/{id}`` when the entry lacks them). Orders the bot already attributed to
+   another reward (``SendLog.attributed``) are left out.
 
    * exactly one order matches on all three and nothing else in the window is unresolved →
-     it is ours: it is returned (and remembered);
+     it is ours: it is returned;
    * several match, or an order cannot be ruled out (a field missing), or the list could not be
      read to the window's start → :class:`OutcomeUnknown` (the bot parks the request as
      needs_review and says a person must check the CardPlusPay dashboard);
-   * none, and CardPlusPay had *answered* (5xx, ``success: false``): the request was over on
-     their side and the order is not there, so it was not placed: it may be sent again (the
-     docs: 500 = "retry later", and "reconcile via ``GET /orders`` first");
-   * none, but the send got no answer (timeout, dropped connection): CardPlusPay may still be
-     processing it. The adapter says "retry later" (:class:`ProviderUnavailable`) and looks again
-     on the next call; if nothing has appeared ``settle_time`` after the send it raises
-     :class:`OutcomeUnknown`, because the docs guarantee nothing that makes the absence certain.
-     It never re-sends such an order by itself.
+   * none, and CardPlusPay had *answered* the last send (5xx, ``success: false``): the request
+     was over on their side and the order is not there, so it was not placed: the key is
+     settled and may be sent again (the docs: 500 = "retry later", and "reconcile via
+     ``GET /orders`` first");
+   * none, but the last send got no answer (timeout, dropped connection, or a process that died
+     while it was in flight): CardPlusPay may still be processing it. The adapter says "retry
+     later" (:class:`ProviderUnavailable`) and looks again on the next call; if nothing has
+     appeared ``settle_time`` after that send it raises :class:`OutcomeUnknown`, because the
+     docs guarantee nothing that makes the absence certain. It never re-sends such an order by
+     itself.
 
-4. **A key this process has not seen** (the first call, or a replay after the bot restarted: the
-   fulfillment calls ``place_order`` again on resume) is checked the same way over the last
-   ``lookback`` (7 days): if any order there matches (or cannot be ruled out) the adapter raises
-   :class:`OutcomeUnknown` instead of buying. Without a reference field such an order cannot be
-   told apart from an *earlier reward of the same card to the same person*, so returning it
-   could hand the recipient someone else's (already delivered) code, and buying again could buy
-   twice; a person decides.
+4. A key never sent before is bought without a lookup: the database says it was never sent, so
+   no earlier reward of the same card to the same person can hold it up, and once a person has
+   settled an uncertain order, the next reward is ordered normally.
 
 Limits of this reasoning (it is only as good as what the API shows):
 
 * Matching assumes ``GET /orders`` entries (or ``GET /orders/{id}``) show ``created_at``, the
   ``email`` we sent, and the item code (top-level ``item_code``/``item_id`` or ``codes[].item_code``
   as in the create answer). The docs' samples elide these. If the real API omits them, every
-  recent order is "unresolved" and orders fail closed into needs_review: verify this first.
-* Same recipient + same card within ``lookback`` of an order placed before the last restart →
-  needs_review (a false alarm, never a double purchase).
+  recent order is "unresolved" and an order of unknown outcome fails closed into needs_review:
+  verify this first.
 * Paging: ``per_page`` max 100 is documented, the ``page`` parameter is not. The adapter checks
   that ``pagination.current_page`` echoes the page it asked for and that entries come newest
   first; otherwise, or past ``max_scan_pages`` pages, the list counts as unreadable (fail closed).
-* If the bot is down for longer than ``lookback`` while an order's outcome was unknown, the
-  resume will not see that order and may buy again. Nor can a lookup see an order CardPlusPay
-  commits after the lookup (a request still processing when the bot restarted). Both would
-  need the bot to persist "an order was sent at T" before sending; see the report/base notes.
+* Two bot processes may send purchases for different rewards while one of them reconciles: an
+  order of the same card for the same person placed meanwhile by the other process is one the
+  lookup cannot rule out, so the uncertain reward goes to review (never a second purchase).
 * A dashboard purchase of the same card for the same email within minutes of an unknown send
   could be taken for ours. Two matches are never guessed between.
 
@@ -130,10 +129,9 @@ from pydantic import (
 )
 
 from bot.domain import Money, minor_units
-from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption
+from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption, SendLog
 from providers.errors import (
     AuthenticationFailed,
-    IdempotencyConflict,
     InsufficientFunds,
     InvalidProduct,
     OrderDeclined,
@@ -142,7 +140,6 @@ from providers.errors import (
     OutOfStock,
     ProviderError,
     ProviderUnavailable,
-    RateLimited,
 )
 from providers.http import HttpProvider, ModelT, RetryPolicy, find_list
 from providers.settings import ApiUrl, ProviderSettings, Secret, read_settings
@@ -396,17 +393,6 @@ class _Scan:
         return "; ".join(parts)
 
 
-@dataclass
-class _Attempt:
-    """What this process knows about one idempotency key."""
-
-    body: tuple[str, Money, str]
-    order_id: int | None = None
-    # Set when a POST's outcome is unknown: the first such send, and the last unanswered one.
-    unknown_since: datetime | None = None
-    last_unanswered_at: datetime | None = None
-
-
 class _ServerError(ProviderUnavailable):
     """A 5xx: CardPlusPay answered, so it has finished with the request (unlike a timeout)."""
 
@@ -443,7 +429,6 @@ class CardPlusPayProvider(HttpProvider):
         retry: RetryPolicy | None = None,
         poll_interval: float = 2.0,
         settle_time: timedelta = timedelta(seconds=60),
-        lookback: timedelta = timedelta(days=7),
         clock_skew: timedelta = timedelta(minutes=5),
         pending_limit: timedelta = timedelta(hours=24),
         max_scan_pages: int = 10,
@@ -454,15 +439,11 @@ class CardPlusPayProvider(HttpProvider):
         )
         self.poll_interval = poll_interval
         self._settle_time = settle_time
-        self._lookback = lookback
         self._clock_skew = clock_skew
         self._pending_limit = pending_limit
         self._max_scan_pages = max_scan_pages
         self._now = clock
         self._lock = asyncio.Lock()
-        self._attempts: dict[str, _Attempt] = {}
-        # Orders this process attributed to an idempotency key (never to be matched to another).
-        self._claimed: set[int] = set()
         self._identities: dict[int, _Identity] = {}
         self._charged: dict[int, Money] = {}
 
@@ -589,30 +570,20 @@ class CardPlusPayProvider(HttpProvider):
 
     # -- ordering ----------------------------------------------------------------------------
 
-    async def place_order(self, order: OrderRequest) -> OrderResult:
+    async def place_order(self, order: OrderRequest, sends: SendLog | None = None) -> OrderResult:
+        sends = sends or SendLog()
         email = (order.recipient.email or "").strip()
         if not email:
             raise OrderDeclined(
                 "CardPlusPay needs the recipient's email address, and their Slack profile "
                 "shows none."
             )
-        body = (order.product_id, order.face_value, email.casefold())
         async with self._lock:
-            attempt = self._attempts.get(order.idempotency_key)
-            if attempt is not None and attempt.body != body:
-                raise IdempotencyConflict(
-                    "This idempotency key was already used for a different CardPlusPay order."
-                )
-            if attempt is not None and attempt.order_id is not None:
-                return await self._fetch(attempt.order_id)
-            if attempt is None:
-                await self._check_never_ordered(order)
-                attempt = self._attempts[order.idempotency_key] = _Attempt(body)
-            elif attempt.unknown_since is not None:
-                found = await self._reconcile(order, attempt)
+            if sends.record.unsettled_since is not None:
+                found = await self._reconcile(order, sends)
                 if found is not None:
                     return found
-            return await self._send(order, attempt, email)
+            return await self._send(order, sends, email)
 
     async def get_order(self, provider_order_id: str) -> OrderResult:
         if not provider_order_id.isdigit():
@@ -622,91 +593,59 @@ class CardPlusPayProvider(HttpProvider):
             )
         return await self._fetch(int(provider_order_id))
 
-    async def _check_never_ordered(self, order: OrderRequest) -> None:
-        """Before the first purchase for a key in this process: the key may have bought
-        before a restart, and nothing but the order list can say so."""
-        scan = await self._scan(order, self._now() - self._lookback)
-        if scan.complete and not scan.matches and not scan.unresolved:
-            return
-        log.warning(
-            "cardpluspay: not ordering %s for %s: %s",
-            order.product_id,
-            order.reference,
-            scan.describe(),
-        )
-        raise OutcomeUnknown(
-            f"Not ordered, to be safe: {scan.describe()}. CardPlusPay takes no order reference, "
-            "so the bot cannot tell whether this reward was already bought before a restart or "
-            "that is another reward. A person must check the CardPlusPay dashboard and deliver "
-            "or order the card by hand; the bot will not buy it by itself."
-        )
-
-    async def _send(self, order: OrderRequest, attempt: _Attempt, email: str) -> OrderResult:
+    async def _send(self, order: OrderRequest, sends: SendLog, email: str) -> OrderResult:
         await self._check_product(order)
         await self._check_stock(order)
-        sent_at = self._now()
         try:
             response = await self._request(
                 "POST",
                 "/orders",
                 json_body={"item_code": order.product_id, "quantity": 1, "email": email},
                 retry=False,
+                sends=sends,
             )
-        except (OrderRefused, RateLimited):
-            raise  # a definite answer: nothing was bought
         except ProviderUnavailable as exc:
-            answered = isinstance(exc, _ServerError)
-            return await self._after_unknown(order, attempt, sent_at, answered, exc.message)
+            if sends.record.unsettled_since is None:
+                raise  # it never reached CardPlusPay
+            return await self._after_unknown(order, sends, exc.message)
         try:
             envelope = self._envelope(response)
             created = self._validate(_Order, envelope.data) if envelope.success else None
         except ProviderUnavailable as exc:
             # A 2xx we cannot read may well have bought the card: as good as no answer.
-            return await self._after_unknown(order, attempt, sent_at, False, exc.message)
+            return await self._after_unknown(order, sends, exc.message)
         if created is None:
-            found = await self._after_unknown_quietly(order, attempt, sent_at)
+            # ``success: false``: CardPlusPay answered, but make sure it bought nothing.
+            await sends.unanswered(answered=True)
+            found = await self._reconcile(order, sends)
             if found is not None:
                 return found
             raise self._refusal(400, self._message(response))
-        self._attribute(attempt, created)
+        identity = _Identity.of(created)
+        self._identities.setdefault(created.order_id, identity)
         return self._result(created, order)
 
     async def _after_unknown(
-        self,
-        order: OrderRequest,
-        attempt: _Attempt,
-        sent_at: datetime,
-        answered: bool,
-        problem: str,
+        self, order: OrderRequest, sends: SendLog, problem: str
     ) -> OrderResult:
         """The purchase's outcome is unknown: find it, or say when it may be retried."""
-        self._mark_unknown(attempt, sent_at, answered)
         log.warning("cardpluspay order for %s: %s Looking it up.", order.reference, problem)
-        found = await self._reconcile(order, attempt)
+        found = await self._reconcile(order, sends)
         if found is not None:
             return found
         raise ProviderUnavailable(
             f"{problem} CardPlusPay confirms the card was not bought; it will be ordered again."
         )
 
-    async def _after_unknown_quietly(
-        self, order: OrderRequest, attempt: _Attempt, sent_at: datetime
-    ) -> OrderResult | None:
-        """``success: false`` on a 2xx: CardPlusPay answered, but make sure it bought nothing."""
-        self._mark_unknown(attempt, sent_at, answered=True)
-        return await self._reconcile(order, attempt)
-
-    def _mark_unknown(self, attempt: _Attempt, sent_at: datetime, answered: bool) -> None:
-        if attempt.unknown_since is None:
-            attempt.unknown_since = sent_at
-        if not answered:
-            attempt.last_unanswered_at = sent_at
-
-    async def _reconcile(self, order: OrderRequest, attempt: _Attempt) -> OrderResult | None:
-        """Find the order an unknown send may have placed. ``None``: certainly not placed."""
-        assert attempt.unknown_since is not None
+    async def _reconcile(self, order: OrderRequest, sends: SendLog) -> OrderResult | None:
+        """Find the order an unsettled send may have placed. ``None``: certainly not placed
+        (the sends are then settled)."""
+        record = sends.record
+        assert record.unsettled_since is not None and record.last_sent_at is not None
         try:
-            scan = await self._scan(order, attempt.unknown_since - self._clock_skew)
+            scan = await self._scan(
+                order, record.unsettled_since - self._clock_skew, sends.attributed
+            )
         except OrderRefused as exc:
             raise OutcomeUnknown(
                 self._check_by_hand(f"its order list is unreadable: {exc.message}")
@@ -714,18 +653,14 @@ class CardPlusPayProvider(HttpProvider):
         if scan.complete and len(scan.matches) == 1 and not scan.unresolved:
             ours = scan.matches[0]
             log.info("cardpluspay: found %s for %s by lookup", ours.label, order.reference)
-            attempt.order_id, attempt.unknown_since, attempt.last_unanswered_at = (
-                ours.order_id,
-                None,
-                None,
-            )
-            self._claimed.add(ours.order_id)
             return await self._fetch(ours.order_id)
         if scan.matches or scan.unresolved or not scan.complete:
             raise OutcomeUnknown(self._check_by_hand(scan.describe()))
-        if attempt.last_unanswered_at is None:
-            return None  # every send was answered and none placed an order
-        if self._now() - attempt.last_unanswered_at < self._settle_time:
+        if record.last_answered:
+            # CardPlusPay finished with the last send and shows no order: none was placed.
+            await sends.settled()
+            return None
+        if self._now() - record.last_sent_at < self._settle_time:
             raise ProviderUnavailable(
                 "CardPlusPay did not confirm the order and it is not in their order list yet; "
                 "checking again before anything is sent again."
@@ -741,15 +676,6 @@ class CardPlusPayProvider(HttpProvider):
             "check the CardPlusPay dashboard for this card and recipient before anything is "
             "ordered again; the bot will not retry it by itself."
         )
-
-    def _attribute(self, attempt: _Attempt, created: _Order) -> None:
-        attempt.order_id, attempt.unknown_since, attempt.last_unanswered_at = (
-            created.order_id,
-            None,
-            None,
-        )
-        self._claimed.add(created.order_id)
-        self._identities.setdefault(created.order_id, _Identity.of(created))
 
     async def _check_product(self, order: OrderRequest) -> None:
         """Re-read the item: never buy a card whose face value is not the approved one."""
@@ -819,8 +745,11 @@ class CardPlusPayProvider(HttpProvider):
             self._identities[order_id] = identity
         return detail
 
-    async def _scan(self, order: OrderRequest, since: datetime) -> _Scan:
-        """Read ``GET /orders`` newest first until ``since``; sort out what may be ``order``."""
+    async def _scan(
+        self, order: OrderRequest, since: datetime, attributed: frozenset[str]
+    ) -> _Scan:
+        """Read ``GET /orders`` newest first until ``since``; sort out what may be ``order``,
+        leaving out the ``attributed`` orders (known to be other rewards')."""
         scan = _Scan()
         previous: tuple[datetime, datetime] | None = None
         for page in range(1, self._max_scan_pages + 1):
@@ -846,7 +775,7 @@ class CardPlusPayProvider(HttpProvider):
                     if created[1] < since:
                         scan.complete = True
                         return scan
-                if identity.order_id in self._claimed:
+                if str(identity.order_id) in attributed:
                     continue
                 match identity.compare(order):
                     case "match":

@@ -27,13 +27,12 @@ Assumptions, where the docs are silent or contradict each other (see the vendor 
   than 64 characters or with other characters than ``[A-Za-z0-9._:-]`` is replaced by
   ``rewardbot-sha256-`` + the first 47 hex digits of its SHA-256 (64 characters, deterministic,
   so every retry and restart sends the same key) — see :func:`giftronaut_key`.
-* **After 24 hours a replay would be a new order.** The adapter remembers (in memory) when it
-  first sent each key and the order id it got: a repeat of a key whose order id is known is
-  answered with ``GET /orders/{id}`` instead of a replay; a key first sent more than
-  :data:`SAFE_REPLAY_AGE` ago without a known order raises :class:`OutcomeUnknown` (manual
-  review) instead of risking a second card. This memory is kept for the life of the process
-  (one small record per order, never pruned: forgetting would re-open the hazard) and does not
-  survive a restart.
+* **After 24 hours a replay would be a new order.** Every send of a key is recorded before it
+  is made, in the bot's database (:class:`~providers.base.SendLog`): a key whose outcome is
+  still unknown more than :data:`SAFE_REPLAY_AGE` after its first send raises
+  :class:`OutcomeUnknown` (manual review) instead of risking a second card, however many
+  restarts or processes came between. A key with a different body is a conflict, and a key
+  whose order id is known is never sent again (the bot looks the order up).
 * **Stable order body.** The body carries only what cannot change between retries of one request
   (product, amount, email, the request's message, the sender name, timing, refund option). The
   recipient's Slack display name is *not* sent (``firstName``/``lastName`` are optional): a
@@ -111,6 +110,7 @@ from providers.base import (
     OrderResult,
     OrderState,
     Product,
+    SendLog,
     SharedOrder,
 )
 from providers.errors import (
@@ -125,7 +125,7 @@ from providers.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from providers.http import HttpProvider, RetryPolicy, encode_json, find_list
+from providers.http import HttpProvider, RetryPolicy, find_list
 from providers.settings import ApiUrl, ProviderSettings, Secret, read_settings
 
 log = logging.getLogger(__name__)
@@ -333,15 +333,6 @@ class _CatalogItem(BaseModel):
 # -- the adapter --------------------------------------------------------------------------------
 
 
-@dataclass
-class _SentKey:
-    """What this process knows about an idempotency key it sent."""
-
-    fingerprint: str
-    first_sent: float
-    order_id: str | None = None
-
-
 class GiftronautProvider(HttpProvider):
     """Giftronaut over its REST API; see the module docstring for the assumptions."""
 
@@ -354,6 +345,7 @@ class GiftronautProvider(HttpProvider):
     # ``recipients[]`` takes "one or more"; the docs give no maximum, so the bot keeps to the
     # size of its largest bulk reward.
     max_recipients_per_order: ClassVar[int] = 20
+    safe_replay_age: ClassVar[timedelta | None] = timedelta(seconds=SAFE_REPLAY_AGE)
 
     def __init__(
         self,
@@ -379,7 +371,6 @@ class GiftronautProvider(HttpProvider):
         self._clock = clock
         self._token: _CachedToken | None = None
         self._token_lock = asyncio.Lock()
-        self._sent_keys: dict[str, _SentKey] = {}
         self._currencies: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -452,13 +443,21 @@ class GiftronautProvider(HttpProvider):
     # -- orders ----------------------------------------------------------------------------
 
     async def place_order(
-        self, order: OrderRequest, *, schedule: ScheduledSend | None = None
+        self,
+        order: OrderRequest,
+        sends: SendLog | None = None,
+        *,
+        schedule: ScheduledSend | None = None,
     ) -> OrderResult:
         """Place the order (IMMEDIATE unless ``schedule`` is given) or replay it by its key."""
-        return await self.place_shared_order(SharedOrder.of(order), schedule=schedule)
+        return await self.place_shared_order(SharedOrder.of(order), sends, schedule=schedule)
 
     async def place_shared_order(
-        self, order: SharedOrder, *, schedule: ScheduledSend | None = None
+        self,
+        order: SharedOrder,
+        sends: SendLog | None = None,
+        *,
+        schedule: ScheduledSend | None = None,
     ) -> OrderResult:
         """One order with a ``recipients[]`` entry per line (a one-line order is the same body
         :meth:`place_order` sends), placed or replayed by its key."""
@@ -474,35 +473,14 @@ class GiftronautProvider(HttpProvider):
             utc = order.send_at.astimezone(UTC).replace(tzinfo=None, microsecond=0)
             schedule = ScheduledSend(at=utc, timezone="UTC")
         key = giftronaut_key(order.idempotency_key)
-        body = self._order_body(order, key, vendor_product_id, schedule)
-        fingerprint = hashlib.sha256(encode_json(body)).hexdigest()
-        now = self._clock()
-        sent = self._sent_keys.get(key)
-        if sent is None:
-            sent = self._sent_keys[key] = _SentKey(fingerprint, now)
-        elif sent.fingerprint != fingerprint:
-            raise IdempotencyConflict(
-                "This reward's idempotency key was already sent to Giftronaut with different "
-                "order details (recipient email, amount or card); an order may exist. Check "
-                "Giftronaut's order list before ordering again."
-            )
-        elif sent.order_id is not None:
-            return self._result(await self._fetch_order(sent.order_id))
-        elif now - sent.first_sent > SAFE_REPLAY_AGE:
-            raise OutcomeUnknown(
-                "Giftronaut never confirmed this order, and its idempotency key is too old to "
-                "replay safely (Giftronaut keeps keys for 24 hours). Check Giftronaut's order "
-                "list before ordering again."
-            )
         response = await self._request(
             "POST",
             f"/api/v1/orders/{kind}-cards",
-            json_body=body,
+            json_body=self._order_body(order, key, vendor_product_id, schedule),
             headers={"X-Idempotency-Key": key, "X-Request-Id": str(uuid.uuid4())},
+            sends=sends or SendLog(),
         )
-        placed = self._parse_order(response)
-        sent.order_id = placed.order_id
-        return self._result(placed)
+        return self._result(self._parse_order(response))
 
     async def get_order(self, provider_order_id: str) -> OrderResult:
         return self._result(await self._fetch_order(provider_order_id))

@@ -8,13 +8,14 @@ The injected ``httpx.AsyncClient`` is the test seam: tests point it at a local f
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
@@ -22,11 +23,13 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from providers.base import Provider
+from providers.base import Provider, SendLog, SendRecord
 from providers.errors import (
     VENDOR_TEXT_LIMIT,
     AuthenticationFailed,
     OrderDeclined,
+    OrderRefused,
+    OutcomeUnknown,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
@@ -93,6 +96,10 @@ def find_list(data: Any, keys: Iterable[str], *, depth: int = 0) -> list[Any] | 
         if found is not None:
             return found
     return None
+
+
+class _NotSent(ProviderUnavailable):
+    """The request never reached the provider (no connection): it placed nothing."""
 
 
 class RetryPolicy(BaseModel):
@@ -179,15 +186,20 @@ class HttpProvider(Provider):
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         retry: bool = True,
-        on_failure: Callable[[ProviderError], None] | None = None,
+        sends: SendLog | None = None,
     ) -> httpx.Response:
         """Send one request, retrying what may be retried with the *identical* body.
 
         ``retry=False`` is for calls that are unsafe to repeat (an order without an
         idempotency key): the first retryable failure is raised to the caller.
-        ``on_failure`` sees every failed attempt's error before it is retried or raised.
+
+        ``sends`` makes this a request that may place an order (see :class:`SendLog`): each
+        attempt is recorded before it is sent, an attempt whose outcome is unknown is kept
+        unsettled, and once an attempt's answer was lost, a refusal of a later one cannot
+        say that nothing was bought: it is raised as :class:`OutcomeUnknown`.
         """
         content = None if json_body is None else encode_json(json_body)
+        fingerprint = hashlib.sha256(content or b"").hexdigest()
         attempt, reauthorized = 0, False
         while True:
             attempt += 1
@@ -198,10 +210,15 @@ class HttpProvider(Provider):
                 params=params,
                 headers=await self._headers(content is not None, headers),
             )
+            before = None if sends is None else await self._before_send(sends, fingerprint)
+            response: httpx.Response | None = None
             try:
                 response = await self._http.send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+                # Never reached the provider: nothing can have been placed by this attempt.
+                error: ProviderError = _NotSent(f"The connection to {self.name} failed.")
             except httpx.TimeoutException:
-                error: ProviderError = ProviderUnavailable(f"{self.name} did not answer in time.")
+                error = ProviderUnavailable(f"{self.name} did not answer in time.")
             except httpx.TransportError:
                 error = ProviderUnavailable(f"The connection to {self.name} failed.")
             else:
@@ -210,11 +227,16 @@ class HttpProvider(Provider):
                 if response.status_code == 401 and not reauthorized:
                     reauthorized = True
                     if await self._on_unauthorized():
+                        if sends is not None and before is not None:
+                            # Refused unread: this attempt placed nothing.
+                            await self._after_failed_send(
+                                sends, before, AuthenticationFailed("401"), response
+                            )
                         attempt -= 1
                         continue
                 error = self._error_for(response)
-            if on_failure is not None:
-                on_failure(error)
+            if sends is not None and before is not None:
+                error = await self._after_failed_send(sends, before, error, response)
             if not (retry and isinstance(error, RetryableProviderError)):
                 raise error
             if attempt >= self._retry.attempts:
@@ -233,6 +255,45 @@ class HttpProvider(Provider):
                 delay,
             )
             await asyncio.sleep(delay)
+
+    async def _before_send(self, sends: SendLog, fingerprint: str) -> SendRecord:
+        """Refuse to replay a key older than the provider keeps keys for, then record the send."""
+        record = sends.record
+        if (
+            self.safe_replay_age is not None
+            and record.unsettled_since is not None
+            and record.first_sent_at is not None
+            and sends.now() - record.first_sent_at > self.safe_replay_age
+        ):
+            raise OutcomeUnknown(
+                f"{self.name} never confirmed this order, and its idempotency key is too old "
+                f"to replay safely ({self.name} keeps keys for a limited time). Check "
+                f"{self.name}'s order list before ordering again."
+            )
+        return await sends.sending(fingerprint)
+
+    async def _after_failed_send(
+        self,
+        sends: SendLog,
+        before: SendRecord,
+        error: ProviderError,
+        response: httpx.Response | None,
+    ) -> ProviderError:
+        """Record what a failed send says about the order; the error to go on with."""
+        definite = isinstance(error, OrderRefused | RateLimited | _NotSent)
+        if not definite:
+            await sends.unanswered(answered=response is not None)
+            return error
+        if before.unsettled_since is None:
+            await sends.settled()  # this was the only send, and it placed nothing
+            return error
+        if isinstance(error, OrderRefused):
+            return OutcomeUnknown(
+                f"{self.name} refused a retry of this order ({error.message}) after an earlier "
+                "attempt's answer was lost, so the card may have been bought. Check "
+                f"{self.name}'s order list before anything is ordered again."
+            )
+        return error
 
     async def _headers(self, has_body: bool, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {"Accept": "application/json", **await self._auth_headers()}

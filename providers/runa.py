@@ -113,6 +113,7 @@ from providers.base import (
     OrderState,
     Product,
     Redemption,
+    SendLog,
     SharedOrder,
     WebhookNotice,
 )
@@ -514,10 +515,12 @@ class RunaProvider(HttpProvider):
             "metadata": metadata,
         }
 
-    async def place_order(self, order: OrderRequest) -> OrderResult:
-        return await self.place_shared_order(SharedOrder.of(order))
+    async def place_order(self, order: OrderRequest, sends: SendLog | None = None) -> OrderResult:
+        return await self.place_shared_order(SharedOrder.of(order), sends)
 
-    async def place_shared_order(self, order: SharedOrder) -> OrderResult:
+    async def place_shared_order(
+        self, order: SharedOrder, sends: SendLog | None = None
+    ) -> OrderResult:
         """One order with an item (a payout link) per line; a one-line order is the body
         :meth:`place_order` sends."""
         try:
@@ -529,6 +532,7 @@ class RunaProvider(HttpProvider):
                     "X-Idempotency-Key": order.idempotency_key,
                     "X-Execution-Mode": self._execution_mode,
                 },
+                sends=sends or SendLog(),
             )
         except _RunaServerError as error:
             return await self._after_server_error(order, error)

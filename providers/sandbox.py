@@ -7,6 +7,9 @@ Behaviour, as a real provider's docs would state it:
   a different product or amount is refused (:class:`~providers.errors.IdempotencyConflict`).
 * Asynchronous completion: a new order is ``pending`` and completes ``completion_delay`` seconds
   later; poll :meth:`SandboxProvider.get_order`.
+* Like a real provider's server, it is the same in every process: an order's id says what was
+  ordered and when (the key's first send, from the bot's durable :class:`SendLog`), so another
+  process, or one restarted, replays and reads the same order.
 * Magic amounts, to try the failure paths (the cents of the face value decide):
 
   ======  =====================================================
@@ -20,19 +23,16 @@ Behaviour, as a real provider's docs would state it:
 
   For example 10.91 GBP on "Sandbox Books" is declined; any whole amount succeeds.
 
-Redemption links are derived from the order id with a secret, so they are stable per order but
-cannot be guessed from it.
+Redemption links are derived from the order id, so every reading and every resend of an order
+gives the same link. They redeem nothing: the sandbox issues no real card.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
-import secrets
-import time
-from dataclasses import dataclass
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import ClassVar, Self
 
 import httpx
@@ -46,6 +46,7 @@ from providers.base import (
     Product,
     Provider,
     Redemption,
+    SendLog,
 )
 from providers.errors import (
     IdempotencyConflict,
@@ -97,13 +98,6 @@ _IMMEDIATE_REFUSALS: dict[Decimal, tuple[type[OrderRefused], str]] = {
 _ASYNC_FAILURE_CENTS = Decimal("0.94")
 
 
-@dataclass
-class _Order:
-    request: OrderRequest
-    order_id: str
-    created: float
-
-
 class SandboxProvider(Provider):
     """See the module docstring for the documented behaviour."""
 
@@ -112,9 +106,8 @@ class SandboxProvider(Provider):
     def __init__(self, completion_delay: float = 0.5) -> None:
         self.completion_delay = completion_delay
         self.poll_interval = max(completion_delay / 4, 0.01)
-        self._link_secret = secrets.token_bytes(32)
-        self._orders_by_key: dict[str, _Order] = {}
-        self._orders_by_id: dict[str, _Order] = {}
+        # What this process placed, by key (replays excluded), for tests and the demo.
+        self._placed: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -124,21 +117,15 @@ class SandboxProvider(Provider):
 
     @property
     def order_count(self) -> int:
-        """How many distinct orders were placed (replays excluded)."""
-        return len(self._orders_by_id)
+        """How many distinct orders this process placed (replays excluded)."""
+        return len(set(self._placed.values()))
 
     async def list_products(self) -> list[Product]:
         return list(CATALOG)
 
-    async def place_order(self, order: OrderRequest) -> OrderResult:
+    async def place_order(self, order: OrderRequest, sends: SendLog | None = None) -> OrderResult:
+        sends = sends or SendLog()
         async with self._lock:
-            existing = self._orders_by_key.get(order.idempotency_key)
-            if existing is not None:
-                if self._order_body(existing.request) != self._order_body(order):
-                    raise IdempotencyConflict(
-                        "This idempotency key was already used for a different order."
-                    )
-                return self._result(existing)
             product = next((p for p in CATALOG if p.product_id == order.product_id), None)
             if product is None or product.currency != order.face_value.currency:
                 raise InvalidProduct(f"Unknown sandbox product {order.product_id!r}.")
@@ -151,35 +138,34 @@ class SandboxProvider(Provider):
             if refusal is not None:
                 error_class, message = refusal
                 raise error_class(message)
-            placed = _Order(order, f"sbx_{secrets.token_hex(8)}", time.monotonic())
-            self._orders_by_key[order.idempotency_key] = placed
-            self._orders_by_id[placed.order_id] = placed
-            return self._result(placed)
+            body = f"{order.product_id}|{order.face_value.amount}|{order.face_value.currency}"
+            previous = self._placed.get(order.idempotency_key)
+            before = await sends.sending(hashlib.sha256(body.encode()).hexdigest())
+            if previous is not None and not previous.startswith(_order_prefix(order)):
+                raise IdempotencyConflict(
+                    "This idempotency key was already used for a different order."
+                )
+            placed_at = before.first_sent_at or sends.record.first_sent_at or sends.now()
+            order_id = _order_id(order, placed_at)
+            self._placed.setdefault(order.idempotency_key, order_id)
+            return self._result(self._placed[order.idempotency_key], sends.now())
 
     async def get_order(self, provider_order_id: str) -> OrderResult:
-        placed = self._orders_by_id.get(provider_order_id)
-        if placed is None:
-            raise InvalidProduct(f"No sandbox order {provider_order_id!r}.")
-        return self._result(placed)
+        return self._result(provider_order_id, datetime.now(UTC))
 
-    @staticmethod
-    def _order_body(order: OrderRequest) -> tuple[str, Money]:
-        """What the sandbox compares when a key is replayed, as real providers compare bodies."""
-        return order.product_id, order.face_value
-
-    def _result(self, placed: _Order) -> OrderResult:
-        if time.monotonic() - placed.created < self.completion_delay:
-            return OrderResult(provider_order_id=placed.order_id, state=OrderState.PENDING)
-        if placed.request.face_value.amount % 1 == _ASYNC_FAILURE_CENTS:
+    def _result(self, order_id: str, now: datetime) -> OrderResult:
+        face, placed_at = _read_order_id(order_id)
+        if now - placed_at < timedelta(seconds=self.completion_delay):
+            return OrderResult(provider_order_id=order_id, state=OrderState.PENDING)
+        if face.amount % 1 == _ASYNC_FAILURE_CENTS:
             return OrderResult(
-                provider_order_id=placed.order_id,
+                provider_order_id=order_id,
                 state=OrderState.FAILED,
                 failure_reason="The sandbox issuer failed this order (magic amount .94).",
             )
-        token = hmac.new(self._link_secret, placed.order_id.encode(), hashlib.sha256).hexdigest()
-        face = placed.request.face_value
+        token = hashlib.sha256(f"sandbox-link:{order_id}".encode()).hexdigest()
         return OrderResult(
-            provider_order_id=placed.order_id,
+            provider_order_id=order_id,
             state=OrderState.COMPLETED,
             redemption=Redemption(
                 url=SecretStr(f"https://sandbox.rewardbot.invalid/redeem/{token[:32]}")
@@ -190,3 +176,26 @@ class SandboxProvider(Provider):
                 currency=face.currency,
             ),
         )
+
+
+def _order_prefix(order: OrderRequest) -> str:
+    face = order.face_value
+    return f"sbx_{order.product_id}_{face.amount}_{face.currency}_"
+
+
+def _order_id(order: OrderRequest, placed_at: datetime) -> str:
+    """What was ordered, when, and a digest of the key: the same order in every process."""
+    digest = hashlib.sha256(order.idempotency_key.encode()).hexdigest()[:16]
+    return f"{_order_prefix(order)}{int(placed_at.timestamp() * 1000)}_{digest}"
+
+
+def _read_order_id(order_id: str) -> tuple[Money, datetime]:
+    """The face value and the time of the order an id names."""
+    parts = order_id.split("_")
+    try:
+        assert len(parts) == 6 and parts[0] == "sbx"
+        face = Money(amount=Decimal(parts[2]), currency=parts[3])
+        placed_at = datetime.fromtimestamp(int(parts[4]) / 1000, tz=UTC)
+    except (AssertionError, ValueError, InvalidOperation):
+        raise InvalidProduct(f"No sandbox order {order_id!r}.") from None
+    return face, placed_at

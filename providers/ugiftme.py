@@ -56,7 +56,8 @@ Failures (what the bot sees)
 * An order request that ends ``failed`` → ``OrderState.FAILED`` with UGiftMe's ``error`` text.
 * A refusal of a retried create after an attempt whose answer was lost (timeout, dropped
   connection, 5xx) → :class:`OutcomeUnknown`, since the lost attempt may have bought the card.
-  This is remembered per process only: after a restart such a refusal is reported as is.
+  Every attempt is recorded in the bot's database before it is sent (:class:`SendLog`), so this
+  holds after a restart and in another process too.
 
 Assumptions (the docs are silent or contradict each other)
 ----------------------------------------------------------
@@ -117,7 +118,7 @@ from pydantic import (
 )
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption
+from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption, SendLog
 from providers.errors import (
     AuthenticationFailed,
     InsufficientFunds,
@@ -127,8 +128,6 @@ from providers.errors import (
     OutcomeUnknown,
     ProviderError,
     ProviderUnavailable,
-    RateLimited,
-    RetryableProviderError,
 )
 from providers.http import HttpProvider, RetryPolicy, find_list
 from providers.settings import ApiUrl, ProviderSettings, Secret, read_settings
@@ -314,8 +313,6 @@ class UGiftMeProvider(HttpProvider):
     ) -> None:
         super().__init__(http, base_url, retry=retry, api_key=api_key)
         self.poll_interval = poll_interval
-        # Idempotency keys with a create attempt whose answer was lost (see the docstring).
-        self._uncertain_keys: set[str] = set()
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
@@ -420,21 +417,21 @@ class UGiftMeProvider(HttpProvider):
 
     # -- orders -------------------------------------------------------------------------------
 
-    async def place_order(self, order: OrderRequest) -> OrderResult:
-        key = order.idempotency_key
-        response = await self._create(self._order_body(order), key)
+    async def place_order(self, order: OrderRequest, sends: SendLog | None = None) -> OrderResult:
+        response = await self._request(
+            "POST",
+            f"{_API}/orders",
+            json_body=self._order_body(order),
+            headers={"Idempotency-Key": order.idempotency_key},
+            sends=sends or SendLog(),
+        )
         try:
-            result = await self._created(response)
+            return await self._created(response)
         except OrderRefused as refusal:  # reading back an order UGiftMe accepted
             raise OutcomeUnknown(
                 f"{_LABEL} accepted the order but then answered: {refusal.message} "
                 f"Check the {_LABEL} order history before ordering again."
             ) from None
-        except RetryableProviderError:
-            self._uncertain_keys.add(key)
-            raise
-        self._uncertain_keys.discard(key)
-        return result
 
     async def get_order(self, provider_order_id: str) -> OrderResult:
         try:
@@ -483,32 +480,6 @@ class UGiftMeProvider(HttpProvider):
         if order.message:
             body["giftMessage"] = order.message
         return body
-
-    async def _create(self, body: dict[str, Any], key: str) -> httpx.Response:
-        """``POST /orders`` with retries of the identical body and key, remembering attempts
-        whose answer was lost so that a refusal after one is not taken at its word."""
-
-        def remember_lost(error: ProviderError) -> None:
-            # A 429 was not processed; any other retryable failure may have bought the card.
-            if isinstance(error, RetryableProviderError) and not isinstance(error, RateLimited):
-                self._uncertain_keys.add(key)
-
-        try:
-            return await self._request(
-                "POST",
-                f"{_API}/orders",
-                json_body=body,
-                headers={"Idempotency-Key": key},
-                on_failure=remember_lost,
-            )
-        except OrderRefused as refusal:
-            if key in self._uncertain_keys:
-                raise OutcomeUnknown(
-                    f"{_LABEL} refused a retry of this order ({refusal.message}) after an "
-                    "earlier attempt's answer was lost, so the card may have been bought. "
-                    f"Check the {_LABEL} order history before ordering again."
-                ) from None
-            raise
 
     async def _poll_request(self, provider_order_id: str) -> OrderResult:
         request_id = provider_order_id.removeprefix(REQUEST_PREFIX)

@@ -9,7 +9,7 @@ from bot.domain import Status
 from bot.emulator import SlackEmulator
 from bot.emulator.workspace import Message
 from bot.slack_views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
-from providers.base import OrderRequest, OrderResult
+from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OrderDeclined
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import (
@@ -76,10 +76,10 @@ async def test_one_request_one_approval_each_recipient_their_own_card(stack: Sta
 class _DeclinesOmar(SandboxProvider):
     declining = True
 
-    async def place_order(self, order: OrderRequest) -> OrderResult:
+    async def place_order(self, order: OrderRequest, sends: SendLog | None = None) -> OrderResult:
         if self.declining and order.recipient.slack_user_id == OMAR:
             raise OrderDeclined("The issuer declined this card.")
-        return await super().place_order(order)
+        return await super().place_order(order, sends)
 
 
 async def test_partial_failure_is_reported_per_recipient_and_retried_alone(

@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.domain import Status
 from bot.emulator import SlackEmulator
 from bot.slack_views import CANCEL_ACTION, RESEND_ACTION, RETRY_ACTION
-from providers.base import OrderRequest, OrderResult
+from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OutOfStock
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import (
@@ -186,11 +186,11 @@ class _OutOfStockOnce(SandboxProvider):
 
     refusals = 1
 
-    async def place_order(self, order: OrderRequest) -> OrderResult:
+    async def place_order(self, order: OrderRequest, sends: SendLog | None = None) -> OrderResult:
         if self.refusals:
             self.refusals -= 1
             raise OutOfStock("Out of stock right now.")
-        return await super().place_order(order)
+        return await super().place_order(order, sends)
 
 
 async def test_an_approver_retries_a_failed_order_under_a_new_key(

@@ -19,7 +19,7 @@ from bot.slack_views import (
     ORDER_AGAIN_ACTION,
     RESOLVE_ACTION,
 )
-from providers.base import OrderRequest, OrderResult, Product
+from providers.base import OrderRequest, OrderResult, Product, SendLog
 from providers.errors import InvalidProduct, OutcomeUnknown
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import (
@@ -213,10 +213,10 @@ class _UnsureSandbox(SandboxProvider):
 
     unsure = True
 
-    async def place_order(self, order: OrderRequest) -> OrderResult:
+    async def place_order(self, order: OrderRequest, sends: SendLog | None = None) -> OrderResult:
         if self.unsure:
             raise OutcomeUnknown("The sandbox lost track of this order; check its dashboard.")
-        return await super().place_order(order)
+        return await super().place_order(order, sends)
 
 
 async def test_order_again_after_review_uses_a_new_key_and_delivers(

@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bot.domain import Money, NewRewardRequest, Status
-from bot.jobs import JobRunner
+from bot.jobs import GiveUp, JobRunner
 from bot.redaction import REDACTOR, SecretRedactor
 from bot.store import Job, JobKind, Store
 
@@ -75,7 +75,7 @@ async def test_a_failed_jobs_kept_error_is_masked_too(tmp_path: Path) -> None:
         return None
 
     handlers = {JobKind.FULFIL: fails, JobKind.NOTIFY: announced}
-    runner = JobRunner(store, handlers, give_up_after={JobKind.FULFIL: 1})
+    runner = JobRunner(store, handlers, give_up={JobKind.FULFIL: GiveUp(attempts=1)})
     runner.start()
     await asyncio.wait_for(runner.wait_idle(), 5)
     await runner.stop()
