@@ -31,6 +31,7 @@ async def running_bot(
     providers: Mapping[str, Provider] | None = None,
     socket_mode: bool = False,
     fulfillment_retry_delay: float = 0.05,
+    job_lease_seconds: float = 30.0,
 ) -> AsyncIterator[Runtime]:
     """Start the bot wired to ``emulator``; stop it (as SIGTERM would) on exit. The approvers
     are ``approvers`` (REWARDBOT_APPROVERS) or the ``policy`` file (REWARDBOT_POLICY)."""
@@ -43,6 +44,7 @@ async def running_bot(
         REWARDBOT_APPROVERS=",".join(approvers),
         REWARDBOT_POLICY=policy,
         REWARDBOT_PROVIDERS=",".join(providers) if providers else "sandbox",
+        REWARDBOT_JOB_LEASE_SECONDS=job_lease_seconds,
     )
     runtime = await Runtime.create(
         settings, providers=providers, fulfillment_retry_delay=fulfillment_retry_delay

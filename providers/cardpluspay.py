@@ -62,6 +62,10 @@ taking the reward over knows exactly what was sent:
 
 Limits of this reasoning (it is only as good as what the API shows):
 
+* The lookup window starts ``clock_skew`` (default an hour) before the first unsettled send, as
+  the bot's clock wrote it: that covers CardPlusPay's clock disagreeing with ours and our clock
+  having stepped. A bot clock more than that far ahead of CardPlusPay's could miss the order.
+
 * Matching assumes ``GET /orders`` entries (or ``GET /orders/{id}``) show ``created_at``, the
   ``email`` we sent, and the item code (top-level ``item_code``/``item_id`` or ``codes[].item_code``
   as in the create answer). The docs' samples elide these. If the real API omits them, every
@@ -109,6 +113,7 @@ Settings: ``CARDPLUSPAY_API_KEY`` (required), ``CARDPLUSPAY_API_URL`` (default
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -132,6 +137,7 @@ from bot.domain import Money, minor_units
 from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption, SendLog
 from providers.errors import (
     AuthenticationFailed,
+    IdempotencyConflict,
     InsufficientFunds,
     InvalidProduct,
     OrderDeclined,
@@ -141,7 +147,7 @@ from providers.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from providers.http import HttpProvider, ModelT, RetryPolicy, find_list
+from providers.http import HttpProvider, ModelT, RetryPolicy, encode_json, find_list
 from providers.settings import ApiUrl, ProviderSettings, Secret, read_settings
 
 log = logging.getLogger(__name__)
@@ -429,7 +435,7 @@ class CardPlusPayProvider(HttpProvider):
         retry: RetryPolicy | None = None,
         poll_interval: float = 2.0,
         settle_time: timedelta = timedelta(seconds=60),
-        clock_skew: timedelta = timedelta(minutes=5),
+        clock_skew: timedelta = timedelta(hours=1),
         pending_limit: timedelta = timedelta(hours=24),
         max_scan_pages: int = 10,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -578,12 +584,21 @@ class CardPlusPayProvider(HttpProvider):
                 "CardPlusPay needs the recipient's email address, and their Slack profile "
                 "shows none."
             )
+        body = {"item_code": order.product_id, "quantity": 1, "email": email}
+        fingerprint = hashlib.sha256(encode_json(body)).hexdigest()
         async with self._lock:
+            if sends.record.fingerprint not in (None, fingerprint):
+                # Checked before any lookup: a reconcile would search for the wrong card.
+                raise IdempotencyConflict(
+                    "This reward's idempotency key was already sent to CardPlusPay with "
+                    "different order details (recipient email or card); a card may have been "
+                    "bought. Check the CardPlusPay dashboard before ordering again."
+                )
             if sends.record.unsettled_since is not None:
                 found = await self._reconcile(order, sends)
                 if found is not None:
                     return found
-            return await self._send(order, sends, email)
+            return await self._send(order, sends, body)
 
     async def get_order(self, provider_order_id: str) -> OrderResult:
         if not provider_order_id.isdigit():
@@ -593,14 +608,14 @@ class CardPlusPayProvider(HttpProvider):
             )
         return await self._fetch(int(provider_order_id))
 
-    async def _send(self, order: OrderRequest, sends: SendLog, email: str) -> OrderResult:
+    async def _send(self, order: OrderRequest, sends: SendLog, body: dict[str, Any]) -> OrderResult:
         await self._check_product(order)
         await self._check_stock(order)
         try:
             response = await self._request(
                 "POST",
                 "/orders",
-                json_body={"item_code": order.product_id, "quantity": 1, "email": email},
+                json_body=body,
                 retry=False,
                 sends=sends,
             )
@@ -660,7 +675,7 @@ class CardPlusPayProvider(HttpProvider):
             # CardPlusPay finished with the last send and shows no order: none was placed.
             await sends.settled()
             return None
-        if self._now() - record.last_sent_at < self._settle_time:
+        if sends.now() - record.last_sent_at < self._settle_time:
             raise ProviderUnavailable(
                 "CardPlusPay did not confirm the order and it is not in their order list yet; "
                 "checking again before anything is sent again."

@@ -2,11 +2,19 @@
 
 Both transports carry the same payloads and produce the same ``BotReply``, so the
 driver (and the tests) do not care which one the bot is configured for.
+
+Over HTTP the emulator can also stand in for a load balancer in front of several copies of
+the bot (:class:`HttpDelivery` with several Request URLs): each request goes to one of them,
+chosen at random, and one that refuses the connection (its process is down) is skipped for
+another, as a load balancer's health routing would. Slack itself still sends one request per
+user action; which copy of the bot receives it is the balancer's business.
 """
 
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -63,12 +71,29 @@ _JSON = "application/json"
 
 class HttpDelivery:
     """Signed POSTs to the bot's Request URL: form-encoded for commands and interactions,
-    JSON for Events API envelopes (as Slack sends each)."""
+    JSON for Events API envelopes (as Slack sends each).
 
-    def __init__(self, request_url: str, signing_secret: str, timeout: float) -> None:
+    With ``more_urls``, a load balancer in front of several copies of the bot: each request
+    goes to one URL picked with ``rng``; if that one refuses the connection, the others are
+    tried in a random order (a request that reached a bot is never sent to another: a
+    connection lost after that raises, as Slack would see an error). If every URL refuses,
+    the last refusal is raised. ``last_url`` is where the latest request went."""
+
+    def __init__(
+        self,
+        request_url: str,
+        signing_secret: str,
+        timeout: float,
+        *,
+        more_urls: Sequence[str] = (),
+        rng: random.Random | None = None,
+    ) -> None:
         self.request_url = request_url
+        self.request_urls: tuple[str, ...] = (request_url, *more_urls)
         self.signing_secret = signing_secret
         self.timeout = timeout
+        self.last_url: str | None = None
+        self._rng = rng or random.Random()  # noqa: S311 - routing, not security
         self._session: aiohttp.ClientSession | None = None
         self._last_body: str | None = None
         self._last_content_type = _FORM
@@ -110,14 +135,38 @@ class HttpDelivery:
         content_type: str = _FORM,
     ) -> BotReply:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            # Behind a balancer, no kept-alive connections: one to a copy that has since died
+            # would fail a request that never reached any bot.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=len(self.request_urls) > 1)
+            )
         self._last_body = body
         self._last_content_type = content_type
         headers = {"Content-Type": content_type, **(extra_headers or {})}
         headers.update(signed_headers(self.signing_secret, body))
+        targets = self._targets()
+        for index, url in enumerate(targets):
+            self.last_url = url
+            try:
+                return await self._post_to(self._session, url, body, headers)
+            except aiohttp.ClientConnectorError:
+                # Refused before anything was sent: that copy is down, try another.
+                if index == len(targets) - 1:
+                    raise
+        raise AssertionError("unreachable: the last target returns or raises")
+
+    def _targets(self) -> list[str]:
+        """The URLs to try for one request, the chosen one first."""
+        if len(self.request_urls) == 1:
+            return list(self.request_urls)
+        return self._rng.sample(self.request_urls, len(self.request_urls))
+
+    async def _post_to(
+        self, session: aiohttp.ClientSession, url: str, body: str, headers: dict[str, str]
+    ) -> BotReply:
         try:
-            async with self._session.post(
-                self.request_url,
+            async with session.post(
+                url,
                 data=body.encode(),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),

@@ -1,13 +1,15 @@
 """``SlackEmulator``: one object that runs the fake Slack and wires its parts together.
 
 It owns the aiohttp server (Web API, Socket Mode, response URLs), the workspace, and
-the driver, and picks the transport to the bot: signed HTTP to ``request_url`` or
-Socket Mode. Binding to port 0 by default lets tests run in parallel.
+the driver, and picks the transport to the bot: signed HTTP to ``request_url`` (or to
+several copies of the bot, behind a stand-in load balancer) or Socket Mode. Binding to
+port 0 by default lets tests run in parallel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -59,6 +61,7 @@ class SlackEmulator:
         self._request_url = request_url
         self._socket_mode = socket_mode
         self._http_delivery: HttpDelivery | None = None
+        self._retired_deliveries: list[HttpDelivery] = []
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -83,8 +86,10 @@ class SlackEmulator:
     async def stop(self) -> None:
         """Close connections and stop the server (stop the bot's socket client first)."""
         await self.socket.close()
-        if self._http_delivery is not None:
-            await self._http_delivery.close()
+        for delivery in (*self._retired_deliveries, self._http_delivery):
+            if delivery is not None:
+                await delivery.close()
+        self._retired_deliveries.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -120,8 +125,28 @@ class SlackEmulator:
 
     def set_request_url(self, request_url: str) -> None:
         """Deliver to the bot over HTTP at ``request_url`` (e.g. ``.../slack/events``)."""
-        self._http_delivery = HttpDelivery(request_url, self.signing_secret, self.ack_timeout)
-        self.driver.delivery = self._http_delivery
+        self._use_http(HttpDelivery(request_url, self.signing_secret, self.ack_timeout))
+
+    def set_request_urls(
+        self, request_urls: Sequence[str], *, rng: random.Random | None = None
+    ) -> None:
+        """Deliver over HTTP to several copies of the bot, as a load balancer in front of them
+        would: each request goes to one URL chosen with ``rng`` (seed it to replay a run), and
+        one whose process refuses the connection is skipped for another."""
+        if not request_urls:
+            raise ValueError("give at least one request URL")
+        first, *more = request_urls
+        self._use_http(
+            HttpDelivery(first, self.signing_secret, self.ack_timeout, more_urls=more, rng=rng)
+        )
+
+    def _use_http(self, delivery: HttpDelivery) -> None:
+        previous = self._http_delivery
+        if previous is not None and previous is not delivery:
+            # Its client session is closed when the emulator stops.
+            self._retired_deliveries.append(previous)
+        self._http_delivery = delivery
+        self.driver.delivery = delivery
 
     def use_socket_mode(self) -> None:
         """Deliver to the bot over its Socket Mode connection."""

@@ -1,6 +1,8 @@
 """Contract tests: the real CardPlusPay adapter over real HTTP against the fake CardPlusPay API.
 
-Every "no second order" claim is checked on the fake's own record of purchases.
+Every "no second order" claim is checked on the fake's own record of purchases. Calls for one
+idempotency key share one :class:`SendLog` (it stands in for the bot's database); a "restart" is
+a fresh adapter given a log that carries the record the database would hold.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderState, Recipient
+from providers.base import OrderRequest, OrderState, Recipient, SendLog
 from providers.cardpluspay import PRODUCTION_URL, CardPlusPayProvider
 from providers.errors import (
     AuthenticationFailed,
@@ -39,6 +41,13 @@ from tests.fakes.cardpluspay import (
     create_app,
     minutes_ago,
     standard_state,
+)
+from tests.providers.sending import (
+    FailingSendLog,
+    RefusePosts,
+    StoreDown,
+    WatchedSendLog,
+    unsettled,
 )
 
 GOOGLE = "GOOGLE-5USD-KOXx"
@@ -133,7 +142,8 @@ async def test_catalog_skips_items_it_cannot_sell(
 async def test_an_order_is_checked_bought_once_and_returns_code_pin_and_charge(
     cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
-    result = await cpp.place_order(an_order())
+    sends = SendLog()
+    result = await cpp.place_order(an_order(), sends)
 
     assert len(state.orders) == 1
     bought = state.orders[0]
@@ -143,12 +153,13 @@ async def test_an_order_is_checked_bought_once_and_returns_code_pin_and_charge(
         "quantity": 1,
         "email": JANE,
     }
-    # The recent orders were read, the item re-read and its stock checked, before buying.
+    # The item was re-read and its stock checked before buying. The key was never sent (its
+    # send log is empty), so no earlier order can be ours: the order list is not read at all.
     sequence = [(r.method, r.path) for r in state.requests]
-    assert sequence.index(("POST", "/orders")) > sequence.index(("POST", "/orders/check"))
-    assert sequence.index(("POST", "/orders/check")) > sequence.index(("GET", "/catalog"))
-    assert sequence.index(("GET", "/catalog")) > sequence.index(("GET", "/orders"))
+    assert sequence == [("GET", "/catalog"), ("POST", "/orders/check"), ("POST", "/orders")]
+    assert state.seen("GET", "/orders") == []
     assert state.seen("POST", "/orders/check")[0].body == {"item_id": GOOGLE, "quantity": 1}
+    assert sends.record.sends == 1 and sends.record.fingerprint is not None
 
     assert result.state is OrderState.COMPLETED
     assert result.provider_order_id == str(bought.order_id)
@@ -205,11 +216,13 @@ async def test_an_unknown_order_id_needs_a_person_not_a_refusal(cpp: CardPlusPay
         await cpp.get_order("999999")
 
 
-async def test_the_same_key_in_the_same_process_is_the_same_order(
+async def test_the_same_key_with_its_send_log_is_the_same_order(
     cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
-    first = await cpp.place_order(an_order())
-    again = await cpp.place_order(an_order())
+    sends = SendLog()
+    first = await cpp.place_order(an_order(), sends)
+    # Until the bot stores the order id, the key's send is unsettled: a repeat finds the order.
+    again = await cpp.place_order(an_order(), sends)
     assert again.provider_order_id == first.provider_order_id
     assert again.redemption == first.redemption
     assert len(state.orders) == 1
@@ -219,10 +232,26 @@ async def test_the_same_key_in_the_same_process_is_the_same_order(
 async def test_the_same_key_with_another_card_is_a_conflict(
     cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
-    await cpp.place_order(an_order())
+    sends = SendLog()
+    await cpp.place_order(an_order(), sends)
     with pytest.raises(IdempotencyConflict):
-        await cpp.place_order(an_order(product="AMZN-25USD-Q7rT", amount="25"))
+        await cpp.place_order(an_order(product="AMZN-25USD-Q7rT", amount="25"), sends)
     assert len(state.orders) == 1
+    assert state.purchases_attempted == 1
+
+
+async def test_the_same_key_with_another_recipient_after_a_settled_send_is_a_conflict(
+    cpp: CardPlusPayProvider, state: CardPlusPayState
+) -> None:
+    sends = SendLog()
+    state.fail_next_with(503)  # answered, and not in the list: settled as not bought
+    with pytest.raises(ProviderUnavailable, match="not bought"):
+        await cpp.place_order(an_order(), sends)
+    assert sends.record.unsettled_since is None
+    with pytest.raises(IdempotencyConflict):
+        await cpp.place_order(an_order(email="omar@example.com"), sends)
+    assert state.orders == []
+    assert state.purchases_attempted == 1
 
 
 async def test_a_second_reward_of_the_same_card_in_the_same_process_is_bought(
@@ -234,12 +263,17 @@ async def test_a_second_reward_of_the_same_card_in_the_same_process_is_bought(
     assert len(state.orders) == 2
 
 
-async def test_a_matching_order_older_than_the_lookback_does_not_block(
+async def test_an_earlier_order_of_the_same_card_for_the_same_person_does_not_block(
     cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
+    # An earlier reward of this card to Jane, last week and a minute ago: a key never sent is
+    # bought without reading the order list, so neither holds the new reward up.
     state.create_order(GOOGLE, JANE, created_at=minutes_ago(60 * 24 * 8))
-    await cpp.place_order(an_order())
-    assert len(state.orders) == 2
+    state.create_order(GOOGLE, JANE, created_at=minutes_ago(1))
+    result = await cpp.place_order(an_order())
+    assert len(state.orders) == 3
+    assert result.provider_order_id == str(state.orders[-1].order_id)
+    assert state.seen("GET", "/orders") == []
 
 
 async def test_an_amount_that_is_not_the_items_face_value_is_not_bought(
@@ -339,14 +373,15 @@ async def test_a_validation_error_is_a_clear_refusal(
 async def test_a_dropped_connection_after_the_purchase_finds_the_order(
     cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
+    sends = SendLog()
     state.drop_next_after_processing()
-    result = await cpp.place_order(an_order())
+    result = await cpp.place_order(an_order(), sends)
     assert len(state.orders) == 1
     assert state.purchases_attempted == 1
     assert result.provider_order_id == str(state.orders[0].order_id)
     assert result.state is OrderState.COMPLETED
     # And the bot's retry with the same key is that order too.
-    again = await cpp.place_order(an_order())
+    again = await cpp.place_order(an_order(), sends)
     assert again.provider_order_id == result.provider_order_id
     assert state.purchases_attempted == 1
 
@@ -363,27 +398,35 @@ async def test_a_server_error_after_the_purchase_finds_the_order(
 async def test_a_server_error_before_the_purchase_is_retried_once_it_is_known_absent(
     cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
+    sends = SendLog()
     state.fail_next_with(503)
     with pytest.raises(ProviderUnavailable, match="not bought"):
-        await cpp.place_order(an_order())
+        await cpp.place_order(an_order(), sends)
     assert state.orders == []
-    result = await cpp.place_order(an_order())  # the bot retries with the same key
+    assert sends.record.unsettled_since is None  # answered, and not in the list: settled
+    scans = len(state.seen("GET", "/orders"))
+    result = await cpp.place_order(an_order(), sends)  # the bot retries with the same key
     assert len(state.orders) == 1
     assert state.purchases_attempted == 2
     assert result.provider_order_id == str(state.orders[0].order_id)
+    assert len(state.seen("GET", "/orders")) == scans  # a settled key is not looked up again
 
 
 async def test_a_dropped_connection_before_the_purchase_is_never_resent(
-    cpp: CardPlusPayProvider, state: CardPlusPayState
+    http: httpx.AsyncClient, api: str, cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
+    sends = SendLog()
     state.drop_next_before_processing()
     with pytest.raises(ProviderUnavailable, match="checking again"):
-        await cpp.place_order(an_order())
+        await cpp.place_order(an_order(), sends)
     with pytest.raises(ProviderUnavailable, match="checking again"):
-        await cpp.place_order(an_order())
+        await cpp.place_order(an_order(), sends)
     await asyncio.sleep(SETTLE)
     with pytest.raises(OutcomeUnknown, match="CardPlusPay dashboard"):
-        await cpp.place_order(an_order())
+        await cpp.place_order(an_order(), sends)
+    # Nor after a restart: the database still says the purchase went out unanswered.
+    with pytest.raises(OutcomeUnknown, match="CardPlusPay dashboard"):
+        await adapter(http, api).place_order(an_order(), SendLog(sends.record))
     assert state.orders == []
     assert state.purchases_attempted == 1
 
@@ -391,11 +434,12 @@ async def test_a_dropped_connection_before_the_purchase_is_never_resent(
 async def test_a_purchase_that_shows_up_late_is_found(
     cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
+    sends = SendLog()
     state.drop_next_before_processing()
     with pytest.raises(ProviderUnavailable):
-        await cpp.place_order(an_order())
+        await cpp.place_order(an_order(), sends)
     late = state.create_order(GOOGLE, JANE)  # it had gone through after all
-    result = await cpp.place_order(an_order())
+    result = await cpp.place_order(an_order(), sends)
     assert result.provider_order_id == str(late.order_id)
     assert state.purchases_attempted == 1
 
@@ -403,13 +447,14 @@ async def test_a_purchase_that_shows_up_late_is_found(
 async def test_two_possible_orders_are_not_guessed_between(
     cpp: CardPlusPayProvider, state: CardPlusPayState
 ) -> None:
+    sends = SendLog()
     state.drop_next_before_processing()
     with pytest.raises(ProviderUnavailable):
-        await cpp.place_order(an_order())
+        await cpp.place_order(an_order(), sends)
     state.create_order(GOOGLE, JANE)
     state.create_order(GOOGLE, JANE)  # e.g. someone also bought it from the dashboard
     with pytest.raises(OutcomeUnknown, match="CardPlusPay dashboard") as caught:
-        await cpp.place_order(an_order())
+        await cpp.place_order(an_order(), sends)
     assert all(o.order_no in caught.value.message for o in state.orders)
     assert len(state.orders) == 2
     assert state.purchases_attempted == 1
@@ -444,22 +489,26 @@ async def test_an_order_list_without_working_pages_fails_closed(
     state.honour_page = False
     state.create_order("AMZN-25USD-Q7rT", "omar@example.com")
     state.create_order("AMZN-25USD-Q7rT", "lin@example.com")
+    # The bot died while this key's purchase was out (a minute ago): it must be looked up, and
+    # only the first page of the list can be read.
     with pytest.raises(OutcomeUnknown, match="could not all be read"):
-        await cpp.place_order(an_order())
+        await cpp.place_order(an_order(), SendLog(unsettled(timedelta(minutes=1))))
     assert state.purchases_attempted == 0
 
 
 async def test_a_replay_after_a_restart_does_not_buy_again(
     http: httpx.AsyncClient, api: str, state: CardPlusPayState
 ) -> None:
-    before = adapter(http, api)
-    placed = await before.place_order(an_order())
+    sends = SendLog()
+    placed = await adapter(http, api).place_order(an_order(), sends)
     assert placed.state is OrderState.COMPLETED
 
-    after_restart = adapter(http, api)  # no memory of the key
-    with pytest.raises(OutcomeUnknown, match="CardPlusPay dashboard") as caught:
-        await after_restart.place_order(an_order())
-    assert state.orders[0].order_no in caught.value.message
+    # The bot died before storing the order id: the restarted one replays the key, with the
+    # record its database holds (sent, never settled). It finds that order, and buys nothing.
+    after_restart = adapter(http, api)
+    again = await after_restart.place_order(an_order(), SendLog(sends.record))
+    assert again.provider_order_id == placed.provider_order_id
+    assert again.redemption == placed.redemption
     assert len(state.orders) == 1
     assert state.purchases_attempted == 1
 
@@ -468,10 +517,135 @@ async def test_a_replay_after_a_restart_mid_purchase_does_not_buy_again(
     http: httpx.AsyncClient, api: str, state: CardPlusPayState
 ) -> None:
     state.polls_until_complete = 5  # the bot restarted while the order was pending
-    await adapter(http, api).place_order(an_order())
-    with pytest.raises(OutcomeUnknown):
-        await adapter(http, api).place_order(an_order())
+    sends = SendLog()
+    placed = await adapter(http, api).place_order(an_order(), sends)
+    again = await adapter(http, api).place_order(an_order(), SendLog(sends.record))
+    assert again.provider_order_id == placed.provider_order_id
+    assert again.state is OrderState.PENDING
     assert len(state.orders) == 1
+    assert state.purchases_attempted == 1
+
+
+async def test_a_purchase_in_flight_when_the_bot_died_is_found_not_bought_again(
+    cpp: CardPlusPayProvider, state: CardPlusPayState
+) -> None:
+    # The send was recorded, then the process died before any answer was recorded; the
+    # purchase had reached CardPlusPay.
+    bought = state.create_order(GOOGLE, JANE)
+    result = await cpp.place_order(an_order(), SendLog(unsettled(timedelta(seconds=1))))
+    assert result.provider_order_id == str(bought.order_id)
+    assert state.purchases_attempted == 0
+
+
+async def test_a_purchase_in_flight_when_the_bot_died_that_never_arrived_is_not_resent(
+    cpp: CardPlusPayProvider, state: CardPlusPayState
+) -> None:
+    # Just sent: CardPlusPay may still be processing it. Look again later.
+    with pytest.raises(ProviderUnavailable, match="checking again"):
+        await cpp.place_order(an_order(), SendLog(unsettled(timedelta(seconds=0))))
+    # Sent longer than the settle time ago and still not there: a person decides.
+    with pytest.raises(OutcomeUnknown, match="never answered the purchase"):
+        await cpp.place_order(an_order(), SendLog(unsettled(timedelta(minutes=1))))
+    assert state.orders == []
+    assert state.purchases_attempted == 0
+
+
+async def test_an_order_known_to_be_another_rewards_is_never_taken_for_this_one(
+    http: httpx.AsyncClient, api: str, state: CardPlusPayState
+) -> None:
+    # An earlier reward of the same card to Jane, its order id stored by the bot.
+    earlier = await adapter(http, api).place_order(an_order(key="rewardbot-1-aaaa"))
+    attributed = frozenset({earlier.provider_order_id})
+    sends = SendLog(attributed=attributed)
+    placed = await adapter(http, api).place_order(an_order(key="rewardbot-2-bbbb"), sends)
+    # A restart before this one's id was stored: two orders of this card for Jane, one of
+    # them known to be the other reward's.
+    again = await adapter(http, api).place_order(
+        an_order(key="rewardbot-2-bbbb"), SendLog(sends.record, attributed)
+    )
+    assert again.provider_order_id == placed.provider_order_id != earlier.provider_order_id
+    assert len(state.orders) == 2
+    assert state.purchases_attempted == 2
+
+
+async def test_one_purchase_known_not_placed_does_not_block_the_card_for_anyone(
+    cpp: CardPlusPayProvider, state: CardPlusPayState
+) -> None:
+    first = SendLog()
+    state.fail_next_with(503)  # CardPlusPay answered 5xx, and the order is not in the list
+    with pytest.raises(ProviderUnavailable, match="not bought"):
+        await cpp.place_order(an_order(key="rewardbot-1-aaaa"), first)
+    assert first.record.unsettled_since is None
+    # Another reward of the same card for the same person is bought as usual, unscanned.
+    scans = len(state.seen("GET", "/orders"))
+    other = await cpp.place_order(an_order(key="rewardbot-2-bbbb"), SendLog())
+    assert other.state is OrderState.COMPLETED
+    assert other.provider_order_id == str(state.orders[0].order_id)
+    assert len(state.seen("GET", "/orders")) == scans
+    assert len(state.orders) == 1
+    assert state.purchases_attempted == 2
+
+
+async def test_one_lost_answer_does_not_block_the_card_for_anyone(
+    cpp: CardPlusPayProvider, state: CardPlusPayState
+) -> None:
+    lost = SendLog()
+    state.drop_next_before_processing()  # no answer: the first reward's outcome is unknown
+    with pytest.raises(ProviderUnavailable, match="checking again"):
+        await cpp.place_order(an_order(key="rewardbot-1-aaaa"), lost)
+    # Another reward of the same card for the same person is bought meanwhile, unscanned.
+    scans = len(state.seen("GET", "/orders"))
+    other = await cpp.place_order(an_order(key="rewardbot-2-bbbb"), SendLog())
+    assert other.state is OrderState.COMPLETED
+    assert len(state.seen("GET", "/orders")) == scans
+    # The bot knows that order is the second reward's: the first never takes it for its own.
+    lost = SendLog(lost.record, frozenset({other.provider_order_id}))
+    with pytest.raises(ProviderUnavailable, match="checking again"):
+        await cpp.place_order(an_order(key="rewardbot-1-aaaa"), lost)
+    await asyncio.sleep(SETTLE)
+    with pytest.raises(OutcomeUnknown, match="CardPlusPay dashboard"):
+        await cpp.place_order(an_order(key="rewardbot-1-aaaa"), lost)
+    assert len(state.orders) == 1
+    assert state.purchases_attempted == 2
+
+
+async def test_each_purchase_is_recorded_before_it_is_sent(
+    cpp: CardPlusPayProvider, state: CardPlusPayState
+) -> None:
+    sends = WatchedSendLog(lambda: state.purchases_attempted)
+    await cpp.place_order(an_order(), sends)
+    assert sends.at_write == [0]  # written while the purchase had not reached CardPlusPay
+    assert state.purchases_attempted == 1
+    assert sends.record.sends == 1
+
+
+async def test_a_purchase_that_cannot_be_recorded_is_not_sent(
+    cpp: CardPlusPayProvider, state: CardPlusPayState
+) -> None:
+    with pytest.raises(StoreDown):
+        await cpp.place_order(an_order(), FailingSendLog())
+    assert state.purchases_attempted == 0
+    assert state.orders == []
+
+
+async def test_a_refused_connection_sends_nothing_and_leaves_the_key_settled(
+    api: str, state: CardPlusPayState
+) -> None:
+    transport = RefusePosts("/orders")
+    async with httpx.AsyncClient(transport=transport, timeout=2.0) as refusing:
+        cpp = adapter(refusing, api)
+        sends = SendLog()
+        with pytest.raises(ProviderUnavailable):
+            await cpp.place_order(an_order(), sends)
+        assert transport.refused == 1
+        assert state.purchases_attempted == 0
+        assert sends.record.sends == 1
+        assert sends.record.unsettled_since is None  # nothing reached CardPlusPay
+        # So the next attempt buys at once: nothing to look up, nothing to wait for.
+        transport.refusing = False
+        result = await cpp.place_order(an_order(), sends)
+    assert result.provider_order_id == str(state.orders[0].order_id)
+    assert state.seen("GET", "/orders") == []
     assert state.purchases_attempted == 1
 
 
@@ -509,12 +683,15 @@ async def test_secrets_stay_out_of_reprs_errors_and_logs(
     cpp: CardPlusPayProvider, state: CardPlusPayState, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
+    sends = SendLog()
     state.drop_next_after_processing()
-    result = await cpp.place_order(an_order())
+    result = await cpp.place_order(an_order(), sends)
     bought = state.orders[0]
     assert bought.pin is not None
+    state.create_order(GOOGLE, JANE)  # a dashboard purchase: the replay cannot tell them apart
     with pytest.raises(OutcomeUnknown) as caught:
-        await adapter(cpp._http, cpp._base_url).place_order(an_order())
+        await adapter(cpp._http, cpp._base_url).place_order(an_order(), SendLog(sends.record))
+    assert bought.order_no in caught.value.message
     shown = " ".join(
         [repr(result), str(result), repr(cpp), str(caught.value), caught.value.message, caplog.text]
     )

@@ -1,4 +1,8 @@
-"""Contract tests: the real Giftronaut adapter over real HTTP against the fake Giftronaut API."""
+"""Contract tests: the real Giftronaut adapter over real HTTP against the fake Giftronaut API.
+
+Calls for one idempotency key share one :class:`SendLog` (it stands in for the bot's database);
+a "restart" is a fresh adapter given a log that carries the record the database would hold.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +25,8 @@ from providers.base import (
     OrderResult,
     OrderState,
     Recipient,
+    SendLog,
+    SendRecord,
     SharedOrder,
 )
 from providers.errors import (
@@ -44,8 +50,9 @@ from providers.giftronaut import (
     giftronaut_key,
 )
 from providers.http import RetryPolicy
-from tests.fakes import serve
+from tests.fakes import Tripwire, serve
 from tests.fakes.giftronaut import CLIENT_ID, CLIENT_SECRET, GiftronautState, make_app
+from tests.providers.sending import ClockedSendLog, RefusePosts, WatchedSendLog, unsettled
 
 KEY = "rewardbot-7-0123456789abcdef0123456789abcdef"
 
@@ -66,8 +73,11 @@ class Env:
     url: str
     http: httpx.AsyncClient
     clock: Clock
+    tripwire: Tripwire
 
-    def adapter(self, **overrides: Any) -> GiftronautProvider:
+    def adapter(
+        self, http: httpx.AsyncClient | None = None, **overrides: Any
+    ) -> GiftronautProvider:
         options: dict[str, Any] = {
             "client_id": CLIENT_ID,
             "client_secret": SecretStr(CLIENT_SECRET),
@@ -76,14 +86,16 @@ class Env:
             "poll_interval": 0.01,
             "clock": self.clock,
         }
-        return GiftronautProvider(self.http, **(options | overrides))
+        return GiftronautProvider(http or self.http, **(options | overrides))
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     state = GiftronautState()
-    async with serve(make_app(state)) as url, httpx.AsyncClient() as http:
-        yield Env(state, url, http, Clock())
+    app, tripwire = make_app(state), Tripwire()
+    app.middlewares.append(tripwire.middleware)
+    async with serve(app) as url, httpx.AsyncClient() as http:
+        yield Env(state, url, http, Clock(), tripwire)
 
 
 @pytest.fixture
@@ -324,37 +336,142 @@ async def test_a_scheduled_send_is_passed_with_its_time_zone(
 
 
 async def test_replaying_the_same_key_returns_the_same_order(env: Env) -> None:
-    first = await env.adapter().place_order(order())
-    # A restarted bot (a fresh adapter, no memory) replays the key.
-    again = await env.adapter().place_order(order())
+    sends = SendLog()
+    first = await env.adapter().place_order(order(), sends)
+    # A restarted bot (a fresh adapter, the record from its database) replays the key.
+    again = await env.adapter().place_order(order(), SendLog(sends.record))
     assert again.provider_order_id == first.provider_order_id
     assert len(env.state.created_orders) == 1
     assert len(env.state.seen("POST", "-cards")) == 2
 
 
-async def test_a_key_the_adapter_saw_succeed_is_looked_up_not_replayed(
+async def test_a_replay_with_the_send_log_is_the_same_order_and_never_one_past_the_window(
     env: Env, gt: GiftronautProvider
 ) -> None:
-    first = await gt.place_order(order())
+    # Once the bot has stored the order id it only looks the order up (get_order); that is the
+    # bot's part (bot/fulfillment.py). The adapter's part: until then, a replay of the key is
+    # that order, and past Giftronaut's window it sends nothing.
+    sends = ClockedSendLog()
+    first = await gt.place_order(order(), sends)
+    again = await gt.place_order(order(), sends)
+    assert again.provider_order_id == first.provider_order_id
+    assert len(env.state.seen("POST", "-cards")) == 2
+    assert len(env.state.created_orders) == 1
+    assert sends.record.unsettled_since is not None  # settled by the bot storing the id
+
     env.clock.offset += 25 * 3600  # past Giftronaut's 24-hour window
     env.state.advance(25 * 3600)
-    again = await gt.place_order(order())
-    assert again.provider_order_id == first.provider_order_id
-    assert len(env.state.seen("POST", "-cards")) == 1
+    sends.offset = timedelta(hours=25)
+    with pytest.raises(OutcomeUnknown, match="too old to replay safely"):
+        await gt.place_order(order(), sends)
+    assert len(env.state.seen("POST", "-cards")) == 2  # not sent: it would be a new order
     assert len(env.state.created_orders) == 1
+    looked_up = await gt.get_order(first.provider_order_id)
+    assert looked_up.provider_order_id == first.provider_order_id
 
 
 async def test_a_key_too_old_to_replay_safely_parks_the_order_for_review(
     env: Env, gt: GiftronautProvider
 ) -> None:
+    sends = ClockedSendLog()
     env.state.fail_next_with(503, times=3)
     with pytest.raises(ProviderUnavailable):
-        await gt.place_order(order())
-    env.clock.offset += 23.5 * 3600
-    with pytest.raises(OutcomeUnknown, match="24 hours"):
-        await gt.place_order(order())
+        await gt.place_order(order(), sends)
+    assert sends.record.unsettled_since is not None and sends.record.sends == 3
+    sends.offset = timedelta(hours=23.5)  # past SAFE_REPLAY_AGE (23 h) since the first send
+    with pytest.raises(OutcomeUnknown, match="too old to replay safely"):
+        await gt.place_order(order(), sends)
+    # A restarted bot (its database's record, a fresh adapter) refuses the same way.
+    with pytest.raises(OutcomeUnknown, match="too old to replay safely"):
+        await env.adapter().place_order(order(), SendLog(unsettled(timedelta(hours=23.5))))
     assert len(env.state.seen("POST", "-cards")) == 3  # only the three failed attempts
     assert env.state.created_orders == []
+
+
+async def test_a_key_still_inside_the_safe_replay_age_is_replayed(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    sends = SendLog(unsettled(timedelta(hours=22.5), sends=3))  # its answers were lost
+    result = await gt.place_order(order(), sends)
+    assert result.provider_order_id == env.state.created_orders[0].order_id
+    assert len(env.state.created_orders) == 1
+
+
+async def test_an_old_key_whose_sends_are_settled_is_not_held_by_the_replay_window(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    # Sent 30 hours ago and refused outright (nothing placed, nothing unsettled): sending it
+    # again cannot order twice.
+    day_ago = datetime.now(UTC) - timedelta(hours=30)
+    refused = SendRecord(first_sent_at=day_ago, last_sent_at=day_ago, sends=1)
+    await gt.place_order(order(), SendLog(refused))
+    assert len(env.state.created_orders) == 1
+
+
+async def test_a_refused_retry_after_a_lost_answer_within_one_call_needs_review(
+    env: Env, gt: GiftronautProvider
+) -> None:
+    env.state.drop_next_after_processing()  # the order is created, its answer lost
+
+    async def refuse_from_now_on() -> None:
+        env.state.fail_next_with(403, "FORBIDDEN")
+
+    env.tripwire.arm("POST", "/api/v1/orders/", refuse_from_now_on, after=True)
+    sends = SendLog()
+    with pytest.raises(OutcomeUnknown, match="answer was lost") as caught:
+        await gt.place_order(order(), sends)  # the adapter's own retry is refused
+    assert "FORBIDDEN" in caught.value.message
+    assert len(env.state.seen("POST", "-cards")) == 2
+    assert len(env.state.created_orders) == 1
+    assert sends.record.unsettled_since is not None
+
+
+async def test_a_refused_retry_after_a_lost_answer_in_an_earlier_call_needs_review(
+    env: Env,
+) -> None:
+    gt = env.adapter(retry=RetryPolicy(attempts=1, base_delay=0.01))
+    sends = SendLog()
+    env.state.drop_next_after_processing()  # the order is created, its answer lost
+    with pytest.raises(ProviderUnavailable):
+        await gt.place_order(order(), sends)
+    env.state.fail_next_with(403, "FORBIDDEN")
+    with pytest.raises(OutcomeUnknown, match="answer was lost"):
+        await gt.place_order(order(), sends)  # the bot's retry, same key, same record
+    # And after a restart (a fresh adapter, the database's record).
+    env.state.fail_next_with(403, "FORBIDDEN")
+    with pytest.raises(OutcomeUnknown, match="answer was lost"):
+        await env.adapter().place_order(order(), SendLog(sends.record))
+    assert len(env.state.seen("POST", "-cards")) == 3
+    assert len(env.state.created_orders) == 1
+
+
+async def test_each_send_is_recorded_before_it_leaves(env: Env, gt: GiftronautProvider) -> None:
+    sends = WatchedSendLog(lambda: len(env.state.seen("POST", "-cards")))
+    env.state.drop_next_after_processing()
+    await gt.place_order(order(), sends)
+    # Two sends (the first answer was lost), each written before its POST arrived.
+    assert sends.at_write == [0, 1]
+    assert len(env.state.seen("POST", "-cards")) == 2
+    assert sends.record.sends == 2
+
+
+async def test_a_refused_connection_sends_nothing_and_leaves_the_key_settled(
+    env: Env,
+) -> None:
+    transport = RefusePosts("-cards")
+    async with httpx.AsyncClient(transport=transport) as refusing:
+        gt = env.adapter(refusing, retry=RetryPolicy(attempts=2, base_delay=0.01))
+        sends = ClockedSendLog()
+        with pytest.raises(ProviderUnavailable):
+            await gt.place_order(order(), sends)
+    assert transport.refused == 2
+    assert env.state.seen("POST", "-cards") == []
+    assert sends.record.sends == 2
+    assert sends.record.unsettled_since is None
+    # Nothing can have been ordered, so even past Giftronaut's window the key is sent again.
+    sends.offset = timedelta(hours=30)
+    await env.adapter().place_order(order(), sends)
+    assert len(env.state.created_orders) == 1
 
 
 async def test_long_keys_are_hashed_to_a_stable_64_character_key(env: Env) -> None:
@@ -364,8 +481,9 @@ async def test_long_keys_are_hashed_to_a_stable_64_character_key(env: Env) -> No
     assert derived != giftronaut_key(long_key + "0")
     assert giftronaut_key(KEY) == KEY
 
-    first = await env.adapter().place_order(order(key=long_key))
-    again = await env.adapter().place_order(order(key=long_key))
+    sends = SendLog()
+    first = await env.adapter().place_order(order(key=long_key), sends)
+    again = await env.adapter().place_order(order(key=long_key), SendLog(sends.record))
     assert first.provider_order_id == again.provider_order_id
     assert {r.body["idempotencyKey"] for r in env.state.seen("POST", "-cards")} == {derived}
     assert len(env.state.created_orders) == 1
@@ -376,9 +494,17 @@ async def test_same_key_with_a_different_body_is_an_idempotency_conflict(env: En
     with pytest.raises(IdempotencyConflict, match="order may exist"):
         await env.adapter().place_order(order(amount="100"))  # Giftronaut's 409
     gt = env.adapter()
-    await gt.place_order(order(key=KEY + "x", email="jane@example.com"))
+    sends = SendLog()
+    await gt.place_order(order(key=KEY + "x", email="jane@example.com"), sends)
+    posts = len(env.state.seen("POST", "-cards"))
+    with pytest.raises(IdempotencyConflict, match="order may exist"):
+        # Caught here, by the key's send log (and after a restart, by its record): not sent.
+        await gt.place_order(order(key=KEY + "x", email="jane.doe@example.com"), sends)
     with pytest.raises(IdempotencyConflict):
-        await gt.place_order(order(key=KEY + "x", email="jane.doe@example.com"))  # caught here
+        await env.adapter().place_order(
+            order(key=KEY + "x", email="jane.doe@example.com"), SendLog(sends.record)
+        )
+    assert len(env.state.seen("POST", "-cards")) == posts
     assert len(env.state.created_orders) == 2
 
 

@@ -1,4 +1,8 @@
-"""Contract tests: the real UGiftMe adapter over real HTTP against the fake UGiftMe server."""
+"""Contract tests: the real UGiftMe adapter over real HTTP against the fake UGiftMe server.
+
+Calls for one idempotency key share one :class:`SendLog` (it stands in for the bot's database);
+a "restart" is a fresh adapter given a log that carries the record the database would hold.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from email.utils import formatdate
 from pathlib import Path
@@ -14,7 +19,7 @@ import httpx
 import pytest
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderResult, OrderState, Recipient
+from providers.base import OrderRequest, OrderResult, OrderState, Recipient, SendLog
 from providers.errors import (
     AuthenticationFailed,
     InsufficientFunds,
@@ -29,6 +34,7 @@ from providers.http import RetryPolicy
 from providers.ugiftme import PRODUCTION_URL, UGiftMeProvider
 from tests.fakes import serve
 from tests.fakes.ugiftme import API, UGiftMeFake
+from tests.providers.sending import RefusePosts, WatchedSendLog, unsettled
 
 AMAZON = "AMAZON_UK_STD|Amazon UK"
 JOHN_LEWIS = "JL_UK_STD|John Lewis"
@@ -41,10 +47,14 @@ class Env:
     http: httpx.AsyncClient
     url: str
 
-    def adapter_with_key(self, key: str) -> UGiftMeProvider:
+    def adapter_with_key(self, key: str, http: httpx.AsyncClient | None = None) -> UGiftMeProvider:
         return UGiftMeProvider(
-            self.http, key, self.url, retry=RetryPolicy(attempts=3, base_delay=0.01)
+            http or self.http, key, self.url, retry=RetryPolicy(attempts=3, base_delay=0.01)
         )
+
+    def restarted(self) -> UGiftMeProvider:
+        """A fresh adapter, as a restarted bot builds it."""
+        return self.adapter_with_key(self.fake.api_key)
 
 
 @pytest.fixture
@@ -327,12 +337,13 @@ async def test_server_error_is_retried_into_one_order(env: Env) -> None:
 async def test_outage_longer_than_the_retries_is_retryable_and_the_bot_retry_is_one_order(
     env: Env,
 ) -> None:
+    sends = SendLog()
     env.fake.drop_next_after_processing()
     env.fake.fail_next_with(502, times=2)
     with pytest.raises(ProviderUnavailable):
-        await env.adapter.place_order(_order())
+        await env.adapter.place_order(_order(), sends)
     assert env.fake.order_count == 1  # created by the first, lost, attempt
-    result = await env.adapter.place_order(_order())  # the bot's later retry, same key
+    result = await env.adapter.place_order(_order(), sends)  # the bot's later retry, same key
     (order,) = env.fake.orders.values()
     assert result.provider_order_id == f"order:{order['_id']}"
     assert env.fake.order_count == 1
@@ -467,13 +478,79 @@ async def test_refusal_after_a_lost_attempt_needs_review(env: Env) -> None:
 
 
 async def test_refusal_after_a_lost_bot_level_attempt_needs_review(env: Env) -> None:
+    sends = SendLog()
     for _ in range(3):
         env.fake.drop_next_before_processing()
     with pytest.raises(ProviderUnavailable):
-        await env.adapter.place_order(_order())
+        await env.adapter.place_order(_order(), sends)
     env.fake.balance = Decimal(1)
-    with pytest.raises(OutcomeUnknown):
-        await env.adapter.place_order(_order())  # the bot's retry, same key
+    with pytest.raises(OutcomeUnknown, match="answer was lost"):
+        await env.adapter.place_order(_order(), sends)  # the bot's retry, same key
+    # After a restart too: the database's record says the answers were lost.
+    with pytest.raises(OutcomeUnknown, match="answer was lost") as caught:
+        await env.restarted().place_order(_order(), SendLog(sends.record))
+    assert "Top up" in caught.value.message
+    assert env.fake.order_count == 0
+    assert len(env.fake.create_calls) == 5
+
+
+async def test_refusal_after_the_bot_died_mid_send_needs_review(env: Env) -> None:
+    # The send was recorded, then the process died before any answer was recorded.
+    env.fake.balance = Decimal(1)
+    with pytest.raises(OutcomeUnknown, match="answer was lost"):
+        await env.restarted().place_order(_order(), SendLog(unsettled(timedelta(seconds=5))))
+    assert len(env.fake.create_calls) == 1
+
+
+async def test_refusal_after_a_settled_refusal_is_taken_at_its_word(env: Env) -> None:
+    sends = SendLog()
+    env.fake.balance = Decimal(1)
+    with pytest.raises(InsufficientFunds):
+        await env.adapter.place_order(_order(), sends)
+    assert sends.record.unsettled_since is None
+    with pytest.raises(InsufficientFunds):
+        await env.restarted().place_order(_order(), SendLog(sends.record))
+    assert env.fake.order_count == 0
+
+
+async def test_a_refused_connection_sends_nothing_and_leaves_the_key_settled(env: Env) -> None:
+    transport = RefusePosts("/orders")
+    async with httpx.AsyncClient(transport=transport, timeout=5) as refusing:
+        sends = SendLog()
+        with pytest.raises(ProviderUnavailable):
+            await env.adapter_with_key(env.fake.api_key, refusing).place_order(_order(), sends)
+    assert transport.refused == 3
+    assert env.fake.create_calls == []
+    assert (sends.record.sends, sends.record.unsettled_since) == (3, None)
+    # Nothing can have been ordered, so a refusal of the next attempt is the answer.
+    env.fake.balance = Decimal(1)
+    with pytest.raises(InsufficientFunds):
+        await env.adapter.place_order(_order(), sends)
+
+
+async def test_a_refused_connection_after_a_lost_answer_keeps_the_key_unsettled(
+    env: Env,
+) -> None:
+    record = unsettled(timedelta(seconds=5))  # an earlier send's answer was lost
+    transport = RefusePosts("/orders")
+    async with httpx.AsyncClient(transport=transport, timeout=5) as refusing:
+        sends = SendLog(record)
+        with pytest.raises(ProviderUnavailable):
+            await env.adapter_with_key(env.fake.api_key, refusing).place_order(_order(), sends)
+    assert transport.refused == 3
+    assert sends.record.unsettled_since == record.unsettled_since
+    assert sends.record.sends == 4
+    env.fake.balance = Decimal(1)
+    with pytest.raises(OutcomeUnknown, match="answer was lost"):
+        await env.adapter.place_order(_order(), sends)
+
+
+async def test_each_create_is_recorded_before_it_is_sent(env: Env) -> None:
+    sends = WatchedSendLog(lambda: len(env.fake.create_calls))
+    env.fake.fail_next_with(503, {"error": "Service unavailable"})
+    await env.adapter.place_order(_order(), sends)
+    assert sends.at_write == [0, 1]
+    assert len(env.fake.create_calls) == 2
 
 
 async def test_get_order_for_an_order_it_cannot_find_needs_review(env: Env) -> None:

@@ -1,0 +1,191 @@
+"""Claims are fenced by their token, not by clocks: a run whose job was claimed again (after its
+lease looked expired, for whatever reason) cannot act any more, and a lease nobody took over is
+still held however late it is renewed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot import clock
+from bot.domain import Money, NewRewardRequest, Status
+from bot.jobs import DEFAULT_GIVE_UP, JobRunner
+from bot.store import Change, Job, JobKind, LeaseLost, Store
+
+
+def _new() -> NewRewardRequest:
+    return NewRewardRequest(
+        requester_id="UREQ",
+        recipient_id="UREC",
+        origin_channel_id="CGEN",
+        face_value=Money(amount=Decimal("25.00"), currency="GBP"),
+        provider="sandbox",
+        product_id="SBX-BOOKS-GBP",
+        product_name="Sandbox Books",
+        message="thanks",
+    )
+
+
+@pytest.fixture
+def step_clock(tmp_path: Path) -> Iterator[Path]:
+    """Write seconds into the file to step this process's wall clock."""
+    offset = tmp_path / "clock-offset"
+    offset.write_text("0")
+    clock.use_offset_file(str(offset))
+    yield offset
+    clock.use_offset_file(None)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(tmp_path / "r.db")
+    yield store
+    await store.close()
+
+
+async def _ordering_request_with_job(store: Store) -> int:
+    request, _ = await store.create_request(_new(), "V1")
+    await store.transition(
+        request.id, Status.PENDING_APPROVAL, Status.APPROVED, "UAPP", then=[JobKind.FULFIL]
+    )
+    await store.transition(request.id, Status.APPROVED, Status.ORDERING, "rewardbot")
+    return request.id
+
+
+async def test_a_claim_taken_over_after_a_clock_step_can_no_longer_act(
+    store: Store, step_clock: Path
+) -> None:
+    request_id = await _ordering_request_with_job(store)
+    first = await store.claim_job("runner-a", 30, JobKind.FULFIL)
+    assert first is not None
+    step_clock.write_text("120")  # the lease now looks expired
+    second = await store.claim_job("runner-b", 30, JobKind.FULFIL)
+    assert second is not None and second.id == first.id and second.lease != first.lease
+
+    # Every side effect of the first run is refused before it happens...
+    with pytest.raises(LeaseLost):
+        await store.hold(first)
+    with pytest.raises(LeaseLost):
+        await store.start_delivery(request_id, first)
+    with pytest.raises(LeaseLost):
+        await store.record_send(first, "sandbox", "key-1", "fingerprint")
+    with pytest.raises(LeaseLost):
+        await store.transition_all(
+            [Change(request_id, Status.ORDERING, Status.FAILED)], "rewardbot", fence=first
+        )
+    assert not await store.extend_lease(first)
+    # ...and nothing it tried was written.
+    assert (await store.get(request_id)).status is Status.ORDERING
+    assert (await store.send_record("key-1")).sends == 0
+
+    # The current claim acts, once: a second start of the delivery names the first.
+    started = await store.start_delivery(request_id, second)
+    assert started.other_claim is None
+    assert (await store.start_delivery(request_id, second)).other_claim is None
+    third = await _claim_after_expiry(store, step_clock, "240")
+    again = await store.start_delivery(request_id, third)
+    assert again.other_claim == second.lease
+
+
+async def _claim_after_expiry(store: Store, step_clock: Path, seconds: str) -> Job:
+    step_clock.write_text(seconds)
+    job = await store.claim_job("runner-c", 30, JobKind.FULFIL)
+    assert job is not None
+    return job
+
+
+async def test_a_lease_nobody_took_over_is_held_however_late_it_is_renewed(
+    store: Store, step_clock: Path
+) -> None:
+    await _ordering_request_with_job(store)
+    job = await store.claim_job("runner-a", 30, JobKind.FULFIL)
+    assert job is not None
+    step_clock.write_text("600")
+    assert await store.extend_lease(job)
+    await store.hold(job)
+    # Renewed from the stepped clock: nobody else can claim it now.
+    assert await store.claim_job("runner-b", 30, JobKind.FULFIL) is None
+
+
+async def test_a_runner_never_takes_its_own_running_job_over(
+    store: Store, step_clock: Path
+) -> None:
+    """A clock step makes the lease of a job still running look expired: the runner that runs
+    it must not start it a second time."""
+    await _ordering_request_with_job(store)
+    release = asyncio.Event()
+    runs: list[str] = []
+
+    async def slow_fulfil(job: Job) -> None:
+        runs.append(job.lease)
+        await release.wait()
+
+    async def quiet(_: Job) -> None:
+        return None
+
+    runner = JobRunner(
+        store,
+        {JobKind.FULFIL: slow_fulfil, JobKind.NOTIFY: quiet},
+        lease_seconds=30,
+        poll_interval=0.02,
+    )
+    runner.start()
+    try:
+        for _ in range(100):
+            if runs:
+                break
+            await asyncio.sleep(0.01)
+        step_clock.write_text("120")
+        runner.wake()
+        await asyncio.sleep(0.3)
+        assert len(runs) == 1
+    finally:
+        release.set()
+        await runner.stop()
+
+
+async def test_a_recorded_send_is_unsettled_until_the_provider_says_what_became_of_it(
+    store: Store,
+) -> None:
+    request_id = await _ordering_request_with_job(store)
+    job = await store.claim_job("runner-a", 30, JobKind.FULFIL)
+    assert job is not None
+    before = await store.record_send(job, "giftronaut", "key-1", "body-a")
+    assert before.sends == 0
+    record = await store.send_record("key-1")
+    assert record.sends == 1 and record.unsettled_since is not None
+    assert record.fingerprint == "body-a" and not record.last_answered
+    await store.record_unanswered("key-1", answered=True)
+    assert (await store.send_record("key-1")).last_answered
+    await store.set_provider_order([request_id], "order-9", "key-1", fence=job)
+    settled = await store.send_record("key-1")
+    assert settled.unsettled_since is None and settled.sends == 1
+    assert await store.attributed_orders("sandbox", clock.now() - timedelta(days=1)) == {"order-9"}
+
+
+def test_notifications_are_retried_for_a_whole_day_of_slack_being_down() -> None:
+    """Attempts do not end a notification early, however fast the backoff went: its age
+    does, after a day."""
+    created = clock.now()
+
+    def job(attempts: int, age: timedelta) -> Job:
+        return Job(
+            id=1,
+            kind=JobKind.NOTIFY,
+            request_id=1,
+            payload={},
+            attempts=attempts,
+            lease="x",
+            lease_seconds=30,
+            created_at=created - age,
+        )
+
+    notify = DEFAULT_GIVE_UP[JobKind.NOTIFY]
+    assert not notify.reached(job(300, timedelta(hours=23, minutes=59)))
+    assert notify.reached(job(300, timedelta(hours=24, minutes=1)))
+    assert not DEFAULT_GIVE_UP[JobKind.FULFIL].reached(job(10_000, timedelta(days=30)))
