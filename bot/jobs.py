@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -115,6 +116,9 @@ class JobRunner:
         # The ids of the jobs this runner runs: never claimed again by itself, whatever a
         # stepped clock says of their leases.
         self._running_ids: set[int] = set()
+        # Other runners' leases as last seen (their claim token and expiry), and when this
+        # runner first saw each unchanged: see ``_stale_leases``.
+        self._leases_seen: dict[int, tuple[str, float]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -176,17 +180,41 @@ class JobRunner:
         return self._poll_interval if due is None else min(due, self._poll_interval)
 
     async def _claim_what_fits(self) -> None:
+        stale = await self._stale_leases()
         for kind, running in self._running.items():
             while not self._stopping and len(running) < self._concurrency.get(kind, 1):
                 job = await self._store.claim_job(
                     self.owner, self._lease_seconds, kind, running=sorted(self._running_ids)
                 )
+                while job is None and stale.get(kind):
+                    job_id, lease = stale[kind].pop()
+                    job = await self._store.take_over(
+                        job_id, lease, self.owner, self._lease_seconds
+                    )
                 if job is None:
                     break
                 self._running_ids.add(job.id)
                 task = asyncio.create_task(self._run(job), name=f"job-{job.kind}-{job.id}")
                 running.add(task)
                 task.add_done_callback(functools.partial(self._finished, job))
+
+    async def _stale_leases(self) -> dict[JobKind, list[tuple[int, str]]]:
+        """Other runners' leases that nobody renewed for longer than a lease, as this runner
+        saw on its own monotonic clock. A lease's expiry is written with its holder's wall
+        clock: one written by a clock far ahead of ours would keep a dead holder's job
+        waiting for as long, so a lease is also stale once it stops changing."""
+        now = time.monotonic()
+        seen: dict[int, tuple[str, float]] = {}
+        stale: dict[JobKind, list[tuple[int, str]]] = {}
+        for job_id, kind, lease in await self._store.leases_held(exclude=self.owner):
+            first_seen = self._leases_seen.get(job_id, (lease, now))
+            if first_seen[0] != lease:
+                first_seen = (lease, now)
+            seen[job_id] = first_seen
+            if now - first_seen[1] > self._lease_seconds * 1.5:
+                stale.setdefault(kind, []).append((job_id, lease))
+        self._leases_seen = seen
+        return stale
 
     def _finished(self, job: Job, task: asyncio.Task[None]) -> None:
         for running in self._running.values():

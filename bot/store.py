@@ -150,10 +150,12 @@ _MIGRATIONS: tuple[str, ...] = (
     # durable. ``order_sends`` records each send of an order's idempotency key before it is
     # made; ``delivery_claim`` is the job claim that started a delivery DM. A job waiting on a
     # provider (``waiting``) is postponed instead of holding a slot, and a webhook ``nudged``
-    # it. Orders sent before this version whose answer never came are unsettled from their
+    # it; ``waited_from`` is when, by the clock of the process that postponed it. Orders sent
+    # before this version whose answer never came are unsettled from their
     # claim on, so they are reconciled, never re-sent blindly.
     """
     ALTER TABLE jobs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN waited_from TEXT;
     ALTER TABLE jobs ADD COLUMN nudged INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE reward_requests ADD COLUMN delivery_claim TEXT;
     CREATE INDEX reward_requests_provider_order ON reward_requests(provider, provider_order_id);
@@ -198,6 +200,8 @@ _TRANSITION_COLUMNS = frozenset(
     }
 )
 SYSTEM_ACTOR = "rewardbot"
+# A waiting job postponed by a process whose clock was more than this ahead of ours.
+_AHEAD = 5.0
 
 
 class Event(BaseModel):
@@ -368,6 +372,20 @@ def _row_to_request(row: aiosqlite.Row) -> RewardRequest:
         ),
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def _job(row: aiosqlite.Row, lease: str, lease_seconds: float) -> Job:
+    """A claimed job from ``RETURNING id, kind, request_id, payload, attempts, created_at``."""
+    return Job(
+        id=row[0],
+        kind=JobKind(row[1]),
+        request_id=row[2],
+        payload=json.loads(row[3]),
+        attempts=row[4],
+        lease=lease,
+        lease_seconds=lease_seconds,
+        created_at=datetime.fromisoformat(row[5]),
     )
 
 
@@ -837,7 +855,8 @@ class Store:
         A lease that looks expired is taken over, however it came to look so (a crash, or a
         clock that stepped): the claim gets a new token, and the older run's next side effect
         fails its fence (:meth:`hold`). ``running``: jobs this runner is running itself, never
-        taken over from itself."""
+        taken over from itself. A job waiting on a provider that was postponed by a clock
+        ahead of ours is due now: its wait cannot be measured, and looking early is harmless."""
         now = _now()
         lease = f"{owner}:{uuid.uuid4().hex}"
         excluded = ",".join("?" * len(running))
@@ -849,28 +868,44 @@ class Store:
                           nudged = 0
                    WHERE id = (
                        SELECT j.id FROM jobs j
-                       WHERE j.kind = ? AND j.done_at IS NULL AND j.run_after <= ?
+                       WHERE j.kind = ? AND j.done_at IS NULL
+                         AND (j.run_after <= ? OR (j.waiting = 1 AND j.waited_from > ?))
                          AND (j.lease_expires IS NULL OR j.lease_expires < ?) {not_running}
                          AND NOT EXISTS (
                              SELECT 1 FROM jobs e WHERE e.request_id = j.request_id
                                AND e.kind = j.kind AND e.done_at IS NULL AND e.id < j.id)
                        ORDER BY j.id LIMIT 1)
                    RETURNING id, kind, request_id, payload, attempts, created_at""",  # noqa: S608
-                (lease, _now(lease_seconds), kind, now, now, *running),
+                (lease, _now(lease_seconds), kind, now, _now(_AHEAD), now, *running),
             )
-        row = claimed[0] if claimed else None
-        if row is None:
-            return None
-        return Job(
-            id=row[0],
-            kind=JobKind(row[1]),
-            request_id=row[2],
-            payload=json.loads(row[3]),
-            attempts=row[4],
-            lease=lease,
-            lease_seconds=lease_seconds,
-            created_at=datetime.fromisoformat(row[5]),
+        return _job(claimed[0], lease, lease_seconds) if claimed else None
+
+    async def leases_held(self, exclude: str) -> list[tuple[int, JobKind, str]]:
+        """The unfinished jobs other runners than ``exclude`` hold: id, kind, and the lease
+        (its claim token and expiry, which every renewal changes)."""
+        rows = await self._fetch(
+            "SELECT id, kind, lease_owner || ' ' || lease_expires FROM jobs "
+            "WHERE done_at IS NULL AND lease_owner IS NOT NULL AND lease_owner NOT LIKE ? || ':%'",
+            (exclude,),
         )
+        return [(int(r[0]), JobKind(r[1]), str(r[2])) for r in rows]
+
+    async def take_over(
+        self, job_id: int, lease: str, owner: str, lease_seconds: float
+    ) -> Job | None:
+        """Claim a job whose holder stopped renewing ``lease`` (as :meth:`leases_held` showed
+        it); ``None`` if the lease changed meanwhile (renewed, finished or taken)."""
+        claim = f"{owner}:{uuid.uuid4().hex}"
+        async with self._transaction() as db:
+            rows = await _rows(
+                db,
+                "UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1, "
+                "nudged = 0 WHERE id = ? AND done_at IS NULL "
+                "AND lease_owner || ' ' || lease_expires = ? "
+                "RETURNING id, kind, request_id, payload, attempts, created_at",
+                (claim, _now(lease_seconds), job_id, lease),
+            )
+        return _job(rows[0], claim, lease_seconds) if rows else None
 
     async def extend_lease(self, job: Job) -> bool:
         """Keep holding ``job`` for another lease; False if this claim is no longer the
@@ -909,11 +944,13 @@ class Store:
             )
 
     async def retry_job(self, job: Job, delay: float, error: str) -> None:
+        """Run the failed job again ``delay`` seconds from now (a backoff: under way)."""
         async with self._transaction() as db:
             await db.execute(
-                "UPDATE jobs SET run_after = ?, lease_owner = NULL, lease_expires = NULL, "
-                "last_error = ? WHERE id = ? AND lease_owner = ?",
-                (_now(delay), error, job.id, job.lease),
+                "UPDATE jobs SET run_after = ?, waiting = 1, waited_from = ?, "
+                "lease_owner = NULL, lease_expires = NULL, last_error = ? "
+                "WHERE id = ? AND lease_owner = ?",
+                (_now(delay), _now(), error, job.id, job.lease),
             )
 
     async def postpone_job(self, job: Job, until: datetime, *, waiting: bool) -> None:
@@ -923,9 +960,10 @@ class Store:
         async with self._transaction() as db:
             await db.execute(
                 "UPDATE jobs SET run_after = CASE WHEN nudged = 1 THEN ? ELSE ? END, "
-                "nudged = 0, waiting = ?, lease_owner = NULL, lease_expires = NULL, "
-                "attempts = MAX(attempts - 1, 0) WHERE id = ? AND lease_owner = ?",
-                (_now(), _timestamp(until), int(waiting), job.id, job.lease),
+                "nudged = 0, waiting = ?, waited_from = ?, lease_owner = NULL, "
+                "lease_expires = NULL, attempts = MAX(attempts - 1, 0) "
+                "WHERE id = ? AND lease_owner = ?",
+                (_now(), _timestamp(until), int(waiting), _now(), job.id, job.lease),
             )
 
     async def release_jobs(self, owner: str) -> None:
@@ -953,7 +991,9 @@ class Store:
         """How long until the next job that nobody holds is due (0 if one is); ``None`` if
         there is none."""
         rows = await self._fetch(
-            "SELECT MIN(run_after) FROM jobs WHERE done_at IS NULL AND lease_owner IS NULL", ()
+            "SELECT MIN(CASE WHEN waiting = 1 AND waited_from > ? THEN ? ELSE run_after END) "
+            "FROM jobs WHERE done_at IS NULL AND lease_owner IS NULL",
+            (_now(_AHEAD), _now()),
         )
         if rows[0][0] is None:
             return None

@@ -13,9 +13,7 @@ import contextlib
 import os
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -23,10 +21,9 @@ import pytest
 
 from bot.emulator import SlackEmulator
 from bot.emulator.context import JSON
-from bot.server import SLACK_PATH
 from bot.slack_views import APPROVE_ACTION
 from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
-from tests.e2e.test_operations import _free_port, _wait_healthy
+from tests.e2e.support import BotProcess, free_port
 from tests.fakes import Tripwire, serve
 from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_ID
 from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_SECRET
@@ -35,46 +32,6 @@ from tests.fakes.giftronaut import make_app as make_giftronaut_app
 from tests.fakes.ugiftme import API, UGiftMeFake
 
 CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
-
-
-@dataclass
-class BotProcess:
-    """Starts and kills ``rewardbot serve`` on one port and one database."""
-
-    emulator: SlackEmulator
-    env: dict[str, str]
-    port: int
-    log: Path
-    process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                env=self.env,
-                stdout=log,
-                stderr=log,
-            )
-        await _wait_healthy(self.port)
-        self.emulator.set_request_url(f"http://127.0.0.1:{self.port}{SLACK_PATH}")
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            await asyncio.wait_for(self.process.wait(), 20)
 
 
 @pytest.fixture
@@ -107,6 +64,8 @@ def _env(emulator: SlackEmulator, database: Path, fake: UGiftMeFake, url: str) -
         "REWARDBOT_PROVIDERS": "ugiftme",
         # A killed bot's claims expire after a second, so the restart takes them over soon.
         "REWARDBOT_JOB_LEASE_SECONDS": "1",
+        # A delivery the killed bot started is looked for 2 s after this has passed.
+        "REWARDBOT_SLACK_TIMEOUT_SECONDS": "1",
         "UGIFTME_API_KEY": fake.api_key,
         "UGIFTME_API_URL": url,
     }
@@ -147,7 +106,7 @@ async def test_a_crash_at_any_step_ends_with_one_order_and_one_delivery(
     fake, tripwire, url = ugiftme
     database = tmp_path / "rewardbot.db"
     bot = BotProcess(
-        emulator, _env(emulator, database, fake, url), _free_port(), tmp_path / "bot.log"
+        emulator, _env(emulator, database, fake, url), free_port(), tmp_path / "bot.log"
     )
     ws = emulator.workspace
     await bot.start()
@@ -196,7 +155,7 @@ async def test_sigterm_gives_claimed_work_back_and_a_restart_finishes_it(
     fake.async_steps = 10_000  # the order stays pending while the bot is stopped
     database = tmp_path / "rewardbot.db"
     env = _env(emulator, database, fake, url) | {"REWARDBOT_JOB_LEASE_SECONDS": "600"}
-    bot = BotProcess(emulator, env, _free_port(), tmp_path / "bot.log")
+    bot = BotProcess(emulator, env, free_port(), tmp_path / "bot.log")
     ws = emulator.workspace
     await bot.start()
     try:
@@ -245,7 +204,7 @@ async def test_a_crash_in_a_shared_order_ends_with_one_order_and_one_delivery_ea
             "GIFTRONAUT_CLIENT_SECRET": GIFTRONAUT_SECRET,
             "GIFTRONAUT_API_URL": url,
         }
-        bot = BotProcess(emulator, env, _free_port(), tmp_path / "bot.log")
+        bot = BotProcess(emulator, env, free_port(), tmp_path / "bot.log")
         ws = emulator.workspace
         await bot.start()
         try:

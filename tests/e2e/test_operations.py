@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from tests.e2e.conftest import (
     Stack,
     sandbox_stack,
 )
+from tests.e2e.support import free_port, wait_healthy
 
 
 async def test_summary_falls_back_to_the_requesters_dm(stack: Stack) -> None:
@@ -138,12 +138,6 @@ async def test_healthz_answers(stack: Stack, http_session: aiohttp.ClientSession
         assert await response.json() == {"ok": True}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _bot_env(emulator: SlackEmulator, tmp_path: Path) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWARDBOT_"))},
@@ -159,7 +153,7 @@ def _bot_env(emulator: SlackEmulator, tmp_path: Path) -> dict[str, str]:
 async def test_rewardbot_process_handles_slack_requests_and_stops_on_sigterm(
     emulator: SlackEmulator, tmp_path: Path, mode: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port)] if mode == "serve" else ["socket"]
     env = _bot_env(emulator, tmp_path) | {"SLACK_APP_TOKEN": emulator.app_token}
     process = await asyncio.create_subprocess_exec(
@@ -174,7 +168,7 @@ async def test_rewardbot_process_handles_slack_requests_and_stops_on_sigterm(
     )
     try:
         if mode == "serve":
-            await _wait_healthy(port)
+            await wait_healthy(port, process=process)
             emulator.set_request_url(f"http://127.0.0.1:{port}{SLACK_PATH}")
         else:
             emulator.use_socket_mode()
@@ -187,19 +181,6 @@ async def test_rewardbot_process_handles_slack_requests_and_stops_on_sigterm(
         process.terminate()
         _, stderr = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0, stderr.decode()
-
-
-async def _wait_healthy(port: int) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("rewardbot serve never became healthy")
 
 
 def test_demo_walks_a_reward_through_and_exits_0(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -60,3 +62,19 @@ class Tripwire:
         response = await handler(request)
         await self._fire(request, after=True)
         return response
+
+
+# The bot's idempotency keys: ``rewardbot-<request id>-<32 hex digits>``.
+_BOT_KEY = re.compile(r"rewardbot-(\d+)-[0-9a-f]{32}")
+
+
+def request_id_of_key(key: str | None) -> int | None:
+    """The reward request an idempotency key of the bot's names, or ``None`` for another key."""
+    found = _BOT_KEY.fullmatch(key or "")
+    return int(found.group(1)) if found else None
+
+
+def orders_by_request(keys: Iterable[str | None]) -> Counter[int | None]:
+    """How many orders each request has, from the keys the orders were created with (a
+    fake's ``created_keys``); orders under keys that are not the bot's count under ``None``."""
+    return Counter(request_id_of_key(key) for key in keys)

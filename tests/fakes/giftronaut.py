@@ -15,8 +15,13 @@ reads them where they are silent or conflict).
   set only when ``COMPLETE``. Scheduled orders stay ``PENDING``.
 * Balance in USD (``balance_usd``, rates in ``usd_rates``): an order that costs more →
   ``INSUFFICIENT_BALANCE`` (status ``insufficient_status``).
-* Switches: :meth:`GiftronautState.fail_next_with`, :meth:`rate_limit_next`,
-  :meth:`drop_next_after_processing`, :meth:`revoke_tokens`, ``out_of_stock``.
+* Switches: :meth:`GiftronautState.fail_next_with` (any call, or only order creation: before
+  it, after the order was created, or only a replay of a known key),
+  :meth:`rate_limit_next`, :meth:`drop_next_after_processing`, :meth:`revoke_tokens`,
+  ``out_of_stock``, ``completion_delay`` / :meth:`delay_next_completion` (an order stays
+  pending for that many seconds, however often it is fetched).
+* Inspection: ``created_orders``, ``created_keys`` (one per order that exists), and
+  :meth:`GiftronautState.orders_for_request` (by the bot's ``rewardbot-<id>-…`` key).
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from multidict import CIMultiDict
 
-from tests.fakes import drop_connection
+from tests.fakes import drop_connection, request_id_of_key
 
 CLIENT_ID = "gt-client-7f3a"
 CLIENT_SECRET = "gt-secret-9b1c2d3e4f5a6b7c"
@@ -70,6 +75,20 @@ class SeenRequest:
 
 
 @dataclass
+class _Failure:
+    """An injected answer: for ``route`` "any" call or only an order "create"; before the call
+    does anything, or (creates only) after the order was created; ``replay_only``: only for a
+    create whose key is already known."""
+
+    status: int
+    code: str | None
+    retry_after: float | None = None
+    route: Literal["any", "create"] = "any"
+    after_processing: bool = False
+    replay_only: bool = False
+
+
+@dataclass
 class FakeOrder:
     order_id: str
     card_type: str
@@ -81,6 +100,8 @@ class FakeOrder:
     polls_left: int
     created: float
     reward_link: str | None = None
+    # The order stays pending until then (the fake's clock), however often it is fetched.
+    ready_at: float = 0.0
     resends: list[dict[str, str]] = field(default_factory=list)
     # Addresses Giftronaut issued no card for; a completed order lists only issued cards.
     unissued: frozenset[str] = frozenset()
@@ -131,15 +152,18 @@ class GiftronautState:
     catalog_wrapper: str = "data"
     # Fake clock offset in seconds (advance() moves it), for token expiry and key windows.
     offset: float = 0.0
+    # Every new order stays pending at least this many seconds (delay_next_completion: one).
+    completion_delay: float = 0.0
 
     tokens: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     orders: dict[str, FakeOrder] = field(default_factory=dict)
     keys: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     requests: list[SeenRequest] = field(default_factory=list)
-    _failures: list[tuple[int, str | None, float | None]] = field(default_factory=list)
+    _failures: list[_Failure] = field(default_factory=list)
     _token_failures: list[int] = field(default_factory=list)
     _drop_after: int = 0
+    _delays: list[float] = field(default_factory=list)
 
     # -- switches -----------------------------------------------------------------------
 
@@ -147,12 +171,50 @@ class GiftronautState:
         body = order.to_json()
         return self.reshape(body) if self.reshape else body
 
-    def fail_next_with(self, status: int, code: str | None = None, *, times: int = 1) -> None:
-        """The next ``times`` API calls answer ``status`` before doing anything."""
-        self._failures += [(status, code, None)] * times
+    def fail_next_with(
+        self,
+        status: int,
+        code: str | None = None,
+        *,
+        times: int = 1,
+        route: Literal["any", "create"] = "any",
+        after_processing: bool = False,
+        replay_only: bool = False,
+    ) -> None:
+        """The next ``times`` API calls answer ``status`` before doing anything.
+
+        ``route="create"``: only order creations count. With ``after_processing`` the order is
+        created first (and its key remembered), then ``status`` is answered instead of it;
+        with ``replay_only`` only a create whose key the fake already knows (a replay) gets
+        the answer, before anything is done."""
+        if (after_processing or replay_only) and route != "create":
+            raise ValueError("after_processing and replay_only are for route='create'")
+        if after_processing and replay_only:
+            raise ValueError("a replay creates nothing: after_processing is for new orders")
+        self._failures += [
+            _Failure(status, code, None, route, after_processing, replay_only) for _ in range(times)
+        ]
 
     def rate_limit_next(self, retry_after: float) -> None:
-        self._failures.append((429, "RATE_LIMIT_EXCEEDED", retry_after))
+        self._failures.append(_Failure(429, "RATE_LIMIT_EXCEEDED", retry_after))
+
+    def delay_next_completion(self, seconds: float, *, times: int = 1) -> None:
+        """The next ``times`` new orders stay pending for ``seconds`` (instead of
+        ``completion_delay``), however often they are fetched."""
+        self._delays += [seconds] * times
+
+    def _take_failure(
+        self, *, creating: bool, replay: bool, after_processing: bool
+    ) -> _Failure | None:
+        for failure in self._failures:
+            if (
+                failure.after_processing == after_processing
+                and (failure.route == "any" or creating)
+                and (replay or not failure.replay_only)
+            ):
+                self._failures.remove(failure)
+                return failure
+        return None
 
     def fail_next_token_with(self, status: int, *, times: int = 1) -> None:
         self._token_failures += [status] * times
@@ -176,6 +238,22 @@ class GiftronautState:
     @property
     def created_orders(self) -> list[FakeOrder]:
         return list(self.orders.values())
+
+    @property
+    def created_keys(self) -> list[str]:
+        """The idempotency key of every order that exists (cancelled ones left out): two
+        entries for one reward request are two cards."""
+        return [o.idempotency_key for o in self.orders.values() if o.status != "CANCELED"]
+
+    def orders_for_request(self, request_id: int) -> list[FakeOrder]:
+        """The orders (cancelled ones too) placed under the bot's keys for ``request_id``."""
+        return [
+            o for o in self.orders.values() if request_id_of_key(o.idempotency_key) == request_id
+        ]
+
+    def _is_replay(self, key: object) -> bool:
+        known = self.keys.get(key) if isinstance(key, str) else None
+        return known is not None and self.now() - known[2] <= self.replay_window
 
     def seen(self, method: str, path_part: str) -> list[SeenRequest]:
         return [r for r in self.requests if r.method == method and path_part in r.path]
@@ -230,7 +308,16 @@ def make_app(state: GiftronautState) -> web.Application:
             },
         )
 
-    async def guard(request: web.Request, scope: str) -> web.Response | None:
+    def _injected(failure: _Failure) -> web.Response:
+        retry_after = failure.retry_after
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+        return _json(
+            failure.status, {"error": failure.code or "ERROR", "message": "injected"}, headers
+        )
+
+    async def guard(
+        request: web.Request, scope: str, *, creating: bool = False
+    ) -> web.Response | None:
         """Record the call, check auth and scope, apply injected failures."""
         body: Any = None
         if request.can_read_body:
@@ -250,11 +337,11 @@ def make_app(state: GiftronautState) -> web.Application:
             return _error(401, "UNAUTHORIZED", "Missing or expired access token")
         if scope not in live[1]:
             return _error(403, "INSUFFICIENT_SCOPE", f"This call needs {scope}")
-        if state._failures:
-            status, code, retry_after = state._failures.pop(0)
-            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
-            return _json(status, {"error": code or "ERROR", "message": "injected"}, headers)
-        return None
+        replay = (
+            creating and isinstance(body, dict) and state._is_replay(body.get("idempotencyKey"))
+        )
+        failure = state._take_failure(creating=creating, replay=replay, after_processing=False)
+        return None if failure is None else _injected(failure)
 
     async def catalog(request: web.Request) -> web.Response:
         if (refused := await guard(request, "catalog.read")) is not None:
@@ -316,7 +403,7 @@ def make_app(state: GiftronautState) -> web.Application:
         return None
 
     async def create(request: web.Request) -> web.StreamResponse:
-        if (refused := await guard(request, "orders.write")) is not None:
+        if (refused := await guard(request, "orders.write", creating=True)) is not None:
             return refused
         kind = request.match_info["kind"]
         body = state.requests[-1].body
@@ -346,6 +433,7 @@ def make_app(state: GiftronautState) -> web.Application:
         state.balance_usd -= cost
         order_id = f"OT{datetime.now():%Y%m%d}{len(state.orders) + 1:06d}"
         scheduled = body["sendTiming"]["type"] == "SCHEDULED"
+        delay = state._delays.pop(0) if state._delays else state.completion_delay
         order = FakeOrder(
             order_id=order_id,
             card_type="BRANDED_CARD" if kind == "branded" else "CHOICE_CARD",
@@ -356,6 +444,7 @@ def make_app(state: GiftronautState) -> web.Application:
             cost_usd=cost,
             polls_left=10**9 if scheduled else state.polls_to_complete,
             created=state.now(),
+            ready_at=state.now() + delay,
             unissued=frozenset(state.unissued),
         )
         _settle(order)
@@ -364,10 +453,14 @@ def make_app(state: GiftronautState) -> web.Application:
         if state._drop_after:
             state._drop_after -= 1
             return await drop_connection(request)
+        failure = state._take_failure(creating=True, replay=False, after_processing=True)
+        if failure is not None:
+            return _injected(failure)
         return _json(201, state.order_json(order))
 
     def _settle(order: FakeOrder) -> None:
-        if order.status in ("PENDING", "IN_PROGRESS") and order.polls_left <= 0:
+        ready = state.now() >= order.ready_at
+        if order.status in ("PENDING", "IN_PROGRESS") and order.polls_left <= 0 and ready:
             order.status = "COMPLETE"
             order.reward_link = f"https://gift.giftronaut.test/r/{secrets.token_urlsafe(18)}"
         elif order.status == "PENDING" and order.polls_left < state.polls_to_complete:

@@ -12,9 +12,16 @@
 * ``GET /api/v1/business/products``: the catalog in the shape the adapter assumes (the real
   endpoint is undocumented), paginated with ``page``/``limit``/``totalPages``.
 
-Switches for tests: :meth:`UGiftMeFake.fail_next_with`, :meth:`drop_next_after_processing`,
+Switches for tests: :meth:`UGiftMeFake.fail_next_with` (``replay_only``: only a create that
+replays a known ``Idempotency-Key``), :meth:`drop_next_after_processing`,
 :meth:`drop_next_before_processing`, :meth:`rate_limit_next`, :meth:`fail_next_async`,
-``balance``, ``async_mode``, ``poll_result`` (what a succeeded request's ``result`` holds).
+``balance``, ``async_mode``, ``poll_result`` (what a succeeded request's ``result`` holds),
+``completion_delay`` / :meth:`delay_next_completion` (async mode: a queued request stays
+``processing`` for that many seconds, however often it is polled).
+
+Inspection: ``accepted`` (every create that placed an order or queued an order request, with
+its key), ``created_keys`` and :meth:`UGiftMeFake.accepted_for_request` (by the bot's
+``rewardbot-<id>-…`` key).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from tests.fakes import drop_connection
+from tests.fakes import drop_connection, request_id_of_key
 
 API = "/api/v1/business"
 Route = Literal["create", "poll", "order", "products"]
@@ -82,6 +89,18 @@ class _Fault:
     status: int = 503
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Only for a create that replays a known Idempotency-Key.
+    replay_only: bool = False
+
+
+@dataclass
+class Accepted:
+    """A create that placed an order (``kind="order"``) or queued an order request
+    (``kind="request"``), under ``key`` (its ``Idempotency-Key``, if it had one)."""
+
+    key: str | None
+    kind: Literal["order", "request"]
+    ident: str
 
 
 def _now() -> str:
@@ -127,9 +146,14 @@ class UGiftMeFake:
         self.orders: dict[str, dict[str, Any]] = {}
         self.order_requests: dict[str, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[Any, str, str]] = {}
+        self.accepted: list[Accepted] = []
         self.seen: list[Seen] = []
+        # Async mode: a queued request is still processing this many seconds after the create
+        # (delay_next_completion: for the next one only), however often it is polled.
+        self.completion_delay = 0.0
         self._faults: list[_Fault] = []
         self._async_failures: list[str] = []
+        self._delays: list[float] = []
 
     # -- switches -------------------------------------------------------------------------------
 
@@ -141,12 +165,23 @@ class UGiftMeFake:
         route: Route = "create",
         after_processing: bool = False,
         times: int = 1,
+        replay_only: bool = False,
     ) -> None:
         """Answer the next ``times`` calls of ``route`` with ``status`` (before doing anything,
-        or after the order was created with ``after_processing``)."""
+        or after the order was created with ``after_processing``). ``replay_only``: only a
+        create whose ``Idempotency-Key`` the fake already knows (a replay) gets it."""
+        if replay_only and route != "create":
+            raise ValueError("replay_only is for route='create'")
         for _ in range(times):
             self._faults.append(
-                _Fault(route, "status", after_processing, status, body or {"error": "Boom"})
+                _Fault(
+                    route,
+                    "status",
+                    after_processing,
+                    status,
+                    body or {"error": "Boom"},
+                    replay_only=replay_only,
+                )
             )
 
     def drop_next_after_processing(self, route: Route = "create") -> None:
@@ -173,6 +208,11 @@ class UGiftMeFake:
         """The next queued order request fails while processing, with this ``error``."""
         self._async_failures.append(error)
 
+    def delay_next_completion(self, seconds: float) -> None:
+        """Async mode: the next queued order request stays ``processing`` for ``seconds``
+        (instead of ``completion_delay``), however often it is polled."""
+        self._delays.append(seconds)
+
     # -- what happened --------------------------------------------------------------------------
 
     @property
@@ -185,6 +225,22 @@ class UGiftMeFake:
     @property
     def create_calls(self) -> list[Seen]:
         return self.calls("POST", f"{API}/orders")
+
+    @property
+    def created_keys(self) -> list[str | None]:
+        """The key of every accepted create whose card exists or may still be issued (an order
+        request that failed left out): two entries for one reward request are two cards."""
+        return [a.key for a in self.accepted if not self._failed(a)]
+
+    def accepted_for_request(self, request_id: int) -> list[Accepted]:
+        """The accepted creates (failed order requests too) under the bot's keys for
+        ``request_id``."""
+        return [a for a in self.accepted if request_id_of_key(a.key) == request_id]
+
+    def _failed(self, accepted: Accepted) -> bool:
+        return (
+            accepted.kind == "request" and self.order_requests[accepted.ident]["status"] == "failed"
+        )
 
     # -- the server -----------------------------------------------------------------------------
 
@@ -214,17 +270,23 @@ class UGiftMeFake:
             return _json({"error": "Invalid API key", "reason": "Key not recognised"}, 401)
         return await handler(request)
 
-    def _fault(self, route: Route, *, after_processing: bool) -> _Fault | None:
+    def _fault(
+        self, route: Route, *, after_processing: bool, replay: bool = False
+    ) -> _Fault | None:
         for fault in self._faults:
-            if fault.route == route and fault.after_processing == after_processing:
+            if (
+                fault.route == route
+                and fault.after_processing == after_processing
+                and (replay or not fault.replay_only)
+            ):
                 self._faults.remove(fault)
                 return fault
         return None
 
     async def _injected(
-        self, request: web.Request, route: Route, *, after_processing: bool
+        self, request: web.Request, route: Route, *, after_processing: bool, replay: bool = False
     ) -> web.StreamResponse | None:
-        fault = self._fault(route, after_processing=after_processing)
+        fault = self._fault(route, after_processing=after_processing, replay=replay)
         if fault is None:
             return None
         if fault.kind == "drop":
@@ -244,7 +306,9 @@ class UGiftMeFake:
         )
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
-        injected = await self._injected(request, "create", after_processing=False)
+        key = request.headers.get("Idempotency-Key")
+        replay = bool(key) and key in self.idempotency
+        injected = await self._injected(request, "create", after_processing=False, replay=replay)
         if injected is not None:
             return injected
         try:
@@ -256,7 +320,6 @@ class UGiftMeFake:
         problem = self._schema_problem(payload)
         if problem:
             return _json({"error": "Validation failed", "message": problem}, 400)
-        key = request.headers.get("Idempotency-Key")
         if key and key in self.idempotency:
             stored, kind, ident = self.idempotency[key]
             if stored != payload:
@@ -273,9 +336,10 @@ class UGiftMeFake:
             if refusal is not None:
                 return refusal
             answer, kind, ident = self._accept(payload)
+            self.accepted.append(Accepted(key, "order" if kind == "order" else "request", ident))
             if key:
                 self.idempotency[key] = (payload, kind, ident)
-        after = await self._injected(request, "create", after_processing=True)
+        after = await self._injected(request, "create", after_processing=True, replay=replay)
         return after if after is not None else answer
 
     def _schema_problem(self, payload: dict[str, Any]) -> str | None:
@@ -346,6 +410,8 @@ class UGiftMeFake:
             "failure": self._async_failures.pop(0) if self._async_failures else None,
             "orderId": None,
             "createdAt": _now(),
+            "readyAt": time.monotonic()
+            + (self._delays.pop(0) if self._delays else self.completion_delay),
         }
         answer = _json({"orderRequestId": request_id, "status": "queued"}, 202)
         return answer, "request", request_id
@@ -411,7 +477,7 @@ class UGiftMeFake:
             return _json({"error": "Order request not found"}, 404)
         if queued["status"] in ("queued", "processing"):
             queued["polls"] += 1
-            if queued["polls"] < self.async_steps:
+            if queued["polls"] < self.async_steps or time.monotonic() < queued["readyAt"]:
                 queued["status"] = "processing"
             else:
                 self._settle(queued)

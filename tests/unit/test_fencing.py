@@ -41,6 +41,10 @@ def step_clock(tmp_path: Path) -> Iterator[Path]:
     clock.use_offset_file(None)
 
 
+def _step(offset_file: Path, seconds: str) -> None:
+    offset_file.write_text(seconds)
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     store = await Store.open(tmp_path / "r.db")
@@ -63,7 +67,7 @@ async def test_a_claim_taken_over_after_a_clock_step_can_no_longer_act(
     request_id = await _ordering_request_with_job(store)
     first = await store.claim_job("runner-a", 30, JobKind.FULFIL)
     assert first is not None
-    step_clock.write_text("120")  # the lease now looks expired
+    _step(step_clock, "120")  # the lease now looks expired
     second = await store.claim_job("runner-b", 30, JobKind.FULFIL)
     assert second is not None and second.id == first.id and second.lease != first.lease
 
@@ -93,7 +97,7 @@ async def test_a_claim_taken_over_after_a_clock_step_can_no_longer_act(
 
 
 async def _claim_after_expiry(store: Store, step_clock: Path, seconds: str) -> Job:
-    step_clock.write_text(seconds)
+    _step(step_clock, seconds)
     job = await store.claim_job("runner-c", 30, JobKind.FULFIL)
     assert job is not None
     return job
@@ -105,7 +109,7 @@ async def test_a_lease_nobody_took_over_is_held_however_late_it_is_renewed(
     await _ordering_request_with_job(store)
     job = await store.claim_job("runner-a", 30, JobKind.FULFIL)
     assert job is not None
-    step_clock.write_text("600")
+    _step(step_clock, "600")
     assert await store.extend_lease(job)
     await store.hold(job)
     # Renewed from the stepped clock: nobody else can claim it now.
@@ -140,13 +144,47 @@ async def test_a_runner_never_takes_its_own_running_job_over(
             if runs:
                 break
             await asyncio.sleep(0.01)
-        step_clock.write_text("120")
+        _step(step_clock, "120")
         runner.wake()
         await asyncio.sleep(0.3)
         assert len(runs) == 1
     finally:
         release.set()
         await runner.stop()
+
+
+async def test_a_dead_holders_lease_written_by_a_clock_far_ahead_is_taken_over(
+    store: Store, step_clock: Path
+) -> None:
+    """A process with its clock ten minutes ahead claimed the job and died: its lease says it
+    lasts ten more minutes, but nobody renews it, and another runner sees that on its own
+    monotonic clock and takes the job over after a lease and a half."""
+    await _ordering_request_with_job(store)
+    _step(step_clock, "600")
+    dead = await store.claim_job("runner-dead", 0.2, JobKind.FULFIL)
+    assert dead is not None
+    _step(step_clock, "0")
+    ran = asyncio.Event()
+
+    async def fulfil(_: Job) -> None:
+        ran.set()
+
+    async def quiet(_: Job) -> None:
+        return None
+
+    runner = JobRunner(
+        store,
+        {JobKind.FULFIL: fulfil, JobKind.NOTIFY: quiet},
+        lease_seconds=0.2,
+        poll_interval=0.05,
+    )
+    runner.start()
+    try:
+        await asyncio.wait_for(ran.wait(), 3)
+    finally:
+        await runner.stop()
+    with pytest.raises(LeaseLost):
+        await store.hold(dead)
 
 
 async def test_a_recorded_send_is_unsettled_until_the_provider_says_what_became_of_it(
@@ -166,6 +204,31 @@ async def test_a_recorded_send_is_unsettled_until_the_provider_says_what_became_
     settled = await store.send_record("key-1")
     assert settled.unsettled_since is None and settled.sends == 1
     assert await store.attributed_orders("sandbox", clock.now() - timedelta(days=1)) == {"order-9"}
+
+
+async def test_a_wait_postponed_by_a_clock_ahead_of_ours_is_due_now(
+    store: Store, step_clock: Path
+) -> None:
+    """A process whose clock ran minutes ahead postponed a poll: once the clocks agree again,
+    the poll is due at once, not minutes later (an early look at an order is harmless)."""
+    await _ordering_request_with_job(store)
+    job = await store.claim_job("runner-a", 30, JobKind.FULFIL)
+    assert job is not None
+    _step(step_clock, "180")
+    await store.postpone_job(job, clock.now() + timedelta(seconds=2), waiting=True)
+    _step(step_clock, "0")
+    assert await store.seconds_to_next_job() == 0
+    assert await store.claim_job("runner-b", 30, JobKind.FULFIL) is not None
+
+
+async def test_a_scheduled_job_waits_for_its_time_whatever_the_clocks(
+    store: Store, step_clock: Path
+) -> None:
+    await _ordering_request_with_job(store)
+    job = await store.claim_job("runner-a", 30, JobKind.FULFIL)
+    assert job is not None
+    await store.postpone_job(job, clock.now() + timedelta(hours=1), waiting=False)
+    assert await store.claim_job("runner-b", 30, JobKind.FULFIL) is None
 
 
 def test_notifications_are_retried_for_a_whole_day_of_slack_being_down() -> None:

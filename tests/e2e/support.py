@@ -1,0 +1,135 @@
+"""Running the real ``rewardbot serve`` as a subprocess against the Slack emulator, for the
+end-to-end tests that kill it (crash recovery, chaos) or check how it starts and stops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from bot.emulator import SlackEmulator
+from bot.server import SLACK_PATH
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_healthy(
+    port: int,
+    *,
+    process: asyncio.subprocess.Process | None = None,
+    timeout: float = 20.0,  # noqa: ASYNC109 - polling deadline, not I/O
+) -> None:
+    """Wait until ``GET /healthz`` on ``port`` answers 200; fail at once if ``process`` exits,
+    and after ``timeout`` seconds otherwise."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while loop.time() < deadline:
+            if process is not None and process.returncode is not None:
+                raise AssertionError(f"rewardbot serve exited with {process.returncode}")
+            try:
+                async with session.get(
+                    f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=2)
+                ) as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("rewardbot serve never became healthy")
+
+
+def slack_env(
+    emulator: SlackEmulator, database: Path, approvers: tuple[str, ...]
+) -> dict[str, str]:
+    """The environment of a bot process talking to ``emulator``: this process's environment
+    without any ``SLACK_``/``REWARDBOT_`` setting, plus the emulator's credentials, the
+    database and the approvers."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWARDBOT_"))},
+        "SLACK_BOT_TOKEN": emulator.bot_token,
+        "SLACK_SIGNING_SECRET": emulator.signing_secret,
+        "SLACK_API_URL": emulator.api_url,
+        "REWARDBOT_DATABASE": str(database),
+        "REWARDBOT_APPROVERS": ",".join(approvers),
+    }
+
+
+@dataclass
+class BotProcess:
+    """Starts and kills ``rewardbot serve`` on one port and one database.
+
+    ``routes_slack``: each start points the emulator's Request URL at this process (one bot);
+    with several processes, set it False and give the emulator all their ``request_url``\\ s.
+    Output of every run is appended to ``log``."""
+
+    emulator: SlackEmulator
+    env: dict[str, str]
+    port: int
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+    routes_slack: bool = True
+
+    @property
+    def request_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{SLACK_PATH}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
+        await wait_healthy(self.port, process=self.process)
+        if self.routes_slack:
+            self.emulator.set_request_url(self.request_url)
+
+    async def kill(self) -> None:
+        """SIGKILL (nothing is given back or flushed), and reap it."""
+        if self.process is None:
+            return
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        """SIGTERM (a graceful stop), SIGKILL if it takes longer than 20 seconds."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 20)
+            except TimeoutError:
+                await self.kill()
+                raise
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last ``lines`` lines this process (all its runs) wrote."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
