@@ -10,6 +10,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 import handlers
+from bot.redaction import quiet_payload_loggers
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
         # Slow work (orders, announcements) is queued as durable jobs, not done in listeners.
         process_before_response=True,
     )
+
+    # Bolt gives its app logger the root logger's level: at DEBUG it would log every payload.
+    quiet_payload_loggers(app.logger)
 
     @app.error
     async def log_unhandled(error: Exception) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.errors import ConfigError
 from bot.policy_file import PolicyFile, is_user_id, load_policy
 from providers import PROVIDERS
-from providers.settings import describe_problems
+from providers.settings import check_api_url, describe_problems
 
 
 class RunMode(StrEnum):
@@ -50,8 +49,9 @@ class Settings(BaseSettings):
     slack_timeout_seconds: int = Field(
         default=10, ge=1, le=120, alias="REWARDBOT_SLACK_TIMEOUT_SECONDS"
     )
-    providers: Annotated[list[str], NoDecode] = Field(
-        default=["sandbox"], alias="REWARDBOT_PROVIDERS"
+    # No default: an install that forgot it must not send recipients the sandbox's fake cards.
+    providers: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, alias="REWARDBOT_PROVIDERS"
     )
 
     @field_validator("approvers", "providers", mode="before")
@@ -74,9 +74,9 @@ class Settings(BaseSettings):
 
     @field_validator("providers")
     @classmethod
-    def _known_providers(cls, value: list[str]) -> list[str]:
+    def _known_providers(cls, value: list[str] | None) -> list[str] | None:
         if not value:
-            raise ValueError("enable at least one provider")
+            return None  # blank is unset: start-up then says it is missing
         unknown = [v for v in value if v not in PROVIDERS]
         if unknown:
             raise ValueError(
@@ -87,9 +87,9 @@ class Settings(BaseSettings):
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not re.match(r"https?://", value):
-            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
-        return value if value.endswith("/") else value + "/"
+        # The bot token travels with every call: https only (plain http to this machine, for
+        # a local emulator), and never a user name or password in the URL.
+        return check_api_url(value) + "/"
 
     def policy(self) -> PolicyFile:
         """The approval policy: the policy file if one is set, else the approvers list."""
@@ -107,8 +107,19 @@ class Settings(BaseSettings):
             )
         return PolicyFile.for_approvers(self.approvers)
 
+    def enabled_providers(self) -> list[str]:
+        """The providers to run with; stops start-up if ``REWARDBOT_PROVIDERS`` is not set."""
+        if self.providers is None:
+            raise ConfigError(
+                "Missing setting REWARDBOT_PROVIDERS (comma-separated, e.g. runa,giftronaut; "
+                f"choose from {', '.join(PROVIDERS)}). The sandbox issues no real cards, so it "
+                "runs only when named there."
+            )
+        return self.providers
+
     def require(self, mode: RunMode) -> None:
-        """Stop start-up, naming every credential ``mode`` needs but does not have."""
+        """Stop start-up, naming every setting ``mode`` needs but does not have."""
+        self.enabled_providers()
         needed = {"SLACK_BOT_TOKEN": self.slack_bot_token}
         if mode is RunMode.HTTP:
             needed["SLACK_SIGNING_SECRET"] = self.slack_signing_secret

@@ -27,10 +27,14 @@ _MAX_BUDGETS = 10
 
 
 class HomeTab:
-    def __init__(self, store: Store, gateway: SlackGateway, policy: Policy) -> None:
+    def __init__(
+        self, store: Store, gateway: SlackGateway, policy: Policy, *, sandbox: bool = False
+    ) -> None:
+        """``sandbox``: the sandbox provider is enabled (the tab says so)."""
         self._store = store
         self._gateway = gateway
         self._policy = policy
+        self._sandbox = sandbox
 
     async def publish(self, user_id: str) -> None:
         await self._gateway.publish_home(user_id, await self.render(user_id))
@@ -59,6 +63,7 @@ class HomeTab:
             own,
             [t.describe() for t in budgets[:_MAX_BUDGETS]],
             month_title(month),
+            sandbox=self._sandbox,
         )
 
     async def refresh_for(self, request: RewardRequest) -> None:

@@ -9,13 +9,19 @@ in a bounded set, for as long as the process runs.
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 
 _MASK = "[redacted]"
 # Recent secrets only: each log record is checked against all of them.
 _MAX_REMEMBERED = 1_000
-# Shorter values (a 4-digit PIN) would mask innocent numbers all over the logs.
-_MIN_LENGTH = 6
+# Shorter values (a 4-digit PIN) are masked only where they stand alone, so that innocent
+# numbers containing them (a timestamp) stay readable.
+_SHORT = 6
+# Libraries that log whole request and response bodies (Slack payloads carry the delivery DM:
+# its link, code and PIN) or credentials (HTTP headers) at DEBUG. Nothing of theirs below INFO
+# is ever written, whatever the root level.
+PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", "httpcore", "hpack", "websockets")
 
 
 class SecretRedactor(logging.Filter):
@@ -26,8 +32,9 @@ class SecretRedactor(logging.Filter):
         self._secrets: OrderedDict[str, None] = OrderedDict()
 
     def remember(self, *secrets: str | None) -> None:
+        """Mask these from now on, whatever their length."""
         for secret in secrets:
-            if secret and len(secret) >= _MIN_LENGTH:
+            if secret and secret.strip():
                 self._secrets[secret] = None
                 self._secrets.move_to_end(secret)
         while len(self._secrets) > _MAX_REMEMBERED:
@@ -37,10 +44,15 @@ class SecretRedactor(logging.Filter):
         """``text`` with every remembered secret masked (for text kept outside the logs, such
         as a failed job's last error)."""
         for secret in self._secrets:
-            text = text.replace(secret, _MASK)
+            if len(secret) >= _SHORT:
+                text = text.replace(secret, _MASK)
+            elif secret in text:
+                text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", _MASK, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO and record.name.startswith(PAYLOAD_LOGGERS):
+            return False
         message = record.getMessage()
         masked = self.mask(message)
         if masked != message:
@@ -53,10 +65,20 @@ class SecretRedactor(logging.Filter):
         return True
 
     def install(self) -> None:
-        """Mask secrets in everything the root logger's handlers write."""
+        """Mask secrets in everything the root logger's handlers write, and drop the payload
+        loggers' debug records there."""
+        quiet_payload_loggers()
         for handler in logging.getLogger().handlers:
             if self not in handler.filters:
                 handler.addFilter(self)
+
+
+def quiet_payload_loggers(*more: logging.Logger) -> None:
+    """Hold the payload loggers (and ``more``, such as the logger Bolt makes for an app with
+    the root's level) at INFO, so their debug records are never even made."""
+    for logger in (*(logging.getLogger(name) for name in PAYLOAD_LOGGERS), *more):
+        if logger.getEffectiveLevel() < logging.INFO or logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 REDACTOR = SecretRedactor()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from bot.home import HomeTab
 from bot.jobs import JobRunner
 from bot.notifications import Notifier
 from bot.policy import Directory, Policy
+from bot.redaction import quiet_payload_loggers
 from bot.redelivery import Redelivery
 from bot.rewards import RewardService
 from bot.slack_gateway import SlackGateway
@@ -27,6 +27,7 @@ from providers import PROVIDERS
 from providers.base import Provider
 from providers.errors import ProviderConfigError
 from providers.http import DEFAULT_TIMEOUT
+from providers.sandbox import SandboxProvider
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Runtime:
         rules = settings.policy()
         http = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
         if providers is None:
-            providers = _providers_from_env(settings.providers, http)
+            providers = _providers_from_env(settings.enabled_providers(), http)
         store = await Store.open(settings.database)
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         client = AsyncWebClient(
@@ -66,7 +67,7 @@ class Runtime:
         )
         # Slack's 429s say how long to wait; honour them instead of failing the call.
         client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-        _never_log_payloads()
+        quiet_payload_loggers()
         gateway = SlackGateway(
             client, store, resendable=[n for n, p in providers.items() if p.can_resend]
         )
@@ -80,7 +81,7 @@ class Runtime:
             delivery_in_flight=settings.slack_timeout_seconds + 2.0,
         )
         policy = Policy(rules, Directory(gateway.usergroup_members))
-        home = HomeTab(store, gateway, policy)
+        home = HomeTab(store, gateway, policy, sandbox=SandboxProvider.name in providers)
         notifier = Notifier(store, gateway, policy, home)
         deadlines = Deadlines(store, gateway, policy)
         redelivery = Redelivery(store, providers, gateway, policy)
@@ -127,15 +128,6 @@ class Runtime:
             await provider.aclose()
         await self.http.aclose()
         await self.store.close()
-
-
-def _never_log_payloads() -> None:
-    """slack_sdk and Bolt log whole request bodies at DEBUG, which would include the delivery
-    DM's link, code and PIN: keep them at INFO whatever the root level is."""
-    for name in ("slack_sdk", "slack_bolt"):
-        logger = logging.getLogger(name)
-        if logger.level < logging.INFO:
-            logger.setLevel(logging.INFO)
 
 
 def _providers_from_env(names: list[str], http: httpx.AsyncClient) -> dict[str, Provider]:

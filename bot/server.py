@@ -6,13 +6,14 @@ import logging
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.runtime import Runtime
+from bot.slack_signature import RequestRefused, SlackSignature
 from providers.errors import WebhookRejected
 
 SLACK_PATH = "/slack/events"
@@ -36,10 +37,21 @@ def _as_form_if_misread(request: AsyncBoltRequest) -> AsyncBoltRequest:
 
 
 def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
+    secret = runtime.settings.slack_signing_secret
+    assert secret is not None, "serve requires SLACK_SIGNING_SECRET"
+    signature = SlackSignature(secret.get_secret_value())
+
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await bolt_app.async_dispatch(
-            _as_form_if_misread(await to_bolt_request(request))
+        try:
+            body = await signature.verified_body(request)
+        except RequestRefused as refused:
+            return refused.response()
+        bolt_request = AsyncBoltRequest(
+            body=body.decode("utf-8", errors="replace"),
+            query=request.query_string,
+            headers=request.headers,  # type: ignore[arg-type]
         )
+        bolt_response = await bolt_app.async_dispatch(_as_form_if_misread(bolt_request))
         return await to_aiohttp_response(bolt_response)
 
     async def provider_webhook(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from bot.domain import AWAITING_DECISION, RewardRequest, Status
 from bot.store import SYSTEM_ACTOR, Event
 from providers.base import Product, Redemption
+from providers.sandbox import SandboxProvider
 
 Block = dict[str, Any]
 
@@ -373,11 +374,25 @@ def status_line(request: RewardRequest) -> str:
     return line
 
 
+# Said on every message about a sandbox reward, and on the App Home while the sandbox runs.
+SANDBOX_NOTICE = (
+    ":test_tube: *Sandbox:* no real gift card is issued and no money is spent; "
+    "its links redeem nothing."
+)
+
+
+def _sandbox_notice(request: RewardRequest) -> list[Block]:
+    if request.provider != SandboxProvider.name:
+        return []
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": SANDBOX_NOTICE}]}]
+
+
 def _details(request: RewardRequest, batch: Sequence[RewardRequest]) -> list[Block]:
     if len(batch) < 2:
         return [
             _mrkdwn_section(f"{request_headline(request)}\n{_quote(request.message)}"),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": status_line(request)}]},
+            *_sandbox_notice(request),
         ]
     # One line per recipient: after approval each card is ordered and delivered on its own.
     # A context block holds at most 10 elements, so the lines come in blocks of ten.
@@ -393,6 +408,7 @@ def _details(request: RewardRequest, batch: Sequence[RewardRequest]) -> list[Blo
     return [
         _mrkdwn_section(f"{batch_headline(batch)}\n{_quote(request.message)}"),
         *({"type": "context", "elements": rows[i : i + 10]} for i in range(0, len(rows), 10)),
+        *_sandbox_notice(request),
     ]
 
 
@@ -589,9 +605,13 @@ def home_view(
     own: Sequence[RewardRequest],
     budgets: Sequence[str],
     month: str,
+    sandbox: bool = False,
 ) -> dict[str, Any]:
-    """The App Home tab. Its buttons are the approval cards' own, and work the same way."""
+    """The App Home tab. Its buttons are the approval cards' own, and work the same way.
+    ``sandbox``: the sandbox provider is enabled, and the tab says what that means."""
     blocks: list[Block] = [{"type": "header", "text": _plain("Rewards")}]
+    if sandbox:
+        blocks.append(_mrkdwn_section(SANDBOX_NOTICE))
     if waiting:
         shown = (
             f"{waiting_total}, oldest {len(waiting)} shown"
@@ -791,7 +811,8 @@ def delivery_message(
         _mrkdwn_section(
             f":gift: *<@{request.requester_id}> sent you a reward!*\n"
             f"*{request.face_value}* {escape(request.product_name)}\n{_quote(request.message)}"
-        )
+        ),
+        *_sandbox_notice(request),
     ]
     if redemption is None:
         blocks.append(

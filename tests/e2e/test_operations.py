@@ -146,6 +146,7 @@ def _bot_env(emulator: SlackEmulator, tmp_path: Path) -> dict[str, str]:
         "SLACK_API_URL": emulator.api_url,
         "REWARDBOT_DATABASE": str(tmp_path / "serve.db"),
         "REWARDBOT_APPROVERS": ",".join(APPROVERS),
+        "REWARDBOT_PROVIDERS": "sandbox",
     }
 
 
@@ -203,6 +204,18 @@ def test_demo_walks_a_reward_through_and_exits_0(tmp_path: Path) -> None:
     [
         ("serve", {"SLACK_SIGNING_SECRET": ""}, "Missing setting SLACK_SIGNING_SECRET"),
         ("socket", {}, "Missing setting SLACK_APP_TOKEN"),
+        # Forgotten providers never fall back to the sandbox's fake cards.
+        ("serve", {"REWARDBOT_PROVIDERS": ""}, "Missing setting REWARDBOT_PROVIDERS"),
+        (
+            "socket",
+            {"REWARDBOT_PROVIDERS": "", "SLACK_APP_TOKEN": "xapp-1"},
+            "Missing setting REWARDBOT_PROVIDERS",
+        ),
+        (
+            "serve",
+            {"SLACK_API_URL": "http://slack.example.com/api/"},
+            "SLACK_API_URL must be an http(s) URL: https, or plain http to a loopback host",
+        ),
         ("serve", {"REWARDBOT_APPROVERS": "bob"}, "REWARDBOT_APPROVERS not Slack user IDs"),
         (
             "serve",

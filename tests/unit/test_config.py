@@ -26,16 +26,18 @@ def test_reads_environment_with_defaults(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("REWARDBOT_APPROVERS", "U0APPROVER, U0OTHER ,U0APPROVER")
     settings = load_settings()
     assert settings.approvers == ["U0APPROVER", "U0OTHER"]
-    assert settings.providers == ["sandbox"]
+    assert settings.providers is None  # no silent sandbox: serve and socket refuse to start
     assert settings.slack_api_url == "https://slack.com/api/"
     assert settings.database == Path("rewardbot.db")
 
 
 def test_reads_a_dotenv_file(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("REWARDBOT_APPROVERS=U0FROMFILE\nSLACK_API_URL=http://x/api\n")
+    (tmp_path / ".env").write_text(
+        "REWARDBOT_APPROVERS=U0FROMFILE\nSLACK_API_URL=http://127.0.0.1:8080/api\n"
+    )
     settings = load_settings()
     assert settings.approvers == ["U0FROMFILE"]
-    assert settings.slack_api_url == "http://x/api/"
+    assert settings.slack_api_url == "http://127.0.0.1:8080/api/"
 
 
 @pytest.mark.parametrize(
@@ -54,6 +56,16 @@ def test_reads_a_dotenv_file(tmp_path: Path) -> None:
             "REWARDBOT_PROVIDERS unknown provider acme",
         ),
         ({"REWARDBOT_APPROVERS": "U0A", "SLACK_API_URL": "slack.com"}, "SLACK_API_URL must be"),
+        # The bot token travels with every call: never in clear text over a network...
+        (
+            {"REWARDBOT_APPROVERS": "U0A", "SLACK_API_URL": "http://slack.example.com/api/"},
+            "SLACK_API_URL must be an http.s. URL: https, or plain http to a loopback host",
+        ),
+        # ...and a URL carrying credentials would show them wherever it is shown.
+        (
+            {"REWARDBOT_APPROVERS": "U0A", "SLACK_API_URL": "https://me:pw@slack.com/api/"},
+            "SLACK_API_URL must not carry a user name or password",
+        ),
     ],
 )
 def test_bad_settings_stop_with_one_message_naming_them(
@@ -65,8 +77,26 @@ def test_bad_settings_stop_with_one_message_naming_them(
         load_settings().policy()
 
 
+@pytest.mark.parametrize("mode", [RunMode.HTTP, RunMode.SOCKET])
+def test_serving_needs_the_providers_named_the_sandbox_included(
+    monkeypatch: pytest.MonkeyPatch, mode: RunMode
+) -> None:
+    monkeypatch.setenv("REWARDBOT_APPROVERS", "U0A")
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "SLACK_APP_TOKEN": "xapp-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=r"Missing setting REWARDBOT_PROVIDERS .*sandbox"):
+        load_settings().require(mode)
+    monkeypatch.setenv("REWARDBOT_PROVIDERS", "sandbox")
+    load_settings().require(mode)
+
+
 def test_each_run_mode_names_the_credentials_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REWARDBOT_APPROVERS", "U0A")
+    monkeypatch.setenv("REWARDBOT_PROVIDERS", "sandbox")
     settings = load_settings()
     with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET"):
         settings.require(RunMode.HTTP)

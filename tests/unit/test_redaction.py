@@ -31,11 +31,15 @@ def test_remembered_secrets_are_masked_in_messages_args_and_tracebacks() -> None
         raise ValueError("bad code CODE-9999-XYZ")
     except ValueError:
         logger.exception("failed")
-    logger.info("PIN 1234 stays: too short to mask safely")
+    # A short PIN is masked where it stands alone, whatever its length...
+    logger.info("PIN 1234 was shown")
+    # ...but not inside a longer number, which it would garble.
+    logger.info("at 2026-12-03 10:12:34, order 5512345")
     text = out.getvalue()
     assert "abc123" not in text and "CODE-9999-XYZ" not in text
-    assert text.count("[redacted]") == 3
-    assert "PIN 1234" in text
+    assert "PIN [redacted] was shown" in text
+    assert text.count("[redacted]") == 4
+    assert "order 5512345" in text and "10:12:34" in text
 
 
 def test_the_memory_is_bounded() -> None:
