@@ -1,5 +1,6 @@
-"""Running the real ``rewardbot serve`` as a subprocess against the Slack emulator, for the
-end-to-end tests that kill it (crash recovery, chaos) or check how it starts and stops."""
+"""Shared end-to-end helpers: the real ``rewardbot serve`` as a subprocess against the Slack
+emulator (for the tests that kill it or check how it starts and stops), and provider adapters
+pointed at the vendor fakes."""
 
 from __future__ import annotations
 
@@ -8,13 +9,30 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
+import httpx
+from aiohttp import web
+from pydantic import SecretStr
 
 from bot.emulator import SlackEmulator
 from bot.server import SLACK_PATH
+from providers.cardpluspay import CardPlusPayProvider
+from providers.giftronaut import GiftronautProvider
+from providers.http import RetryPolicy
+from tests.fakes import serve
+from tests.fakes.cardpluspay import API_KEY as CARDPLUSPAY_API_KEY
+from tests.fakes.cardpluspay import CardPlusPayState
+from tests.fakes.cardpluspay import create_app as create_cardpluspay_app
+from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_CLIENT_ID
+from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_CLIENT_SECRET
+from tests.fakes.giftronaut import GiftronautState
+from tests.fakes.giftronaut import make_app as make_giftronaut_app
 
 
 def free_port() -> int:
@@ -133,3 +151,47 @@ class BotProcess:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+Middleware = Callable[
+    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+    Awaitable[web.StreamResponse],
+]
+
+
+@asynccontextmanager
+async def giftronaut_adapter(
+    state: GiftronautState, *middlewares: Middleware
+) -> AsyncIterator[GiftronautProvider]:
+    """A Giftronaut adapter pointed at a fake Giftronaut holding ``state``, with fast retries
+    and polls."""
+    app = make_giftronaut_app(state)
+    app.middlewares.extend(middlewares)
+    async with serve(app) as url, httpx.AsyncClient() as http:
+        yield GiftronautProvider(
+            http,
+            client_id=GIFTRONAUT_CLIENT_ID,
+            client_secret=SecretStr(GIFTRONAUT_CLIENT_SECRET),
+            base_url=url,
+            retry=RetryPolicy(attempts=3, base_delay=0.01),
+            poll_interval=0.02,
+        )
+
+
+@asynccontextmanager
+async def cardpluspay_adapter(
+    state: CardPlusPayState, *middlewares: Middleware
+) -> AsyncIterator[CardPlusPayProvider]:
+    """A CardPlusPay adapter pointed at a fake CardPlusPay holding ``state``, with fast
+    retries, polls and settle time."""
+    app = create_cardpluspay_app(state)
+    app.middlewares.extend(middlewares)
+    async with serve(app) as url, httpx.AsyncClient(timeout=5.0) as http:
+        yield CardPlusPayProvider(
+            http,
+            CARDPLUSPAY_API_KEY,
+            f"{url}/v1",
+            retry=RetryPolicy(attempts=3, base_delay=0.01),
+            poll_interval=0.05,
+            settle_time=timedelta(seconds=0.3),
+        )

@@ -7,18 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 from aiohttp import web
-from pydantic import SecretStr
 
-from bot import clock
 from bot.domain import RELEASES_BUDGET, Status
 from bot.emulator import SlackEmulator
 from bot.local import running_bot
@@ -29,30 +24,18 @@ from bot.slack_views import (
     RESOLVE_ACTION,
 )
 from providers.base import OrderRequest, OrderResult, Provider, SendLog
-from providers.cardpluspay import CardPlusPayProvider
 from providers.errors import OutcomeUnknown
-from providers.giftronaut import GiftronautProvider
-from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack
-from tests.fakes import Tripwire, serve
-from tests.fakes.cardpluspay import API_KEY, CardPlusPayState, create_app, standard_state
-from tests.fakes.giftronaut import CLIENT_ID, CLIENT_SECRET, GiftronautState, make_app
+from tests.e2e.support import cardpluspay_adapter, giftronaut_adapter
+from tests.fakes import Tripwire
+from tests.fakes.cardpluspay import standard_state
+from tests.fakes.giftronaut import GiftronautState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 GIFTRONAUT_CARD = {**GOOD_VALUES, "card": "giftronaut:branded:10042", "amount": "50"}
 CARDPLUSPAY_CARD = {**GOOD_VALUES, "card": "cardpluspay:GOOGLE-5USD-KOXx", "amount": "5"}
-
-
-@pytest.fixture
-def step_clock(tmp_path: Path) -> Iterator[Path]:
-    """Write seconds into the file to step the bot's wall clock (the test-only hook)."""
-    offset = tmp_path / "clock-offset"
-    offset.write_text("0")
-    clock.use_offset_file(str(offset))
-    yield offset
-    clock.use_offset_file(None)
 
 
 def _step(offset_file: Path, seconds: float) -> None:
@@ -67,43 +50,6 @@ async def _bot(
         emulator, database=database, approvers=APPROVERS, providers=providers, **options
     ) as runtime:
         yield Stack(emulator, runtime, SandboxProvider())
-
-
-@asynccontextmanager
-async def _giftronaut(
-    state: GiftronautState, tripwire: Tripwire | None = None
-) -> AsyncIterator[GiftronautProvider]:
-    app = make_app(state)
-    if tripwire is not None:
-        app.middlewares.append(tripwire.middleware)
-
-    async with serve(app) as url, httpx.AsyncClient() as http:
-        yield GiftronautProvider(
-            http,
-            client_id=CLIENT_ID,
-            client_secret=SecretStr(CLIENT_SECRET),
-            base_url=url,
-            retry=RetryPolicy(attempts=3, base_delay=0.01),
-            poll_interval=0.02,
-        )
-
-
-@asynccontextmanager
-async def _cardpluspay(
-    state: CardPlusPayState, middleware: Middleware | None = None
-) -> AsyncIterator[CardPlusPayProvider]:
-    app = create_app(state)
-    if middleware is not None:
-        app.middlewares.append(middleware)
-    async with serve(app) as url, httpx.AsyncClient(timeout=5.0) as http:
-        yield CardPlusPayProvider(
-            http,
-            API_KEY,
-            f"{url}/v1",
-            retry=RetryPolicy(attempts=3, base_delay=0.01),
-            poll_interval=0.05,
-            settle_time=timedelta(seconds=0.3),
-        )
 
 
 def _delivery_dms(stack: Stack, recipient: str = JANE) -> list[int]:
@@ -168,7 +114,7 @@ async def test_a_heartbeat_that_cannot_be_written_never_buys_a_card_twice(
         return await handler(request)
 
     async with (
-        _cardpluspay(fake, slow_purchase) as adapter,
+        cardpluspay_adapter(fake, slow_purchase) as adapter,
         _bot(emulator, database, {"cardpluspay": adapter}, job_lease_seconds=0.3) as stack,
     ):
         runtime = stack.runtime
@@ -199,7 +145,7 @@ async def test_a_refused_replay_after_a_lost_answer_parks_the_reward_for_review(
 
     tripwire.arm("POST", "/api/v1/orders/", then_refuse, after=True)
     async with (
-        _giftronaut(state, tripwire) as giftronaut,
+        giftronaut_adapter(state, tripwire.middleware) as giftronaut,
         _bot(emulator, database, {"giftronaut": giftronaut}) as stack,
     ):
         state.drop_next_after_processing()
@@ -226,7 +172,7 @@ async def test_a_lost_answer_is_not_replayed_after_the_provider_forgot_the_key(
         state.fail_next_with(500, "SERVER_ERROR", times=1000)  # every replay fails
 
     tripwire.arm("POST", "/api/v1/orders/", then_fail, after=True)
-    async with _giftronaut(state, tripwire) as giftronaut:
+    async with giftronaut_adapter(state, tripwire.middleware) as giftronaut:
         async with _bot(emulator, database, {"giftronaut": giftronaut}) as stack:
             state.drop_next_after_processing()
             await _approve(stack, GIFTRONAUT_CARD)
@@ -249,7 +195,7 @@ async def test_orders_waiting_on_the_provider_hold_no_slot(
     """Symptom 5: eight orders stuck pending must not stop a ninth reward being ordered."""
     state = GiftronautState(polls_to_complete=10**9)
     async with (
-        _giftronaut(state) as giftronaut,
+        giftronaut_adapter(state) as giftronaut,
         _bot(emulator, database, {"giftronaut": giftronaut}) as stack,
     ):
         for _ in range(8):
@@ -304,7 +250,7 @@ async def test_one_uncertain_cardpluspay_order_blocks_only_its_own_reward(
     fake = standard_state()
     fake.show_email = False  # the order list cannot rule the first order in or out
     async with (
-        _cardpluspay(fake) as adapter,
+        cardpluspay_adapter(fake) as adapter,
         _bot(emulator, database, {"cardpluspay": adapter}) as stack,
     ):
         fake.drop_next_after_processing()

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bot.domain import Status
 from bot.emulator import SlackEmulator
 from bot.local import running_bot
 from bot.slack_views import APPROVE_ACTION
-from providers.cardpluspay import CardPlusPayProvider
-from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
-from tests.fakes import serve
-from tests.fakes.cardpluspay import API_KEY, CardPlusPayState, create_app, standard_state
+from tests.e2e.support import cardpluspay_adapter
+from tests.fakes.cardpluspay import API_KEY, CardPlusPayState, standard_state
 
 REQUEST = {
     "recipient": JANE,
@@ -33,19 +29,13 @@ REQUEST = {
 async def cardpluspay_bot(
     emulator: SlackEmulator, database: Path, fake: CardPlusPayState
 ) -> AsyncIterator[Stack]:
-    async with serve(create_app(fake)) as url, httpx.AsyncClient(timeout=5.0) as http:
-        adapter = CardPlusPayProvider(
-            http,
-            API_KEY,
-            f"{url}/v1",
-            retry=RetryPolicy(attempts=3, base_delay=0.01),
-            poll_interval=0.05,
-            settle_time=timedelta(seconds=0.3),
-        )
-        async with running_bot(
+    async with (
+        cardpluspay_adapter(fake) as adapter,
+        running_bot(
             emulator, database=database, approvers=APPROVERS, providers={"cardpluspay": adapter}
-        ) as runtime:
-            yield Stack(emulator, runtime, SandboxProvider())
+        ) as runtime,
+    ):
+        yield Stack(emulator, runtime, SandboxProvider())
 
 
 async def test_a_cardpluspay_reward_is_bought_once_and_delivered_privately(

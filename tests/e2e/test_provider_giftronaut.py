@@ -10,9 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
-from pydantic import SecretStr
 
 from bot.domain import Status
 from bot.emulator import SlackEmulator
@@ -28,12 +26,10 @@ from bot.slack_views import (
     RESEND_EMAIL_ACTION,
     RETRY_ACTION,
 )
-from providers.giftronaut import GiftronautProvider
-from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import APPROVERS, ARJUN, JANE, LIN, MAYA, OMAR, TEAM, Stack
-from tests.fakes import serve
-from tests.fakes.giftronaut import CLIENT_ID, CLIENT_SECRET, GiftronautState, make_app
+from tests.e2e.support import giftronaut_adapter
+from tests.fakes.giftronaut import GiftronautState
 
 
 @asynccontextmanager
@@ -41,19 +37,13 @@ async def giftronaut_stack(
     emulator: SlackEmulator, database: Path, state: GiftronautState
 ) -> AsyncIterator[Stack]:
     """The bot with only Giftronaut enabled, pointed at a fake Giftronaut holding ``state``."""
-    async with serve(make_app(state)) as url, httpx.AsyncClient() as http:
-        giftronaut = GiftronautProvider(
-            http,
-            client_id=CLIENT_ID,
-            client_secret=SecretStr(CLIENT_SECRET),
-            base_url=url,
-            retry=RetryPolicy(attempts=3, base_delay=0.01),
-            poll_interval=0.02,
-        )
-        async with running_bot(
+    async with (
+        giftronaut_adapter(state) as giftronaut,
+        running_bot(
             emulator, database=database, approvers=APPROVERS, providers={"giftronaut": giftronaut}
-        ) as runtime:
-            yield Stack(emulator, runtime, SandboxProvider())
+        ) as runtime,
+    ):
+        yield Stack(emulator, runtime, SandboxProvider())
 
 
 JANES_CARD = {

@@ -5,7 +5,7 @@ still held however late it is renewed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +14,7 @@ import pytest
 
 from bot import clock
 from bot.domain import Money, NewRewardRequest, Status
-from bot.jobs import DEFAULT_GIVE_UP, JobRunner
+from bot.jobs import DEFAULT_GIVE_UP, JobHandler, JobRunner
 from bot.store import Change, Job, JobKind, LeaseLost, Store
 
 
@@ -31,16 +31,6 @@ def _new() -> NewRewardRequest:
     )
 
 
-@pytest.fixture
-def step_clock(tmp_path: Path) -> Iterator[Path]:
-    """Write seconds into the file to step this process's wall clock."""
-    offset = tmp_path / "clock-offset"
-    offset.write_text("0")
-    clock.use_offset_file(str(offset))
-    yield offset
-    clock.use_offset_file(None)
-
-
 def _step(offset_file: Path, seconds: str) -> None:
     offset_file.write_text(seconds)
 
@@ -50,6 +40,20 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     store = await Store.open(tmp_path / "r.db")
     yield store
     await store.close()
+
+
+def _runner(store: Store, fulfil: JobHandler, lease_seconds: float) -> JobRunner:
+    """A runner of ``fulfil`` jobs (notifications done as nothing), polling often."""
+
+    async def quiet(_: Job) -> None:
+        return None
+
+    return JobRunner(
+        store,
+        {JobKind.FULFIL: fulfil, JobKind.NOTIFY: quiet},
+        lease_seconds=lease_seconds,
+        poll_interval=0.02,
+    )
 
 
 async def _ordering_request_with_job(store: Store) -> int:
@@ -129,15 +133,7 @@ async def test_a_runner_never_takes_its_own_running_job_over(
         runs.append(job.lease)
         await release.wait()
 
-    async def quiet(_: Job) -> None:
-        return None
-
-    runner = JobRunner(
-        store,
-        {JobKind.FULFIL: slow_fulfil, JobKind.NOTIFY: quiet},
-        lease_seconds=30,
-        poll_interval=0.02,
-    )
+    runner = _runner(store, slow_fulfil, lease_seconds=30)
     runner.start()
     try:
         for _ in range(100):
@@ -169,15 +165,7 @@ async def test_a_dead_holders_lease_written_by_a_clock_far_ahead_is_taken_over(
     async def fulfil(_: Job) -> None:
         ran.set()
 
-    async def quiet(_: Job) -> None:
-        return None
-
-    runner = JobRunner(
-        store,
-        {JobKind.FULFIL: fulfil, JobKind.NOTIFY: quiet},
-        lease_seconds=0.2,
-        poll_interval=0.05,
-    )
+    runner = _runner(store, fulfil, lease_seconds=0.2)
     runner.start()
     try:
         await asyncio.wait_for(ran.wait(), 3)
