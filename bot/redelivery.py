@@ -1,6 +1,15 @@
 """Resend and recovery after delivery: the recipient asks for their card again, or an
 approver has the provider email it to a corrected address.
 
+A delivered card goes only where its recipient says. An approver may start a correction (the
+recipient reported a wrong address), but an address other than the one the card already goes
+to (the recipient's Slack profile email when it was ordered, or one they confirmed since) takes
+effect only once the recipient confirms it in Slack: they get a DM with the address in full and
+*Confirm* / *Not my address* buttons, valid for :data:`CONFIRM_WITHIN`. Only a confirmation
+queues the provider's resend to it, and only then is the stored address replaced, so the
+recipient's own *Email it to me again* never goes anywhere they did not confirm. Each request,
+confirmation, refusal and expiry is an audit event.
+
 Slack only asks: the listener checks who may, queues a durable ``resend`` job and answers at
 once (the provider may take longer than Slack waits). One resend a minute per person and
 request: the check and the queueing are one transaction, so a double click resends once.
@@ -15,7 +24,7 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 
-from bot import slack_views
+from bot import clock, slack_views
 from bot.domain import RewardRequest, Status
 from bot.errors import NotAllowed
 from bot.fulfillment import own_part
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Each click makes the provider send mail or Slack send a DM: one a minute per person is plenty.
 RESEND_COOLDOWN = timedelta(minutes=1)
+# How long a recipient has to confirm an address an approver asked to send their card to.
+CONFIRM_WITHIN = timedelta(hours=24)
 
 
 def _mask(email: str) -> str:
@@ -74,9 +85,63 @@ class Redelivery:
                 "Another card of the same order already goes to that address; use a different one."
             )
         masked = _mask(email)
-        if not await self._store.queue_resend(request.id, actor, email, RESEND_COOLDOWN):
-            raise NotAllowed("It was resent less than a minute ago; wait before resending.")
-        return f"Asking {provider.name} to email reward #{request.id} to {masked}…"
+        if wanted == (request.recipient_email or "").strip().lower():
+            # The address the card already goes to: the recipient's own, nothing to confirm.
+            if not await self._store.queue_resend(request.id, actor, email, RESEND_COOLDOWN):
+                raise NotAllowed("It was resent less than a minute ago; wait before resending.")
+            return f"Asking {provider.name} to email reward #{request.id} to {masked}…"
+        change = await self._store.propose_email_change(
+            request.id, email.strip(), actor, clock.now() + CONFIRM_WITHIN, masked
+        )
+        text, blocks = slack_views.email_change_request(request, change)
+        try:
+            await self._gateway.dm(request.recipient_id, text, blocks)
+        except SLACK_FAILURES as exc:
+            log.warning("could not ask the recipient of request %s to confirm: %r", request.id, exc)
+            raise NotAllowed(
+                f"Could not reach <@{request.recipient_id}> in Slack to confirm the address; "
+                "try again in a minute."
+            ) from None
+        return (
+            f"Asked <@{request.recipient_id}> to confirm {masked} in Slack. Nothing is sent "
+            "there unless they confirm it within 24 hours."
+        )
+
+    async def confirm_email(self, change_id: int, actor: str) -> str:
+        """The recipient confirms the address: the provider's resend to it is queued."""
+        return await self._decide_email(change_id, actor, "confirmed")
+
+    async def decline_email(self, change_id: int, actor: str) -> str:
+        """The recipient says the address is not theirs: nothing is sent."""
+        return await self._decide_email(change_id, actor, "declined")
+
+    async def _decide_email(self, change_id: int, actor: str, outcome: str) -> str:
+        change = await self._store.email_change(change_id)
+        request = await self._store.get(change.request_id)
+        if actor != request.recipient_id:
+            raise NotAllowed("Only the person who received this reward can decide where it goes.")
+        if change.outcome is not None:
+            return f"This address change was already {change.outcome}."
+        masked = _mask(change.email)
+        if clock.now() > change.expires_at:
+            await self._store.decide_email_change(change, "expired", actor, masked)
+            return "This request has expired: nothing was sent. Ask an approver to start again."
+        if not await self._store.decide_email_change(change, outcome, actor, masked):
+            return "This address change was already decided."
+        if outcome == "declined":
+            await self._tell(
+                change.requested_by,
+                f"<@{actor}> said {masked} is not their address: reward #{request.id} was not "
+                "sent there.",
+            )
+            return "Nothing was sent. Thank you for telling us."
+        return f"Sending your card to {change.email} now; you will hear how it went."
+
+    async def _tell(self, user_id: str, text: str) -> None:
+        try:
+            await self._gateway.dm(user_id, text)
+        except SLACK_FAILURES as exc:
+            log.warning("could not tell %s about an address change: %r", user_id, exc)
 
     async def emailable(self, request_id: int, actor: str) -> tuple[RewardRequest, Provider, str]:
         """The request, its provider and order, if ``actor`` may have its card emailed to

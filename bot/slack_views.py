@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.domain import AWAITING_DECISION, RewardRequest, Status
-from bot.store import SYSTEM_ACTOR, Event
+from bot.store import SYSTEM_ACTOR, EmailChange, Event
 from providers.base import Product, Redemption
 from providers.sandbox import SandboxProvider
 
@@ -34,6 +34,8 @@ RETRY_ACTION = "retry_failed"
 RESEND_ACTION = "resend_card"
 RESEND_EMAIL_ACTION = "resend_to_email"
 RESEND_EMAIL_MODAL = "resend_email"
+CONFIRM_EMAIL_ACTION = "confirm_email"
+DECLINE_EMAIL_ACTION = "decline_email"
 # Every input in our modals uses this action_id; the block_id names the field.
 INPUT_ACTION = "value"
 MESSAGE_MAX_CHARS = 1000
@@ -793,6 +795,43 @@ def _hours(span: timedelta) -> str:
     if hours < 1:
         return f"{max(round(hours * 60), 1)} min"
     return f"{round(hours)} h"
+
+
+def email_change_request(request: RewardRequest, change: EmailChange) -> tuple[str, list[Block]]:
+    """The recipient's DM asking them to confirm an address an approver wants their card sent
+    to. The address is shown in full here, to them alone."""
+    text = (
+        f"<@{change.requested_by}> asks to email your reward #{request.id} to another address. "
+        "Confirm it only if it is yours."
+    )
+    blocks: list[Block] = [
+        _mrkdwn_section(
+            f"<@{change.requested_by}> asks to email your *{request.face_value} "
+            f"{escape(request.product_name)}* gift card (reward #{request.id}) to:\n"
+            f"*{escape(change.email)}*\nConfirm only if this address is yours; until you do, "
+            f"nothing is sent there. This request expires {when(change.expires_at)}."
+        ),
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": CONFIRM_EMAIL_ACTION,
+                    "style": "primary",
+                    "text": _plain("Confirm, it is mine"),
+                    "value": str(change.id),
+                },
+                {
+                    "type": "button",
+                    "action_id": DECLINE_EMAIL_ACTION,
+                    "style": "danger",
+                    "text": _plain("Not my address"),
+                    "value": str(change.id),
+                },
+            ],
+        },
+    ]
+    return text, blocks
 
 
 def delivery_message(

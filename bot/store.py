@@ -35,7 +35,7 @@ from bot.domain import (
     is_announced,
     month_title,
 )
-from bot.errors import OverBudget, RequestNotFound
+from bot.errors import NotAllowed, OverBudget, RequestNotFound
 from providers.base import SendRecord
 
 # Append only: each entry migrates the schema from version N to N+1.
@@ -177,6 +177,20 @@ _MIGRATIONS: tuple[str, ...] = (
         WHERE status = 'ordering' AND provider_order_id IS NULL
           AND COALESCE(order_key, idempotency_key) IS NOT NULL;
     """,
+    # A delivered card is redirected to another address only once its recipient confirmed it.
+    """
+    CREATE TABLE email_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id INTEGER NOT NULL REFERENCES reward_requests(id),
+        email TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        outcome TEXT,
+        decided_at TEXT
+    );
+    CREATE INDEX email_changes_request ON email_changes(request_id);
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -289,6 +303,21 @@ class Change:
 
 class _LostRace(Exception):
     """A change of a batch lost its race: the whole transaction is rolled back."""
+
+
+class EmailChange(BaseModel):
+    """An approver's request to email a delivered card to another address, which only its
+    recipient can confirm."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    request_id: int
+    email: str
+    requested_by: str
+    expires_at: datetime
+    # ``None`` while pending; then ``confirmed``, ``declined`` or ``expired``.
+    outcome: str | None
 
 
 class BudgetLimit(BaseModel):
@@ -1165,6 +1194,78 @@ class Store:
             )
             payload = {"actor": actor, "email": email}
             await self._insert_job(db, JobKind.RESEND, request_id, payload, now)
+        self._jobs_queued()
+        return True
+
+    async def propose_email_change(
+        self, request_id: int, email: str, actor: str, expires_at: datetime, masked: str
+    ) -> EmailChange:
+        """An approver asks for the card to go to ``email``: pending until the recipient
+        decides (:meth:`decide_email_change`), with an ``email_change_requested`` event that
+        names the address masked. One change at a time waits per request: raises
+        :class:`NotAllowed` while another does."""
+        now = _now()
+        async with self._transaction() as db:
+            waiting = await _rows(
+                db,
+                "SELECT 1 FROM email_changes WHERE request_id = ? AND outcome IS NULL "
+                "AND expires_at > ?",
+                (request_id, now),
+            )
+            if waiting:
+                raise NotAllowed(
+                    "Another address for this card is waiting for its recipient's "
+                    "confirmation; it must be confirmed, refused or expire first."
+                )
+            cursor = await db.execute(
+                "INSERT INTO email_changes (request_id, email, requested_by, requested_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?)",
+                (request_id, email, actor, now, _timestamp(expires_at)),
+            )
+            change_id = cursor.lastrowid
+            assert change_id is not None
+            detail = {"to": f"email {masked}", "change": change_id}
+            await self._insert_event(
+                db, request_id, "email_change_requested", None, None, actor, detail, now
+            )
+        return await self.email_change(change_id)
+
+    async def email_change(self, change_id: int) -> EmailChange:
+        rows = await self._fetch("SELECT * FROM email_changes WHERE id = ?", (change_id,))
+        if not rows:
+            raise RequestNotFound(f"There is no address change #{change_id}.")
+        row = rows[0]
+        return EmailChange(
+            id=row["id"],
+            request_id=row["request_id"],
+            email=row["email"],
+            requested_by=row["requested_by"],
+            expires_at=datetime.fromisoformat(row["expires_at"]),
+            outcome=row["outcome"],
+        )
+
+    async def decide_email_change(
+        self, change: EmailChange, outcome: str, actor: str, masked: str
+    ) -> bool:
+        """Settle a pending change once (``confirmed``, ``declined`` or ``expired``), with its
+        event; a confirmation queues the ``resend`` job to the address in the same
+        transaction. False if it was already settled."""
+        now = _now()
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE email_changes SET outcome = ?, decided_at = ? "
+                "WHERE id = ? AND outcome IS NULL",
+                (outcome, now, change.id),
+            )
+            if cursor.rowcount != 1:
+                return False
+            detail = {"to": f"email {masked}", "change": change.id}
+            await self._insert_event(
+                db, change.request_id, f"email_change_{outcome}", None, None, actor, detail, now
+            )
+            if outcome == "confirmed":
+                payload = {"actor": actor, "email": change.email}
+                await self._insert_job(db, JobKind.RESEND, change.request_id, payload, now)
         self._jobs_queued()
         return True
 

@@ -8,6 +8,7 @@ from bot.runtime import Runtime
 from handlers.actions import (
     approve,
     cancel,
+    email_change,
     more_recipients,
     redeem_link,
     reject,
@@ -21,6 +22,7 @@ def register(app: AsyncApp, deps: Runtime) -> None:
     approve.register(app, deps)
     reject.register(app, deps)
     cancel.register(app, deps)
+    email_change.register(app, deps)
     more_recipients.register(app, deps)
     resend.register(app, deps)
     resend_email.register(app, deps)

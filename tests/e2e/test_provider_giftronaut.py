@@ -21,6 +21,7 @@ from bot.slack_views import (
     APPROVE_ACTION,
     CANCEL_ACTION,
     CHECK_AGAIN_ACTION,
+    CONFIRM_EMAIL_ACTION,
     ORDER_AGAIN_ACTION,
     RESEND_ACTION,
     RESEND_EMAIL_ACTION,
@@ -125,18 +126,23 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
         await emulator.driver.slash_command(
             ARJUN, TEAM, text="resend #1 <mailto:jane@home.example|jane@home.example>"
         )
+        await emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's answer")
+        assert "Asked <@U0JANE> to confirm j***@home.example" in stack.ws.ephemerals(ARJUN)[-1].text
+        assert len(order.resends) == 1  # nothing goes there before Jane confirms
+        await confirm_new_address(stack)
         await emulator.wait_for(lambda: len(order.resends) == 2, 5, "the second resend")
         assert order.resends[1] == {
             "email": "jane@example.com",
             "updatedEmail": "jane@home.example",
         }
-        await emulator.wait_for(lambda: stack.ws.ephemerals(ARJUN), 5, "Arjun's answer")
-        assert "to email reward #1 to j***@home.example" in stack.ws.ephemerals(ARJUN)[-1].text
-        await emulator.wait_for_dm(ARJUN, "emailing reward #1 again to j***@home.example")
-        events = [e for e in await runtime.store.events(1) if e.kind == "resent"]
-        assert [(e.actor, e.detail) for e in events] == [
-            (JANE, {"to": "email"}),
-            (ARJUN, {"to": "email j***@home.example"}),
+        await emulator.wait_for_dm(JANE, "emailing reward #1 again to j***@home.example")
+        kinds = ("resent", "email_change_requested", "email_change_confirmed")
+        events = [e for e in await runtime.store.events(1) if e.kind in kinds]
+        assert [(e.kind, e.actor, e.detail.get("to")) for e in events] == [
+            ("resent", JANE, "email"),
+            ("email_change_requested", ARJUN, "email j***@home.example"),
+            ("email_change_confirmed", JANE, "email j***@home.example"),
+            ("resent", JANE, "email j***@home.example"),
         ]
         assert "jane@home.example" not in str([e.detail for e in events])
         # The recipient and the requester are told where it went, masked.
@@ -155,6 +161,7 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
             return_exceptions=True,
         )
         assert sorted(type(a).__name__ for a in asks) == ["NotAllowed", "str"]
+        await confirm_new_address(stack, nth=2)
         await emulator.wait_for(lambda: len(order.resends) == 3, 5, "Lin's resend")
         await asyncio.wait_for(runtime.jobs.wait_idle(), 5)
         assert len(order.resends) == 3
@@ -181,19 +188,31 @@ async def test_an_approver_emails_a_card_to_a_corrected_address_from_their_card(
         await emulator.driver.submit_view(ARJUN, {"email": "jane at home"}, strict=False)
         assert stack.ws.view_errors(ARJUN) == {"email": "Enter one email address."}
         await emulator.driver.submit_view(ARJUN, {"email": "jane@home.example"})
+        # A second address cannot be asked for while the first waits for Jane.
+        await stack.click(ARJUN, stack.approval_card(ARJUN), RESEND_EMAIL_ACTION)
+        await emulator.driver.submit_view(ARJUN, {"email": "jane@work.example"})
+        assert "waiting for its recipient's confirmation" in stack.ws.view_errors(ARJUN)["email"]
+        assert order.resends == []
+        await confirm_new_address(stack)
         await emulator.wait_for(lambda: order.resends, 5, "the resend")
         assert order.resends == [{"email": "jane@example.com", "updatedEmail": "jane@home.example"}]
-        await emulator.wait_for_dm(ARJUN, "emailing reward #1 again to j***@home.example")
+        await emulator.wait_for_dm(JANE, "emailing reward #1 again to j***@home.example")
         for person in (JANE, MAYA):
             await emulator.wait_for_dm(person, "email reward #1")
 
-        # Only the request's approvers may redirect a card; a second one within a minute waits.
+        # Only the request's approvers may redirect a card.
         with pytest.raises(NotAllowed, match="Only an approver"):
             await stack.runtime.redelivery.emailable(1, MAYA)
-        await stack.click(ARJUN, stack.approval_card(ARJUN), RESEND_EMAIL_ACTION)
-        await emulator.driver.submit_view(ARJUN, {"email": "jane@work.example"})
-        assert "less than a minute ago" in stack.ws.view_errors(ARJUN)["email"]
-        assert len(order.resends) == 1
+
+
+async def confirm_new_address(stack: Stack, recipient: str = JANE, nth: int = 1) -> None:
+    """The recipient confirms, in their DM, the ``nth`` address an approver asked for."""
+
+    def asks() -> list[Message]:
+        return [m for m in stack.ws.dm_messages(recipient) if "asks to email your" in m.text]
+
+    await stack.emulator.wait_for(lambda: len(asks()) >= nth, 5, f"ask #{nth}")
+    await stack.click(recipient, asks()[nth - 1], CONFIRM_EMAIL_ACTION)
 
 
 def deliveries(stack: Stack, who: str) -> list[Message]:
@@ -317,6 +336,7 @@ async def test_a_bulk_reward_is_one_giftronaut_order_with_a_card_each(
         # An approver corrects Omar's address; Omar's own resend later goes to the new one.
         # Giftronaut resends his entry of the shared order only, each time.
         await emulator.driver.slash_command(ARJUN, TEAM, text="resend 2 omar@home.example")
+        await confirm_new_address(stack, OMAR)
         await emulator.wait_for(lambda: order.resends, 5, "the corrected resend")
         delivery = await emulator.wait_for_dm(OMAR, "sent you a reward")
         await stack.click(OMAR, delivery, RESEND_ACTION)
