@@ -14,8 +14,9 @@ from typing import Any, Literal
 from bot.emulator import payloads, views
 from bot.emulator.blockkit import find_element, flatten_options, validate_blocks, validate_view
 from bot.emulator.context import JSON
-from bot.emulator.delivery import BotReply, Delivery, HttpDelivery
+from bot.emulator.delivery import BotReply, Delivery, HttpDelivery, SocketDelivery
 from bot.emulator.errors import ApiError, EmulatorError
+from bot.emulator.manifest import AppManifest, ManifestGate
 from bot.emulator.response_urls import ResponseUrls
 from bot.emulator.triggers import TriggerRegistry
 from bot.emulator.view_state import build_state
@@ -34,12 +35,17 @@ class Driver:
         self.triggers = triggers
         self.response_urls = response_urls
         self.delivery: Delivery | None = None
+        # What Slack would deliver to the app, when the emulator was given its manifest.
+        self.manifest: AppManifest | None = None
         self._offered: dict[tuple[str, str], list[JSON]] = {}
 
     def _transport(self) -> Delivery:
         if self.delivery is None:
             raise EmulatorError("no delivery configured: give a request_url or socket_mode=True")
-        return self.delivery
+        if self.manifest is None:
+            return self.delivery
+        over_http = not isinstance(self.delivery, SocketDelivery)
+        return ManifestGate(self.delivery, self.manifest, over_http=over_http)
 
     def _visible_channel(self, user_id: str, channel_ref: str) -> Channel:
         if user_id not in self.ws.users:
@@ -268,8 +274,9 @@ class Driver:
             raise EmulatorError(f"Slack would reject the bot's {action!r} answer: {exc}") from exc
 
     async def redeliver_last(self, retry_num: int) -> BotReply:
-        """Slack retrying the last request it sent (HTTP only: ``X-Slack-Retry-Num``)."""
-        transport = self._transport()
+        """Slack retrying the last request it sent (HTTP only: ``X-Slack-Retry-Num``); it
+        passed the manifest's gate when it was first sent."""
+        transport = self.delivery
         if not isinstance(transport, HttpDelivery):
             raise EmulatorError("retries with X-Slack-Retry-Num are an HTTP delivery feature")
         return await transport.redeliver_last(retry_num)

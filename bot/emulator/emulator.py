@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.emulator.context import JSON, ApiContext
 from bot.emulator.delivery import HttpDelivery, SocketDelivery
 from bot.emulator.driver import Driver
+from bot.emulator.manifest import AppManifest
 from bot.emulator.response_urls import ResponseUrls
 from bot.emulator.socket_mode import SocketModeHub
 from bot.emulator.triggers import TriggerRegistry
@@ -42,7 +43,10 @@ class SlackEmulator:
         signing_secret: str = "emulator-signing-secret",  # noqa: S107 - fake credential
         trigger_ttl: float = 3.0,
         ack_timeout: float = 3.0,
+        manifest: AppManifest | None = None,
     ) -> None:
+        """``manifest``: the app's manifest; given, the emulator refuses to deliver what Slack
+        would not deliver to an app configured with it (see :mod:`bot.emulator.manifest`)."""
         if request_url and socket_mode:
             raise ValueError("choose request_url (HTTP) or socket_mode, not both")
         self.workspace = workspace or Workspace()
@@ -58,6 +62,7 @@ class SlackEmulator:
         ctx = ApiContext(self.workspace, self.triggers, self.socket.issue_url)
         self.web_api = WebApi(ctx, bot_token, app_token)
         self.driver = Driver(self.workspace, self.triggers, self.response_urls)
+        self.driver.manifest = manifest
         self._request_url = request_url
         self._socket_mode = socket_mode
         self._http_delivery: HttpDelivery | None = None

@@ -13,6 +13,7 @@ import pytest
 
 from bot.domain import Status
 from bot.emulator import SlackEmulator, Workspace
+from bot.emulator.manifest import AppManifest
 from bot.emulator.workspace import Message
 from bot.local import running_bot
 from bot.runtime import Runtime
@@ -145,9 +146,13 @@ def database(tmp_path: Path) -> Path:
     return tmp_path / "rewardbot.db"
 
 
+# Every end-to-end test is delivered only what Slack would deliver to an app installed from it.
+MANIFEST = AppManifest.load(Path(__file__).parents[2] / "manifest.yml")
+
+
 @pytest.fixture
 async def emulator() -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator(build_workspace()) as emu:
+    async with SlackEmulator(build_workspace(), manifest=MANIFEST) as emu:
         yield emu
 
 
