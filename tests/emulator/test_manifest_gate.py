@@ -64,9 +64,7 @@ async def test_options_are_loaded_over_http_only_from_the_options_load_url() -> 
     assert socket.delivered == with_url.delivered == [SUGGESTION]
 
 
-async def test_undeclared_commands_unsubscribed_events_and_disabled_interactivity_never_arrive() -> (
-    None
-):
+async def test_undeclared_unsubscribed_or_disabled_deliveries_never_arrive() -> None:
     inner = Recorder()
     gate = ManifestGate(inner, _manifest(), over_http=True)
     with pytest.raises(EmulatorError, match="no slash command /bonus"):
