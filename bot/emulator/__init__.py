@@ -9,6 +9,7 @@ from bot.emulator.delivery import BotReply
 from bot.emulator.driver import Driver
 from bot.emulator.emulator import SlackEmulator
 from bot.emulator.errors import ApiError, EmulatorError
+from bot.emulator.manifest import AppManifest
 from bot.emulator.signing import signature, signed_headers
 from bot.emulator.webapi import ApiCall
 from bot.emulator.workspace import Channel, Ephemeral, Message, User, UserGroup, Workspace
@@ -16,6 +17,7 @@ from bot.emulator.workspace import Channel, Ephemeral, Message, User, UserGroup,
 __all__ = [
     "ApiCall",
     "ApiError",
+    "AppManifest",
     "BotReply",
     "Channel",
     "Driver",

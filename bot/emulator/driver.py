@@ -35,7 +35,7 @@ class Driver:
         self.triggers = triggers
         self.response_urls = response_urls
         self.delivery: Delivery | None = None
-        # What Slack would deliver to the app, when the emulator was given its manifest.
+        # The app's manifest: only what Slack would deliver to an app with it is delivered.
         self.manifest: AppManifest | None = None
         self._offered: dict[tuple[str, str], list[JSON]] = {}
 
@@ -45,7 +45,8 @@ class Driver:
         if self.manifest is None:
             return self.delivery
         over_http = not isinstance(self.delivery, SocketDelivery)
-        return ManifestGate(self.delivery, self.manifest, over_http=over_http)
+        urls = self.delivery.request_urls if isinstance(self.delivery, HttpDelivery) else ()
+        return ManifestGate(self.delivery, self.manifest, over_http=over_http, request_urls=urls)
 
     def _visible_channel(self, user_id: str, channel_ref: str) -> Channel:
         if user_id not in self.ws.users:

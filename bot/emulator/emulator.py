@@ -8,6 +8,7 @@ port 0 by default lets tests run in parallel.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -25,6 +26,8 @@ from bot.emulator.triggers import TriggerRegistry
 from bot.emulator.waiting import wait_for
 from bot.emulator.webapi import ApiCall, CallHook, WebApi
 from bot.emulator.workspace import Message, Workspace
+
+log = logging.getLogger(__name__)
 
 
 class SlackEmulator:
@@ -45,8 +48,9 @@ class SlackEmulator:
         ack_timeout: float = 3.0,
         manifest: AppManifest | None = None,
     ) -> None:
-        """``manifest``: the app's manifest; given, the emulator refuses to deliver what Slack
-        would not deliver to an app configured with it (see :mod:`bot.emulator.manifest`)."""
+        """``manifest``: the app's manifest, by default the repository's ``manifest.yml``; the
+        emulator refuses to deliver what Slack would not deliver to an app configured with it
+        (see :mod:`bot.emulator.manifest`)."""
         if request_url and socket_mode:
             raise ValueError("choose request_url (HTTP) or socket_mode, not both")
         self.workspace = workspace or Workspace()
@@ -62,7 +66,11 @@ class SlackEmulator:
         ctx = ApiContext(self.workspace, self.triggers, self.socket.issue_url)
         self.web_api = WebApi(ctx, bot_token, app_token)
         self.driver = Driver(self.workspace, self.triggers, self.response_urls)
-        self.driver.manifest = manifest
+        self.driver.manifest = manifest if manifest is not None else AppManifest.repository()
+        if self.driver.manifest is None:
+            log.warning(
+                "no manifest.yml beside the package: deliveries are not checked against one"
+            )
         self._request_url = request_url
         self._socket_mode = socket_mode
         self._http_delivery: HttpDelivery | None = None

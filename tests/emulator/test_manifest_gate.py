@@ -33,14 +33,21 @@ class Recorder:
         return BotReply(200)
 
 
+URL = "https://bot.example/slack/events"
+
+
 def _manifest(options_url: str | None = None, interactive: bool = True) -> AppManifest:
     return AppManifest.model_validate(
         {
-            "features": {"slash_commands": [{"command": "/reward"}]},
+            "features": {
+                "app_home": {"home_tab_enabled": True},
+                "slash_commands": [{"command": "/reward", "url": URL}],
+            },
             "settings": {
-                "event_subscriptions": {"bot_events": ["app_home_opened"]},
+                "event_subscriptions": {"request_url": URL, "bot_events": ["app_home_opened"]},
                 "interactivity": {
                     "is_enabled": interactive,
+                    "request_url": URL,
                     "message_menu_options_url": options_url,
                 },
             },
@@ -59,7 +66,7 @@ async def test_options_are_loaded_over_http_only_from_the_options_load_url() -> 
     socket = Recorder()
     await ManifestGate(socket, _manifest(), over_http=False).interactive(SUGGESTION)
     with_url = Recorder()
-    gate = ManifestGate(with_url, _manifest("https://bot.example/slack/events"), over_http=True)
+    gate = ManifestGate(with_url, _manifest(URL), over_http=True)
     await gate.interactive(SUGGESTION)
     assert socket.delivered == with_url.delivered == [SUGGESTION]
 
@@ -67,16 +74,16 @@ async def test_options_are_loaded_over_http_only_from_the_options_load_url() -> 
 async def test_undeclared_unsubscribed_or_disabled_deliveries_never_arrive() -> None:
     inner = Recorder()
     gate = ManifestGate(inner, _manifest(), over_http=True)
-    with pytest.raises(EmulatorError, match="no slash command /bonus"):
+    with pytest.raises(EmulatorError, match="no such slash command"):
         await gate.slash_command({"command": "/bonus"})
-    with pytest.raises(EmulatorError, match="not subscribed to message events"):
+    with pytest.raises(EmulatorError, match=r"no message events.*bot_events"):
         await gate.event({"event": {"type": "message"}})
     closed = ManifestGate(inner, _manifest(interactive=False), over_http=True)
     with pytest.raises(EmulatorError, match="does not enable interactivity"):
         await closed.interactive({"type": "block_actions"})
     assert inner.delivered == []
     await gate.slash_command({"command": "/reward"})
-    await gate.event({"event": {"type": "app_home_opened"}})
+    await gate.event({"event": {"type": "app_home_opened", "tab": "home"}})
     assert len(inner.delivered) == 2
 
 
