@@ -292,7 +292,8 @@ def resend_email_modal(request: RewardRequest) -> dict[str, Any]:
             "block_id": "email",
             "label": _plain("Send it to"),
             "hint": _plain(
-                f"{request.provider} emails the card to this address. The recipient and the "
+                f"{request.provider} emails the card here only once the recipient confirms the "
+                "address in Slack (unless it is their Slack email). The recipient and the "
                 "requester are told."
             ),
             "element": {"type": "email_text_input", "action_id": INPUT_ACTION},
@@ -649,8 +650,8 @@ HELP_TEXT = """*rewardbot* sends gift-card rewards, approved by a manager, deliv
   is ordered and sent to the recipient in a private message; the thread says when it arrives.
 • `/reward status` lists your recent requests; `/reward status 12` shows request #12's history.
 • `/reward report` (approvers) shows this month's spend per team against budget.
-• `/reward resend 12 jane@example.com` (approvers) has the provider email a delivered card
-  again, to a corrected address (providers that email cards, such as Giftronaut).
+• `/reward resend 12 jane@example.com` (approvers) corrects the address a delivered card is
+  emailed to (providers that email cards, such as Giftronaut): the recipient confirms it first.
 • Lost your card? Click *Send it to me again* on the message that delivered it.
 • `/reward help` shows this message. Everything these commands show is visible only to you."""
 
@@ -697,6 +698,13 @@ def event_line(event: Event) -> str:
             "reminder": ":bell: Approvers reminded",
             "order_placed": ":package: Order placed with the provider",
             "delivery_started": ":envelope: Delivery to the recipient started",
+            "resend_requested": ":repeat: Asked to send the card again",
+            "resent": ":repeat: Card sent again",
+            "email_change_requested": ":email: Another email address proposed",
+            "email_change_confirmed": ":white_check_mark: Email address confirmed",
+            "email_change_declined": ":no_entry: Email address refused by the recipient",
+            "email_change_expired": ":hourglass: Email address not confirmed in time",
+            "email_change_withdrawn": ":warning: Recipient could not be asked to confirm",
         }.get(event.kind, event.kind.replace("_", " "))
     return f"{when} · {what} · {who}"
 
@@ -798,8 +806,8 @@ def _hours(span: timedelta) -> str:
 
 
 def email_change_request(request: RewardRequest, change: EmailChange) -> tuple[str, list[Block]]:
-    """The recipient's DM asking them to confirm an address an approver wants their card sent
-    to. The address is shown in full here, to them alone."""
+    """The recipient's DM asking them to confirm an address an approver proposed for their
+    card. The address is shown in full here alone, in code font so look-alikes show."""
     text = (
         f"<@{change.requested_by}> asks to email your reward #{request.id} to another address. "
         "Confirm it only if it is yours."
@@ -807,9 +815,12 @@ def email_change_request(request: RewardRequest, change: EmailChange) -> tuple[s
     blocks: list[Block] = [
         _mrkdwn_section(
             f"<@{change.requested_by}> asks to email your *{request.face_value} "
-            f"{escape(request.product_name)}* gift card (reward #{request.id}) to:\n"
-            f"*{escape(change.email)}*\nConfirm only if this address is yours; until you do, "
-            f"nothing is sent there. This request expires {when(change.expires_at)}."
+            f"{escape(request.product_name)}* gift card (reward #{request.id}) to\n"
+            f"`{escape(change.email)}`\n"
+            f"{escape(request.provider)} will email it there from now on, so confirm only if "
+            f"this address is yours. Nothing is sent there unless you confirm by "
+            f"{when(change.expires_at)}. If you did not ask for this, choose *Not my address*: "
+            f"<@{change.requested_by}> and <@{request.requester_id}> are told."
         ),
         {
             "type": "actions",

@@ -191,6 +191,28 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX email_changes_request ON email_changes(request_id);
     """,
+    # Who ended an address change (its recipient, or rewardbot: their own Slack email, expiry),
+    # and at most one change waiting per request, whichever process asks. The previous version
+    # let a change be proposed once an earlier one had lapsed unanswered, leaving both
+    # waiting: all but the newest of a request end as expired first, with their events.
+    """
+    ALTER TABLE email_changes ADD COLUMN decided_by TEXT;
+    CREATE TEMP TABLE lapsed_email_changes AS
+        SELECT id FROM email_changes WHERE outcome IS NULL AND id NOT IN (
+            SELECT MAX(id) FROM email_changes WHERE outcome IS NULL GROUP BY request_id);
+    INSERT INTO events (request_id, kind, actor, detail, at)
+        SELECT request_id, 'email_change_expired', 'rewardbot',
+               json_object('to', 'email ' || substr(email, 1, 1) || '***@'
+                                 || substr(email, instr(email, '@') + 1), 'change', id),
+               expires_at
+        FROM email_changes WHERE id IN (SELECT id FROM lapsed_email_changes) ORDER BY id;
+    UPDATE email_changes SET outcome = 'expired', decided_at = expires_at,
+                             decided_by = 'rewardbot'
+        WHERE id IN (SELECT id FROM lapsed_email_changes);
+    DROP TABLE lapsed_email_changes;
+    CREATE UNIQUE INDEX email_changes_one_waiting ON email_changes(request_id)
+        WHERE outcome IS NULL;
+    """,
 )
 
 # Columns a transition may set alongside the status.
@@ -305,9 +327,22 @@ class _LostRace(Exception):
     """A change of a batch lost its race: the whole transaction is rolled back."""
 
 
+class EmailChangeOutcome(StrEnum):
+    """How an address change ended; ``None`` while it waits for its recipient."""
+
+    # By the recipient in Slack, or by rewardbot for their own Slack email: the card goes there.
+    CONFIRMED = "confirmed"
+    # The recipient said it is not their address.
+    DECLINED = "declined"
+    # Nobody confirmed it in time.
+    EXPIRED = "expired"
+    # The recipient could not be asked in Slack.
+    WITHDRAWN = "withdrawn"
+
+
 class EmailChange(BaseModel):
-    """An approver's request to email a delivered card to another address, which only its
-    recipient can confirm."""
+    """An approver's correction of the address a delivered card is emailed to, which takes
+    effect only once confirmed (:class:`EmailChangeOutcome`)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -316,8 +351,15 @@ class EmailChange(BaseModel):
     email: str
     requested_by: str
     expires_at: datetime
-    # ``None`` while pending; then ``confirmed``, ``declined`` or ``expired``.
-    outcome: str | None
+    outcome: EmailChangeOutcome | None
+    decided_by: str | None
+
+
+def mask_email(email: str) -> str:
+    """``jane@home.example`` → ``j***@home.example``: enough for people who know the address to
+    recognise it, so the audit trail and shared messages show addresses this way."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 class BudgetLimit(BaseModel):
@@ -1172,12 +1214,10 @@ class Store:
                 (channel, ts, permalink, request_id),
             )
 
-    async def queue_resend(
-        self, request_id: int, actor: str, email: str | None, cooldown: timedelta
-    ) -> bool:
-        """Queue a ``resend`` job for ``actor`` (to ``email``, if given) unless they asked for
-        one within ``cooldown``; the check and the queueing are one transaction, so a double
-        click resends once. The ``resend_requested`` event names no address."""
+    async def queue_resend(self, request_id: int, actor: str, cooldown: timedelta) -> bool:
+        """Queue a ``resend`` job of the card to where it goes now, for ``actor``, unless they
+        asked for one within ``cooldown``; the check and the queueing are one transaction, so
+        a double click resends once."""
         now = _now()
         async with self._transaction() as db:
             recent = await _rows(
@@ -1188,46 +1228,66 @@ class Store:
             )
             if recent:
                 return False
-            detail = {"to": "another address" if email else "recipient"}
+            detail = {"to": "recipient"}
             await self._insert_event(
                 db, request_id, "resend_requested", None, None, actor, detail, now
             )
-            payload = {"actor": actor, "email": email}
-            await self._insert_job(db, JobKind.RESEND, request_id, payload, now)
+            await self._insert_job(db, JobKind.RESEND, request_id, {"actor": actor}, now)
         self._jobs_queued()
         return True
 
+    # -- where a delivered card is emailed ------------------------------------------------
+
     async def propose_email_change(
-        self, request_id: int, email: str, actor: str, expires_at: datetime, masked: str
+        self, request_id: int, email: str, actor: str, expires_at: datetime
     ) -> EmailChange:
-        """An approver asks for the card to go to ``email``: pending until the recipient
-        decides (:meth:`decide_email_change`), with an ``email_change_requested`` event that
-        names the address masked. One change at a time waits per request: raises
-        :class:`NotAllowed` while another does."""
+        """``actor`` asks for the card to be emailed to ``email`` from now on: stored waiting
+        (until ``expires_at``), with an ``email_change_requested`` event and the ``resend``
+        job that asks the recipient (``ask``), in one transaction. One change waits at a time:
+        raises :class:`NotAllowed` while another does; one whose time ran out unanswered is
+        ended first, as ``expired``."""
         now = _now()
         async with self._transaction() as db:
+            lapsed = await _rows(
+                db,
+                "UPDATE email_changes SET outcome = ?, decided_at = ?, decided_by = ? "
+                "WHERE request_id = ? AND outcome IS NULL AND expires_at <= ? "
+                "RETURNING id, email",
+                (EmailChangeOutcome.EXPIRED, now, SYSTEM_ACTOR, request_id, now),
+            )
+            for row in lapsed:
+                detail = {"to": f"email {mask_email(row[1])}", "change": row[0]}
+                await self._insert_event(
+                    db, request_id, "email_change_expired", None, None, SYSTEM_ACTOR, detail, now
+                )
             waiting = await _rows(
                 db,
-                "SELECT 1 FROM email_changes WHERE request_id = ? AND outcome IS NULL "
-                "AND expires_at > ?",
-                (request_id, now),
+                "SELECT 1 FROM email_changes WHERE request_id = ? AND outcome IS NULL",
+                (request_id,),
             )
             if waiting:
                 raise NotAllowed(
                     "Another address for this card is waiting for its recipient's "
                     "confirmation; it must be confirmed, refused or expire first."
                 )
-            cursor = await db.execute(
+            inserted = await _rows(
+                db,
                 "INSERT INTO email_changes (request_id, email, requested_by, requested_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?)",
+                "expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (request_id, email, actor, now, _timestamp(expires_at)),
             )
-            change_id = cursor.lastrowid
-            assert change_id is not None
-            detail = {"to": f"email {masked}", "change": change_id}
+            change_id = int(inserted[0][0])
+            detail = {
+                "to": f"email {mask_email(email)}",
+                "change": change_id,
+                "expires_at": _timestamp(expires_at),
+            }
             await self._insert_event(
                 db, request_id, "email_change_requested", None, None, actor, detail, now
             )
+            payload = {"actor": actor, "ask": change_id}
+            await self._insert_job(db, JobKind.RESEND, request_id, payload, now)
+        self._jobs_queued()
         return await self.email_change(change_id)
 
     async def email_change(self, change_id: int) -> EmailChange:
@@ -1242,44 +1302,68 @@ class Store:
             requested_by=row["requested_by"],
             expires_at=datetime.fromisoformat(row["expires_at"]),
             outcome=row["outcome"],
+            decided_by=row["decided_by"],
         )
 
     async def decide_email_change(
-        self, change: EmailChange, outcome: str, actor: str, masked: str
+        self,
+        change_id: int,
+        outcome: EmailChangeOutcome,
+        actor: str,
+        detail: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Settle a pending change once (``confirmed``, ``declined`` or ``expired``), with its
-        event; a confirmation queues the ``resend`` job to the address in the same
-        transaction. False if it was already settled."""
+        """End a waiting change once, with its ``email_change_<outcome>`` event: ``expired``
+        only once its time is up, any other outcome only before. A confirmation queues, in
+        the same transaction, the ``resend`` job that has the provider email the card there
+        (``change``), on behalf of the approver who asked. False if the change had ended, or
+        its time had run out (or not) meanwhile."""
         now = _now()
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE email_changes SET outcome = ?, decided_at = ? "
-                "WHERE id = ? AND outcome IS NULL",
-                (outcome, now, change.id),
+            ended = await _rows(
+                db,
+                "UPDATE email_changes SET outcome = ?, decided_at = ?, decided_by = ? "
+                "WHERE id = ? AND outcome IS NULL AND (expires_at <= ?) = ? "
+                "RETURNING request_id, email, requested_by",
+                (
+                    outcome,
+                    now,
+                    actor,
+                    change_id,
+                    now,
+                    outcome is EmailChangeOutcome.EXPIRED,
+                ),
             )
-            if cursor.rowcount != 1:
+            if not ended:
                 return False
-            detail = {"to": f"email {masked}", "change": change.id}
+            request_id, email, requested_by = ended[0]
+            event = {"to": f"email {mask_email(email)}", "change": change_id, **(detail or {})}
             await self._insert_event(
-                db, change.request_id, f"email_change_{outcome}", None, None, actor, detail, now
+                db, request_id, f"email_change_{outcome}", None, None, actor, event, now
             )
-            if outcome == "confirmed":
-                payload = {"actor": actor, "email": change.email}
-                await self._insert_job(db, JobKind.RESEND, change.request_id, payload, now)
+            if outcome is EmailChangeOutcome.CONFIRMED:
+                payload = {"actor": requested_by, "change": change_id}
+                await self._insert_job(db, JobKind.RESEND, request_id, payload, now)
         self._jobs_queued()
         return True
 
-    async def change_recipient_email(
-        self, request_id: int, email: str, actor: str, detail: Mapping[str, Any]
+    async def apply_email_change(
+        self, change_id: int, actor: str, detail: Mapping[str, Any]
     ) -> None:
-        """The provider now emails the request's card to ``email`` (an approver corrected the
-        address): kept, so later resends find the card under it, with a ``resent`` event."""
+        """The provider now emails the card to a confirmed change's address: it replaces the
+        request's, so later resends find the card under it, with a ``resent`` event. Nothing
+        else ever replaces a delivered card's address."""
         now = _now()
         async with self._transaction() as db:
-            await db.execute(
-                "UPDATE reward_requests SET recipient_email = ?, updated_at = ? WHERE id = ?",
-                (email, now, request_id),
+            updated = await _rows(
+                db,
+                "UPDATE reward_requests SET recipient_email = c.email, updated_at = ? "
+                "FROM email_changes c WHERE c.id = ? AND c.request_id = reward_requests.id "
+                "AND c.outcome = ? RETURNING reward_requests.id",
+                (now, change_id, EmailChangeOutcome.CONFIRMED),
             )
+            if not updated:
+                raise NotAllowed(f"Address change #{change_id} was not confirmed.")
+            request_id = int(updated[0][0])
             await self._insert_event(db, request_id, "resent", None, None, actor, dict(detail), now)
 
     async def record_event(

@@ -90,7 +90,8 @@ _MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
 
 
 async def _resend_to_email(deps: Runtime, user_id: str, argument: str) -> str:
-    """``/reward resend 12 jane@example.com``: an approver has the provider email it again."""
+    """``/reward resend 12 jane@example.com``: an approver corrects the address a delivered
+    card is emailed to (the recipient confirms it first, see :mod:`bot.redelivery`)."""
     number, _, address = argument.strip().removeprefix("#").partition(" ")
     address = _MAILTO.sub(r"\1", address.strip())
     if not number.isdecimal() or len(number) > 18 or not looks_like_email(address):

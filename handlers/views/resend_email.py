@@ -1,10 +1,10 @@
-"""The resend-by-email modal is submitted: queue the provider's resend to that address."""
+"""The resend-by-email modal is submitted: resend to that address, or propose it to the
+recipient (see :mod:`bot.redelivery`)."""
 
 from __future__ import annotations
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.domain import looks_like_email
 from bot.errors import NotAllowed, RequestNotFound
 from bot.runtime import Runtime
 from bot.slack_views import RESEND_EMAIL_MODAL, RequestModalMetadata
@@ -19,13 +19,12 @@ def register(app: AsyncApp, deps: Runtime) -> None:
             submission.view.private_metadata
         ).request_id
         field = submission.input("email")
-        address = ((field.value if field else None) or "").strip()
-        if not looks_like_email(address):
-            await ack(response_action="errors", errors={"email": "Enter one email address."})
-            return
         try:
-            # Only checks and queues: the resend job DMs the approver how it went.
-            await deps.redelivery.ask_for_email(request_id, submission.user.id, address)
+            # Checks and queues in the database only, so Slack is answered in time with the
+            # field's error if there is one; the job asks the recipient and tells the approver.
+            await deps.redelivery.ask_for_email(
+                request_id, submission.user.id, (field.value if field else None) or ""
+            )
         except (NotAllowed, RequestNotFound) as refusal:
             await ack(response_action="errors", errors={"email": str(refusal)})
             return

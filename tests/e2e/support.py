@@ -1,6 +1,6 @@
 """Shared end-to-end helpers: the real ``rewardbot serve`` as a subprocess against the Slack
-emulator (for the tests that kill it or check how it starts and stops), and provider adapters
-pointed at the vendor fakes."""
+emulator (for the tests that kill it or check how it starts and stops), provider adapters
+pointed at the vendor fakes, and the bot with only Giftronaut enabled."""
 
 from __future__ import annotations
 
@@ -21,10 +21,15 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.emulator import SlackEmulator
+from bot.emulator.workspace import Message
+from bot.local import running_bot
 from bot.server import SLACK_PATH
+from bot.slack_views import CONFIRM_EMAIL_ACTION
 from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy
+from providers.sandbox import SandboxProvider
+from tests.e2e.conftest import APPROVERS, JANE, Stack
 from tests.fakes import serve
 from tests.fakes.cardpluspay import API_KEY as CARDPLUSPAY_API_KEY
 from tests.fakes.cardpluspay import CardPlusPayState
@@ -176,6 +181,38 @@ async def giftronaut_adapter(
             retry=RetryPolicy(attempts=3, base_delay=0.01),
             poll_interval=0.02,
         )
+
+
+@asynccontextmanager
+async def giftronaut_stack(
+    emulator: SlackEmulator, database: Path, state: GiftronautState
+) -> AsyncIterator[Stack]:
+    """The bot with only Giftronaut enabled, pointed at a fake Giftronaut holding ``state``."""
+    async with (
+        giftronaut_adapter(state) as giftronaut,
+        running_bot(
+            emulator, database=database, approvers=APPROVERS, providers={"giftronaut": giftronaut}
+        ) as runtime,
+    ):
+        yield Stack(emulator, runtime, SandboxProvider())
+
+
+def step_wall_clock(offset_file: Path, seconds: float) -> None:
+    """Step the bot's wall clock to ``seconds`` from now (``step_clock``'s file)."""
+    offset_file.write_text(str(seconds))
+
+
+def address_checks(stack: Stack, recipient: str = JANE) -> list[Message]:
+    """The DMs asking ``recipient`` to confirm an address an approver proposed, oldest first."""
+    return [m for m in stack.ws.dm_messages(recipient) if "asks to email your" in m.text]
+
+
+async def confirm_new_address(stack: Stack, recipient: str = JANE, nth: int = 1) -> None:
+    """``recipient`` confirms, in their DM, the ``nth`` address an approver proposed."""
+    await stack.emulator.wait_for(
+        lambda: len(address_checks(stack, recipient)) >= nth, 5, f"address check #{nth}"
+    )
+    await stack.click(recipient, address_checks(stack, recipient)[nth - 1], CONFIRM_EMAIL_ACTION)
 
 
 @asynccontextmanager

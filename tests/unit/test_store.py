@@ -1,13 +1,16 @@
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from bot.domain import Money, NewRewardRequest, Status
-from bot.errors import RequestNotFound
-from bot.store import Change, JobKind, Store
+from bot.errors import NotAllowed, RequestNotFound
+from bot.store import Change, EmailChangeOutcome, JobKind, Store
 
 
 def _new() -> NewRewardRequest:
@@ -189,4 +192,91 @@ async def test_transition_all_changes_every_request_or_none(tmp_path: Path) -> N
     assert not await store.transition_all(reject_all, "UAPP")
     assert [(await store.get(i)).status for i in (first, third)] == [Status.PENDING_APPROVAL] * 2
     assert [e.kind for e in await store.events(first)] == ["created"]
+    await store.close()
+
+
+async def test_only_a_confirmed_address_change_replaces_a_cards_address(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "r.db")
+    request, _ = await store.create_request(_new(), "V1")
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    change = await store.propose_email_change(request.id, "me@elsewhere.example", "UAPP", soon)
+    # One change waits at a time, and a waiting or refused one cannot move the card.
+    with pytest.raises(NotAllowed, match="waiting for its recipient"):
+        await store.propose_email_change(request.id, "other@elsewhere.example", "UAPP", soon)
+    with pytest.raises(NotAllowed, match="not confirmed"):
+        await store.apply_email_change(change.id, "UAPP", {})
+    assert await store.decide_email_change(change.id, EmailChangeOutcome.DECLINED, "UREC")
+    assert not await store.decide_email_change(change.id, EmailChangeOutcome.CONFIRMED, "UREC")
+    with pytest.raises(NotAllowed, match="not confirmed"):
+        await store.apply_email_change(change.id, "UAPP", {})
+    # Not confirmed in time: it can only expire, and it does when the next one is proposed.
+    late = await store.propose_email_change(
+        request.id, "me@elsewhere.example", "UAPP", datetime.now(UTC) - timedelta(seconds=1)
+    )
+    assert not await store.decide_email_change(late.id, EmailChangeOutcome.CONFIRMED, "UREC")
+    taken = await store.propose_email_change(request.id, "me@elsewhere.example", "UAPP", soon)
+    assert (await store.email_change(late.id)).outcome is EmailChangeOutcome.EXPIRED
+    # Confirmed once: the resend job is queued on behalf of the approver who asked, and only
+    # then may the address be replaced.
+    assert await store.decide_email_change(taken.id, EmailChangeOutcome.CONFIRMED, "UREC")
+    assert not await store.decide_email_change(taken.id, EmailChangeOutcome.CONFIRMED, "UREC")
+    payloads = []
+    while (job := await store.claim_job("runner", 30, JobKind.RESEND)) is not None:
+        payloads.append(job.payload)
+        await store.finish_job(job)
+    assert payloads == [
+        *({"actor": "UAPP", "ask": c.id} for c in (change, late, taken)),
+        {"actor": "UAPP", "change": taken.id},
+    ]
+    await store.apply_email_change(taken.id, "UAPP", {"to": "email m***@elsewhere.example"})
+    assert (await store.get(request.id)).recipient_email == "me@elsewhere.example"
+    kinds = [e.kind for e in await store.events(request.id) if e.kind != "created"]
+    assert kinds == [
+        "email_change_requested",
+        "email_change_declined",
+        "email_change_requested",
+        "email_change_expired",
+        "email_change_requested",
+        "email_change_confirmed",
+        "resent",
+    ]
+    await store.close()
+
+
+async def test_address_changes_the_previous_version_left_waiting_expire_on_upgrade(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.db"
+    store = await Store.open(path)
+    request, _ = await store.create_request(_new(), "V1")
+    await store.close()
+    # As the previous schema version could leave it: a change proposed after an earlier one
+    # lapsed unanswered, both still waiting.
+    day_1, day_2, later = (
+        f"{d}T09:00:00.000000+00:00" for d in ("2026-01-01", "2026-01-02", "2099-01-01")
+    )
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.executescript(
+            f"""
+            DROP INDEX email_changes_one_waiting;
+            ALTER TABLE email_changes DROP COLUMN decided_by;
+            INSERT INTO email_changes (request_id, email, requested_by, requested_at, expires_at)
+            VALUES ({request.id}, 'me@elsewhere.example', 'UAPP', '{day_1}', '{day_2}'),
+                   ({request.id}, 'jane@home.example', 'UAPP', '{day_2}', '{later}');
+            UPDATE schema_version SET version = version - 1;
+            """
+        )
+    store = await Store.open(path)
+    lapsed, waiting = [await store.email_change(i) for i in (1, 2)]
+    assert (lapsed.outcome, lapsed.decided_by) == (EmailChangeOutcome.EXPIRED, "rewardbot")
+    assert waiting.outcome is None
+    [event] = [e for e in await store.events(request.id) if e.kind == "email_change_expired"]
+    assert (event.actor, event.detail) == (
+        "rewardbot",
+        {"to": "email m***@elsewhere.example", "change": 1},
+    )
+    with pytest.raises(NotAllowed, match="waiting for its recipient"):
+        await store.propose_email_change(
+            request.id, "other@example.com", "UAPP", datetime.now(UTC) + timedelta(hours=1)
+        )
     await store.close()
