@@ -19,9 +19,9 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.emulator import SlackEmulator, Workspace
-from bot.emulator.signing import signed_headers
-from bot.local import running_bot
+from bot.offline.emulator import SlackEmulator, Workspace
+from bot.offline.emulator.signing import signed_headers
+from bot.offline.local import running_bot
 
 SAMPLES = 200
 FLOODERS = 4

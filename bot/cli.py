@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     REDACTOR.install()
     try:
         if args.command == "demo":
-            from bot.demo import run_demo
+            from bot.offline.demo import run_demo
 
             return asyncio.run(run_demo())
         settings = load_settings()

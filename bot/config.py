@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.policy_file import PolicyFile, is_user_id, load_policy
+from bot.policy.file import PolicyFile, is_user_id, load_policy
 from providers import PROVIDERS
 from providers.settings import check_api_url, describe_problems
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bot import slack_views
 from bot.domain import RELEASES_BUDGET, Money, RewardRequest, Status, month_title
 from bot.errors import RequestNotFound
-from bot.policy import Policy
-from bot.slack_gateway import SLACK_FAILURES
-from bot.slack_views import escape
+from bot.policy.rules import Policy
+from bot.slack import views as slack_views
+from bot.slack.gateway import SLACK_FAILURES
+from bot.slack.views import escape
 from bot.store import Event, Store
 
 # Spent: a card was bought (or settled by hand). Everything else not released is reserved.

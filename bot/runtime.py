@@ -11,17 +11,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog import Catalog
 from bot.config import Settings
-from bot.deadlines import Deadlines
 from bot.errors import ConfigError
-from bot.fulfillment import Fulfillment
-from bot.home import HomeTab
-from bot.jobs import JobRunner
-from bot.notifications import Notifier
-from bot.policy import Directory, Policy
+from bot.jobs.deadlines import Deadlines
+from bot.jobs.fulfil import Fulfillment
+from bot.jobs.notify import Notifier
+from bot.jobs.resend import Redelivery
+from bot.jobs.runner import JobRunner
+from bot.policy.rules import Directory, Policy
 from bot.redaction import quiet_payload_loggers
-from bot.redelivery import Redelivery
-from bot.rewards import RewardService
-from bot.slack_gateway import SlackGateway
+from bot.rewards.home import HomeTab
+from bot.rewards.service import RewardService
+from bot.slack.gateway import SlackGateway
 from bot.store import JobKind, Store
 from providers import PROVIDERS
 from providers.base import Provider

@@ -13,7 +13,7 @@ from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.runtime import Runtime
-from bot.slack_signature import RequestRefused, SlackSignature
+from bot.slack.signature import RequestRefused, SlackSignature
 from providers.errors import WebhookRejected
 
 SLACK_PATH = "/slack/events"

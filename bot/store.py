@@ -255,7 +255,7 @@ class Event(BaseModel):
 
 
 class JobKind(StrEnum):
-    """Durable work, run by :class:`bot.jobs.JobRunner`."""
+    """Durable work, run by :class:`bot.jobs.runner.JobRunner`."""
 
     # Carry an approved request through ordering, polling and delivery.
     FULFIL = "fulfil"

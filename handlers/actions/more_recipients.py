@@ -7,8 +7,8 @@ import logging
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack_gateway import SLACK_FAILURES, UnknownUser
-from bot.slack_views import (
+from bot.slack.gateway import SLACK_FAILURES, UnknownUser
+from bot.slack.views import (
     INPUT_ACTION,
     MORE_RECIPIENTS_BLOCK,
     RewardModalMetadata,

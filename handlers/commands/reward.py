@@ -15,8 +15,8 @@ from bot.domain import looks_like_email
 from bot.errors import NotAllowed, RequestNotFound
 from bot.reports import budget_report, status_report
 from bot.runtime import Runtime
-from bot.slack_gateway import SLACK_FAILURES, UnknownUser
-from bot.slack_views import HELP_TEXT, RewardModalMetadata, RewardPrefill, reward_modal
+from bot.slack.gateway import SLACK_FAILURES, UnknownUser
+from bot.slack.views import HELP_TEXT, RewardModalMetadata, RewardPrefill, reward_modal
 from handlers.payloads import SlashCommand
 
 # With ``should_escape: true`` in the manifest, Slack sends mentions as <@U123|name>.
@@ -91,7 +91,7 @@ _MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
 
 async def _resend_to_email(deps: Runtime, user_id: str, argument: str) -> str:
     """``/reward resend 12 jane@example.com``: an approver corrects the address a delivered
-    card is emailed to (the recipient confirms it first, see :mod:`bot.redelivery`)."""
+    card is emailed to (the recipient confirms it first, see :mod:`bot.jobs.resend`)."""
     number, _, address = argument.strip().removeprefix("#").partition(" ")
     address = _MAILTO.sub(r"\1", address.strip())
     if not number.isdecimal() or len(number) > 18 or not looks_like_email(address):

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack_views import INPUT_ACTION, card_options, matching_products
+from bot.slack.views import INPUT_ACTION, card_options, matching_products
 
 
 class _Suggestion(BaseModel):

@@ -1,5 +1,5 @@
 """The resend-by-email modal is submitted: resend to that address, or propose it to the
-recipient (see :mod:`bot.redelivery`)."""
+recipient (see :mod:`bot.jobs.resend`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import NotAllowed, RequestNotFound
 from bot.runtime import Runtime
-from bot.slack_views import RESEND_EMAIL_MODAL, RequestModalMetadata
+from bot.slack.views import RESEND_EMAIL_MODAL, RequestModalMetadata
 from handlers.payloads import ViewSubmission
 
 

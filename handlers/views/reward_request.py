@@ -5,9 +5,9 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import InvalidRequest
-from bot.rewards import RewardDraft
+from bot.rewards.service import RewardDraft
 from bot.runtime import Runtime
-from bot.slack_views import (
+from bot.slack.views import (
     MORE_RECIPIENTS_BLOCK,
     REWARD_MODAL,
     RewardModalMetadata,

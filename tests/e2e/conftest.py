@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator, Workspace
-from bot.emulator.manifest import AppManifest
-from bot.emulator.workspace import Message
-from bot.local import running_bot
+from bot.offline.emulator import SlackEmulator, Workspace
+from bot.offline.emulator.manifest import AppManifest
+from bot.offline.emulator.workspace import Message
+from bot.offline.local import running_bot
 from bot.runtime import Runtime
-from bot.slack_views import APPROVE_ACTION
+from bot.slack.views import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
 
 MAYA, ARJUN, LIN, JANE, OMAR = "U0MAYA", "U0ARJUN", "U0LIN", "U0JANE", "U0OMAR"

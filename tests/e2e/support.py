@@ -20,11 +20,11 @@ import httpx
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.emulator import SlackEmulator
-from bot.emulator.workspace import Message
-from bot.local import running_bot
+from bot.offline.emulator import SlackEmulator
+from bot.offline.emulator.workspace import Message
+from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
-from bot.slack_views import CONFIRM_EMAIL_ACTION
+from bot.slack.views import CONFIRM_EMAIL_ACTION
 from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy

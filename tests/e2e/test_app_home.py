@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.slack_views import APPROVE_ACTION, REJECT_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.slack.views import APPROVE_ACTION, REJECT_ACTION
 from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, Stack
 from tests.e2e.test_policy import policy_stack, request
 

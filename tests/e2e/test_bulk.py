@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.emulator.workspace import Message
-from bot.slack_views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.offline.emulator.workspace import Message
+from bot.slack.views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
 from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OrderDeclined
 from providers.sandbox import SandboxProvider

@@ -41,9 +41,9 @@ import pytest
 from aiohttp import web
 
 from bot.clock import OFFSET_FILE_VARIABLE
-from bot.emulator import EmulatorError, SlackEmulator, Workspace
-from bot.emulator.workspace import Message
-from bot.slack_views import APPROVE_ACTION, REWARD_MODAL
+from bot.offline.emulator import EmulatorError, SlackEmulator, Workspace
+from bot.offline.emulator.workspace import Message
+from bot.slack.views import APPROVE_ACTION, REWARD_MODAL
 from tests.e2e.conftest import APPROVERS, JANE, MAYA, OMAR, build_workspace
 from tests.e2e.support import BotProcess, free_port, slack_env
 from tests.fakes import orders_by_request, serve
@@ -59,7 +59,7 @@ WITHOUT_VARIABLE = "CHAOS_WITHOUT"
 CHAOS_KINDS = frozenset({"faults", "kills", "clock"})
 REWARDS = 40
 SETTLED = frozenset({"fulfilled", "needs_review", "failed"})
-DELIVERY_EVENT = "rewardbot_delivery"  # bot.slack_gateway's delivery DM metadata
+DELIVERY_EVENT = "rewardbot_delivery"  # bot.slack.gateway's delivery DM metadata
 
 CHANNEL = "C0CHAOS"
 REQUESTERS = (MAYA, "U0CHAOSRQ1", "U0CHAOSRQ2", "U0CHAOSRQ3")

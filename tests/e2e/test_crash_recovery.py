@@ -19,9 +19,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.emulator import SlackEmulator
-from bot.emulator.context import JSON
-from bot.slack_views import APPROVE_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.offline.emulator.context import JSON
+from bot.slack.views import APPROVE_ACTION
 from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
 from tests.e2e.support import BotProcess, free_port
 from tests.fakes import Tripwire, serve

@@ -15,9 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.domain import RELEASES_BUDGET, Status
-from bot.emulator import SlackEmulator
-from bot.local import running_bot
-from bot.slack_views import (
+from bot.offline.emulator import SlackEmulator
+from bot.offline.local import running_bot
+from bot.slack.views import (
     APPROVE_ACTION,
     CHECK_AGAIN_ACTION,
     ORDER_AGAIN_ACTION,

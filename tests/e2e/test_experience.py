@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.slack_views import CANCEL_ACTION, RESEND_ACTION, RETRY_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.slack.views import CANCEL_ACTION, RESEND_ACTION, RETRY_ACTION
 from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OutOfStock
 from providers.sandbox import SandboxProvider

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bot.domain import RewardRequest, Status, parse_amount
-from bot.emulator.workspace import Message
-from bot.slack_views import (
+from bot.offline.emulator.workspace import Message
+from bot.slack.views import (
     APPROVE_ACTION,
     MESSAGE_MAX_CHARS,
     REASON_MAX_CHARS,

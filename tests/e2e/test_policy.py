@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.emulator.workspace import Message
-from bot.slack_views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.offline.emulator.workspace import Message
+from bot.slack.views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import (
     ARJUN,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.local import running_bot
-from bot.slack_views import APPROVE_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.offline.local import running_bot
+from bot.slack.views import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
 from tests.e2e.support import cardpluspay_adapter

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.emulator.workspace import Message
 from bot.errors import AlreadyDecided, NotAllowed
-from bot.slack_views import (
+from bot.offline.emulator import SlackEmulator
+from bot.offline.emulator.workspace import Message
+from bot.slack.views import (
     APPROVE_ACTION,
     CANCEL_ACTION,
     CHECK_AGAIN_ACTION,

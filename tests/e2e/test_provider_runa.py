@@ -15,11 +15,11 @@ import pytest
 from pydantic import SecretStr
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.emulator.delivery import HttpDelivery
-from bot.local import running_bot
+from bot.offline.emulator import SlackEmulator
+from bot.offline.emulator.delivery import HttpDelivery
+from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
-from bot.slack_views import APPROVE_ACTION, RESEND_ACTION
+from bot.slack.views import APPROVE_ACTION, RESEND_ACTION
 from providers.http import RetryPolicy
 from providers.runa import RunaProvider
 from providers.sandbox import SandboxProvider

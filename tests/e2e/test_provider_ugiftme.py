@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.local import running_bot
-from bot.slack_views import APPROVE_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.offline.local import running_bot
+from bot.slack.views import APPROVE_ACTION
 from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
 from providers.ugiftme import UGiftMeProvider

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.emulator import SlackEmulator
-from bot.local import running_bot
-from bot.slack_views import APPROVE_ACTION, RESEND_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.offline.local import running_bot
+from bot.slack.views import APPROVE_ACTION, RESEND_ACTION
 from providers.base import OrderResult, Redemption
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack, redeem_urls

@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.slack_views import APPROVE_ACTION, REJECT_ACTION
+from bot.offline.emulator import SlackEmulator
+from bot.slack.views import APPROVE_ACTION, REJECT_ACTION
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, sandbox_stack
 

@@ -8,8 +8,8 @@ import asyncio
 from pathlib import Path
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.slack_views import (
+from bot.offline.emulator import SlackEmulator
+from bot.slack.views import (
     APPROVE_ACTION,
     CONFIRM_EMAIL_ACTION,
     DECLINE_EMAIL_ACTION,

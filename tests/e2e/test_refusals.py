@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from bot.domain import Status
-from bot.emulator.errors import EmulatorError
 from bot.errors import RequestNotFound
-from bot.slack_views import APPROVE_ACTION, REJECT_ACTION
+from bot.offline.emulator.errors import EmulatorError
+from bot.slack.views import APPROVE_ACTION, REJECT_ACTION
 from tests.e2e.conftest import (
     APPROVERS,
     ARJUN,

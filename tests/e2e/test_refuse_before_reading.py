@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.emulator.signing import signed_headers
-from bot.slack_signature import MAX_BODY_BYTES
+from bot.offline.emulator.signing import signed_headers
+from bot.slack.signature import MAX_BODY_BYTES
 from tests.e2e.conftest import Stack
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -30,7 +30,7 @@ def _url(stack: Stack) -> str:
 
 
 def _refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "bot.slack_signature"]
+    return [r for r in caplog.records if r.name == "bot.slack.signature"]
 
 
 def _assert_quiet(caplog: pytest.LogCaptureFixture, refusals: int) -> None:

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from bot.domain import Status
-from bot.emulator import SlackEmulator
-from bot.local import running_bot
-from bot.slack_views import (
+from bot.offline.emulator import SlackEmulator
+from bot.offline.local import running_bot
+from bot.slack.views import (
     APPROVE_ACTION,
     CHECK_AGAIN_ACTION,
     ORDER_AGAIN_ACTION,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bot.slack_views import APPROVE_ACTION, approval_card
+from bot.slack.views import APPROVE_ACTION, approval_card
 from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, TEAM, Stack
 
 NOTICE = "no real gift card is issued"

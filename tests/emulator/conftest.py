@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import SlackEmulator, Workspace
+from bot.offline.emulator import SlackEmulator, Workspace
 
 
 def build_workspace() -> Workspace:

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import EmulatorError, SlackEmulator
+from bot.offline.emulator import EmulatorError, SlackEmulator
 from tests.emulator.conftest import build_workspace
 
 

@@ -23,9 +23,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import EmulatorError, SlackEmulator, views
-from bot.emulator.blockkit import validate_view
-from bot.emulator.manifest import AppManifest
+from bot.offline.emulator import EmulatorError, SlackEmulator, views
+from bot.offline.emulator.blockkit import validate_view
+from bot.offline.emulator.manifest import AppManifest
 from tests.emulator.conftest import build_workspace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -347,7 +347,9 @@ def test_without_its_source_tree_the_emulator_has_no_manifest_to_check(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Installed from a wheel (rewardbot demo), the package has no manifest.yml beside it.
-    monkeypatch.setattr("bot.emulator.manifest.REPOSITORY_MANIFEST", tmp_path / "manifest.yml")
+    monkeypatch.setattr(
+        "bot.offline.emulator.manifest.REPOSITORY_MANIFEST", tmp_path / "manifest.yml"
+    )
     assert AppManifest.repository() is None
     assert SlackEmulator(build_workspace()).driver.manifest is None
     assert "not checked" in caplog.text

@@ -11,7 +11,7 @@ from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import SlackEmulator
+from bot.offline.emulator import SlackEmulator
 from tests.emulator.conftest import build_workspace
 
 BUTTON = {

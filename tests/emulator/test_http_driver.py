@@ -12,8 +12,8 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.emulator import EmulatorError, SlackEmulator, views
-from bot.emulator.blockkit import validate_view
+from bot.offline.emulator import EmulatorError, SlackEmulator, views
+from bot.offline.emulator.blockkit import validate_view
 from tests.emulator.conftest import build_workspace
 
 Responder = Callable[[dict[str, Any]], web.Response]

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulator.context import JSON
-from bot.emulator.delivery import BotReply
-from bot.emulator.errors import EmulatorError
-from bot.emulator.manifest import AppManifest, ManifestGate
+from bot.offline.emulator.context import JSON
+from bot.offline.emulator.delivery import BotReply
+from bot.offline.emulator.errors import EmulatorError
+from bot.offline.emulator.manifest import AppManifest, ManifestGate
 
 REPOSITORY_MANIFEST = Path(__file__).parents[2] / "manifest.yml"
 

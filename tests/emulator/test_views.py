@@ -9,7 +9,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import SlackEmulator
+from bot.offline.emulator import SlackEmulator
 
 
 def modal(title: str = "Reward", **extra: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import SlackEmulator, Workspace
+from bot.offline.emulator import SlackEmulator, Workspace
 
 SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot import clock
 from bot.domain import Money, NewRewardRequest, Status
-from bot.jobs import DEFAULT_GIVE_UP, JobHandler, JobRunner
+from bot.jobs.runner import DEFAULT_GIVE_UP, JobHandler, JobRunner
 from bot.store import Change, Job, JobKind, LeaseLost, Store
 
 

@@ -38,7 +38,7 @@ SCOPES_FOR_FEATURES = {
 EVENT_SCOPES: dict[str, set[str]] = {"app_home_opened": set()}
 # The modules that are the bot (the emulator plays Slack and is not).
 BOT_SOURCES = ("bot", "handlers", "providers")
-EXCLUDED = ("bot/emulator/",)
+EXCLUDED = ("bot/offline/emulator/",)
 
 
 def _manifest() -> dict:
@@ -246,7 +246,7 @@ def test_the_scan_finds_the_web_api_methods_the_bot_calls() -> None:
         "views.update",
         "views.publish",
     } <= set(called), called
-    assert "bot/slack_gateway.py" in called["chat.postMessage"]
+    assert "bot/slack/gateway.py" in called["chat.postMessage"]
 
 
 def test_every_web_api_method_the_bot_calls_has_a_scope_the_manifest_grants() -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from bot.domain import Money
 from bot.errors import ConfigError
-from bot.policy import Directory, NoExchangeRate, Policy
-from bot.policy_file import PolicyFile, load_policy
+from bot.policy.file import PolicyFile, load_policy
+from bot.policy.rules import Directory, NoExchangeRate, Policy
 
 README = Path(__file__).parents[2] / "README.md"
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bot.domain import Money, NewRewardRequest, Status
-from bot.jobs import GiveUp, JobRunner
+from bot.jobs.runner import GiveUp, JobRunner
 from bot.redaction import REDACTOR, SecretRedactor
 from bot.store import Job, JobKind, Store
 

@@ -1,0 +1,1 @@
+"""Durable background work: the runner, and one module per job kind."""

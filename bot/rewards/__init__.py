@@ -1,0 +1,1 @@
+"""The use cases people start from Slack: asking for, deciding on and reviewing rewards."""
