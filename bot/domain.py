@@ -47,6 +47,14 @@ class Money(BaseModel):
         return f"{self.amount:,.{minor_units(self.currency)}f} {self.currency}"
 
 
+# Limits on what a person may enter: the Slack forms cap their fields with them, and the reward
+# service holds submitted messages, reasons and recipient lists to them too.
+MESSAGE_MAX_CHARS = 1000
+AMOUNT_MAX_CHARS = 200
+REASON_MAX_CHARS = 500
+# People rewarded by one request (a bulk reward): the recipient and up to 19 more.
+MAX_RECIPIENTS = 20
+
 _EMAIL = re.compile(r"[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+")
 
 
@@ -245,3 +253,27 @@ class RewardRequest(NewRewardRequest):
     order_owner: int | None = None
     created_at: datetime
     updated_at: datetime
+
+
+def is_scheduled(request: RewardRequest, now: datetime) -> bool:
+    """Due for delivery at a time still in the future (``now``), and not yet settled."""
+    return (
+        request.deliver_at is not None
+        and request.status in (*AWAITING_DECISION, Status.APPROVED, Status.ORDERING)
+        and request.deliver_at > now
+    )
+
+
+def can_cancel(request: RewardRequest, now: datetime) -> bool:
+    """Whether the requester may still withdraw ``request`` at ``now``: undecided; approved but
+    held for its delivery time (nothing is ordered yet); or scheduled at a provider that can
+    still cancel it."""
+    return (
+        request.status in AWAITING_DECISION
+        or (request.status is Status.APPROVED and is_scheduled(request, now))
+        or (
+            request.status is Status.ORDERING
+            and request.cancel_before is not None
+            and now < request.cancel_before
+        )
+    )

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict
 from bot.domain import RELEASES_BUDGET, Money, RewardRequest, Status, month_title
 from bot.errors import RequestNotFound
 from bot.policy.rules import Policy
-from bot.slack import views as slack_views
 from bot.slack.gateway import SLACK_FAILURES
-from bot.slack.views import escape
+from bot.slack.lines import event_line, next_step, request_headline, request_line, status_line
+from bot.slack.text import escape
 from bot.store import Event, Store
 
 # Spent: a card was bought (or settled by hand). Everything else not released is reserved.
@@ -111,7 +111,7 @@ async def status_report(store: Store, policy: Policy, user_id: str, argument: st
         requests = await store.recent_requests_by(user_id, _RECENT)
         if not requests:
             return "You have not requested any rewards yet. Type `/reward` to send one."
-        lines = [slack_views.request_line(r) for r in requests]
+        lines = [request_line(r) for r in requests]
         return "\n".join(
             ["*Your recent reward requests*", *lines, "Details: `/reward status <number>`."]
         )
@@ -135,10 +135,10 @@ async def status_report(store: Store, policy: Policy, user_id: str, argument: st
     events = await store.events(request.id)
     return "\n".join(
         [
-            slack_views.request_headline(request),
-            slack_views.status_line(request),
-            *(slack_views.event_line(e) for e in events),
-            slack_views.next_step(request),
+            request_headline(request),
+            status_line(request),
+            *(event_line(e) for e in events),
+            next_step(request),
         ]
     )
 

@@ -10,8 +10,8 @@ import logging
 
 from bot.domain import AWAITING_DECISION, Status
 from bot.policy.rules import Policy
-from bot.slack import views as slack_views
 from bot.slack.gateway import SLACK_FAILURES, SlackGateway
+from bot.slack.messages import reminder
 from bot.store import SYSTEM_ACTOR, Change, Job, Store
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class Deadlines:
         if request.status not in AWAITING_DECISION:
             return
         deciders = await self._policy.batch_deciders(await self._store.batch(request))
-        text = slack_views.reminder(request, self._policy.rules.approvals.expire_after_hours)
+        text = reminder(request, self._policy.rules.approvals.expire_after_hours)
         reached: list[str] = []
         channel = self._policy.approvals_channel
         if channel is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from bot.domain import AWAITING_DECISION, RewardRequest, Status, decides_the_batch
 from bot.policy.rules import Policy
 from bot.rewards.home import HomeTab
-from bot.slack import views as slack_views
 from bot.slack.gateway import SlackGateway
+from bot.slack.messages import second_approval_needed, thread_update
 from bot.store import Job, Store
 
 
@@ -47,7 +47,7 @@ class Notifier:
         if request.summary_ts is None:
             request = await self._gateway.post_summary(request)
             pending = request.model_copy(update={"status": Status.PENDING_APPROVAL})
-            await self._gateway.reply_in_thread(request, slack_views.thread_update(pending))
+            await self._gateway.reply_in_thread(request, thread_update(pending))
         await self._send_cards(request)
 
     async def _send_cards(self, request: RewardRequest) -> None:
@@ -68,7 +68,7 @@ class Notifier:
                 await self._gateway.reply_to(
                     card.channel,
                     card.ts,
-                    f"{mentions} {slack_views.second_approval_needed(request)}",
+                    f"{mentions} {second_approval_needed(request)}",
                 )
             return
         deciders = await self._policy.batch_deciders(await self._store.batch(request))

@@ -33,8 +33,9 @@ from bot.domain import RewardRequest, Status, looks_like_email
 from bot.errors import NotAllowed
 from bot.jobs.fulfil import own_part
 from bot.policy.rules import Policy
-from bot.slack import views as slack_views
 from bot.slack.gateway import SLACK_FAILURES, SlackGateway, UnknownUser
+from bot.slack.messages import email_change_request
+from bot.slack.text import escape
 from bot.store import SYSTEM_ACTOR, EmailChange, EmailChangeOutcome, Job, Store, mask_email
 from providers.base import OrderState, Provider
 from providers.errors import OrderRefused, OutcomeUnknown, ProviderError
@@ -55,7 +56,7 @@ def _same(address: str | None, other: str | None) -> bool:
 
 def _masked(email: str) -> str:
     """An address as shared messages show it: masked, and inert in mrkdwn."""
-    return slack_views.escape(mask_email(email))
+    return escape(mask_email(email))
 
 
 class Redelivery:
@@ -123,7 +124,7 @@ class Redelivery:
         request = await self._store.get(change.request_id)
         if actor != request.recipient_id:
             raise NotAllowed("Only the person who received this reward can say where it goes.")
-        address = slack_views.escape(change.email)
+        address = escape(change.email)
         if change.outcome is None and clock.now() >= change.expires_at:
             if await self._store.decide_email_change(
                 change.id, EmailChangeOutcome.EXPIRED, SYSTEM_ACTOR
@@ -228,7 +229,7 @@ class Redelivery:
             confirmed = EmailChangeOutcome.CONFIRMED
             await self._store.decide_email_change(change.id, confirmed, SYSTEM_ACTOR, detail)
             return None
-        text, blocks = slack_views.email_change_request(request, change)
+        text, blocks = email_change_request(request, change)
         await self._store.hold(job)  # the fence before the DM
         try:
             await self._gateway.dm(request.recipient_id, text, blocks)
@@ -351,7 +352,7 @@ class Redelivery:
         try:
             await provider.resend(order_id, request.recipient_email, new_email)
         except OrderRefused as refusal:
-            return f"{request.provider} refused to resend it: {slack_views.escape(str(refusal))}"
+            return f"{request.provider} refused to resend it: {escape(str(refusal))}"
         except ProviderError as exc:
             log.warning("resend of request %s failed: %r", request.id, exc)
             return f"{request.provider} did not answer. Please ask again in a few minutes."
@@ -365,4 +366,4 @@ class Redelivery:
 
 
 def _card(request: RewardRequest) -> str:
-    return f"{request.face_value} {slack_views.escape(request.product_name)}"
+    return f"{request.face_value} {escape(request.product_name)}"

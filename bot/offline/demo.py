@@ -16,7 +16,7 @@ from typing import Any
 from bot.offline.emulator import SlackEmulator, Workspace
 from bot.offline.emulator.workspace import Message
 from bot.offline.local import running_bot
-from bot.slack.views import APPROVE_ACTION, REJECT_ACTION
+from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION
 from providers.sandbox import SandboxProvider
 
 _PEOPLE = {"U0MAYA": "maya", "U0ARJUN": "arjun", "U0LIN": "lin", "U0JANE": "jane"}

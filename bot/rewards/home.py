@@ -13,8 +13,8 @@ from typing import Any
 from bot.domain import AWAITING_DECISION, RewardRequest, month_title
 from bot.policy.rules import Policy
 from bot.reports import TeamSpend, month_spend
-from bot.slack import views as slack_views
 from bot.slack.gateway import SLACK_FAILURES, SlackGateway
+from bot.slack.home import home_view
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class HomeTab:
                 t for t in await month_spend(self._store, self._policy, month) if t.team in managed
             ]
         # The oldest waiting requests first: they are the closest to expiring.
-        return slack_views.home_view(
+        return home_view(
             waiting[:_MAX_WAITING],
             len(waiting),
             own,

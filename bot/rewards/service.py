@@ -13,16 +13,22 @@ from pydantic import BaseModel, ConfigDict
 from bot.catalog import Catalog
 from bot.domain import (
     AWAITING_DECISION,
+    MAX_RECIPIENTS,
+    MESSAGE_MAX_CHARS,
+    REASON_MAX_CHARS,
     Money,
     NewRewardRequest,
     RewardRequest,
     Status,
+    can_cancel,
     parse_amount,
 )
 from bot.errors import AlreadyDecided, InvalidRequest, NotAllowed, OverBudget
 from bot.policy.rules import NoExchangeRate, Policy
-from bot.slack import views as slack_views
 from bot.slack.gateway import SLACK_FAILURES, SlackGateway, UnknownUser
+from bot.slack.ids import amount_block
+from bot.slack.messages import submitted
+from bot.slack.text import escape
 from bot.store import BudgetLimit, Change, JobKind, Store
 from providers.base import Product, Provider
 from providers.errors import OrderRefused, ProviderError
@@ -100,10 +106,8 @@ class RewardService:
         message = (draft.message or "").strip()
         if not message:
             errors["message"] = "Say what the reward is for."
-        elif len(message) > slack_views.MESSAGE_MAX_CHARS:
-            errors["message"] = (
-                f"Keep the message under {slack_views.MESSAGE_MAX_CHARS} characters."
-            )
+        elif len(message) > MESSAGE_MAX_CHARS:
+            errors["message"] = f"Keep the message under {MESSAGE_MAX_CHARS} characters."
         deliver_at = None
         if draft.deliver_at is not None:
             deliver_at, problem = _delivery_time(draft.deliver_at)
@@ -133,7 +137,7 @@ class RewardService:
                     try:
                         face_values[index] = _face_value(product, own)
                     except ValueError as exc:
-                        errors[slack_views.amount_block(person)] = str(exc)
+                        errors[amount_block(person)] = str(exc)
         if errors:
             raise InvalidRequest(errors)
         assert product is not None and draft.recipient_id
@@ -153,7 +157,7 @@ class RewardService:
                     # and those about their own amount to that.
                     fields = {"recipient": "more_recipients"}
                     if recipient in draft.amounts_for:
-                        fields["amount"] = slack_views.amount_block(recipient)
+                        fields["amount"] = amount_block(recipient)
                     raise InvalidRequest(
                         {fields.get(k, k): v for k, v in invalid.field_errors.items()}
                     ) from None
@@ -282,8 +286,8 @@ class RewardService:
         return deadlines
 
     async def _extras_error(self, requester_id: str, extras: list[str]) -> str | None:
-        if len(extras) + 1 > slack_views.MAX_RECIPIENTS:
-            return f"Reward at most {slack_views.MAX_RECIPIENTS} people in one request."
+        if len(extras) + 1 > MAX_RECIPIENTS:
+            return f"Reward at most {MAX_RECIPIENTS} people in one request."
         for extra in extras:
             if problem := await self._person_error(requester_id, extra):
                 try:
@@ -385,7 +389,7 @@ class RewardService:
 
     async def reject(self, request_id: int, actor: str, reason: str | None) -> RewardRequest:
         """Record the rejection of the request and its whole batch."""
-        reason = (reason or "").strip()[: slack_views.REASON_MAX_CHARS] or None
+        reason = (reason or "").strip()[:REASON_MAX_CHARS] or None
         return await self._decide_batch(
             request_id,
             actor,
@@ -446,7 +450,7 @@ class RewardService:
         if actor != request.requester_id:
             raise NotAllowed("Only the person who asked for this reward can cancel it.")
         batch = await self._store.batch(request)
-        if not all(slack_views.can_cancel(m) for m in batch):
+        if not all(can_cancel(m, datetime.now(UTC)) for m in batch):
             if any(m.status in (Status.APPROVED, Status.ORDERING, Status.FULFILLED) for m in batch):
                 raise AlreadyDecided(
                     f"Reward #{request.id} is already being ordered or sent, so it can no "
@@ -474,7 +478,7 @@ class RewardService:
         except OrderRefused as refusal:
             raise NotAllowed(
                 f"{request.provider} can no longer cancel reward #{request.id}: "
-                f"{slack_views.escape(refusal.message)}"
+                f"{escape(refusal.message)}"
             ) from None
         except ProviderError as exc:
             log.warning("cancelling request %s at %s failed: %r", request.id, provider.name, exc)
@@ -614,7 +618,7 @@ class RewardService:
         await self.tell(
             request.origin_channel_id,
             request.requester_id,
-            slack_views.submitted(batch, deciders),
+            submitted(batch, deciders),
         )
 
     async def tell(self, channel: str, user_id: str, text: str) -> None:

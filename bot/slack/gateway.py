@@ -3,7 +3,8 @@
 Only documented Web API methods are used (``users.info``, ``usergroups.users.list``,
 ``views.open``, ``views.publish``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
 ``chat.getPermalink``, ``conversations.open``, ``conversations.history``), so what works
-against the emulator works in a real workspace. Messages are rendered by :mod:`bot.slack.views`.
+against the emulator works in a real workspace. Messages are rendered by :mod:`bot.slack.cards`
+and :mod:`bot.slack.messages`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain import RewardRequest, Status
 from bot.redaction import REDACTOR
-from bot.slack import views as slack_views
+from bot.slack.cards import approval_card, request_summary
+from bot.slack.messages import delivery_message, requester_update, thread_update
 from bot.store import Store
 from providers.base import Redemption
 
@@ -137,7 +139,7 @@ class SlackGateway:
 
     async def post_summary(self, request: RewardRequest) -> RewardRequest:
         """Post the request's summary where ``/reward`` was typed, else in the requester's DM."""
-        text, blocks = slack_views.request_summary(request, await self._store.batch(request))
+        text, blocks = request_summary(request, await self._store.batch(request))
         try:
             posted = await self.client.chat_postMessage(
                 channel=request.origin_channel_id, text=text, blocks=blocks
@@ -178,7 +180,7 @@ class SlackGateway:
     def _approval_card(
         self, request: RewardRequest, batch: list[RewardRequest]
     ) -> tuple[str, list[dict[str, Any]]]:
-        return slack_views.approval_card(request, batch, self._resendable)
+        return approval_card(request, batch, self._resendable)
 
     async def send_approval_cards(self, request: RewardRequest, approvers: list[str]) -> None:
         """DM each approver a card. One unreachable approver does not keep the others from
@@ -209,7 +211,7 @@ class SlackGateway:
         batch = await self._store.batch(request)
         targets: list[tuple[str, str, tuple[str, list[dict[str, Any]]]]] = []
         if request.summary_channel and request.summary_ts:
-            summary = slack_views.request_summary(request, batch)
+            summary = request_summary(request, batch)
             targets.append((request.summary_channel, request.summary_ts, summary))
         card = self._approval_card(request, batch)
         targets.extend(
@@ -246,7 +248,7 @@ class SlackGateway:
                     if s
                 )
             )
-        text, blocks = slack_views.delivery_message(request, redemption)
+        text, blocks = delivery_message(request, redemption)
         opened = await self.client.conversations_open(users=request.recipient_id)
         # Sent without slack_sdk's automatic retries: a retried post whose first answer was
         # lost could DM the card twice. The caller checks was_delivered before trying again.
@@ -305,7 +307,7 @@ class SlackGateway:
         await self.refresh(request)
         shown = request.model_copy(update={"status": status})
         head = await self.thread_head(request)
-        update = slack_views.thread_update(shown)
+        update = thread_update(shown)
         if batch:
             update = f"All {len(batch)} rewards: {update}"
         elif head.id != request.id:
@@ -313,4 +315,4 @@ class SlackGateway:
         await self.reply_in_thread(head, update)
         # A requester who cancelled knows; the thread reply is enough.
         if (status.is_settled and status is not Status.CANCELLED) or status is Status.NEEDS_REVIEW:
-            await self.dm(request.requester_id, slack_views.requester_update(shown, batch))
+            await self.dm(request.requester_id, requester_update(shown, batch))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack.views import APPROVE_ACTION
+from bot.slack.ids import APPROVE_ACTION
 from handlers.actions.decision import decide_or_refuse
 from handlers.payloads import BlockActions
 

@@ -8,7 +8,7 @@ import re
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack.views import CONFIRM_EMAIL_ACTION, DECLINE_EMAIL_ACTION
+from bot.slack.ids import CONFIRM_EMAIL_ACTION, DECLINE_EMAIL_ACTION
 from handlers.actions.decision import decide_or_refuse
 from handlers.payloads import BlockActions
 

@@ -8,13 +8,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
 from bot.slack.gateway import SLACK_FAILURES, UnknownUser
-from bot.slack.views import (
-    INPUT_ACTION,
-    MORE_RECIPIENTS_BLOCK,
-    RewardModalMetadata,
-    RewardPrefill,
-    reward_modal,
-)
+from bot.slack.ids import INPUT_ACTION, MORE_RECIPIENTS_BLOCK, RewardModalMetadata
+from bot.slack.modals import RewardPrefill, reward_modal
 from handlers.payloads import ViewInputChange
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack.views import REDEEM_ACTION
+from bot.slack.ids import REDEEM_ACTION
 
 
 def register(app: AsyncApp, deps: Runtime) -> None:

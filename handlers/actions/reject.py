@@ -5,7 +5,8 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack.views import REJECT_ACTION, reject_modal
+from bot.slack.ids import REJECT_ACTION
+from bot.slack.modals import reject_modal
 from handlers.actions.decision import decide_or_refuse
 from handlers.payloads import BlockActions
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack.views import RESEND_EMAIL_ACTION, resend_email_modal
+from bot.slack.ids import RESEND_EMAIL_ACTION
+from bot.slack.modals import resend_email_modal
 from handlers.actions.decision import decide_or_refuse
 from handlers.payloads import BlockActions
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack.views import CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION, RESOLVE_ACTION, RETRY_ACTION
+from bot.slack.ids import CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION, RESOLVE_ACTION, RETRY_ACTION
 from handlers.actions.decision import decide_or_refuse
 from handlers.payloads import BlockActions
 

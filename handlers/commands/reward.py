@@ -16,7 +16,9 @@ from bot.errors import NotAllowed, RequestNotFound
 from bot.reports import budget_report, status_report
 from bot.runtime import Runtime
 from bot.slack.gateway import SLACK_FAILURES, UnknownUser
-from bot.slack.views import HELP_TEXT, RewardModalMetadata, RewardPrefill, reward_modal
+from bot.slack.ids import RewardModalMetadata
+from bot.slack.messages import HELP_TEXT
+from bot.slack.modals import RewardPrefill, reward_modal
 from handlers.payloads import SlashCommand
 
 # With ``should_escape: true`` in the manifest, Slack sends mentions as <@U123|name>.

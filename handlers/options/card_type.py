@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.runtime import Runtime
-from bot.slack.views import INPUT_ACTION, card_options, matching_products
+from bot.slack.ids import INPUT_ACTION
+from bot.slack.modals import card_options, matching_products
 
 
 class _Suggestion(BaseModel):

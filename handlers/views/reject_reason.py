@@ -6,7 +6,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import AlreadyDecided, NotAllowed, RequestNotFound
 from bot.runtime import Runtime
-from bot.slack.views import REJECT_MODAL, RequestModalMetadata
+from bot.slack.ids import REJECT_MODAL, RequestModalMetadata
 from handlers.payloads import ViewSubmission
 
 

@@ -7,7 +7,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.errors import NotAllowed, RequestNotFound
 from bot.runtime import Runtime
-from bot.slack.views import RESEND_EMAIL_MODAL, RequestModalMetadata
+from bot.slack.ids import RESEND_EMAIL_MODAL, RequestModalMetadata
 from handlers.payloads import ViewSubmission
 
 

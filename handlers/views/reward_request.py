@@ -7,12 +7,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.errors import InvalidRequest
 from bot.rewards.service import RewardDraft
 from bot.runtime import Runtime
-from bot.slack.views import (
-    MORE_RECIPIENTS_BLOCK,
-    REWARD_MODAL,
-    RewardModalMetadata,
-    amount_block,
-)
+from bot.slack.ids import MORE_RECIPIENTS_BLOCK, REWARD_MODAL, RewardModalMetadata, amount_block
 from handlers.payloads import ViewSubmission
 
 

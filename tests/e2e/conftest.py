@@ -17,7 +17,7 @@ from bot.offline.emulator.manifest import AppManifest
 from bot.offline.emulator.workspace import Message
 from bot.offline.local import running_bot
 from bot.runtime import Runtime
-from bot.slack.views import APPROVE_ACTION
+from bot.slack.ids import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
 
 MAYA, ARJUN, LIN, JANE, OMAR = "U0MAYA", "U0ARJUN", "U0LIN", "U0JANE", "U0OMAR"

@@ -24,7 +24,7 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
-from bot.slack.views import CONFIRM_EMAIL_ACTION
+from bot.slack.ids import CONFIRM_EMAIL_ACTION
 from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
-from bot.slack.views import APPROVE_ACTION, REJECT_ACTION
+from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION
 from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, Stack
 from tests.e2e.test_policy import policy_stack, request
 

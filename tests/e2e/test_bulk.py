@@ -8,7 +8,7 @@ from pathlib import Path
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
-from bot.slack.views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
+from bot.slack.ids import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
 from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OrderDeclined
 from providers.sandbox import SandboxProvider

@@ -43,7 +43,7 @@ from aiohttp import web
 from bot.clock import OFFSET_FILE_VARIABLE
 from bot.offline.emulator import EmulatorError, SlackEmulator, Workspace
 from bot.offline.emulator.workspace import Message
-from bot.slack.views import APPROVE_ACTION, REWARD_MODAL
+from bot.slack.ids import APPROVE_ACTION, REWARD_MODAL
 from tests.e2e.conftest import APPROVERS, JANE, MAYA, OMAR, build_workspace
 from tests.e2e.support import BotProcess, free_port, slack_env
 from tests.fakes import orders_by_request, serve

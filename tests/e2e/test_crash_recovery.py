@@ -21,7 +21,7 @@ import pytest
 
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.context import JSON
-from bot.slack.views import APPROVE_ACTION
+from bot.slack.ids import APPROVE_ACTION
 from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
 from tests.e2e.support import BotProcess, free_port
 from tests.fakes import Tripwire, serve

@@ -17,12 +17,7 @@ from aiohttp import web
 from bot.domain import RELEASES_BUDGET, Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.local import running_bot
-from bot.slack.views import (
-    APPROVE_ACTION,
-    CHECK_AGAIN_ACTION,
-    ORDER_AGAIN_ACTION,
-    RESOLVE_ACTION,
-)
+from bot.slack.ids import APPROVE_ACTION, CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION, RESOLVE_ACTION
 from providers.base import OrderRequest, OrderResult, Provider, SendLog
 from providers.errors import OutcomeUnknown
 from providers.sandbox import SandboxProvider

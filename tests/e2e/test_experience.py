@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
-from bot.slack.views import CANCEL_ACTION, RESEND_ACTION, RETRY_ACTION
+from bot.slack.ids import CANCEL_ACTION, RESEND_ACTION, RETRY_ACTION
 from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OutOfStock
 from providers.sandbox import SandboxProvider

@@ -23,16 +23,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bot.domain import RewardRequest, Status, parse_amount
+from bot.domain import MESSAGE_MAX_CHARS, REASON_MAX_CHARS, RewardRequest, Status, parse_amount
 from bot.offline.emulator.workspace import Message
-from bot.slack.views import (
-    APPROVE_ACTION,
-    MESSAGE_MAX_CHARS,
-    REASON_MAX_CHARS,
-    REJECT_ACTION,
-    REJECT_MODAL,
-    REWARD_MODAL,
-)
+from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION, REJECT_MODAL, REWARD_MODAL
 from providers.sandbox import CATALOG
 from tests.e2e.conftest import (
     APPROVERS,

@@ -17,7 +17,7 @@ from bot.domain import Status
 from bot.offline.emulator import SlackEmulator, signed_headers
 from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
-from bot.slack.views import APPROVE_ACTION
+from bot.slack.ids import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import (
     APPROVERS,

@@ -24,7 +24,7 @@ import pytest
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
-from bot.slack.views import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
+from bot.slack.ids import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import (
     ARJUN,

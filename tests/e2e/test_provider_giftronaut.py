@@ -14,7 +14,7 @@ from bot.domain import Status
 from bot.errors import AlreadyDecided, NotAllowed
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
-from bot.slack.views import (
+from bot.slack.ids import (
     APPROVE_ACTION,
     CANCEL_ACTION,
     CHECK_AGAIN_ACTION,

@@ -19,7 +19,7 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.delivery import HttpDelivery
 from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
-from bot.slack.views import APPROVE_ACTION, RESEND_ACTION
+from bot.slack.ids import APPROVE_ACTION, RESEND_ACTION
 from providers.http import RetryPolicy
 from providers.runa import RunaProvider
 from providers.sandbox import SandboxProvider

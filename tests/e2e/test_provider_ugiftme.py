@@ -10,7 +10,7 @@ import pytest
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.local import running_bot
-from bot.slack.views import APPROVE_ACTION
+from bot.slack.ids import APPROVE_ACTION
 from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
 from providers.ugiftme import UGiftMeProvider

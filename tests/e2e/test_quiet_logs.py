@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from bot.offline.emulator import SlackEmulator
 from bot.offline.local import running_bot
-from bot.slack.views import APPROVE_ACTION, RESEND_ACTION
+from bot.slack.ids import APPROVE_ACTION, RESEND_ACTION
 from providers.base import OrderResult, Redemption
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack, redeem_urls

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
-from bot.slack.views import APPROVE_ACTION, REJECT_ACTION
+from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION
 from providers.sandbox import SandboxProvider
 from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, sandbox_stack
 

@@ -9,12 +9,7 @@ from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
-from bot.slack.views import (
-    APPROVE_ACTION,
-    CONFIRM_EMAIL_ACTION,
-    DECLINE_EMAIL_ACTION,
-    RESEND_ACTION,
-)
+from bot.slack.ids import APPROVE_ACTION, CONFIRM_EMAIL_ACTION, DECLINE_EMAIL_ACTION, RESEND_ACTION
 from bot.store import SYSTEM_ACTOR
 from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM
 from tests.e2e.support import (

@@ -10,7 +10,7 @@ import pytest
 from bot.domain import Status
 from bot.errors import RequestNotFound
 from bot.offline.emulator.errors import EmulatorError
-from bot.slack.views import APPROVE_ACTION, REJECT_ACTION
+from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION
 from tests.e2e.conftest import (
     APPROVERS,
     ARJUN,

@@ -13,12 +13,7 @@ import pytest
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.local import running_bot
-from bot.slack.views import (
-    APPROVE_ACTION,
-    CHECK_AGAIN_ACTION,
-    ORDER_AGAIN_ACTION,
-    RESOLVE_ACTION,
-)
+from bot.slack.ids import APPROVE_ACTION, CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION, RESOLVE_ACTION
 from providers.base import OrderRequest, OrderResult, Product, SendLog
 from providers.errors import InvalidProduct, OutcomeUnknown
 from providers.sandbox import SandboxProvider

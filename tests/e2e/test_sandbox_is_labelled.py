@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from bot.slack.views import APPROVE_ACTION, approval_card
+from bot.slack.cards import approval_card
+from bot.slack.ids import APPROVE_ACTION
 from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, TEAM, Stack
 
 NOTICE = "no real gift card is issued"

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.slack.views import RewardPrefill
+from bot.slack.modals import RewardPrefill
 from handlers.commands.reward import parse_prefill
 
 
