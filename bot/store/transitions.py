@@ -14,7 +14,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.domain import TRANSITIONS, Status, is_announced
+from bot.domain import TRANSITIONS, RewardRequest, Status, is_announced
 from bot.store.audit import insert_event
 from bot.store.base import StoreBase
 from bot.store.budgets import BudgetLimit, check_budget
@@ -130,7 +130,9 @@ class Transitions(StoreBase):
 async def _reserve_again(
     db: aiosqlite.Connection, changes: Sequence[Change], limits: Sequence[BudgetLimit]
 ) -> None:
-    current = []
+    """Check the budgets again for the requests still in their change's ``from_`` (the others
+    lose their race anyway)."""
+    current: list[RewardRequest] = []
     for change in changes:
         found = await read_rows(
             db, "SELECT * FROM reward_requests WHERE id = ?", (change.request_id,)
