@@ -1,0 +1,294 @@
+"""The durable job queue: claims with leases, their fencing, and when the next job is due.
+
+A claim's token fences its side effects: once a lease lapsed and another run claimed the job,
+the older run's next side effect raises :class:`LeaseLost` before it happens.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import aiosqlite
+from pydantic import BaseModel, ConfigDict
+
+from bot import clock
+from bot.store.base import StoreBase
+from bot.store.sql import now_timestamp, read_rows, timestamp
+
+# A waiting job postponed by a process whose clock was more than this ahead of ours.
+_AHEAD = 5.0
+
+
+class JobKind(StrEnum):
+    """Durable work, run by :class:`bot.jobs.runner.JobRunner`."""
+
+    # Carry an approved request through ordering, polling and delivery.
+    FULFIL = "fulfil"
+    # Show a status change in Slack (summary, cards, thread, requester DM).
+    NOTIFY = "notify"
+    # Nudge the approvers of a request still waiting for a decision (scheduled).
+    REMIND = "remind"
+    # End a request nobody decided in time (scheduled).
+    EXPIRE = "expire"
+    # Send a delivered card again, as its recipient or an approver asked.
+    RESEND = "resend"
+
+
+class Job(BaseModel):
+    """A claimed job: its lease is held by one runner until it finishes or the lease expires."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    kind: JobKind
+    request_id: int
+    payload: dict[str, Any]
+    attempts: int
+    # This claim's token: a job whose lease expired and was claimed again cannot be
+    # finished or extended through an older claim, and its side effects are fenced by it
+    # (:meth:`Store.hold`).
+    lease: str
+    lease_seconds: float
+    created_at: datetime
+
+
+class LeaseLost(Exception):
+    """This run's claim on its job is no longer the current one (its lease lapsed and another
+    run claimed the job, or the job was finished): it must not perform another side effect."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} ({job.kind}, request {job.request_id}) lost its claim")
+        self.job = job
+
+
+async def insert_job(
+    db: aiosqlite.Connection,
+    kind: JobKind,
+    request_id: int,
+    payload: dict[str, Any],
+    now: str,
+    run_after: str | None = None,
+) -> None:
+    """Queue a job in the caller's transaction (so it is queued with what made it needed)."""
+    await db.execute(
+        "INSERT INTO jobs (kind, request_id, payload, run_after, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (kind, request_id, json.dumps(payload), run_after or now, now),
+    )
+
+
+async def require_current_claim(db: aiosqlite.Connection, fence: Job | None) -> None:
+    """In a write transaction: go on only if ``fence`` (a claim) is still current."""
+    if fence is not None and not await _extend_claim(db, fence):
+        raise LeaseLost(fence)
+
+
+async def _extend_claim(db: aiosqlite.Connection, job: Job) -> bool:
+    cursor = await db.execute(
+        "UPDATE jobs SET lease_expires = ? WHERE id = ? AND lease_owner = ? AND done_at IS NULL",
+        (now_timestamp(job.lease_seconds), job.id, job.lease),
+    )
+    return cursor.rowcount == 1
+
+
+async def _claim(
+    db: aiosqlite.Connection,
+    owner: str,
+    lease_seconds: float,
+    which: str,
+    parameters: tuple[object, ...],
+) -> Job | None:
+    """Give the job that ``which`` (a condition) selects a new claim of ``owner``'s, with a
+    fresh token, for ``lease_seconds``; ``None`` if no job matched."""
+    lease = f"{owner}:{uuid.uuid4().hex}"
+    claimed = await read_rows(
+        db,
+        "UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1, "  # noqa: S608
+        f"nudged = 0 WHERE {which} "
+        "RETURNING id, kind, request_id, payload, attempts, created_at",
+        (lease, now_timestamp(lease_seconds), *parameters),
+    )
+    if not claimed:
+        return None
+    row = claimed[0]
+    return Job(
+        id=row[0],
+        kind=JobKind(row[1]),
+        request_id=row[2],
+        payload=json.loads(row[3]),
+        attempts=row[4],
+        lease=lease,
+        lease_seconds=lease_seconds,
+        created_at=datetime.fromisoformat(row[5]),
+    )
+
+
+class JobQueue(StoreBase):
+    """Claiming, holding, finishing and postponing jobs."""
+
+    async def claim_job(
+        self,
+        owner: str,
+        lease_seconds: float,
+        kind: JobKind,
+        running: Collection[int] = (),
+    ) -> Job | None:
+        """Lease the oldest runnable job of ``kind``. Jobs of one kind and one request run one at
+        a time, in order, so Slack shows a request's changes in the order they happened; the
+        kinds are independent, so a notification Slack keeps refusing never holds up an order.
+
+        A lease that looks expired is taken over, however it came to look so (a crash, or a
+        clock that stepped): the claim gets a new token, and the older run's next side effect
+        fails its fence (:meth:`hold`). ``running``: jobs this runner is running itself, never
+        taken over from itself. A job waiting on a provider that was postponed by a clock
+        ahead of ours is due now: its wait cannot be measured, and looking early is harmless."""
+        now = now_timestamp()
+        excluded = ",".join("?" * len(running))
+        not_running = f"AND j.id NOT IN ({excluded})" if running else ""
+        async with self._transaction() as db:
+            return await _claim(
+                db,
+                owner,
+                lease_seconds,
+                f"""id = (
+                       SELECT j.id FROM jobs j
+                       WHERE j.kind = ? AND j.done_at IS NULL
+                         AND (j.run_after <= ? OR (j.waiting = 1 AND j.waited_from > ?))
+                         AND (j.lease_expires IS NULL OR j.lease_expires < ?) {not_running}
+                         AND NOT EXISTS (
+                             SELECT 1 FROM jobs e WHERE e.request_id = j.request_id
+                               AND e.kind = j.kind AND e.done_at IS NULL AND e.id < j.id)
+                       ORDER BY j.id LIMIT 1)""",  # noqa: S608
+                (kind, now, now_timestamp(_AHEAD), now, *running),
+            )
+
+    async def leases_held(self, exclude: str) -> list[tuple[int, JobKind, str]]:
+        """The unfinished jobs other runners than ``exclude`` hold: id, kind, and the lease
+        (its claim token and expiry, which every renewal changes)."""
+        rows = await self._fetch(
+            "SELECT id, kind, lease_owner || ' ' || lease_expires FROM jobs "
+            "WHERE done_at IS NULL AND lease_owner IS NOT NULL AND lease_owner NOT LIKE ? || ':%'",
+            (exclude,),
+        )
+        return [(int(r[0]), JobKind(r[1]), str(r[2])) for r in rows]
+
+    async def take_over(
+        self, job_id: int, lease: str, owner: str, lease_seconds: float
+    ) -> Job | None:
+        """Claim a job whose holder stopped renewing ``lease`` (as :meth:`leases_held` showed
+        it); ``None`` if the lease changed meanwhile (renewed, finished or taken)."""
+        async with self._transaction() as db:
+            return await _claim(
+                db,
+                owner,
+                lease_seconds,
+                "id = ? AND done_at IS NULL AND lease_owner || ' ' || lease_expires = ?",
+                (job_id, lease),
+            )
+
+    async def extend_lease(self, job: Job) -> bool:
+        """Keep holding ``job`` for another lease; False if this claim is no longer the
+        current one. Decided by the claim's token alone, never by comparing clocks: a lease
+        nobody took over is still this run's, however late the renewal."""
+        async with self._transaction() as db:
+            return await _extend_claim(db, job)
+
+    async def hold(self, job: Job) -> None:
+        """The fence before a side effect: renew this claim if it is still the current one,
+        else raise :class:`LeaseLost` (the run must stop before acting)."""
+        if not await self.extend_lease(job):
+            raise LeaseLost(job)
+
+    async def finish_job(self, job: Job, error: str | None = None) -> None:
+        """Done (``error`` says why a job was given up on). Only this claim can finish it."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET done_at = ?, lease_owner = NULL, lease_expires = NULL, "
+                "waiting = 0, last_error = ? WHERE id = ? AND lease_owner = ?",
+                (now_timestamp(), error, job.id, job.lease),
+            )
+
+    async def retry_job(self, job: Job, delay: float, error: str) -> None:
+        """Run the failed job again ``delay`` seconds from now (a backoff: under way)."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET run_after = ?, waiting = 1, waited_from = ?, "
+                "lease_owner = NULL, lease_expires = NULL, last_error = ? "
+                "WHERE id = ? AND lease_owner = ?",
+                (now_timestamp(delay), now_timestamp(), error, job.id, job.lease),
+            )
+
+    async def postpone_job(self, job: Job, until: datetime, *, waiting: bool) -> None:
+        """The job has nothing to do before ``until``: run it again then (not a failure).
+        ``waiting``: it is waiting on a provider (still under way, see :meth:`open_job_count`),
+        not scheduled. A webhook that nudged it meanwhile makes it due at once."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET run_after = CASE WHEN nudged = 1 THEN ? ELSE ? END, "
+                "nudged = 0, waiting = ?, waited_from = ?, lease_owner = NULL, "
+                "lease_expires = NULL, attempts = MAX(attempts - 1, 0) "
+                "WHERE id = ? AND lease_owner = ?",
+                (
+                    now_timestamp(),
+                    timestamp(until),
+                    int(waiting),
+                    now_timestamp(),
+                    job.id,
+                    job.lease,
+                ),
+            )
+
+    async def release_jobs(self, owner: str) -> None:
+        """Give back every lease ``owner`` holds (a graceful shutdown), runnable at once."""
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, "
+                "attempts = MAX(attempts - 1, 0) "
+                "WHERE lease_owner LIKE ? || ':%' AND done_at IS NULL",
+                (owner,),
+            )
+
+    async def open_job_count(self) -> int:
+        """Jobs not done that are due or under way (a job waiting on a provider is under way;
+        scheduled ones not yet due are not counted: an expiry three days away does not keep
+        anyone waiting)."""
+        rows = await self._fetch(
+            "SELECT COUNT(*) FROM jobs WHERE done_at IS NULL "
+            "AND (attempts > 0 OR waiting = 1 OR run_after <= ?)",
+            (now_timestamp(),),
+        )
+        return int(rows[0][0])
+
+    async def seconds_to_next_job(self) -> float | None:
+        """How long until the next job that nobody holds is due (0 if one is); ``None`` if
+        there is none."""
+        rows = await self._fetch(
+            "SELECT MIN(CASE WHEN waiting = 1 AND waited_from > ? THEN ? ELSE run_after END) "
+            "FROM jobs WHERE done_at IS NULL AND lease_owner IS NULL",
+            (now_timestamp(_AHEAD), now_timestamp()),
+        )
+        if rows[0][0] is None:
+            return None
+        due = datetime.fromisoformat(rows[0][0])
+        return max((due - clock.now()).total_seconds(), 0.0)
+
+    async def nudge_order(self, provider: str, provider_order_id: str) -> bool:
+        """A provider said this order changed: make the job that carries it due now, in
+        whichever process it runs (or runs next). Whether the order is one of ours."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE jobs SET run_after = MIN(run_after, ?), nudged = 1 "
+                "WHERE kind = ? AND done_at IS NULL AND request_id IN ("
+                "  SELECT COALESCE(order_owner, id) FROM reward_requests"
+                "  WHERE provider = ? AND provider_order_id = ?)",
+                (now_timestamp(), JobKind.FULFIL, provider, provider_order_id),
+            )
+            nudged = cursor.rowcount > 0
+        if nudged:
+            self._jobs_queued()
+        return nudged
