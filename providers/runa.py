@@ -200,7 +200,7 @@ class _Error(_Vendor):
 class _ValidationDetail(_Vendor):
     type: str | None = None
     message: str | None = None
-    location: list[str] = []
+    location: list[str] = Field(default_factory=list)
 
     @field_validator("location", mode="before")
     @classmethod
@@ -209,7 +209,7 @@ class _ValidationDetail(_Vendor):
 
 
 class _ValidationError(_Error):
-    details: list[_ValidationDetail] = []
+    details: list[_ValidationDetail] = Field(default_factory=list)
 
 
 class _Cursors(_Vendor):
@@ -241,7 +241,7 @@ class _Product(_Vendor):
 
 
 class _Catalog(_Vendor):
-    catalog: list[dict[str, Any]] = []
+    catalog: list[dict[str, Any]] = Field(default_factory=list)
     pagination: _Pagination | None = None
 
 
@@ -270,7 +270,7 @@ class _Order(_Vendor):
 
 
 class _OrderPage(_Vendor):
-    items: list[_Order] = []
+    items: list[_Order] = Field(default_factory=list)
     pagination: _Pagination | None = None
 
 
