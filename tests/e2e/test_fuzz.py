@@ -34,7 +34,7 @@ from bot.slack.views import (
     REWARD_MODAL,
 )
 from providers.sandbox import CATALOG
-from tests.e2e.conftest import (
+from tests.slack_stack import (
     APPROVERS,
     ARJUN,
     GONE,

@@ -22,7 +22,7 @@ from bot.slack.views import (
 from providers.base import OrderRequest, OrderResult, Product, SendLog
 from providers.errors import InvalidProduct, OutcomeUnknown
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import (
+from tests.slack_stack import (
     APPROVERS,
     ARJUN,
     GOOD_VALUES,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from bot.slack.views import APPROVE_ACTION, approval_card
-from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, TEAM, Stack
+from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, TEAM, Stack
 
 NOTICE = "no real gift card is issued"
 
