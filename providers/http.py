@@ -211,39 +211,19 @@ class HttpProvider(Provider):
                 headers=await self._headers(content is not None, headers),
             )
             before = None if sends is None else await self._before_send(sends, fingerprint)
-            response: httpx.Response | None = None
-            try:
-                response = await self._http.send(request)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
-                # Never reached the provider: nothing can have been placed by this attempt.
-                error: ProviderError = _NotSent(f"The connection to {self.name} failed.")
-            except httpx.TimeoutException:
-                error = ProviderUnavailable(f"{self.name} did not answer in time.")
-            except httpx.TransportError:
-                error = ProviderUnavailable(f"The connection to {self.name} failed.")
-            else:
-                if response.is_success:
-                    return response
-                if response.status_code == 401 and not reauthorized:
-                    reauthorized = True
-                    if await self._on_unauthorized():
-                        if sends is not None and before is not None:
-                            # Refused unread: this attempt placed nothing.
-                            await self._after_failed_send(
-                                sends, before, AuthenticationFailed("401"), response
-                            )
-                        attempt -= 1
-                        continue
-                error = self._error_for(response)
+            outcome = await self._transmit(request)
+            response = outcome if isinstance(outcome, httpx.Response) else None
+            if response is not None and response.is_success:
+                return response
+            if response is not None and response.status_code == 401 and not reauthorized:
+                reauthorized = True
+                if await self._reauthorized(response, sends, before):
+                    attempt -= 1
+                    continue
+            error = self._error_for(outcome) if isinstance(outcome, httpx.Response) else outcome
             if sends is not None and before is not None:
                 error = await self._after_failed_send(sends, before, error, response)
-            if not (retry and isinstance(error, RetryableProviderError)):
-                raise error
-            if attempt >= self._retry.attempts:
-                raise error
-            delay = (
-                error.retry_after if isinstance(error, RateLimited) else self._retry.delay(attempt)
-            )
+            delay = self._retry_delay(error, attempt, retry=retry)
             log.warning(
                 "%s %s %s: %s (attempt %s of %s, retrying in %.1fs)",
                 self.name,
@@ -255,6 +235,39 @@ class HttpProvider(Provider):
                 delay,
             )
             await asyncio.sleep(delay)
+
+    async def _reauthorized(
+        self, response: httpx.Response, sends: SendLog | None, before: SendRecord | None
+    ) -> bool:
+        """A first 401: whether credentials were renewed, so the attempt is made again (and
+        does not count)."""
+        if not await self._on_unauthorized():
+            return False
+        if sends is not None and before is not None:
+            # Refused unread: this attempt placed nothing.
+            await self._after_failed_send(sends, before, AuthenticationFailed("401"), response)
+        return True
+
+    async def _transmit(self, request: httpx.Request) -> httpx.Response | ProviderError:
+        """Send one attempt: the answer, whatever its status, or the transport failure."""
+        try:
+            return await self._http.send(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+            # Never reached the provider: nothing can have been placed by this attempt.
+            return _NotSent(f"The connection to {self.name} failed.")
+        except httpx.TimeoutException:
+            return ProviderUnavailable(f"{self.name} did not answer in time.")
+        except httpx.TransportError:
+            return ProviderUnavailable(f"The connection to {self.name} failed.")
+
+    def _retry_delay(self, error: ProviderError, attempt: int, *, retry: bool) -> float:
+        """Seconds to wait before retrying after failed attempt number ``attempt``; raises
+        ``error`` if it may not be retried (or the attempts are used up)."""
+        if not (retry and isinstance(error, RetryableProviderError)):
+            raise error
+        if attempt >= self._retry.attempts:
+            raise error
+        return error.retry_after if isinstance(error, RateLimited) else self._retry.delay(attempt)
 
     async def _before_send(self, sends: SendLog, fingerprint: str) -> SendRecord:
         """Refuse to replay a key older than the provider keeps keys for, then record the send."""

@@ -108,7 +108,6 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import (
     AliasChoices,
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -131,6 +130,7 @@ from providers.errors import (
 )
 from providers.http import HttpProvider, RetryPolicy, find_list
 from providers.settings import ApiUrl, ProviderSettings, Secret, read_settings
+from providers.vendor_json import VendorModel
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,10 @@ class _Settings(ProviderSettings):
 # -- vendor JSON (private) ----------------------------------------------------------------------
 
 
-class _Vendor(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+class _Vendor(VendorModel):
+    # The documented camelCase names are aliases; answers that already use the field names
+    # (``order_id`` for ``orderId``) are read too.
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class _ErrorBody(_Vendor):
@@ -269,7 +271,7 @@ class _VendorProduct(_Vendor):
 
 
 class _ProductPage(_Vendor):
-    items: list[Any] = []
+    items: list[Any] = Field(default_factory=list)
     total_pages: int | None = None
 
     @model_validator(mode="before")

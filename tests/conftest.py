@@ -9,6 +9,9 @@ import pytest
 
 from bot import clock
 
+# The whole-bot fixtures, shared by tests/e2e and the provider flows in tests/providers.
+pytest_plugins = ["tests.slack_stack"]
+
 
 @pytest.fixture
 def step_clock(tmp_path: Path) -> Iterator[Path]:

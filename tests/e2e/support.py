@@ -29,15 +29,15 @@ from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import APPROVERS, JANE, Stack
 from tests.fakes import serve
 from tests.fakes.cardpluspay import API_KEY as CARDPLUSPAY_API_KEY
 from tests.fakes.cardpluspay import CardPlusPayState
-from tests.fakes.cardpluspay import create_app as create_cardpluspay_app
+from tests.fakes.cardpluspay import app as cardpluspay_app
 from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_CLIENT_ID
 from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_CLIENT_SECRET
 from tests.fakes.giftronaut import GiftronautState
-from tests.fakes.giftronaut import make_app as make_giftronaut_app
+from tests.fakes.giftronaut import app as giftronaut_app
+from tests.slack_stack import APPROVERS, JANE, Stack
 
 
 def free_port() -> int:
@@ -170,7 +170,7 @@ async def giftronaut_adapter(
 ) -> AsyncIterator[GiftronautProvider]:
     """A Giftronaut adapter pointed at a fake Giftronaut holding ``state``, with fast retries
     and polls."""
-    app = make_giftronaut_app(state)
+    app = giftronaut_app(state)
     app.middlewares.extend(middlewares)
     async with serve(app) as url, httpx.AsyncClient() as http:
         yield GiftronautProvider(
@@ -221,7 +221,7 @@ async def cardpluspay_adapter(
 ) -> AsyncIterator[CardPlusPayProvider]:
     """A CardPlusPay adapter pointed at a fake CardPlusPay holding ``state``, with fast
     retries, polls and settle time."""
-    app = create_cardpluspay_app(state)
+    app = cardpluspay_app(state)
     app.middlewares.extend(middlewares)
     async with serve(app) as url, httpx.AsyncClient(timeout=5.0) as http:
         yield CardPlusPayProvider(

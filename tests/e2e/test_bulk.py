@@ -12,7 +12,8 @@ from bot.slack.ids import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_AC
 from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OrderDeclined
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import (
+from tests.e2e.test_policy import POLICY, policy_stack
+from tests.slack_stack import (
     ARJUN,
     GOOD_VALUES,
     HELPER_BOT,
@@ -25,7 +26,6 @@ from tests.e2e.conftest import (
     redeem_urls,
     sandbox_stack,
 )
-from tests.e2e.test_policy import POLICY, policy_stack
 
 BULK = {**GOOD_VALUES, "more_recipients": [OMAR, LIN]}
 

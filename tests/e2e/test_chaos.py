@@ -44,14 +44,15 @@ from bot.clock import OFFSET_FILE_VARIABLE
 from bot.offline.emulator import EmulatorError, SlackEmulator, Workspace
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, REWARD_MODAL
-from tests.e2e.conftest import APPROVERS, JANE, MAYA, OMAR, build_workspace
 from tests.e2e.support import BotProcess, free_port, slack_env
 from tests.fakes import orders_by_request, serve
 from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_ID
 from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_SECRET
 from tests.fakes.giftronaut import GiftronautState
-from tests.fakes.giftronaut import make_app as make_giftronaut_app
-from tests.fakes.ugiftme import UGiftMeFake
+from tests.fakes.giftronaut import app as giftronaut_app
+from tests.fakes.ugiftme import UGiftMeState
+from tests.fakes.ugiftme import app as ugiftme_app
+from tests.slack_stack import APPROVERS, JANE, MAYA, OMAR, build_workspace
 
 SEED_VARIABLE = "CHAOS_SEED"
 CALM_VARIABLE = "CHAOS_CALM"
@@ -230,7 +231,7 @@ class Run:
     bots: list[BotProcess]
     offset_files: list[Path]
     giftronaut: GiftronautState
-    ugiftme: UGiftMeFake
+    ugiftme: UGiftMeState
     db: Database
     started: float = field(default_factory=time.monotonic)
     events: list[str] = field(default_factory=list)
@@ -557,18 +558,18 @@ def problems_found(
 
 
 @pytest.fixture
-async def vendors() -> AsyncIterator[tuple[GiftronautState, str, UGiftMeFake, str]]:
+async def vendors() -> AsyncIterator[tuple[GiftronautState, str, UGiftMeState, str]]:
     giftronaut = GiftronautState(polls_to_complete=1)
-    ugiftme = UGiftMeFake(async_mode=True, async_steps=1)
+    ugiftme = UGiftMeState(async_mode=True, async_steps=1)
     async with (
-        serve(make_giftronaut_app(giftronaut)) as giftronaut_url,
-        serve(ugiftme.app()) as ugiftme_url,
+        serve(giftronaut_app(giftronaut)) as giftronaut_url,
+        serve(ugiftme_app(ugiftme)) as ugiftme_url,
     ):
         yield giftronaut, giftronaut_url, ugiftme, ugiftme_url
 
 
 async def test_chaos_ends_with_one_order_and_one_delivery_per_reward(
-    tmp_path: Path, vendors: tuple[GiftronautState, str, UGiftMeFake, str]
+    tmp_path: Path, vendors: tuple[GiftronautState, str, UGiftMeState, str]
 ) -> None:
     seed = int(os.environ.get(SEED_VARIABLE) or random.SystemRandom().randrange(1, 10**6))
     chaos_kinds = _chaos_kinds()

@@ -22,22 +22,23 @@ import pytest
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.context import JSON
 from bot.slack.ids import APPROVE_ACTION
-from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
 from tests.e2e.support import BotProcess, free_port
 from tests.fakes import Tripwire, serve
 from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_ID
 from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_SECRET
 from tests.fakes.giftronaut import GiftronautState
-from tests.fakes.giftronaut import make_app as make_giftronaut_app
-from tests.fakes.ugiftme import API, UGiftMeFake
+from tests.fakes.giftronaut import app as giftronaut_app
+from tests.fakes.ugiftme import API, UGiftMeState
+from tests.fakes.ugiftme import app as ugiftme_app
+from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
 
 CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
 
 
 @pytest.fixture
-async def ugiftme() -> AsyncIterator[tuple[UGiftMeFake, Tripwire, str]]:
-    fake, tripwire = UGiftMeFake(async_mode=True), Tripwire()
-    app = fake.app()
+async def ugiftme() -> AsyncIterator[tuple[UGiftMeState, Tripwire, str]]:
+    fake, tripwire = UGiftMeState(async_mode=True), Tripwire()
+    app = ugiftme_app(fake)
     app.middlewares.append(tripwire.middleware)
     async with serve(app) as url:
         yield fake, tripwire, url
@@ -53,7 +54,7 @@ def _tells_requester(emulator: SlackEmulator) -> Callable[[JSON], bool]:
     return lambda args: args.get("channel") == maya_dm and "was delivered" in str(args)
 
 
-def _env(emulator: SlackEmulator, database: Path, fake: UGiftMeFake, url: str) -> dict[str, str]:
+def _env(emulator: SlackEmulator, database: Path, fake: UGiftMeState, url: str) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWARDBOT_"))},
         "SLACK_BOT_TOKEN": emulator.bot_token,
@@ -100,7 +101,7 @@ CRASH_POINTS = {
 async def test_a_crash_at_any_step_ends_with_one_order_and_one_delivery(
     emulator: SlackEmulator,
     tmp_path: Path,
-    ugiftme: tuple[UGiftMeFake, Tripwire, str],
+    ugiftme: tuple[UGiftMeState, Tripwire, str],
     crash_point: str,
 ) -> None:
     fake, tripwire, url = ugiftme
@@ -149,7 +150,7 @@ async def test_a_crash_at_any_step_ends_with_one_order_and_one_delivery(
 
 
 async def test_sigterm_gives_claimed_work_back_and_a_restart_finishes_it(
-    emulator: SlackEmulator, tmp_path: Path, ugiftme: tuple[UGiftMeFake, Tripwire, str]
+    emulator: SlackEmulator, tmp_path: Path, ugiftme: tuple[UGiftMeState, Tripwire, str]
 ) -> None:
     fake, _, url = ugiftme
     fake.async_steps = 10_000  # the order stays pending while the bot is stopped
@@ -193,12 +194,12 @@ async def test_a_crash_in_a_shared_order_ends_with_one_order_and_one_delivery_ea
     emulator: SlackEmulator, tmp_path: Path, crash_point: str
 ) -> None:
     state, tripwire = GiftronautState(polls_to_complete=1), Tripwire()
-    app = make_giftronaut_app(state)
+    app = giftronaut_app(state)
     app.middlewares.append(tripwire.middleware)
     database = tmp_path / "rewardbot.db"
     async with serve(app) as url:
         env = {
-            **_env(emulator, database, UGiftMeFake(), url),
+            **_env(emulator, database, UGiftMeState(), url),
             "REWARDBOT_PROVIDERS": "giftronaut",
             "GIFTRONAUT_CLIENT_ID": GIFTRONAUT_ID,
             "GIFTRONAUT_CLIENT_SECRET": GIFTRONAUT_SECRET,

@@ -21,11 +21,11 @@ from bot.slack.ids import APPROVE_ACTION, CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION
 from providers.base import OrderRequest, OrderResult, Provider, SendLog
 from providers.errors import OutcomeUnknown
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack
 from tests.e2e.support import cardpluspay_adapter, giftronaut_adapter
 from tests.fakes import Tripwire
 from tests.fakes.cardpluspay import standard_state
 from tests.fakes.giftronaut import GiftronautState
+from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]

@@ -14,7 +14,7 @@ from bot.slack.ids import CANCEL_ACTION, RESEND_ACTION, RETRY_ACTION
 from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OutOfStock
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import (
+from tests.slack_stack import (
     ARJUN,
     CONFIRMATION,
     GOOD_VALUES,

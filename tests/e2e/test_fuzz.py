@@ -27,7 +27,7 @@ from bot.domain import MESSAGE_MAX_CHARS, REASON_MAX_CHARS, RewardRequest, Statu
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION, REJECT_MODAL, REWARD_MODAL
 from providers.sandbox import CATALOG
-from tests.e2e.conftest import (
+from tests.slack_stack import (
     APPROVERS,
     ARJUN,
     GONE,

@@ -19,7 +19,8 @@ from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
 from bot.slack.ids import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import (
+from tests.e2e.support import free_port, wait_healthy
+from tests.slack_stack import (
     APPROVERS,
     ARJUN,
     GOOD_VALUES,
@@ -30,7 +31,6 @@ from tests.e2e.conftest import (
     Stack,
     sandbox_stack,
 )
-from tests.e2e.support import free_port, wait_healthy
 
 
 async def test_summary_falls_back_to_the_requesters_dm(stack: Stack) -> None:

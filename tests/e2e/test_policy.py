@@ -26,7 +26,7 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import (
+from tests.slack_stack import (
     ARJUN,
     GOOD_VALUES,
     JANE,

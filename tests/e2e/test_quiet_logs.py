@@ -17,7 +17,7 @@ from bot.offline.local import running_bot
 from bot.slack.ids import APPROVE_ACTION, RESEND_ACTION
 from providers.base import OrderResult, Redemption
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack, redeem_urls
+from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack, redeem_urls
 
 
 class CodeAndPin(SandboxProvider):

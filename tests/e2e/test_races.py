@@ -10,7 +10,7 @@ from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, sandbox_stack
+from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, sandbox_stack
 
 DECIDERS = (ARJUN, LIN, OMAR)
 

@@ -11,7 +11,6 @@ from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.slack.ids import APPROVE_ACTION, CONFIRM_EMAIL_ACTION, DECLINE_EMAIL_ACTION, RESEND_ACTION
 from bot.store import SYSTEM_ACTOR
-from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM
 from tests.e2e.support import (
     address_checks,
     confirm_new_address,
@@ -19,6 +18,7 @@ from tests.e2e.support import (
     step_wall_clock,
 )
 from tests.fakes.giftronaut import GiftronautState
+from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM
 
 JANES_CARD = {**GOOD_VALUES, "card": "giftronaut:branded:10042", "amount": "50"}
 ELSEWHERE = "me@elsewhere.example"

@@ -11,7 +11,7 @@ from bot.domain import Status
 from bot.errors import RequestNotFound
 from bot.offline.emulator.errors import EmulatorError
 from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION
-from tests.e2e.conftest import (
+from tests.slack_stack import (
     APPROVERS,
     ARJUN,
     GONE,

@@ -14,7 +14,7 @@ import pytest
 
 from bot.offline.emulator.signing import signed_headers
 from bot.slack.signature import MAX_BODY_BYTES
-from tests.e2e.conftest import Stack
+from tests.slack_stack import Stack
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

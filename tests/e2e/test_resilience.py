@@ -17,7 +17,7 @@ from bot.slack.ids import APPROVE_ACTION, CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION
 from providers.base import OrderRequest, OrderResult, Product, SendLog
 from providers.errors import InvalidProduct, OutcomeUnknown
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import (
+from tests.slack_stack import (
     APPROVERS,
     ARJUN,
     GOOD_VALUES,

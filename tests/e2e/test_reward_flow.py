@@ -12,7 +12,7 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.local import running_bot
 from bot.slack.ids import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import (
+from tests.slack_stack import (
     APPROVERS,
     ARJUN,
     GOOD_VALUES,

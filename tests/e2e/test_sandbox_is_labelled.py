@@ -7,7 +7,7 @@ import json
 
 from bot.slack.cards import approval_card
 from bot.slack.ids import APPROVE_ACTION
-from tests.e2e.conftest import ARJUN, GOOD_VALUES, JANE, TEAM, Stack
+from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, TEAM, Stack
 
 NOTICE = "no real gift card is issued"
 

@@ -1,4 +1,18 @@
-"""Local fake vendor servers that behave as the vendors' docs say, for contract and e2e tests."""
+"""Local fake vendor servers that behave as the vendors' docs say, for contract and e2e tests.
+
+Every vendor's fake has one shape: its module (``tests.fakes.runa``, ``.ugiftme``,
+``.giftronaut``, ``.cardpluspay``) holds a ``<Vendor>State`` class (what the vendor knows, what
+the fake has seen, and the switches that inject faults) and one function ``app(state)`` that
+returns the ``aiohttp`` application serving it. A test builds the state, serves
+``app(state)`` with :func:`serve`, and inspects or flips the state while the bot talks to it::
+
+    state = RunaState()
+    async with serve(app(state)) as url:
+        ...
+
+Modules importing several fakes import each ``app`` under the vendor's name
+(``from tests.fakes.runa import app as runa_app``).
+"""
 
 from __future__ import annotations
 

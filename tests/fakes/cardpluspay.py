@@ -213,7 +213,7 @@ def _create_answer(order: FakeOrder) -> dict[str, Any]:
     }
 
 
-def create_app(state: CardPlusPayState) -> web.Application:
+def app(state: CardPlusPayState) -> web.Application:
     Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
     @web.middleware

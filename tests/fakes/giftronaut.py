@@ -282,7 +282,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return _json(status, {"error": code, "message": message})
 
 
-def make_app(state: GiftronautState) -> web.Application:
+def app(state: GiftronautState) -> web.Application:
     async def token(request: web.Request) -> web.Response:
         form = await request.post()
         fields = {k: str(v) for k, v in form.items()}

@@ -1,6 +1,6 @@
 """A fake Runa API (version 2024-02-05) that behaves as Runa's docs say, for tests.
 
-``app, state = runa_app()``; serve ``app`` with :func:`tests.fakes.serve`; inspect ``state``
+Serve ``app(state)`` (a :class:`RunaState`) with :func:`tests.fakes.serve`; inspect ``state``
 (orders created, requests seen) and flip its switches to inject failures.
 
 Documented behaviour it reproduces: ``X-Api-Key`` auth (401 ``unauthorized``), ``X-Api-Version``
@@ -165,7 +165,7 @@ class _Failure:
 
 
 @dataclass
-class RunaFakeState:
+class RunaState:
     """What the fake holds and saw, and the switches tests flip."""
 
     api_key: str = API_KEY
@@ -356,9 +356,8 @@ def _page(items: list[Any], after: str | None, limit: int, key: str) -> tuple[li
     return chunk, {"cursors": {"after": next_cursor, "before": None}, "page": {"limit": limit}}
 
 
-def runa_app(state: RunaFakeState | None = None) -> tuple[web.Application, RunaFakeState]:
-    """The fake Runa API under ``/v2`` and the state tests inspect."""
-    state = state or RunaFakeState()
+def app(state: RunaState) -> web.Application:
+    """The fake Runa API under ``/v2``, over ``state``."""
 
     @web.middleware
     async def gatekeeper(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -535,7 +534,7 @@ def runa_app(state: RunaFakeState | None = None) -> tuple[web.Application, RunaF
     app.router.add_post("/v2/order", create_order)
     app.router.add_get("/v2/order", list_orders)
     app.router.add_get("/v2/order/{id}", get_order)
-    return app, state
+    return app
 
 
 def _problems(body: Any) -> list[tuple[list[str], str]]:

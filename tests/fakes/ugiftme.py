@@ -12,7 +12,7 @@
 * ``GET /api/v1/business/products``: the catalog in the shape the adapter assumes (the real
   endpoint is undocumented), paginated with ``page``/``limit``/``totalPages``.
 
-Switches for tests: :meth:`UGiftMeFake.fail_next_with` (``replay_only``: only a create that
+Switches for tests: :meth:`UGiftMeState.fail_next_with` (``replay_only``: only a create that
 replays a known ``Idempotency-Key``), :meth:`drop_next_after_processing`,
 :meth:`drop_next_before_processing`, :meth:`rate_limit_next`, :meth:`fail_next_async`,
 ``balance``, ``async_mode``, ``poll_result`` (what a succeeded request's ``result`` holds),
@@ -20,7 +20,7 @@ replays a known ``Idempotency-Key``), :meth:`drop_next_after_processing`,
 ``processing`` for that many seconds, however often it is polled).
 
 Inspection: ``accepted`` (every create that placed an order or queued an order request, with
-its key), ``created_keys`` and :meth:`UGiftMeFake.accepted_for_request` (by the bot's
+its key), ``created_keys`` and :meth:`UGiftMeState.accepted_for_request` (by the bot's
 ``rewardbot-<id>-…`` key).
 """
 
@@ -120,7 +120,7 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.json_response(data, status=status, headers=headers, dumps=_dumps)
 
 
-class UGiftMeFake:
+class UGiftMeState:
     """The fake's state; tests flip its switches and inspect what it recorded."""
 
     def __init__(
@@ -242,15 +242,7 @@ class UGiftMeFake:
             accepted.kind == "request" and self.order_requests[accepted.ident]["status"] == "failed"
         )
 
-    # -- the server -----------------------------------------------------------------------------
-
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._record_and_authenticate])
-        app.router.add_get(f"{API}/products", self._products)
-        app.router.add_post(f"{API}/orders", self._create)
-        app.router.add_get(f"{API}/orders/order-requests/{{id}}", self._poll)
-        app.router.add_get(f"{API}/orders/{{id}}", self._order)
-        return app
+    # -- the server's handlers (see :func:`app`) ---------------------------------------------
 
     @web.middleware
     async def _record_and_authenticate(self, request: web.Request, handler: Any) -> Any:
@@ -517,3 +509,13 @@ class UGiftMeFake:
         if order is None:
             return _json({"error": "Order not found"}, 404)
         return _json(order)
+
+
+def app(state: UGiftMeState) -> web.Application:
+    """The fake uGift.me business API, over ``state`` (whose methods handle the requests)."""
+    server = web.Application(middlewares=[state._record_and_authenticate])
+    server.router.add_get(f"{API}/products", state._products)
+    server.router.add_post(f"{API}/orders", state._create)
+    server.router.add_get(f"{API}/orders/order-requests/{{id}}", state._poll)
+    server.router.add_get(f"{API}/orders/{{id}}", state._order)
+    return server

@@ -38,10 +38,10 @@ from tests.fakes import serve
 from tests.fakes.cardpluspay import (
     API_KEY,
     CardPlusPayState,
-    create_app,
     minutes_ago,
     standard_state,
 )
+from tests.fakes.cardpluspay import app as cardpluspay_app
 from tests.providers.sending import (
     FailingSendLog,
     RefusePosts,
@@ -62,7 +62,7 @@ def state() -> CardPlusPayState:
 
 @pytest.fixture
 async def api(state: CardPlusPayState) -> AsyncIterator[str]:
-    async with serve(create_app(state)) as url:
+    async with serve(cardpluspay_app(state)) as url:
         yield f"{url}/v1"
 
 

@@ -51,7 +51,8 @@ from providers.giftronaut import (
 )
 from providers.http import RetryPolicy
 from tests.fakes import Tripwire, serve
-from tests.fakes.giftronaut import CLIENT_ID, CLIENT_SECRET, GiftronautState, make_app
+from tests.fakes.giftronaut import CLIENT_ID, CLIENT_SECRET, GiftronautState
+from tests.fakes.giftronaut import app as giftronaut_app
 from tests.providers.sending import ClockedSendLog, RefusePosts, WatchedSendLog, unsettled
 
 KEY = "rewardbot-7-0123456789abcdef0123456789abcdef"
@@ -92,7 +93,7 @@ class Env:
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
     state = GiftronautState()
-    app, tripwire = make_app(state), Tripwire()
+    app, tripwire = giftronaut_app(state), Tripwire()
     app.middlewares.append(tripwire.middleware)
     async with serve(app) as url, httpx.AsyncClient() as http:
         yield Env(state, url, http, Clock(), tripwire)

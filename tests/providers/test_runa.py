@@ -42,7 +42,8 @@ from providers.errors import (
 from providers.http import RetryPolicy
 from providers.runa import API_VERSION, PRODUCTION_URL, RunaProvider
 from tests.fakes import serve
-from tests.fakes.runa import API_KEY, LINK_PREFIX, RunaFakeState, product, runa_app, sign_webhook
+from tests.fakes.runa import API_KEY, LINK_PREFIX, RunaState, product, sign_webhook
+from tests.fakes.runa import app as runa_app
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
@@ -50,7 +51,7 @@ FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 @dataclass
 class Runa:
     provider: RunaProvider
-    fake: RunaFakeState
+    fake: RunaState
     url: str
     http: httpx.AsyncClient
 
@@ -70,7 +71,8 @@ class Runa:
 
 @pytest.fixture
 async def runa() -> AsyncIterator[Runa]:
-    app, state = runa_app()
+    state = RunaState()
+    app = runa_app(state)
     async with serve(app) as url, httpx.AsyncClient(timeout=2.0) as http:
         harness = Runa(provider=None, fake=state, url=url, http=http)  # type: ignore[arg-type]
         harness.provider = harness.adapter()

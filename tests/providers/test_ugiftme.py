@@ -33,7 +33,8 @@ from providers.errors import (
 from providers.http import RetryPolicy
 from providers.ugiftme import PRODUCTION_URL, UGiftMeProvider
 from tests.fakes import serve
-from tests.fakes.ugiftme import API, UGiftMeFake
+from tests.fakes.ugiftme import API, UGiftMeState
+from tests.fakes.ugiftme import app as ugiftme_app
 from tests.providers.sending import RefusePosts, WatchedSendLog, unsettled
 
 AMAZON = "AMAZON_UK_STD|Amazon UK"
@@ -42,7 +43,7 @@ JOHN_LEWIS = "JL_UK_STD|John Lewis"
 
 @dataclass
 class Env:
-    fake: UGiftMeFake
+    fake: UGiftMeState
     adapter: UGiftMeProvider
     http: httpx.AsyncClient
     url: str
@@ -59,8 +60,8 @@ class Env:
 
 @pytest.fixture
 async def env() -> AsyncIterator[Env]:
-    fake = UGiftMeFake()
-    async with serve(fake.app()) as url, httpx.AsyncClient(timeout=5) as http:
+    fake = UGiftMeState()
+    async with serve(ugiftme_app(fake)) as url, httpx.AsyncClient(timeout=5) as http:
         adapter = UGiftMeProvider(
             http,
             fake.api_key,
@@ -97,7 +98,7 @@ async def _until_settled(adapter: UGiftMeProvider, result: OrderResult) -> list[
     raise AssertionError(f"still pending after 20 polls: {seen}")
 
 
-def _secrets_of(fake: UGiftMeFake) -> list[str]:
+def _secrets_of(fake: UGiftMeState) -> list[str]:
     return [
         s
         for order in fake.orders.values()

@@ -1,4 +1,9 @@
-"""The real bot (HTTP or Socket Mode) against the Slack emulator and the sandbox provider."""
+"""The real bot (HTTP or Socket Mode) against the Slack emulator and the sandbox provider.
+
+The workspace, the :class:`Stack` helpers and the fixtures of every test that runs the whole
+bot: the end-to-end tier (``tests/e2e``) and the providers' own flows (``tests/providers``).
+Loaded as a plugin by ``tests/conftest.py``, so both tiers share one copy.
+"""
 
 from __future__ import annotations
 
@@ -147,7 +152,7 @@ def database(tmp_path: Path) -> Path:
 
 
 # Every end-to-end test is delivered only what Slack would deliver to an app installed from it.
-MANIFEST = AppManifest.load(Path(__file__).parents[2] / "manifest.yml")
+MANIFEST = AppManifest.load(Path(__file__).parents[1] / "manifest.yml")
 
 
 @pytest.fixture

@@ -23,7 +23,10 @@ from bot.slack.ids import APPROVE_ACTION, RESEND_ACTION
 from providers.http import RetryPolicy
 from providers.runa import RunaProvider
 from providers.sandbox import SandboxProvider
-from tests.e2e.conftest import (
+from tests.fakes import serve
+from tests.fakes.runa import API_KEY, RunaState, sign_webhook
+from tests.fakes.runa import app as runa_app
+from tests.slack_stack import (
     APPROVERS,
     ARJUN,
     JANE,
@@ -34,8 +37,6 @@ from tests.e2e.conftest import (
     Stack,
     redeem_urls,
 )
-from tests.fakes import serve
-from tests.fakes.runa import API_KEY, runa_app, sign_webhook
 
 POLL_INTERVAL = 30.0
 
@@ -60,7 +61,8 @@ async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")
-    app, fake = runa_app()
+    fake = RunaState()
+    app = runa_app(fake)
     fake.completion_delay = None  # the order completes only when the test says so
     async with serve(app) as runa_url, httpx.AsyncClient(timeout=5.0) as http:
         runa = runa_provider(http, runa_url, fake.webhook_secret, POLL_INTERVAL)
@@ -147,7 +149,8 @@ async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
 async def test_a_bulk_runa_reward_is_one_order_each_recipient_their_own_link(
     emulator: SlackEmulator, database: Path
 ) -> None:
-    app, fake = runa_app()
+    fake = RunaState()
+    app = runa_app(fake)
     async with serve(app) as runa_url, httpx.AsyncClient(timeout=5.0) as http:
         runa = runa_provider(http, runa_url, None, poll_interval=0.05)
         async with running_bot(

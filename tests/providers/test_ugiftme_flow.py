@@ -14,9 +14,10 @@ from bot.slack.ids import APPROVE_ACTION
 from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
 from providers.ugiftme import UGiftMeProvider
-from tests.e2e.conftest import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM, Stack
 from tests.fakes import serve
-from tests.fakes.ugiftme import UGiftMeFake
+from tests.fakes.ugiftme import UGiftMeState
+from tests.fakes.ugiftme import app as ugiftme_app
+from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM, Stack
 
 CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
 
@@ -27,9 +28,9 @@ async def test_reward_is_ordered_from_ugiftme_and_delivered_privately(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")
-    fake = UGiftMeFake(async_mode=True)  # 202 → polling → succeeded
+    fake = UGiftMeState(async_mode=True)  # 202 → polling → succeeded
     fake.drop_next_after_processing()  # and the first answer is lost: still one order
-    async with serve(fake.app()) as url, httpx.AsyncClient(timeout=5) as http:
+    async with serve(ugiftme_app(fake)) as url, httpx.AsyncClient(timeout=5) as http:
         adapter = UGiftMeProvider(
             http,
             fake.api_key,
