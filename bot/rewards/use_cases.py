@@ -19,6 +19,8 @@ from providers.base import Provider
 
 @dataclass(frozen=True)
 class Rewards:
+    """One part per use case; they share nothing but the store, policy and Slack gateway."""
+
     intake: RewardIntake
     decisions: Decisions
     review: Review
