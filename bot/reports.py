@@ -55,7 +55,7 @@ class TeamSpend(BaseModel):
 
 async def month_spend(store: Store, policy: Policy, month: str) -> list[TeamSpend]:
     """Every configured team's spend in ``month`` (and requests from people in no team)."""
-    currency = policy.rules.currency
+    currency = policy.currency
     assert currency is not None
     spent: dict[str, Decimal] = {}
     reserved: dict[str, Decimal] = {}
@@ -65,15 +65,14 @@ async def month_spend(store: Store, policy: Policy, month: str) -> list[TeamSpen
         bucket = spent if request.status in _SPENT else reserved
         team = request.team or _NO_TEAM
         bucket[team] = bucket.get(team, Decimal(0)) + request.budget_amount.amount
-    teams = [*policy.rules.teams, *(t for t in (*spent, *reserved) if t not in policy.rules.teams)]
+    configured = policy.team_names
+    teams = [*configured, *(t for t in (*spent, *reserved) if t not in configured)]
     return [
         TeamSpend(
             team=team,
             spent=Money(amount=spent.get(team, Decimal(0)), currency=currency),
             reserved=Money(amount=reserved.get(team, Decimal(0)), currency=currency),
-            budget=policy.money(
-                policy.rules.teams[team].monthly_budget if team in policy.rules.teams else None
-            ),
+            budget=policy.team_budget(team),
         )
         for team in dict.fromkeys(teams)
     ]
@@ -89,11 +88,11 @@ async def budget_report(
         return "Could not check that you are an approver (Slack did not answer). Try again."
     if not allowed:
         return "Only approvers can see the budget report."
-    if policy.rules.currency is None:
+    if policy.currency is None:
         return "No budgets are configured: the approval policy names no currency or limits."
     month = policy.month_of(now or datetime.now(UTC))
     teams = await month_spend(store, policy, month)
-    lines = [f"*Reward spend for {month_title(month)}* ({policy.rules.budgets.timezone})"]
+    lines = [f"*Reward spend for {month_title(month)}* ({policy.timezone_name})"]
     lines += [f"• {team.describe()}" for team in teams]
     if not teams:
         lines.append("No teams are configured and nothing was requested this month.")

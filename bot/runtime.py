@@ -20,7 +20,7 @@ from bot.jobs.runner import JobRunner
 from bot.policy.rules import Directory, Policy
 from bot.redaction import quiet_payload_loggers
 from bot.rewards.home import HomeTab
-from bot.rewards.service import RewardService
+from bot.rewards.use_cases import Rewards
 from bot.slack.gateway import SlackGateway
 from bot.store import JobKind, Store
 from providers import PROVIDERS
@@ -38,7 +38,7 @@ class Runtime:
     catalog: Catalog
     gateway: SlackGateway
     fulfillment: Fulfillment
-    rewards: RewardService
+    rewards: Rewards
     policy: Policy
     home: HomeTab
     redelivery: Redelivery
@@ -98,7 +98,7 @@ class Runtime:
             base_backoff=2.0 * fulfillment_retry_delay,
         )
         store.on_jobs_queued = jobs.wake
-        rewards = RewardService(store, catalog, gateway, policy, providers)
+        rewards = Rewards.create(store, catalog, gateway, policy, providers)
         return cls(
             settings,
             store,

@@ -1,4 +1,7 @@
-"""Slack listeners, grouped by payload kind. Thin: parse, ack, call the core, render."""
+"""Slack listeners, grouped by payload kind. Thin: parse, ack, call the core, render.
+
+Each listener is a module-level function Bolt calls with its usual arguments; the bot's parts
+reach it through ``context`` (see :mod:`handlers.context`)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,13 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
 from handlers import actions, commands, events, options, views
+from handlers.context import provide_runtime
 
 
 def register(app: AsyncApp, deps: Runtime) -> None:
-    commands.register(app, deps)
-    views.register(app, deps)
-    actions.register(app, deps)
-    options.register(app, deps)
-    events.register(app, deps)
+    provide_runtime(app, deps)
+    commands.register(app)
+    views.register(app)
+    actions.register(app)
+    options.register(app)
+    events.register(app)

@@ -30,7 +30,7 @@ class Deadlines:
         if request.status not in AWAITING_DECISION:
             return
         deciders = await self._policy.batch_deciders(await self._store.batch(request))
-        text = reminder(request, self._policy.rules.approvals.expire_after_hours)
+        text = reminder(request, self._policy.expire_after_hours)
         reached: list[str] = []
         channel = self._policy.approvals_channel
         if channel is not None:
@@ -55,7 +55,7 @@ class Deadlines:
         """End the request (every request of its batch) if nobody decided it in time, which
         releases its budget. A decision racing with this is re-read: a first approval just
         before does not keep it alive."""
-        detail = {"after_hours": self._policy.rules.approvals.expire_after_hours}
+        detail = {"after_hours": self._policy.expire_after_hours}
         while True:
             batch = await self._store.batch(await self._store.get(job.request_id))
             if any(m.status not in AWAITING_DECISION for m in batch):

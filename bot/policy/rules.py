@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from bot.domain import Money, RewardRequest, Status, minor_units
 from bot.policy.file import PolicyFile, is_user_group
+from bot.store import BudgetLimit, JobKind
 
 # Reading a user group's members from Slack; the directory caches the answers.
 MembersOf = Callable[[str], Awaitable[list[str]]]
@@ -53,20 +54,40 @@ class Directory:
 
 
 class Policy:
-    """The rules of one policy file. Slack failures reading a user group propagate."""
+    """The rules of one policy file, and the only reader of it: everything else asks here.
+    Slack failures reading a user group propagate."""
 
     def __init__(self, rules: PolicyFile, directory: Directory) -> None:
-        self.rules = rules
+        self._rules = rules
         self._directory = directory
         self._zone = ZoneInfo(rules.budgets.timezone)
 
     @property
     def approvals_channel(self) -> str | None:
-        return self.rules.approvals.channel
+        return self._rules.approvals.channel
+
+    @property
+    def allows_self_reward(self) -> bool:
+        return self._rules.approvals.allow_self_reward
+
+    @property
+    def expire_after_hours(self) -> float | None:
+        """How long a request waits for its decision before it expires (``None``: forever)."""
+        return self._rules.approvals.expire_after_hours
+
+    def decision_deadlines(self, now: datetime) -> dict[JobKind, datetime]:
+        """When to remind the approvers of a request made at ``now``, and when to expire it."""
+        approvals = self._rules.approvals
+        deadlines = {}
+        if approvals.remind_after_hours is not None:
+            deadlines[JobKind.REMIND] = now + timedelta(hours=approvals.remind_after_hours)
+        if approvals.expire_after_hours is not None:
+            deadlines[JobKind.EXPIRE] = now + timedelta(hours=approvals.expire_after_hours)
+        return deadlines
 
     async def team_of(self, user_id: str) -> str | None:
         """The first team (in file order) whose members include ``user_id``."""
-        for name, team in self.rules.teams.items():
+        for name, team in self._rules.teams.items():
             if user_id in await self._directory.expand(team.members):
                 return name
         return None
@@ -76,12 +97,12 @@ class Policy:
     ) -> list[str]:
         """Who approves first: the team's managers, else the default approvers."""
         excluded = (requester_id, recipient_id)
-        team_policy = self.rules.teams.get(team) if team else None
+        team_policy = self._rules.teams.get(team) if team else None
         if team_policy is not None:
             managers = await self._directory.expand(team_policy.managers)
             if allowed := [m for m in managers if m not in excluded]:
                 return allowed
-        defaults = await self._directory.expand(self.rules.approvals.default_approvers)
+        defaults = await self._directory.expand(self._rules.approvals.default_approvers)
         return [a for a in defaults if a not in excluded]
 
     async def second_approvers(
@@ -89,18 +110,18 @@ class Policy:
     ) -> list[str]:
         """Who may give the second approval (before excluding whoever gave the first)."""
         excluded = (requester_id, recipient_id)
-        if self.rules.approvals.second_approvers:
-            finance = await self._directory.expand(self.rules.approvals.second_approvers)
+        if self._rules.approvals.second_approvers:
+            finance = await self._directory.expand(self._rules.approvals.second_approvers)
             return [a for a in finance if a not in excluded]
         return await self._everyone_for(requester_id, recipient_id, team)
 
     async def _everyone_for(
         self, requester_id: str, recipient_id: str | None, team: str | None
     ) -> list[str]:
-        team_policy = self.rules.teams.get(team) if team else None
+        team_policy = self._rules.teams.get(team) if team else None
         candidates = [
             *(team_policy.managers if team_policy else []),
-            *self.rules.approvals.default_approvers,
+            *self._rules.approvals.default_approvers,
         ]
         return [
             a
@@ -151,16 +172,16 @@ class Policy:
     async def is_approver(self, user_id: str) -> bool:
         """Whether ``user_id`` approves anything at all under this policy."""
         everyone = [
-            *self.rules.approvals.default_approvers,
-            *self.rules.approvals.second_approvers,
-            *(m for team in self.rules.teams.values() for m in team.managers),
+            *self._rules.approvals.default_approvers,
+            *self._rules.approvals.second_approvers,
+            *(m for team in self._rules.teams.values() for m in team.managers),
         ]
         return user_id in await self._directory.expand(everyone)
 
     async def teams_managed_by(self, user_id: str) -> list[str]:
         return [
             name
-            for name, team in self.rules.teams.items()
+            for name, team in self._rules.teams.items()
             if user_id in await self._directory.expand(team.managers)
         ]
 
@@ -208,12 +229,12 @@ class Policy:
         return None
 
     def _second_approvers_label(self) -> str:
-        if self.rules.approvals.second_approvers:
+        if self._rules.approvals.second_approvers:
             return (
                 "the finance approvers ("
                 + ", ".join(
                     f"<!subteam^{p}>" if is_user_group(p) else f"<@{p}>"
-                    for p in self.rules.approvals.second_approvers
+                    for p in self._rules.approvals.second_approvers
                 )
                 + ")"
             )
@@ -221,18 +242,18 @@ class Policy:
 
     def approvals_required(self, amount: Money | None) -> int:
         """Two approvals above the threshold (``amount`` is in the policy's currency)."""
-        threshold = self.rules.approvals.second_approval_above
+        threshold = self._rules.approvals.second_approval_above
         return 2 if threshold is not None and amount and amount.amount > threshold else 1
 
     def in_policy_currency(self, money: Money) -> Money | None:
         """``money`` converted with the policy's rates; ``None`` if the policy has no amounts.
         Raises :class:`NoExchangeRate` when a rate is needed but missing."""
-        currency = self.rules.currency
+        currency = self._rules.currency
         if currency is None:
             return None
         if money.currency == currency:
             return money
-        rate = self.rules.rates.get(money.currency)
+        rate = self._rules.rates.get(money.currency)
         if rate is None:
             raise NoExchangeRate(money.currency)
         # Rounded up: a budget is never charged less than the card's value.
@@ -245,7 +266,47 @@ class Policy:
         """The budget month (``2026-11``) of an instant, in the policy's time zone."""
         return when.astimezone(self._zone).strftime("%Y-%m")
 
-    def money(self, amount: Decimal | None) -> Money | None:
-        if amount is None or self.rules.currency is None:
+    @property
+    def currency(self) -> str | None:
+        """The currency of every limit and budget; ``None`` when the policy has none."""
+        return self._rules.currency
+
+    @property
+    def timezone_name(self) -> str:
+        """The time zone budget months are counted in, as the file names it."""
+        return self._rules.budgets.timezone
+
+    @property
+    def max_reward(self) -> Money | None:
+        """The most a single reward may cost, in the policy's currency."""
+        return self._money(self._rules.approvals.max_amount)
+
+    @property
+    def second_approval_above(self) -> Money | None:
+        """Rewards costing more than this need a second approval."""
+        return self._money(self._rules.approvals.second_approval_above)
+
+    @property
+    def team_names(self) -> list[str]:
+        """The configured teams, in file order."""
+        return list(self._rules.teams)
+
+    def team_budget(self, team: str | None) -> Money | None:
+        """The monthly budget of ``team``; ``None`` if it has none or is not configured."""
+        team_policy = self._rules.teams.get(team) if team is not None else None
+        return self._money(team_policy.monthly_budget if team_policy else None)
+
+    def budget_limits(self, team: str | None, requester: str) -> list[BudgetLimit]:
+        """The monthly budgets a team member's request counts against; ``requester`` names
+        the requester's own budget in a refusal ("your", "<@U123>'s")."""
+        limits = []
+        if team and (team_budget := self.team_budget(team)):
+            limits.append(BudgetLimit(owner=f"team {team}'s", team=team, limit=team_budget))
+        if requester_budget := self._money(self._rules.budgets.per_requester_monthly):
+            limits.append(BudgetLimit(owner=requester, team=None, limit=requester_budget))
+        return limits
+
+    def _money(self, amount: Decimal | None) -> Money | None:
+        if amount is None or self._rules.currency is None:
             return None
-        return Money(amount=amount, currency=self.rules.currency)
+        return Money(amount=amount, currency=self._rules.currency)

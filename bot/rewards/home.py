@@ -51,7 +51,7 @@ class HomeTab:
         own = await self._store.recent_requests_by(user_id, _MAX_OWN)
         budgets: list[TeamSpend] = []
         month = self._policy.month_of(datetime.now(UTC))
-        if self._policy.rules.currency is not None:
+        if self._policy.currency is not None:
             managed = await self._policy.teams_managed_by(user_id)
             budgets = [
                 t for t in await month_spend(self._store, self._policy, month) if t.team in managed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.runtime import Runtime
 from handlers.actions import (
     approve,
     cancel,
@@ -18,13 +17,13 @@ from handlers.actions import (
 )
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    approve.register(app, deps)
-    reject.register(app, deps)
-    cancel.register(app, deps)
-    email_change.register(app, deps)
-    more_recipients.register(app, deps)
-    resend.register(app, deps)
-    resend_email.register(app, deps)
-    redeem_link.register(app, deps)
-    review.register(app, deps)
+def register(app: AsyncApp) -> None:
+    approve.register(app)
+    reject.register(app)
+    cancel.register(app)
+    email_change.register(app)
+    more_recipients.register(app)
+    resend.register(app)
+    resend_email.register(app)
+    redeem_link.register(app)
+    review.register(app)

@@ -23,7 +23,7 @@ def clicked_request_id(click: BlockActions) -> int | None:
 
 
 async def decide_or_refuse(
-    deps: Runtime,
+    runtime: Runtime,
     click: BlockActions,
     decide: Callable[[int, str], Awaitable[T]],
 ) -> T | None:
@@ -31,10 +31,12 @@ async def decide_or_refuse(
     why and return None."""
     request_id = clicked_request_id(click)
     if request_id is None:
-        await deps.rewards.tell(click.channel_id, click.user.id, "That button is not valid.")
+        await runtime.rewards.replies.tell(
+            click.channel_id, click.user.id, "That button is not valid."
+        )
         return None
     try:
         return await decide(request_id, click.user.id)
     except (NotAllowed, AlreadyDecided, RequestNotFound) as refusal:
-        await deps.rewards.tell(click.channel_id, click.user.id, str(refusal))
+        await runtime.rewards.replies.tell(click.channel_id, click.user.id, str(refusal))
         return None

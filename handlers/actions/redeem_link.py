@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.runtime import Runtime
 from bot.slack.ids import REDEEM_ACTION
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    @app.action(REDEEM_ACTION)
-    async def acknowledge_redeem_click(ack: AsyncAck) -> None:
-        await ack()
+async def acknowledge_redeem_click(ack: AsyncAck) -> None:
+    await ack()
+
+
+def register(app: AsyncApp) -> None:
+    app.action(REDEEM_ACTION)(acknowledge_redeem_click)

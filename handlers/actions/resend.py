@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.runtime import Runtime
 from bot.slack.ids import RESEND_ACTION
 from handlers.actions.decision import decide_or_refuse
+from handlers.context import runtime_of
 from handlers.payloads import BlockActions
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    @app.action(RESEND_ACTION)
-    async def resend_card(ack: AsyncAck, body: dict[str, object]) -> None:
-        await ack()
-        click = BlockActions.model_validate(body)
-        answer = await decide_or_refuse(deps, click, deps.redelivery.ask_for_recipient)
-        if answer is not None:
-            await deps.rewards.tell(click.channel_id, click.user.id, answer)
+async def resend_card(ack: AsyncAck, body: dict[str, object], context: AsyncBoltContext) -> None:
+    await ack()
+    runtime = runtime_of(context)
+    click = BlockActions.model_validate(body)
+    answer = await decide_or_refuse(runtime, click, runtime.redelivery.ask_for_recipient)
+    if answer is not None:
+        await runtime.rewards.replies.tell(click.channel_id, click.user.id, answer)
+
+
+def register(app: AsyncApp) -> None:
+    app.action(RESEND_ACTION)(resend_card)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.domain import looks_like_email
 from bot.errors import NotAllowed, RequestNotFound
@@ -19,6 +19,7 @@ from bot.slack.gateway import SLACK_FAILURES, UnknownUser
 from bot.slack.ids import RewardModalMetadata
 from bot.slack.messages import HELP_TEXT
 from bot.slack.modals import RewardPrefill, reward_modal
+from handlers.context import runtime_of
 from handlers.payloads import SlashCommand
 
 # With ``should_escape: true`` in the manifest, Slack sends mentions as <@U123|name>.
@@ -42,56 +43,68 @@ def parse_prefill(text: str) -> RewardPrefill:
     return RewardPrefill(recipient_id=recipient, amount=amount, message=message)
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    @app.command("/reward")
-    async def reward_command(ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any]) -> None:
-        command = SlashCommand.model_validate(body)
-        word, _, argument = command.text.strip().partition(" ")
-        # Acknowledged before anything that may call Slack (user groups), which could be slow.
-        if word.casefold() == "help":
-            await ack(HELP_TEXT)
-            return
-        await ack()
-        match word.casefold():
-            case "status":
-                await respond(
-                    await status_report(deps.store, deps.policy, command.user_id, argument)
-                )
-                return
-            case "resend":
-                await respond(await _resend_to_email(deps, command.user_id, argument))
-                return
-            case "report" if not argument.strip():
-                await respond(await budget_report(deps.store, deps.policy, command.user_id))
-                return
-        if not await deps.rewards.can_be_approved(command.user_id):
+async def reward_command(
+    ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    command = SlashCommand.model_validate(body)
+    word, _, argument = command.text.strip().partition(" ")
+    # Acknowledged before anything that may call Slack (user groups), which could be slow.
+    if word.casefold() == "help":
+        await ack(HELP_TEXT)
+        return
+    await ack()
+    runtime = runtime_of(context)
+    match word.casefold():
+        case "status":
             await respond(
-                "No approver other than you is configured, so a reward you request could "
-                "never be approved. Ask your Slack admin to add one to the approval policy."
+                await status_report(runtime.store, runtime.policy, command.user_id, argument)
             )
             return
-        products = await deps.catalog.products()
-        if not products:
-            await respond(
-                "No gift cards can be ordered right now: the providers' "
-                "catalogs are unavailable. Please try again in a few minutes."
-            )
+        case "resend":
+            await respond(await _resend_to_email(runtime, command.user_id, argument))
             return
-        # The picker shows times in the user's Slack time zone; the form says which it is.
-        try:
-            timezone = (await deps.gateway.user(command.user_id)).tz
-        except (*SLACK_FAILURES, UnknownUser):
-            timezone = None
-        metadata = RewardModalMetadata(channel_id=command.channel_id, timezone=timezone)
-        view = reward_modal(products, parse_prefill(command.text), metadata)
-        await deps.gateway.open_modal(command.trigger_id, view)
+        case "report" if not argument.strip():
+            await respond(await budget_report(runtime.store, runtime.policy, command.user_id))
+            return
+    await _open_reward_modal(runtime, command, respond)
+
+
+async def _open_reward_modal(
+    runtime: Runtime, command: SlashCommand, respond: AsyncRespond
+) -> None:
+    """Open the reward modal, prefilled from the command, unless it could not lead anywhere."""
+    if not await runtime.rewards.intake.can_be_approved(command.user_id):
+        await respond(
+            "No approver other than you is configured, so a reward you request could "
+            "never be approved. Ask your Slack admin to add one to the approval policy."
+        )
+        return
+    products = await runtime.catalog.products()
+    if not products:
+        await respond(
+            "No gift cards can be ordered right now: the providers' "
+            "catalogs are unavailable. Please try again in a few minutes."
+        )
+        return
+    # The picker shows times in the user's Slack time zone; the form says which it is.
+    try:
+        timezone = (await runtime.gateway.user(command.user_id)).tz
+    except (*SLACK_FAILURES, UnknownUser):
+        timezone = None
+    metadata = RewardModalMetadata(channel_id=command.channel_id, timezone=timezone)
+    view = reward_modal(products, parse_prefill(command.text), metadata)
+    await runtime.gateway.open_modal(command.trigger_id, view)
+
+
+def register(app: AsyncApp) -> None:
+    app.command("/reward")(reward_command)
 
 
 # Slack turns a typed address into <mailto:jane@example.com|jane@example.com>.
 _MAILTO = re.compile(r"<mailto:([^|>]+)(?:\|[^>]*)?>")
 
 
-async def _resend_to_email(deps: Runtime, user_id: str, argument: str) -> str:
+async def _resend_to_email(runtime: Runtime, user_id: str, argument: str) -> str:
     """``/reward resend 12 jane@example.com``: an approver corrects the address a delivered
     card is emailed to (the recipient confirms it first, see :mod:`bot.jobs.resend`)."""
     number, _, address = argument.strip().removeprefix("#").partition(" ")
@@ -99,6 +112,6 @@ async def _resend_to_email(deps: Runtime, user_id: str, argument: str) -> str:
     if not number.isdecimal() or len(number) > 18 or not looks_like_email(address):
         return "Use `/reward resend <number> <email>`, like `/reward resend 12 jane@example.com`."
     try:
-        return await deps.redelivery.ask_for_email(int(number), user_id, address)
+        return await runtime.redelivery.ask_for_email(int(number), user_id, address)
     except (NotAllowed, RequestNotFound) as refusal:
         return str(refusal)

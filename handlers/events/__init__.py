@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.runtime import Runtime
 from handlers.events import app_home_opened
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    app_home_opened.register(app, deps)
+def register(app: AsyncApp) -> None:
+    app_home_opened.register(app)

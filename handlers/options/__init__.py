@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.runtime import Runtime
 from handlers.options import card_type
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    card_type.register(app, deps)
+def register(app: AsyncApp) -> None:
+    card_type.register(app)

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.errors import AlreadyDecided, NotAllowed, RequestNotFound
-from bot.runtime import Runtime
 from bot.slack.ids import REJECT_MODAL, RequestModalMetadata
+from handlers.context import runtime_of
 from handlers.payloads import ViewSubmission
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    @app.view(REJECT_MODAL)
-    async def submit_rejection(ack: AsyncAck, body: dict[str, object]) -> None:
-        submission = ViewSubmission.model_validate(body)
-        request_id = RequestModalMetadata.model_validate_json(
-            submission.view.private_metadata
-        ).request_id
-        reason = submission.input("reason")
-        try:
-            await deps.rewards.reject(
-                request_id, submission.user.id, reason.value if reason else None
-            )
-        except (NotAllowed, AlreadyDecided, RequestNotFound) as refusal:
-            await ack(response_action="errors", errors={"reason": str(refusal)})
-            return
-        await ack()
+async def submit_rejection(
+    ack: AsyncAck, body: dict[str, object], context: AsyncBoltContext
+) -> None:
+    submission = ViewSubmission.model_validate(body)
+    request_id = RequestModalMetadata.model_validate_json(
+        submission.view.private_metadata
+    ).request_id
+    reason = submission.input("reason")
+    try:
+        await runtime_of(context).rewards.decisions.reject(
+            request_id, submission.user.id, reason.value if reason else None
+        )
+    except (NotAllowed, AlreadyDecided, RequestNotFound) as refusal:
+        await ack(response_action="errors", errors={"reason": str(refusal)})
+        return
+    await ack()
+
+
+def register(app: AsyncApp) -> None:
+    app.view(REJECT_MODAL)(submit_rejection)

@@ -2,47 +2,55 @@
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.errors import InvalidRequest
-from bot.rewards.service import RewardDraft
-from bot.runtime import Runtime
+from bot.rewards.draft import RewardDraft
 from bot.slack.ids import MORE_RECIPIENTS_BLOCK, REWARD_MODAL, RewardModalMetadata, amount_block
+from handlers.context import runtime_of
 from handlers.payloads import ViewSubmission
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    @app.view(REWARD_MODAL)
-    async def submit_reward_request(ack: AsyncAck, body: dict[str, object]) -> None:
-        submission = ViewSubmission.model_validate(body)
-        metadata = RewardModalMetadata.model_validate_json(submission.view.private_metadata)
-        recipient, card = submission.input("recipient"), submission.input("card")
-        amount, message = submission.input("amount"), submission.input("message")
-        deliver_at = submission.input("deliver_at")
-        more = submission.input(MORE_RECIPIENTS_BLOCK)
-        more_ids = tuple(more.selected_users or ()) if more else ()
-        # Shown for the people picked when the form was last redrawn; filled ones only.
-        own = {u: submission.input(amount_block(u)) for u in more_ids}
-        draft = RewardDraft(
-            requester_id=submission.user.id,
-            origin_channel_id=metadata.channel_id,
-            submission_key=submission.view.id,
-            recipient_id=recipient.selected_user if recipient else None,
-            product_key=card.selected_option.value if card and card.selected_option else None,
-            amount_text=amount.value if amount else None,
-            message=message.value if message else None,
-            deliver_at=deliver_at.selected_date_time if deliver_at else None,
-            more_recipient_ids=more_ids,
-            amounts_for={u: field.value for u, field in own.items() if field and field.value},
-        )
-        try:
-            batch, is_new = await deps.rewards.request_reward(draft)
-        except InvalidRequest as invalid:
-            # The field names of RewardDraft errors are the modal's block ids.
-            await ack(response_action="errors", errors=invalid.field_errors)
-            return
-        # Storing queued the announcement (summary, thread, approvers' cards); a resubmission
-        # of the same modal found the stored request and queued nothing.
-        await ack()
-        if is_new:
-            await deps.rewards.confirm_submitted(batch)
+async def submit_reward_request(
+    ack: AsyncAck, body: dict[str, object], context: AsyncBoltContext
+) -> None:
+    intake = runtime_of(context).rewards.intake
+    submission = ViewSubmission.model_validate(body)
+    try:
+        batch, is_new = await intake.request_reward(_draft_of(submission))
+    except InvalidRequest as invalid:
+        # The field names of RewardDraft errors are the modal's block ids.
+        await ack(response_action="errors", errors=invalid.field_errors)
+        return
+    # Storing queued the announcement (summary, thread, approvers' cards); a resubmission
+    # of the same modal found the stored request and queued nothing.
+    await ack()
+    if is_new:
+        await intake.confirm_submitted(batch)
+
+
+def _draft_of(submission: ViewSubmission) -> RewardDraft:
+    metadata = RewardModalMetadata.model_validate_json(submission.view.private_metadata)
+    recipient, card = submission.input("recipient"), submission.input("card")
+    amount, message = submission.input("amount"), submission.input("message")
+    deliver_at = submission.input("deliver_at")
+    more = submission.input(MORE_RECIPIENTS_BLOCK)
+    more_ids = tuple(more.selected_users or ()) if more else ()
+    # Shown for the people picked when the form was last redrawn; filled ones only.
+    own = {u: submission.input(amount_block(u)) for u in more_ids}
+    return RewardDraft(
+        requester_id=submission.user.id,
+        origin_channel_id=metadata.channel_id,
+        submission_key=submission.view.id,
+        recipient_id=recipient.selected_user if recipient else None,
+        product_key=card.selected_option.value if card and card.selected_option else None,
+        amount_text=amount.value if amount else None,
+        message=message.value if message else None,
+        deliver_at=deliver_at.selected_date_time if deliver_at else None,
+        more_recipient_ids=more_ids,
+        amounts_for={u: field.value for u, field in own.items() if field and field.value},
+    )
+
+
+def register(app: AsyncApp) -> None:
+    app.view(REWARD_MODAL)(submit_reward_request)

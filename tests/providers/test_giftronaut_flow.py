@@ -236,7 +236,7 @@ async def test_within_giftronauts_cut_off_a_scheduled_card_cannot_be_cancelled(
         assert "cancel_request" not in str(summary.blocks)
         assert "Delivery scheduled for <!date^" in str(summary.blocks)
         with pytest.raises(AlreadyDecided, match="can no longer be cancelled"):
-            await stack.runtime.rewards.cancel(1, MAYA)
+            await stack.runtime.rewards.cancellation.cancel(1, MAYA)
         assert state.created_orders[0].status == "PENDING"
         assert await stack.status(1) is Status.ORDERING
 
