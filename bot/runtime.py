@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.jobs.deadlines import Deadlines
 from bot.jobs.fulfil import Fulfillment
+from bot.jobs.kinds import handlers_by_kind
 from bot.jobs.notify import Notifier
 from bot.jobs.resend import Redelivery
 from bot.jobs.runner import JobRunner
@@ -22,7 +23,7 @@ from bot.redaction import quiet_payload_loggers
 from bot.rewards.home import HomeTab
 from bot.rewards.use_cases import Rewards
 from bot.slack.gateway import SlackGateway
-from bot.store import JobKind, Store
+from bot.store import Store
 from providers import PROVIDERS
 from providers.base import Provider
 from providers.errors import ProviderConfigError
@@ -61,16 +62,8 @@ class Runtime:
         if providers is None:
             providers = _providers_from_env(settings.enabled_providers(), http)
         store = await Store.open(settings.database)
-        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-        client = AsyncWebClient(
-            token=token, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds
-        )
-        # Slack's 429s say how long to wait; honour them instead of failing the call.
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         quiet_payload_loggers()
-        gateway = SlackGateway(
-            client, store, resendable=[n for n, p in providers.items() if p.can_resend]
-        )
+        gateway = _slack_gateway(settings, store, providers)
         catalog = Catalog(providers)
         fulfillment = Fulfillment(
             store,
@@ -82,18 +75,15 @@ class Runtime:
         )
         policy = Policy(rules, Directory(gateway.usergroup_members))
         home = HomeTab(store, gateway, policy, sandbox=SandboxProvider.name in providers)
-        notifier = Notifier(store, gateway, policy, home)
-        deadlines = Deadlines(store, gateway, policy)
         redelivery = Redelivery(store, providers, gateway, policy)
         jobs = JobRunner(
             store,
-            {
-                JobKind.FULFIL: fulfillment.run,
-                JobKind.NOTIFY: notifier.run,
-                JobKind.REMIND: deadlines.remind,
-                JobKind.EXPIRE: deadlines.expire,
-                JobKind.RESEND: redelivery.run,
-            },
+            handlers_by_kind(
+                fulfillment=fulfillment,
+                notifier=Notifier(store, gateway, policy, home),
+                deadlines=Deadlines(store, gateway, policy),
+                redelivery=redelivery,
+            ),
             lease_seconds=settings.job_lease_seconds,
             base_backoff=2.0 * fulfillment_retry_delay,
         )
@@ -128,6 +118,20 @@ class Runtime:
             await provider.aclose()
         await self.http.aclose()
         await self.store.close()
+
+
+def _slack_gateway(
+    settings: Settings, store: Store, providers: Mapping[str, Provider]
+) -> SlackGateway:
+    """The gateway to Slack's Web API, with the bot's token; its approval cards offer an
+    email resend for the providers that can make one."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = AsyncWebClient(
+        token=token, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds
+    )
+    # Slack's 429s say how long to wait; honour them instead of failing the call.
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    return SlackGateway(client, store, resendable=[n for n, p in providers.items() if p.can_resend])
 
 
 def _providers_from_env(names: list[str], http: httpx.AsyncClient) -> dict[str, Provider]:

@@ -350,8 +350,8 @@ async def test_a_replay_with_the_send_log_is_the_same_order_and_never_one_past_t
     env: Env, gt: GiftronautProvider
 ) -> None:
     # Once the bot has stored the order id it only looks the order up (get_order); that is the
-    # bot's part (bot/jobs/fulfil.py). The adapter's part: until then, a replay of the key is
-    # that order, and past Giftronaut's window it sends nothing.
+    # bot's part (bot/jobs/fulfil/ordering.py). The adapter's part: until then, a replay of the
+    # key is that order, and past Giftronaut's window it sends nothing.
     sends = ClockedSendLog()
     first = await gt.place_order(order(), sends)
     again = await gt.place_order(order(), sends)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pydantic import SecretStr
 
 from bot.domain import Money, RewardRequest, Status
-from bot.jobs.fulfil import cards_by_request, own_part
+from bot.jobs.fulfil.parts import cards_by_request, own_part
 from providers.base import IssuedCard, OrderResult, OrderState, Redemption
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)

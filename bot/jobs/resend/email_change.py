@@ -1,49 +1,27 @@
-"""Resend and recovery after delivery: the recipient asks for their card again, or an
-approver corrects the address the provider emails it to.
+"""An approver's correction of the address a card is emailed to, and its confirmation.
 
-A delivered card goes only where its recipient says. It is emailed to the address it was
-ordered for (the recipient's Slack profile email) or to one they confirmed since, and the
-recipient's own *Send it to me again* goes there. An approver starts a correction when the
-recipient reports a wrong address, but any other address is only proposed
-(:meth:`Store.propose_email_change`): the ``resend`` job asks the recipient, in a DM showing
-it in full, to confirm it within :data:`CONFIRM_HOURS` hours, unless it is their Slack
-profile email now (Slack vouches for that one, as it did for the order). Only a confirmation
-queues the provider's resend there, and only that resend replaces the stored address
-(:meth:`Store.apply_email_change`). The requester hears of every proposal, the approver of how
-it ended; each proposal, confirmation, refusal, expiry and resend is an audit event, with the
-address masked.
-
-Slack only asks: the listeners check who may and queue a durable ``resend`` job, touching
-nothing but the database, and answer at once (the provider may take longer than Slack waits,
-and a DM can fail). One resend a minute per person and request: the check and the queueing
-are one transaction, so a double click resends once.
-
-The card's secrets are never stored, so a resend reads them from the provider again and DMs
-them to the recipient alone, exactly as the first delivery did.
+An address other than where the card goes is only proposed: the recipient confirms it in a DM,
+unless it is their Slack profile email now, and only then does the provider email it there.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import timedelta
 
 from bot import clock
-from bot.domain import RewardRequest, Status, looks_like_email
+from bot.domain import RewardRequest, looks_like_email
 from bot.errors import NotAllowed
-from bot.jobs.fulfil import own_part
+from bot.jobs.resend.steps import RESEND_COOLDOWN, ResendSteps, masked_address
 from bot.policy.rules import Policy
 from bot.slack.gateway import SLACK_FAILURES, SlackGateway, UnknownUser
 from bot.slack.messages import email_change_request
 from bot.slack.text import escape
 from bot.store import SYSTEM_ACTOR, EmailChange, EmailChangeOutcome, Job, Store, mask_email
-from providers.base import OrderState, Provider
-from providers.errors import OrderRefused, OutcomeUnknown, ProviderError
+from providers.base import Provider
 
 log = logging.getLogger(__name__)
 
-# Each click makes the provider send mail or Slack send a DM: one a minute per person is plenty.
-RESEND_COOLDOWN = timedelta(minutes=1)
 # How long a recipient has to confirm an address an approver proposed: a working day to see
 # the DM, short enough that an old request cannot be confirmed by mistake much later.
 CONFIRM_HOURS = 24
@@ -54,37 +32,20 @@ def _same(address: str | None, other: str | None) -> bool:
     return (address or "").strip().casefold() == (other or "").strip().casefold()
 
 
-def _masked(email: str) -> str:
-    """An address as shared messages show it: masked, and inert in mrkdwn."""
-    return escape(mask_email(email))
+class EmailRedirect:
+    """Approvers propose an address, recipients decide, and the job asks and redirects."""
 
-
-class Redelivery:
     def __init__(
-        self,
-        store: Store,
-        providers: Mapping[str, Provider],
-        gateway: SlackGateway,
-        policy: Policy,
+        self, store: Store, gateway: SlackGateway, policy: Policy, steps: ResendSteps
     ) -> None:
         self._store = store
-        self._providers = providers
         self._gateway = gateway
         self._policy = policy
+        self._steps = steps
 
     # -- asked from Slack --------------------------------------------------------------------
 
-    async def ask_for_recipient(self, request_id: int, actor: str) -> str:
-        """The recipient asks for their card again; returns what to tell them now."""
-        request = await self._store.get(request_id)
-        if actor != request.recipient_id:
-            raise NotAllowed("Only the person who received this reward can ask for it again.")
-        self._delivered(request)
-        if not await self._store.queue_resend(request.id, actor, RESEND_COOLDOWN):
-            return "It was sent again less than a minute ago; check your messages and email."
-        return "Sending it again: look here (or in your inbox) in a moment."
-
-    async def ask_for_email(self, request_id: int, actor: str, email: str) -> str:
+    async def ask(self, request_id: int, actor: str, email: str) -> str:
         """An approver asks for the card to be emailed to ``email``: at once if it already goes
         there, else proposed to the recipient. Returns what to tell the approver now (the job
         tells them the rest). Touches only the database (the policy's user groups aside), as a
@@ -93,7 +54,7 @@ class Redelivery:
         if not looks_like_email(address):
             raise NotAllowed("Enter one email address.")
         request, provider, order_id = await self.emailable(request_id, actor)
-        masked = _masked(address)
+        masked = masked_address(address)
         if _same(address, request.recipient_email):
             # Where the card goes already: nothing changes, so nothing to confirm.
             if not await self._store.queue_resend(request.id, actor, RESEND_COOLDOWN):
@@ -108,16 +69,16 @@ class Redelivery:
             "(at once if it is their Slack email). You will hear how it ends."
         )
 
-    async def confirm_email(self, change_id: int, actor: str) -> str:
+    async def confirm(self, change_id: int, actor: str) -> str:
         """The recipient confirms the proposed address: the provider's resend there is
         queued."""
-        return await self._decide_email(change_id, actor, EmailChangeOutcome.CONFIRMED)
+        return await self._decide(change_id, actor, EmailChangeOutcome.CONFIRMED)
 
-    async def decline_email(self, change_id: int, actor: str) -> str:
+    async def decline(self, change_id: int, actor: str) -> str:
         """The recipient says the proposed address is not theirs: nothing is sent."""
-        return await self._decide_email(change_id, actor, EmailChangeOutcome.DECLINED)
+        return await self._decide(change_id, actor, EmailChangeOutcome.DECLINED)
 
-    async def _decide_email(self, change_id: int, actor: str, outcome: EmailChangeOutcome) -> str:
+    async def _decide(self, change_id: int, actor: str, outcome: EmailChangeOutcome) -> str:
         # The button only names the change: who may decide it, and whether it still waits,
         # is read from the database.
         change = await self._store.email_change(change_id)
@@ -129,9 +90,9 @@ class Redelivery:
             if await self._store.decide_email_change(
                 change.id, EmailChangeOutcome.EXPIRED, SYSTEM_ACTOR
             ):
-                await self._tell(
+                await self._steps.tell(
                     change.requested_by,
-                    f"<@{actor}> did not confirm {_masked(change.email)} within "
+                    f"<@{actor}> did not confirm {masked_address(change.email)} within "
                     f"{CONFIRM_HOURS} hours: reward #{request.id} was not sent there.",
                 )
             return (
@@ -151,9 +112,9 @@ class Redelivery:
         # A refused address may be someone trying to take the card: both of them hear of it.
         told = dict.fromkeys((change.requested_by, request.requester_id))
         for person in told:
-            await self._tell(
+            await self._steps.tell(
                 person,
-                f"<@{actor}> said {_masked(change.email)} is not their address: reward "
+                f"<@{actor}> said {masked_address(change.email)} is not their address: reward "
                 f"#{request.id} was not sent there.",
             )
         people = " and ".join(f"<@{person}>" for person in told)
@@ -169,20 +130,10 @@ class Redelivery:
             raise NotAllowed("Could not check that you are an approver. Try again.") from None
         if actor not in reviewers:
             raise NotAllowed("Only an approver of this reward can resend it.")
-        provider, order_id = self._delivered(request)
+        provider, order_id = self._steps.delivered(request)
         if not provider.can_resend:
             raise NotAllowed(f"{request.provider} cannot resend a card to another address.")
         return request, provider, order_id
-
-    def _delivered(self, request: RewardRequest) -> tuple[Provider, str]:
-        if request.status is not Status.FULFILLED or request.provider_order_id is None:
-            raise NotAllowed(
-                f"Reward #{request.id} has not been delivered, so it cannot be resent."
-            )
-        provider = self._providers.get(request.provider)
-        if provider is None:
-            raise NotAllowed(f"{request.provider} is no longer enabled, so it cannot be resent.")
-        return provider, request.provider_order_id
 
     async def _refuse_shared(self, request: RewardRequest, order_id: str, address: str) -> None:
         """The provider finds a card of a shared order by its address: two cards at one
@@ -193,30 +144,9 @@ class Redelivery:
                 "Another card of the same order already goes to that address; use a different one."
             )
 
-    # -- the resend job ----------------------------------------------------------------------
+    # -- in the resend job -------------------------------------------------------------------
 
-    async def run(self, job: Job) -> None:
-        """Do what the job was queued for (ask the recipient to confirm an address, email the
-        card to a confirmed one, or send it again where it goes) and tell the asker how it
-        went. Never raises for the provider's or Slack's sake: run again, it would send the
-        card again."""
-        request = await self._store.get(job.request_id)
-        try:
-            provider, order_id = self._delivered(request)
-        except NotAllowed as refusal:
-            answer: str | None = str(refusal)
-        else:
-            if "ask" in job.payload:
-                answer = await self._ask_recipient(job, request, int(job.payload["ask"]))
-            elif "change" in job.payload:
-                change = await self._store.email_change(int(job.payload["change"]))
-                answer = await self._redirect(job, request, provider, order_id, change)
-            else:
-                answer = await self._to_recipient(job, request, provider, order_id)
-        if answer is not None:
-            await self._tell(str(job.payload["actor"]), answer)
-
-    async def _ask_recipient(self, job: Job, request: RewardRequest, change_id: int) -> str | None:
+    async def ask_recipient(self, job: Job, request: RewardRequest, change_id: int) -> str | None:
         """Have the recipient confirm a proposed address, unless it is their Slack email; what
         to tell the approver, ``None`` if what they were told when they asked holds."""
         change = await self._store.email_change(change_id)
@@ -241,15 +171,15 @@ class Redelivery:
             await self._store.decide_email_change(change.id, withdrawn, SYSTEM_ACTOR, detail)
             return (
                 f"Slack did not take the message asking <@{request.recipient_id}> to confirm "
-                f"{_masked(change.email)}: reward #{request.id} was not sent there. Ask again "
-                "in a few minutes."
+                f"{masked_address(change.email)}: reward #{request.id} was not sent there. "
+                "Ask again in a few minutes."
             )
         if request.requester_id != change.requested_by:
-            await self._tell(
+            await self._steps.tell(
                 request.requester_id,
                 f"<@{change.requested_by}> asked for reward #{request.id} "
-                f"({_card(request)}) to be emailed to {_masked(change.email)} instead. It goes "
-                f"there only if <@{request.recipient_id}> confirms the address in Slack.",
+                f"({_card(request)}) to be emailed to {masked_address(change.email)} instead. "
+                f"It goes there only if <@{request.recipient_id}> confirms the address in Slack.",
             )
         return None
 
@@ -263,43 +193,7 @@ class Redelivery:
             return None
         return None if user.deleted else user.email
 
-    async def _to_recipient(
-        self, job: Job, request: RewardRequest, provider: Provider, order_id: str
-    ) -> str | None:
-        """DM the card to its recipient again (or have the provider email it again, where it
-        goes now); what to tell the asker, ``None`` if the card's own message says it all."""
-        try:
-            result = await provider.get_order(order_id)
-        except OutcomeUnknown:
-            result = None
-        except ProviderError as exc:
-            log.warning("resend of request %s: %s unavailable: %r", request.id, provider.name, exc)
-            return f"{request.provider} did not answer. Please ask again in a few minutes."
-        in_order = await self._store.requests_with_order(request.provider, order_id)
-        completed = result is not None and result.state is OrderState.COMPLETED
-        own = own_part(request, in_order, result) if result and completed else None
-        if own is None or (own.redemption is None and not own.delivered_by_provider):
-            return f"{request.provider} no longer has a usable card for you. Ask an approver."
-        actor = str(job.payload["actor"])
-        if own.redemption is None:
-            if not provider.can_resend:
-                return f"{request.provider} emailed this card to you: check your inbox and spam."
-            failed = await self._provider_resend(job, request, provider, order_id, None)
-            if failed is not None:
-                return failed
-            await self._store.record_event(request.id, "resent", actor, {"to": "email"})
-            masked = _masked(request.recipient_email or "")
-            return f"{request.provider} is emailing reward #{request.id} again to {masked}."
-        await self._store.hold(job)  # the fence before the DM
-        try:
-            await self._gateway.deliver(request, own.redemption)
-        except SLACK_FAILURES as exc:
-            log.warning("resend of request %s: Slack refused the DM: %r", request.id, exc)
-            return "Slack did not take the message. Please ask again in a minute."
-        await self._store.record_event(request.id, "resent", actor, {"to": "recipient DM"})
-        return None
-
-    async def _redirect(
+    async def redirect(
         self,
         job: Job,
         request: RewardRequest,
@@ -309,7 +203,7 @@ class Redelivery:
     ) -> str:
         """Have the provider email the card to a confirmed address, which it goes to from now
         on; what to tell the approver who asked."""
-        masked = _masked(change.email)
+        masked = masked_address(change.email)
         # Only what the database says was confirmed moves a card, never a job's payload.
         if change.outcome is not EmailChangeOutcome.CONFIRMED:
             return f"{masked} was not confirmed: reward #{request.id} was not sent there."
@@ -318,7 +212,7 @@ class Redelivery:
             await self._refuse_shared(request, order_id, change.email)
         except NotAllowed as refusal:
             return f"Reward #{request.id} was not sent to {masked}: {refusal}"
-        failed = await self._provider_resend(job, request, provider, order_id, change.email)
+        failed = await self._steps.provider_resend(job, request, provider, order_id, change.email)
         if failed is not None:
             return failed
         actor = str(job.payload["actor"])
@@ -335,34 +229,8 @@ class Redelivery:
             f"{masked} from now on: <@{actor}> asked, and {vouched}."
         )
         for person in dict.fromkeys((request.recipient_id, request.requester_id)):
-            await self._tell(person, notice)
+            await self._steps.tell(person, notice)
         return f"{request.provider} is emailing reward #{request.id} again to {masked}."
-
-    async def _provider_resend(
-        self,
-        job: Job,
-        request: RewardRequest,
-        provider: Provider,
-        order_id: str,
-        new_email: str | None,
-    ) -> str | None:
-        """Have the provider email the card again (to ``new_email`` instead, if given); what
-        to tell the asker if it did not, ``None`` if it did."""
-        await self._store.hold(job)  # the fence before the provider call
-        try:
-            await provider.resend(order_id, request.recipient_email, new_email)
-        except OrderRefused as refusal:
-            return f"{request.provider} refused to resend it: {escape(str(refusal))}"
-        except ProviderError as exc:
-            log.warning("resend of request %s failed: %r", request.id, exc)
-            return f"{request.provider} did not answer. Please ask again in a few minutes."
-        return None
-
-    async def _tell(self, user_id: str, text: str) -> None:
-        try:
-            await self._gateway.dm(user_id, text)
-        except SLACK_FAILURES as exc:
-            log.warning("could not tell %s about a resend: %r", user_id, exc)
 
 
 def _card(request: RewardRequest) -> str:
