@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,15 @@ pytest_plugins = ["tests.slack_stack"]
 
 
 @pytest.fixture
-def step_clock(tmp_path: Path) -> Iterator[Path]:
-    """Write seconds into this file to step this process's wall clock (the test-only hook)."""
+def step_clock(tmp_path: Path) -> Iterator[Callable[[float], None]]:
+    """``step_clock(seconds)`` sets this process's wall clock to ``seconds`` from the true time
+    (through the test-only offset file; ``step_clock(0)`` sets it right again)."""
     offset = tmp_path / "clock-offset"
     offset.write_text("0")
     clock.use_offset_file(str(offset))
-    yield offset
+
+    def step(seconds: float) -> None:
+        offset.write_text(str(seconds))
+
+    yield step
     clock.use_offset_file(None)

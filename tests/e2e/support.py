@@ -1,6 +1,9 @@
 """Shared end-to-end helpers: the real ``rewardbot serve`` as a subprocess against the Slack
 emulator (for the tests that kill it or check how it starts and stops), provider adapters
-pointed at the vendor fakes, and the bot with only Giftronaut enabled."""
+pointed at the vendor fakes, the bot with only Giftronaut enabled, and the bot under an
+approval policy file (teams, finance, budgets).
+
+Test modules share helpers through this module only, never by importing each other."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +23,7 @@ import httpx
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.domain import RewardRequest
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.offline.local import running_bot
@@ -37,7 +41,17 @@ from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_CLIENT_ID
 from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_CLIENT_SECRET
 from tests.fakes.giftronaut import GiftronautState
 from tests.fakes.giftronaut import app as giftronaut_app
-from tests.slack_stack import APPROVERS, JANE, Stack
+from tests.slack_stack import (
+    APPROVERS,
+    ARJUN,
+    GOOD_VALUES,
+    JANE,
+    LIN,
+    MAYA,
+    TEAM,
+    Stack,
+    sandbox_stack,
+)
 
 
 def free_port() -> int:
@@ -158,10 +172,8 @@ class BotProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-Middleware = Callable[
-    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-    Awaitable[web.StreamResponse],
-]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 @asynccontextmanager
@@ -197,11 +209,6 @@ async def giftronaut_stack(
         yield Stack(emulator, runtime, SandboxProvider())
 
 
-def step_wall_clock(offset_file: Path, seconds: float) -> None:
-    """Step the bot's wall clock to ``seconds`` from now (``step_clock``'s file)."""
-    offset_file.write_text(str(seconds))
-
-
 def address_checks(stack: Stack, recipient: str = JANE) -> list[Message]:
     """The DMs asking ``recipient`` to confirm an address an approver proposed, oldest first."""
     return [m for m in stack.ws.dm_messages(recipient) if "asks to email your" in m.text]
@@ -232,3 +239,75 @@ async def cardpluspay_adapter(
             poll_interval=0.05,
             settle_time=timedelta(seconds=0.3),
         )
+
+
+# -- the bot under an approval policy file -----------------------------------------------------
+# Team ``eng`` is the Slack user group S0ENG (Maya, Jane, Arjun) managed by Arjun; Lin is the
+# default approver; Finn is finance (user group S0FINANCE); Omar is in no team.
+
+FINN = "U0FINN"
+ENG_GROUP, FINANCE_GROUP = "S0ENG", "S0FINANCE"
+APPROVALS_CHANNEL = "C0APPROVALS"
+
+POLICY = """
+currency = "GBP"
+
+[rates]
+USD = "0.80"
+
+[approvals]
+default_approvers = ["U0LIN"]
+second_approval_above = "100"
+second_approvers = ["S0FINANCE"]
+max_amount = "400"
+
+[teams.eng]
+members = ["S0ENG"]
+managers = ["U0ARJUN"]
+monthly_budget = "300"
+"""
+
+
+@asynccontextmanager
+async def policy_stack(
+    emulator: SlackEmulator, tmp_path: Path, policy: str = POLICY
+) -> AsyncIterator[Stack]:
+    """The bot with the sandbox provider and ``policy`` as its policy file, in a workspace
+    that has the policy's user groups, Finn and the approvals channel."""
+    ws = emulator.workspace
+    ws.add_user(FINN, name="finn", real_name="Finn Finance")
+    ws.add_usergroup(ENG_GROUP, "eng", [MAYA, JANE, ARJUN])
+    ws.add_usergroup(FINANCE_GROUP, "finance", [FINN])
+    ws.add_channel(APPROVALS_CHANNEL, name="reward-approvals", members=[ARJUN, LIN, FINN])
+    path = tmp_path / "rewardbot.toml"
+    path.write_text(policy)
+    sandbox = SandboxProvider(completion_delay=0.05)
+    async with sandbox_stack(emulator, tmp_path / "rewardbot.db", sandbox, policy=path) as stack:
+        yield stack
+
+
+async def all_requests(stack: Stack) -> list[RewardRequest]:
+    """Every request the bot has stored, oldest first."""
+    return await stack.runtime.store.requests_created(
+        datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    )
+
+
+async def submit_request(stack: Stack, requester: str = MAYA, **values: str) -> int:
+    """Submit the modal (``GOOD_VALUES`` with ``values`` changed) and return the new request's
+    id once its cards went out."""
+    request_id = len(await all_requests(stack)) + 1
+    await stack.request_reward({**GOOD_VALUES, **values}, requester=requester)
+
+    async def announced() -> bool:
+        if len(await all_requests(stack)) < request_id:
+            return False
+        return bool(await stack.runtime.store.approval_cards(request_id))
+
+    await stack.emulator.wait_for(announced, 5, f"request #{request_id} and its cards")
+    return request_id
+
+
+def top_level(stack: Stack, channel: str = TEAM) -> list[Message]:
+    """The messages of ``channel`` that are not thread replies."""
+    return [m for m in stack.ws.messages(channel) if m.thread_ts in (None, m.ts)]

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION
-from tests.e2e.test_policy import policy_stack, request
+from tests.e2e.support import policy_stack, submit_request
 from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, Stack
 
 
@@ -67,7 +67,7 @@ async def test_a_non_approver_sees_only_their_own_requests(stack: Stack) -> None
 
 async def test_managers_see_their_teams_budget(emulator: SlackEmulator, tmp_path: Path) -> None:
     async with policy_stack(emulator, tmp_path) as stack:
-        await request(stack, MAYA, amount="40")
+        await submit_request(stack, MAYA, amount="40")
         await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
         await emulator.driver.open_app_home(ARJUN)
         await wait_home(stack, ARJUN, lambda t: "budgets" in t, "Arjun's tab")

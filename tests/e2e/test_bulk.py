@@ -7,12 +7,11 @@ from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
-from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
 from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OrderDeclined
 from providers.sandbox import SandboxProvider
-from tests.e2e.test_policy import POLICY, policy_stack
+from tests.e2e.support import POLICY, policy_stack, top_level
 from tests.slack_stack import (
     ARJUN,
     GOOD_VALUES,
@@ -28,10 +27,6 @@ from tests.slack_stack import (
 )
 
 BULK = {**GOOD_VALUES, "more_recipients": [OMAR, LIN]}
-
-
-def top_level(stack: Stack) -> list[Message]:
-    return [m for m in stack.ws.messages(TEAM) if m.thread_ts in (None, m.ts)]
 
 
 async def test_one_request_one_approval_each_recipient_their_own_card(stack: Stack) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +21,7 @@ import pytest
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.context import JSON
 from bot.slack.ids import APPROVE_ACTION
-from tests.e2e.support import BotProcess, free_port
+from tests.e2e.support import BotProcess, free_port, slack_env
 from tests.fakes import Tripwire, serve
 from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_ID
 from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_SECRET
@@ -54,19 +53,19 @@ def _tells_requester(emulator: SlackEmulator) -> Callable[[JSON], bool]:
     return lambda args: args.get("channel") == maya_dm and "was delivered" in str(args)
 
 
-def _env(emulator: SlackEmulator, database: Path, fake: UGiftMeState, url: str) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWARDBOT_"))},
-        "SLACK_BOT_TOKEN": emulator.bot_token,
-        "SLACK_SIGNING_SECRET": emulator.signing_secret,
-        "SLACK_API_URL": emulator.api_url,
-        "REWARDBOT_DATABASE": str(database),
-        "REWARDBOT_APPROVERS": ",".join(APPROVERS),
-        "REWARDBOT_PROVIDERS": "ugiftme",
+def _crash_env(emulator: SlackEmulator, database: Path) -> dict[str, str]:
+    """A bot process's environment that lets a restart take over a killed bot's work soon."""
+    return slack_env(emulator, database, APPROVERS) | {
         # A killed bot's claims expire after a second, so the restart takes them over soon.
         "REWARDBOT_JOB_LEASE_SECONDS": "1",
         # A delivery the killed bot started is looked for 2 s after this has passed.
         "REWARDBOT_SLACK_TIMEOUT_SECONDS": "1",
+    }
+
+
+def _env(emulator: SlackEmulator, database: Path, fake: UGiftMeState, url: str) -> dict[str, str]:
+    return _crash_env(emulator, database) | {
+        "REWARDBOT_PROVIDERS": "ugiftme",
         "UGIFTME_API_KEY": fake.api_key,
         "UGIFTME_API_URL": url,
     }
@@ -199,7 +198,7 @@ async def test_a_crash_in_a_shared_order_ends_with_one_order_and_one_delivery_ea
     database = tmp_path / "rewardbot.db"
     async with serve(app) as url:
         env = {
-            **_env(emulator, database, UGiftMeState(), url),
+            **_crash_env(emulator, database),
             "REWARDBOT_PROVIDERS": "giftronaut",
             "GIFTRONAUT_CLIENT_ID": GIFTRONAUT_ID,
             "GIFTRONAUT_CLIENT_SECRET": GIFTRONAUT_SECRET,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,20 +21,14 @@ from bot.slack.ids import APPROVE_ACTION, CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION
 from providers.base import OrderRequest, OrderResult, Provider, SendLog
 from providers.errors import OutcomeUnknown
 from providers.sandbox import SandboxProvider
-from tests.e2e.support import cardpluspay_adapter, giftronaut_adapter
+from tests.e2e.support import Handler, cardpluspay_adapter, giftronaut_adapter
 from tests.fakes import Tripwire
 from tests.fakes.cardpluspay import standard_state
 from tests.fakes.giftronaut import GiftronautState
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 GIFTRONAUT_CARD = {**GOOD_VALUES, "card": "giftronaut:branded:10042", "amount": "50"}
 CARDPLUSPAY_CARD = {**GOOD_VALUES, "card": "cardpluspay:GOOGLE-5USD-KOXx", "amount": "5"}
-
-
-def _step(offset_file: Path, seconds: float) -> None:
-    offset_file.write_text(str(seconds))
 
 
 @asynccontextmanager
@@ -75,7 +69,7 @@ async def _approve(stack: Stack, values: dict[str, str]) -> None:
 
 
 async def test_a_clock_step_while_an_order_is_pending_delivers_once(
-    emulator: SlackEmulator, database: Path, step_clock: Path
+    emulator: SlackEmulator, database: Path, step_clock: Callable[[float], None]
 ) -> None:
     """Symptom 1: the wall clock steps forward 2 minutes while the order is pending; the
     claim loop must not start the same job a second time (two delivery DMs on main)."""
@@ -83,9 +77,9 @@ async def test_a_clock_step_while_an_order_is_pending_delivers_once(
     async with _bot(emulator, database, {"sandbox": sandbox}) as stack:
         await _approve(stack, GOOD_VALUES)
         await stack.emulator.wait_for(lambda: sandbox.order_count == 1, 5, "the order to be placed")
-        _step(step_clock, 120)
+        step_clock(120)
         await stack.wait_status(1, Status.FULFILLED, seconds=10)
-        _step(step_clock, 0)
+        step_clock(0)
         await asyncio.sleep(0.5)  # a second run, if any, would deliver now
         assert _delivery_dms(stack) == [1]
         assert sandbox.order_count == 1
@@ -157,7 +151,7 @@ async def test_a_refused_replay_after_a_lost_answer_parks_the_reward_for_review(
 
 
 async def test_a_lost_answer_is_not_replayed_after_the_provider_forgot_the_key(
-    emulator: SlackEmulator, database: Path, step_clock: Path
+    emulator: SlackEmulator, database: Path, step_clock: Callable[[float], None]
 ) -> None:
     """Symptom 4: Giftronaut's answer was lost, and the bot comes back more than 24 hours
     later (Giftronaut keeps keys for 24): replaying the key would buy a second card."""
@@ -176,7 +170,7 @@ async def test_a_lost_answer_is_not_replayed_after_the_provider_forgot_the_key(
             )
         state._failures.clear()  # Giftronaut is back
         state.advance(25 * 3600)
-        _step(step_clock, 25 * 3600)
+        step_clock(25 * 3600)
         async with _bot(emulator, database, {"giftronaut": giftronaut}) as stack:
             await stack.wait_status(1, Status.NEEDS_REVIEW, seconds=10)
             reason = (await stack.runtime.store.get(1)).failure_reason or ""

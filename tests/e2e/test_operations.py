@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
 from bot.slack.ids import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.support import free_port, wait_healthy
+from tests.e2e.support import free_port, slack_env, wait_healthy
 from tests.slack_stack import (
     APPROVERS,
     ARJUN,
@@ -139,14 +138,8 @@ async def test_healthz_answers(stack: Stack, http_session: aiohttp.ClientSession
 
 
 def _bot_env(emulator: SlackEmulator, tmp_path: Path) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWARDBOT_"))},
-        "SLACK_BOT_TOKEN": emulator.bot_token,
-        "SLACK_SIGNING_SECRET": emulator.signing_secret,
-        "SLACK_API_URL": emulator.api_url,
-        "REWARDBOT_DATABASE": str(tmp_path / "serve.db"),
-        "REWARDBOT_APPROVERS": ",".join(APPROVERS),
-        "REWARDBOT_PROVIDERS": "sandbox",
+    return slack_env(emulator, tmp_path / "serve.db", APPROVERS) | {
+        "REWARDBOT_PROVIDERS": "sandbox"
     }
 
 

@@ -1,8 +1,9 @@
 """The approval policy file, through the real handlers: routing, two-step approval, limits,
 budgets reserved and released, reminders, expiry and cancellation.
 
-Workspace: team ``eng`` is the Slack user group S0ENG (Maya, Jane, Arjun) managed by Arjun;
-Lin is the default approver; Finn is finance (user group S0FINANCE); Omar is in no team.
+Workspace and policy: ``tests.e2e.support.policy_stack`` (team ``eng`` is the Slack user group
+S0ENG of Maya, Jane and Arjun, managed by Arjun; Lin is the default approver; Finn is finance,
+user group S0FINANCE; Omar is in no team).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +25,16 @@ from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
-from providers.sandbox import SandboxProvider
+from tests.e2e.support import (
+    APPROVALS_CHANNEL,
+    ENG_GROUP,
+    FINN,
+    POLICY,
+    all_requests,
+    policy_stack,
+    submit_request,
+    top_level,
+)
 from tests.slack_stack import (
     ARJUN,
     GOOD_VALUES,
@@ -35,46 +44,7 @@ from tests.slack_stack import (
     OMAR,
     TEAM,
     Stack,
-    sandbox_stack,
 )
-
-FINN = "U0FINN"
-ENG_GROUP, FINANCE_GROUP = "S0ENG", "S0FINANCE"
-APPROVALS_CHANNEL = "C0APPROVALS"
-
-POLICY = """
-currency = "GBP"
-
-[rates]
-USD = "0.80"
-
-[approvals]
-default_approvers = ["U0LIN"]
-second_approval_above = "100"
-second_approvers = ["S0FINANCE"]
-max_amount = "400"
-
-[teams.eng]
-members = ["S0ENG"]
-managers = ["U0ARJUN"]
-monthly_budget = "300"
-"""
-
-
-@asynccontextmanager
-async def policy_stack(
-    emulator: SlackEmulator, tmp_path: Path, policy: str = POLICY
-) -> AsyncIterator[Stack]:
-    ws = emulator.workspace
-    ws.add_user(FINN, name="finn", real_name="Finn Finance")
-    ws.add_usergroup(ENG_GROUP, "eng", [MAYA, JANE, ARJUN])
-    ws.add_usergroup(FINANCE_GROUP, "finance", [FINN])
-    ws.add_channel(APPROVALS_CHANNEL, name="reward-approvals", members=[ARJUN, LIN, FINN])
-    path = tmp_path / "rewardbot.toml"
-    path.write_text(policy)
-    sandbox = SandboxProvider(completion_delay=0.05)
-    async with sandbox_stack(emulator, tmp_path / "rewardbot.db", sandbox, policy=path) as stack:
-        yield stack
 
 
 @pytest.fixture
@@ -83,40 +53,12 @@ async def stack(emulator: SlackEmulator, tmp_path: Path) -> AsyncIterator[Stack]
         yield started
 
 
-def top_level(stack: Stack, channel: str) -> list[Message]:
-    return [m for m in stack.ws.messages(channel) if m.thread_ts in (None, m.ts)]
-
-
 def has_buttons(message: Message) -> bool:
     return any(block.get("type") == "actions" for block in message.blocks or [])
 
 
 def cards(stack: Stack, approver: str) -> list[Message]:
     return [m for m in stack.ws.dm_messages(approver) if "asks you to approve" in m.text]
-
-
-async def request(stack: Stack, requester: str = MAYA, **values: str) -> int:
-    """Submit the modal and return the new request's id once its cards went out."""
-    before = len(await stack.runtime.store.requests_created(_epoch(), _far_future()))
-    await stack.request_reward({**GOOD_VALUES, **values}, requester=requester)
-    request_id = before + 1
-
-    async def announced() -> bool:
-        rows = await stack.runtime.store.requests_created(_epoch(), _far_future())
-        if len(rows) < request_id:
-            return False
-        return bool(await stack.runtime.store.approval_cards(request_id))
-
-    await stack.emulator.wait_for(announced, 5, f"request #{request_id} and its cards")
-    return request_id
-
-
-def _epoch() -> datetime:
-    return datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def _far_future() -> datetime:
-    return datetime(2100, 1, 1, tzinfo=UTC)
 
 
 async def refusal(stack: Stack, user: str) -> str:
@@ -128,7 +70,7 @@ async def refusal(stack: Stack, user: str) -> str:
 
 
 async def test_team_member_request_goes_to_their_manager_only(stack: Stack) -> None:
-    request_id = await request(stack, MAYA)
+    request_id = await submit_request(stack, MAYA)
     assert [c.approver_id for c in await stack.runtime.store.approval_cards(request_id)] == [ARJUN]
     assert not cards(stack, LIN)
     request_ = await stack.runtime.store.get(request_id)
@@ -145,9 +87,9 @@ async def test_team_member_request_goes_to_their_manager_only(stack: Stack) -> N
 
 
 async def test_outsider_and_manager_requests_go_to_the_default_approvers(stack: Stack) -> None:
-    outsider = await request(stack, OMAR)
+    outsider = await submit_request(stack, OMAR)
     assert (await stack.runtime.store.get(outsider)).team is None
-    manager_own = await request(stack, ARJUN)  # Arjun cannot approve his own request
+    manager_own = await submit_request(stack, ARJUN)  # Arjun cannot approve his own request
     for request_id in (outsider, manager_own):
         assert [c.approver_id for c in await stack.runtime.store.approval_cards(request_id)] == [
             LIN
@@ -155,10 +97,10 @@ async def test_outsider_and_manager_requests_go_to_the_default_approvers(stack: 
 
 
 async def test_a_manager_who_is_the_recipient_does_not_approve_it(stack: Stack) -> None:
-    request_id = await request(stack, MAYA, recipient=ARJUN)
+    request_id = await submit_request(stack, MAYA, recipient=ARJUN)
     assert [c.approver_id for c in await stack.runtime.store.approval_cards(request_id)] == [LIN]
     # Arjun forges a click on the request (a button from another card, value rewritten).
-    other = await request(stack, JANE, recipient=MAYA)
+    other = await submit_request(stack, JANE, recipient=MAYA)
     await stack.click(ARJUN, cards(stack, ARJUN)[-1], APPROVE_ACTION, value=str(request_id))
     assert "a reward that is for you" in await refusal(stack, ARJUN)
     assert await stack.status(request_id) is Status.PENDING_APPROVAL
@@ -166,8 +108,8 @@ async def test_a_manager_who_is_the_recipient_does_not_approve_it(stack: Stack) 
 
 
 async def test_nobody_approves_their_own_request_even_by_forging(stack: Stack) -> None:
-    own = await request(stack, ARJUN, recipient=JANE)
-    await request(stack, MAYA)
+    own = await submit_request(stack, ARJUN, recipient=JANE)
+    await submit_request(stack, MAYA)
     await stack.click(ARJUN, cards(stack, ARJUN)[-1], APPROVE_ACTION, value=str(own))
     assert "your own reward request" in await refusal(stack, ARJUN)
     assert await stack.status(own) is Status.PENDING_APPROVAL
@@ -177,7 +119,7 @@ async def test_team_membership_follows_the_slack_user_group(stack: Stack) -> Non
     stack.ws.set_usergroup_members(ENG_GROUP, [JANE, ARJUN])  # Maya leaves eng
     # The bot remembers a group's members for a minute; this test does not wait that long.
     stack.runtime.policy._directory._cache.clear()
-    request_id = await request(stack, MAYA)
+    request_id = await submit_request(stack, MAYA)
     assert (await stack.runtime.store.get(request_id)).team is None
     assert [c.approver_id for c in await stack.runtime.store.approval_cards(request_id)] == [LIN]
 
@@ -192,7 +134,7 @@ async def test_allowed_self_reward_is_still_approved_by_someone_else(
 ) -> None:
     policy = POLICY.replace("[approvals]", "[approvals]\nallow_self_reward = true")
     async with policy_stack(emulator, tmp_path, policy) as stack:
-        request_id = await request(stack, ARJUN, recipient=ARJUN)
+        request_id = await submit_request(stack, ARJUN, recipient=ARJUN)
         assert [c.approver_id for c in await stack.runtime.store.approval_cards(request_id)] == [
             LIN
         ]
@@ -204,7 +146,7 @@ async def test_allowed_self_reward_is_still_approved_by_someone_else(
 
 
 async def test_above_the_threshold_a_second_approval_from_finance_is_needed(stack: Stack) -> None:
-    request_id = await request(stack, MAYA, amount="150")
+    request_id = await submit_request(stack, MAYA, amount="150")
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.wait_status(request_id, Status.AWAITING_SECOND_APPROVAL)
     await stack.emulator.wait_for(lambda: cards(stack, FINN), 5, "finance's card")
@@ -235,7 +177,7 @@ async def test_above_the_threshold_a_second_approval_from_finance_is_needed(stac
 
 
 async def test_finance_can_reject_at_the_second_step(stack: Stack) -> None:
-    request_id = await request(stack, MAYA, amount="150")
+    request_id = await submit_request(stack, MAYA, amount="150")
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.emulator.wait_for(lambda: cards(stack, FINN), 5, "finance's card")
     await stack.click(FINN, cards(stack, FINN)[0], REJECT_ACTION)
@@ -246,7 +188,7 @@ async def test_finance_can_reject_at_the_second_step(stack: Stack) -> None:
 
 
 async def test_at_or_below_the_threshold_one_approval_is_enough(stack: Stack) -> None:
-    request_id = await request(stack, MAYA, amount="100")
+    request_id = await submit_request(stack, MAYA, amount="100")
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.wait_status(request_id, Status.FULFILLED)
     assert not cards(stack, FINN)
@@ -257,7 +199,7 @@ async def test_without_a_finance_group_the_second_approver_is_another_approver(
 ) -> None:
     policy = POLICY.replace('second_approvers = ["S0FINANCE"]\n', "")
     async with policy_stack(emulator, tmp_path, policy) as stack:
-        request_id = await request(stack, MAYA, amount="150")
+        request_id = await submit_request(stack, MAYA, amount="150")
         await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
         await stack.emulator.wait_for(lambda: cards(stack, LIN), 5, "Lin's card")
         await stack.click(LIN, cards(stack, LIN)[0], APPROVE_ACTION)
@@ -273,7 +215,7 @@ async def test_the_only_possible_second_approver_cannot_give_the_first(
         'second_approvers = ["S0FINANCE"]', 'second_approvers = ["U0ARJUN"]'
     )
     async with policy_stack(emulator, tmp_path, policy) as stack:
-        request_id = await request(stack, MAYA, amount="150")
+        request_id = await submit_request(stack, MAYA, amount="150")
         await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
         assert "only you can give the second" in await refusal(stack, ARJUN)
         assert await stack.status(request_id) is Status.PENDING_APPROVAL
@@ -302,7 +244,7 @@ async def test_the_hard_maximum_is_refused_inline(stack: Stack) -> None:
 
 
 async def test_other_currencies_are_converted_or_refused_without_a_rate(stack: Stack) -> None:
-    request_id = await request(stack, OMAR, card="sandbox:SBX-COFFEE-USD", amount="50")
+    request_id = await submit_request(stack, OMAR, card="sandbox:SBX-COFFEE-USD", amount="50")
     budget = (await stack.runtime.store.get(request_id)).budget_amount
     assert budget is not None and str(budget) == "40.00 GBP"
     await stack.request_reward(
@@ -312,7 +254,7 @@ async def test_other_currencies_are_converted_or_refused_without_a_rate(stack: S
 
 
 async def test_budget_refusal_shows_what_is_left_and_release_frees_it(stack: Stack) -> None:
-    first = await request(stack, MAYA, amount="250")  # reserved: 50 of 300 left
+    first = await submit_request(stack, MAYA, amount="250")  # reserved: 50 of 300 left
     await stack.request_reward({**GOOD_VALUES, "recipient": MAYA, "amount": "60"}, requester=JANE)
     errors = stack.ws.view_errors(JANE)
     assert "team eng's" in errors["amount"]
@@ -329,14 +271,14 @@ async def test_budget_refusal_shows_what_is_left_and_release_frees_it(stack: Sta
 
 
 async def test_a_failed_order_releases_its_budget(stack: Stack) -> None:
-    failing = await request(stack, MAYA, amount="90.93")  # sandbox: insufficient funds
+    failing = await submit_request(stack, MAYA, amount="90.93")  # sandbox: insufficient funds
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.wait_status(failing, Status.FAILED)
-    await request(stack, MAYA, amount="290")  # fits only because the 90.93 was released
+    await submit_request(stack, MAYA, amount="290")  # fits only because the 90.93 was released
 
 
 async def test_fulfilled_rewards_keep_counting(stack: Stack) -> None:
-    done = await request(stack, MAYA, amount="100")
+    done = await submit_request(stack, MAYA, amount="100")
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.wait_status(done, Status.FULFILLED)
     await stack.request_reward({**GOOD_VALUES, "amount": "201"}, requester=MAYA)
@@ -346,7 +288,7 @@ async def test_fulfilled_rewards_keep_counting(stack: Stack) -> None:
 async def test_per_requester_budget(emulator: SlackEmulator, tmp_path: Path) -> None:
     policy = POLICY + '\n[budgets]\nper_requester_monthly = "70"\n'
     async with policy_stack(emulator, tmp_path, policy) as stack:
-        await request(stack, OMAR, amount="50")
+        await submit_request(stack, OMAR, amount="50")
         await stack.request_reward({**GOOD_VALUES, "amount": "25"}, requester=OMAR)
         refused = stack.ws.view_errors(OMAR)["amount"]
         assert refused.startswith("This would take your ")
@@ -366,7 +308,7 @@ async def test_simultaneous_requests_cannot_both_take_the_last_of_a_budget(
             JANE, {**GOOD_VALUES, "recipient": MAYA, "amount": "200"}
         ),
     )
-    stored = await stack.runtime.store.requests_created(_epoch(), _far_future())
+    stored = await all_requests(stack)
     assert len(stored) == 1
     loser = JANE if stored[0].requester_id == MAYA else MAYA
     assert "100.00 GBP left of 300.00 GBP" in stack.ws.view_errors(loser)["amount"]
@@ -376,7 +318,7 @@ async def test_simultaneous_requests_cannot_both_take_the_last_of_a_budget(
 
 
 async def test_requester_cancels_from_the_thread_and_only_they_can(stack: Stack) -> None:
-    request_id = await request(stack, MAYA, amount="250")
+    request_id = await submit_request(stack, MAYA, amount="250")
     summary = stack.ws.messages(TEAM)[0]
     await stack.click(JANE, summary, CANCEL_ACTION)
     assert "Only the person who asked for this reward can cancel it" in await refusal(stack, JANE)
@@ -389,7 +331,7 @@ async def test_requester_cancels_from_the_thread_and_only_they_can(stack: Stack)
     assert not has_buttons(cards(stack, ARJUN)[0])
     assert not has_buttons(stack.ws.messages(TEAM)[0])
     # The 250 it reserved is free again.
-    await request(stack, JANE, recipient=MAYA, amount="250")
+    await submit_request(stack, JANE, recipient=MAYA, amount="250")
 
 
 async def test_reminder_then_expiry_releases_the_budget(
@@ -400,7 +342,7 @@ async def test_reminder_then_expiry_releases_the_budget(
         'max_amount = "400"\nremind_after_hours = 0.0003\nexpire_after_hours = 0.0008',
     )
     async with policy_stack(emulator, tmp_path, policy) as stack:
-        request_id = await request(stack, MAYA, amount="250")
+        request_id = await submit_request(stack, MAYA, amount="250")
         await stack.emulator.wait_for_dm(ARJUN, "Reminder: reward #1")
         await stack.wait_status(request_id, Status.EXPIRED, seconds=10)
         await stack.emulator.wait_for_dm(MAYA, "expired")
@@ -413,7 +355,7 @@ async def test_reminder_then_expiry_releases_the_budget(
         kinds = [e.kind for e in await stack.runtime.store.events(request_id)]
         assert kinds == ["created", "reminder", "transition"]
         assert not has_buttons(cards(stack, ARJUN)[0])
-        await request(stack, MAYA, amount="250")  # the expired request's 250 is free again
+        await submit_request(stack, MAYA, amount="250")  # the expired request's 250 is free again
         assert stack.sandbox.order_count == 0
 
 
@@ -425,7 +367,7 @@ async def test_approvals_channel_gets_one_card_any_approver_decides(
         f'default_approvers = ["U0LIN"]\nchannel = "{APPROVALS_CHANNEL}"',
     )
     async with policy_stack(emulator, tmp_path, policy) as stack:
-        request_id = await request(stack, MAYA, amount="150")
+        request_id = await submit_request(stack, MAYA, amount="150")
         posted = top_level(stack, APPROVALS_CHANNEL)
         assert len(posted) == 1 and not cards(stack, ARJUN)
         await stack.click(ARJUN, posted[0], APPROVE_ACTION)
@@ -443,11 +385,11 @@ async def test_approvals_channel_gets_one_card_any_approver_decides(
 
 
 async def test_report_shows_approvers_the_month_per_team_privately(stack: Stack) -> None:
-    done = await request(stack, MAYA, amount="40")
+    done = await submit_request(stack, MAYA, amount="40")
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.wait_status(done, Status.FULFILLED)
-    await request(stack, JANE, recipient=MAYA, amount="60")  # reserved
-    await request(stack, OMAR, amount="25")  # no team
+    await submit_request(stack, JANE, recipient=MAYA, amount="60")  # reserved
+    await submit_request(stack, OMAR, amount="25")  # no team
     await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
     in_channel = len(stack.ws.messages(TEAM))
     await stack.emulator.driver.slash_command(ARJUN, TEAM, text="report")
@@ -462,12 +404,12 @@ async def test_report_shows_approvers_the_month_per_team_privately(stack: Stack)
 
 
 async def test_export_writes_decisions_amounts_and_permalinks(stack: Stack, tmp_path: Path) -> None:
-    approved = await request(stack, MAYA, amount="150")
+    approved = await submit_request(stack, MAYA, amount="150")
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.emulator.wait_for(lambda: cards(stack, FINN), 5, "finance's card")
     await stack.click(FINN, cards(stack, FINN)[0], APPROVE_ACTION)
     await stack.wait_status(approved, Status.FULFILLED)
-    rejected = await request(stack, OMAR, card="sandbox:SBX-COFFEE-USD", amount="25")
+    rejected = await submit_request(stack, OMAR, card="sandbox:SBX-COFFEE-USD", amount="25")
     await stack.click(LIN, cards(stack, LIN)[-1], REJECT_ACTION)
     await stack.emulator.wait_for(lambda: stack.ws.current_view(LIN), 5, "the reason modal")
     await stack.emulator.driver.submit_view(LIN, {"reason": '=HYPERLINK("http://x")'})
@@ -548,10 +490,10 @@ def test_export_refuses_bad_dates_clearly(tmp_path: Path) -> None:
 
 
 async def test_a_retry_reserves_the_budget_again_or_is_refused(stack: Stack) -> None:
-    failing = await request(stack, MAYA, amount="90.93")  # sandbox: insufficient funds
+    failing = await submit_request(stack, MAYA, amount="90.93")  # sandbox: insufficient funds
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.wait_status(failing, Status.FAILED)
-    await request(stack, JANE, recipient=MAYA, amount="250")  # the failure released its 90.93
+    await submit_request(stack, JANE, recipient=MAYA, amount="250")  # 90.93 was released
     await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
     await stack.click(ARJUN, cards(stack, ARJUN)[0], RETRY_ACTION)
     refused = await refusal(stack, ARJUN)
@@ -560,7 +502,7 @@ async def test_a_retry_reserves_the_budget_again_or_is_refused(stack: Stack) -> 
 
 
 async def test_status_history_is_for_the_requests_own_approvers(stack: Stack) -> None:
-    await request(stack, MAYA, amount="40")  # one approval: finance has no part in it
+    await submit_request(stack, MAYA, amount="40")  # one approval: finance has no part in it
     await stack.emulator.driver.slash_command(FINN, TEAM, text="status 1")
     await stack.emulator.wait_for(lambda: stack.ws.ephemerals(FINN), 5, "Finn's answer")
     assert "no reward request #1 that you can see" in stack.ws.ephemerals(FINN)[-1].text

@@ -5,34 +5,56 @@ own Slack email), and the recipient's own resend never goes anywhere they did no
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
+from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, CONFIRM_EMAIL_ACTION, DECLINE_EMAIL_ACTION, RESEND_ACTION
 from bot.store import SYSTEM_ACTOR
 from tests.e2e.support import (
     address_checks,
     confirm_new_address,
     giftronaut_stack,
-    step_wall_clock,
 )
-from tests.fakes.giftronaut import GiftronautState
-from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM
+from tests.fakes.giftronaut import FakeOrder, GiftronautState
+from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM, Stack
 
 JANES_CARD = {**GOOD_VALUES, "card": "giftronaut:branded:10042", "amount": "50"}
 ELSEWHERE = "me@elsewhere.example"
 
 
-async def test_an_approver_cannot_send_a_card_to_their_own_mailbox(
-    emulator: SlackEmulator, database: Path
-) -> None:
+@dataclass
+class Delivered:
+    """Jane's Giftronaut card, approved by Arjun and delivered: reward #1."""
+
+    stack: Stack
+    # Giftronaut's one order, holding the card.
+    order: FakeOrder
+    # Jane's DM that delivered it.
+    delivery: Message
+
+
+@asynccontextmanager
+async def janes_card_delivered(emulator: SlackEmulator, database: Path) -> AsyncIterator[Delivered]:
+    """The bot with only Giftronaut enabled, once it has delivered Jane's card (reward #1)."""
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
         await stack.request_and_approve(JANES_CARD, approver=ARJUN)
         delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
         await stack.wait_status(1, Status.FULFILLED)
         [order] = state.created_orders
+        yield Delivered(stack, order, delivery)
+
+
+async def test_an_approver_cannot_send_a_card_to_their_own_mailbox(
+    emulator: SlackEmulator, database: Path
+) -> None:
+    async with janes_card_delivered(emulator, database) as delivered:
+        stack, order, delivery = delivered.stack, delivered.order, delivered.delivery
 
         # Lin, an approver who did not approve #1, asks for the card at her own address.
         await emulator.driver.slash_command(LIN, TEAM, text=f"resend 1 {ELSEWHERE}")
@@ -141,14 +163,10 @@ async def test_only_its_recipients_confirmation_moves_a_card(
 
 
 async def test_a_refused_late_or_unseen_address_is_never_used(
-    emulator: SlackEmulator, database: Path, step_clock: Path
+    emulator: SlackEmulator, database: Path, step_clock: Callable[[float], None]
 ) -> None:
-    state = GiftronautState()
-    async with giftronaut_stack(emulator, database, state) as stack:
-        runtime = stack.runtime
-        await stack.request_and_approve(JANES_CARD)
-        await stack.wait_status(1, Status.FULFILLED)
-        [order] = state.created_orders
+    async with janes_card_delivered(emulator, database) as delivered:
+        stack, order, runtime = delivered.stack, delivered.order, delivered.stack.runtime
 
         async def propose(approver: str, checks_before: int) -> None:
             await emulator.driver.slash_command(approver, TEAM, text=f"resend 1 {ELSEWHERE}")
@@ -166,14 +184,14 @@ async def test_a_refused_late_or_unseen_address_is_never_used(
 
         # Confirmed a day later: too late, and Lin hears of it.
         await propose(LIN, 1)
-        step_wall_clock(step_clock, 25 * 3600)
+        step_clock(25 * 3600)
         await stack.click(JANE, address_checks(stack)[1], CONFIRM_EMAIL_ACTION)
         await emulator.wait_for_dm(LIN, "did not confirm m***@elsewhere.example within 24 hours")
         assert "This request has expired" in stack.ws.ephemerals(JANE)[-1].text
 
         # Never answered: ended as expired when the next one is proposed.
         await propose(LIN, 2)
-        step_wall_clock(step_clock, 50 * 3600)
+        step_clock(50 * 3600)
         # Slack refuses the next DM asking Jane: it is withdrawn, so it can be asked again.
         emulator.fail_next("chat.postMessage", "restricted_action")
         await emulator.driver.slash_command(ARJUN, TEAM, text=f"resend 1 {ELSEWHERE}")
@@ -199,12 +217,8 @@ async def test_a_refused_late_or_unseen_address_is_never_used(
 async def test_the_recipients_own_slack_email_needs_no_confirmation(
     emulator: SlackEmulator, database: Path
 ) -> None:
-    state = GiftronautState()
-    async with giftronaut_stack(emulator, database, state) as stack:
-        runtime = stack.runtime
-        await stack.request_and_approve(JANES_CARD)
-        await stack.wait_status(1, Status.FULFILLED)
-        [order] = state.created_orders
+    async with janes_card_delivered(emulator, database) as delivered:
+        stack, order, runtime = delivered.stack, delivered.order, delivered.stack.runtime
 
         # Jane's Slack email changed after the order: it is hers, so it is used at once.
         emulator.workspace.users[JANE].email = "jane@newco.example"

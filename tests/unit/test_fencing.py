@@ -5,34 +5,17 @@ still held however late it is renewed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from bot import clock
-from bot.domain import Money, NewRewardRequest, Status
+from bot.domain import Status
 from bot.jobs.runner import DEFAULT_GIVE_UP, JobHandler, JobRunner
 from bot.store import Change, Job, JobKind, LeaseLost, Store
-
-
-def _new() -> NewRewardRequest:
-    return NewRewardRequest(
-        requester_id="UREQ",
-        recipient_id="UREC",
-        origin_channel_id="CGEN",
-        face_value=Money(amount=Decimal("25.00"), currency="GBP"),
-        provider="sandbox",
-        product_id="SBX-BOOKS-GBP",
-        product_name="Sandbox Books",
-        message="thanks",
-    )
-
-
-def _step(offset_file: Path, seconds: str) -> None:
-    offset_file.write_text(seconds)
+from tests.unit.support import new_request
 
 
 @pytest.fixture
@@ -57,7 +40,7 @@ def _runner(store: Store, fulfil: JobHandler, lease_seconds: float) -> JobRunner
 
 
 async def _ordering_request_with_job(store: Store) -> int:
-    request, _ = await store.create_request(_new(), "V1")
+    request, _ = await store.create_request(new_request(), "V1")
     await store.transition(
         request.id, Status.PENDING_APPROVAL, Status.APPROVED, "UAPP", then=[JobKind.FULFIL]
     )
@@ -66,12 +49,12 @@ async def _ordering_request_with_job(store: Store) -> int:
 
 
 async def test_a_claim_taken_over_after_a_clock_step_can_no_longer_act(
-    store: Store, step_clock: Path
+    store: Store, step_clock: Callable[[float], None]
 ) -> None:
     request_id = await _ordering_request_with_job(store)
     first = await store.claim_job("runner-a", 30, JobKind.FULFIL)
     assert first is not None
-    _step(step_clock, "120")  # the lease now looks expired
+    step_clock(120)  # the lease now looks expired
     second = await store.claim_job("runner-b", 30, JobKind.FULFIL)
     assert second is not None and second.id == first.id and second.lease != first.lease
 
@@ -95,25 +78,27 @@ async def test_a_claim_taken_over_after_a_clock_step_can_no_longer_act(
     started = await store.start_delivery(request_id, second)
     assert started.other_claim is None
     assert (await store.start_delivery(request_id, second)).other_claim is None
-    third = await _claim_after_expiry(store, step_clock, "240")
+    third = await _claim_after_expiry(store, step_clock, 240)
     again = await store.start_delivery(request_id, third)
     assert again.other_claim == second.lease
 
 
-async def _claim_after_expiry(store: Store, step_clock: Path, seconds: str) -> Job:
-    _step(step_clock, seconds)
+async def _claim_after_expiry(
+    store: Store, step_clock: Callable[[float], None], seconds: float
+) -> Job:
+    step_clock(seconds)
     job = await store.claim_job("runner-c", 30, JobKind.FULFIL)
     assert job is not None
     return job
 
 
 async def test_a_lease_nobody_took_over_is_held_however_late_it_is_renewed(
-    store: Store, step_clock: Path
+    store: Store, step_clock: Callable[[float], None]
 ) -> None:
     await _ordering_request_with_job(store)
     job = await store.claim_job("runner-a", 30, JobKind.FULFIL)
     assert job is not None
-    _step(step_clock, "600")
+    step_clock(600)
     assert await store.extend_lease(job)
     await store.hold(job)
     # Renewed from the stepped clock: nobody else can claim it now.
@@ -121,7 +106,7 @@ async def test_a_lease_nobody_took_over_is_held_however_late_it_is_renewed(
 
 
 async def test_a_runner_never_takes_its_own_running_job_over(
-    store: Store, step_clock: Path
+    store: Store, step_clock: Callable[[float], None]
 ) -> None:
     """A clock step makes the lease of a job still running look expired: the runner that runs
     it must not start it a second time."""
@@ -140,7 +125,7 @@ async def test_a_runner_never_takes_its_own_running_job_over(
             if runs:
                 break
             await asyncio.sleep(0.01)
-        _step(step_clock, "120")
+        step_clock(120)
         runner.wake()
         await asyncio.sleep(0.3)
         assert len(runs) == 1
@@ -150,16 +135,16 @@ async def test_a_runner_never_takes_its_own_running_job_over(
 
 
 async def test_a_dead_holders_lease_written_by_a_clock_far_ahead_is_taken_over(
-    store: Store, step_clock: Path
+    store: Store, step_clock: Callable[[float], None]
 ) -> None:
     """A process with its clock ten minutes ahead claimed the job and died: its lease says it
     lasts ten more minutes, but nobody renews it, and another runner sees that on its own
     monotonic clock and takes the job over after a lease and a half."""
     await _ordering_request_with_job(store)
-    _step(step_clock, "600")
+    step_clock(600)
     dead = await store.claim_job("runner-dead", 0.2, JobKind.FULFIL)
     assert dead is not None
-    _step(step_clock, "0")
+    step_clock(0)
     ran = asyncio.Event()
 
     async def fulfil(_: Job) -> None:
@@ -195,22 +180,22 @@ async def test_a_recorded_send_is_unsettled_until_the_provider_says_what_became_
 
 
 async def test_a_wait_postponed_by_a_clock_ahead_of_ours_is_due_now(
-    store: Store, step_clock: Path
+    store: Store, step_clock: Callable[[float], None]
 ) -> None:
     """A process whose clock ran minutes ahead postponed a poll: once the clocks agree again,
     the poll is due at once, not minutes later (an early look at an order is harmless)."""
     await _ordering_request_with_job(store)
     job = await store.claim_job("runner-a", 30, JobKind.FULFIL)
     assert job is not None
-    _step(step_clock, "180")
+    step_clock(180)
     await store.postpone_job(job, clock.now() + timedelta(seconds=2), waiting=True)
-    _step(step_clock, "0")
+    step_clock(0)
     assert await store.seconds_to_next_job() == 0
     assert await store.claim_job("runner-b", 30, JobKind.FULFIL) is not None
 
 
 async def test_a_scheduled_job_waits_for_its_time_whatever_the_clocks(
-    store: Store, step_clock: Path
+    store: Store, step_clock: Callable[[float], None]
 ) -> None:
     await _ordering_request_with_job(store)
     job = await store.claim_job("runner-a", 30, JobKind.FULFIL)

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from bot.domain import Money
 from bot.errors import ConfigError
 from bot.policy.file import PolicyFile, load_policy
-from bot.policy.rules import Directory, NoExchangeRate, Policy
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -135,31 +131,6 @@ def test_the_readme_example_policy_is_valid(tmp_path: Path) -> None:
     assert example, "the README has no TOML example"
     rules = _load(tmp_path, example.group(1))
     assert rules.teams and rules.approvals.second_approval_above is not None
-
-
-async def _no_groups(group: str) -> list[str]:
-    raise AssertionError(f"unexpected lookup of {group}")
-
-
-def test_conversion_rounds_up_to_the_policy_currency(tmp_path: Path) -> None:
-    rules = _load(tmp_path, GOOD + '\n[rates]\nUSD = "0.7915"\nJPY = "0.0052"\n')
-    policy = Policy(rules, Directory(_no_groups))
-    # Rounded up, so a budget is never charged less than the card is worth.
-    usd = policy.in_policy_currency(Money(amount=Decimal("10.00"), currency="USD"))
-    assert usd == Money(amount=Decimal("7.92"), currency="GBP")
-    tiny = policy.in_policy_currency(Money(amount=Decimal("1"), currency="JPY"))
-    assert tiny == Money(amount=Decimal("0.01"), currency="GBP")
-    jpy = policy.in_policy_currency(Money(amount=Decimal("1000"), currency="JPY"))
-    assert jpy == Money(amount=Decimal("5.20"), currency="GBP")
-    with pytest.raises(NoExchangeRate):
-        policy.in_policy_currency(Money(amount=Decimal(1), currency="EUR"))
-
-
-def test_budget_month_follows_the_policy_time_zone(tmp_path: Path) -> None:
-    rules = _load(tmp_path, GOOD + '\n[budgets]\ntimezone = "America/New_York"\n')
-    policy = Policy(rules, Directory(_no_groups))
-    # 02:00 UTC on 1 December is still 30 November in New York.
-    assert policy.month_of(datetime(2026, 12, 1, 2, 0, tzinfo=UTC)) == "2026-11"
 
 
 def test_approvers_list_is_the_simplest_policy() -> None:

@@ -8,27 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain import Money, NewRewardRequest, Status
+from bot.domain import Money, Status
 from bot.errors import NotAllowed, RequestNotFound
 from bot.store import Change, EmailChangeOutcome, JobKind, Store
-
-
-def _new() -> NewRewardRequest:
-    return NewRewardRequest(
-        requester_id="UREQ",
-        recipient_id="UREC",
-        origin_channel_id="CGEN",
-        face_value=Money(amount=Decimal("25.00"), currency="GBP"),
-        provider="sandbox",
-        product_id="SBX-BOOKS-GBP",
-        product_name="Sandbox Books",
-        message="thanks",
-    )
+from tests.unit.support import new_request
 
 
 async def test_created_request_round_trips_exactly(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    created, is_new = await store.create_request(_new(), "V1")
+    created, is_new = await store.create_request(new_request(), "V1")
     assert is_new
     assert created.status is Status.PENDING_APPROVAL
     assert created.face_value == Money(amount=Decimal("25.00"), currency="GBP")
@@ -42,7 +30,7 @@ async def test_created_request_round_trips_exactly(tmp_path: Path) -> None:
 
 async def test_only_one_of_many_concurrent_transitions_wins(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    request, _ = await store.create_request(_new(), "V1")
+    request, _ = await store.create_request(new_request(), "V1")
     results = await asyncio.gather(
         *(
             store.transition(
@@ -65,7 +53,7 @@ async def test_only_one_of_many_concurrent_transitions_wins(tmp_path: Path) -> N
 
 async def test_disallowed_transition_is_a_programming_error(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    request, _ = await store.create_request(_new(), "V1")
+    request, _ = await store.create_request(new_request(), "V1")
     with pytest.raises(ValueError, match="not an allowed transition"):
         await store.transition(request.id, Status.PENDING_APPROVAL, Status.FULFILLED, "x")
     assert (await store.get(request.id)).status is Status.PENDING_APPROVAL
@@ -75,7 +63,7 @@ async def test_disallowed_transition_is_a_programming_error(tmp_path: Path) -> N
 async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     store = await Store.open(path)
-    request, _ = await store.create_request(_new(), "V1")
+    request, _ = await store.create_request(new_request(), "V1")
     await store.transition(
         request.id,
         Status.PENDING_APPROVAL,
@@ -95,9 +83,9 @@ async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -
 
 async def test_the_same_submission_is_stored_once(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    first, first_is_new = await store.create_request(_new(), "V1")
-    again, again_is_new = await store.create_request(_new(), "V1")
-    other, other_is_new = await store.create_request(_new(), "V2")
+    first, first_is_new = await store.create_request(new_request(), "V1")
+    again, again_is_new = await store.create_request(new_request(), "V1")
+    other, other_is_new = await store.create_request(new_request(), "V2")
     assert (first_is_new, again_is_new, other_is_new) == (True, False, True)
     assert again == first
     assert other.id != first.id
@@ -114,7 +102,7 @@ async def test_a_database_from_a_newer_rewardbot_is_refused(tmp_path: Path) -> N
 
 async def test_a_transaction_cancelled_at_any_point_is_all_or_nothing(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    request, _ = await store.create_request(_new(), "V1")
+    request, _ = await store.create_request(new_request(), "V1")
 
     def approve() -> Awaitable[bool]:
         return store.transition(
@@ -149,7 +137,7 @@ async def test_a_transaction_cancelled_at_any_point_is_all_or_nothing(tmp_path: 
 
 async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    request, _ = await store.create_request(_new(), "V1")
+    request, _ = await store.create_request(new_request(), "V1")
     for steps in range(12):
         task = asyncio.create_task(store.set_summary_message(request.id, "C1", f"1.{steps}", None))
         for _ in range(steps):
@@ -166,7 +154,7 @@ async def test_a_job_claim_cancelled_at_any_point_leaves_the_store_usable(tmp_pa
     """A graceful stop cancels the claim loop wherever it is, even while it reads the claimed
     row; the UPDATE ... RETURNING must not stay open and block every later commit."""
     store = await Store.open(tmp_path / "r.db")
-    request, _ = await store.create_request(_new(), "V1")  # queues a notify job
+    request, _ = await store.create_request(new_request(), "V1")  # queues a notify job
     for steps in range(16):
         task = asyncio.create_task(store.claim_job("runner", 30, JobKind.NOTIFY))
         for _ in range(steps):
@@ -181,7 +169,7 @@ async def test_a_job_claim_cancelled_at_any_point_leaves_the_store_usable(tmp_pa
 
 async def test_transition_all_changes_every_request_or_none(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    batch, _ = await store.create_requests([_new(), _new(), _new()], "V1")
+    batch, _ = await store.create_requests([new_request(), new_request(), new_request()], "V1")
     first, second, third = (r.id for r in batch)
     assert [r.batch_id for r in batch] == [first] * 3
     # Someone else cancels the second one first: the batch decision must not half-apply.
@@ -197,7 +185,7 @@ async def test_transition_all_changes_every_request_or_none(tmp_path: Path) -> N
 
 async def test_only_a_confirmed_address_change_replaces_a_cards_address(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "r.db")
-    request, _ = await store.create_request(_new(), "V1")
+    request, _ = await store.create_request(new_request(), "V1")
     soon = datetime.now(UTC) + timedelta(hours=1)
     change = await store.propose_email_change(request.id, "me@elsewhere.example", "UAPP", soon)
     # One change waits at a time, and a waiting or refused one cannot move the card.
@@ -248,7 +236,7 @@ async def test_address_changes_the_previous_version_left_waiting_expire_on_upgra
 ) -> None:
     path = tmp_path / "r.db"
     store = await Store.open(path)
-    request, _ = await store.create_request(_new(), "V1")
+    request, _ = await store.create_request(new_request(), "V1")
     await store.close()
     # As the previous schema version could leave it: a change proposed after an earlier one
     # lapsed unanswered, both still waiting.
