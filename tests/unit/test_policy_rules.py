@@ -318,10 +318,9 @@ def test_conversion_rounds_up_to_the_policy_currency() -> None:
 def test_a_policy_without_a_currency_has_no_amounts() -> None:
     policy = policy_of(PolicyFile.for_approvers([LIN]))
     assert policy.in_policy_currency(Money(amount=Decimal("50"), currency="USD")) is None
-    assert policy.money(Decimal("5")) is None
+    assert policy.currency is None
     assert policy.approvals_required(None) == 1
-    assert policy_of().money(Decimal("5")) == gbp("5")
-    assert policy_of().money(None) is None
+    assert policy_of().currency == "GBP"
 
 
 @pytest.mark.parametrize(

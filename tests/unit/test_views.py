@@ -11,8 +11,54 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.domain import Money, RewardRequest, Status
-from bot.slack import views
+from bot.domain import (
+    AMOUNT_MAX_CHARS,
+    MAX_RECIPIENTS,
+    MESSAGE_MAX_CHARS,
+    REASON_MAX_CHARS,
+    Money,
+    RewardRequest,
+    Status,
+)
+from bot.slack.blocks import SANDBOX_NOTICE
+from bot.slack.cards import approval_card, request_summary
+from bot.slack.home import home_view
+from bot.slack.ids import (
+    APPROVE_ACTION,
+    CANCEL_ACTION,
+    CHECK_AGAIN_ACTION,
+    CONFIRM_EMAIL_ACTION,
+    DECLINE_EMAIL_ACTION,
+    INPUT_ACTION,
+    ORDER_AGAIN_ACTION,
+    REDEEM_ACTION,
+    REJECT_ACTION,
+    REJECT_MODAL,
+    RESEND_ACTION,
+    RESEND_EMAIL_ACTION,
+    RESOLVE_ACTION,
+    RETRY_ACTION,
+    REWARD_MODAL,
+    RequestModalMetadata,
+    RewardModalMetadata,
+    amount_block,
+)
+from bot.slack.lines import event_line, request_line, status_line
+from bot.slack.messages import (
+    delivery_message,
+    email_change_request,
+    reminder,
+    requester_update,
+    thread_update,
+)
+from bot.slack.modals import (
+    RewardPrefill,
+    matching_products,
+    product_label,
+    reject_modal,
+    reward_modal,
+)
+from bot.slack.text import escape
 from bot.store import SYSTEM_ACTOR, EmailChange, Event
 from providers.base import Product, Redemption
 
@@ -54,15 +100,15 @@ def product(number: int = 1) -> Product:
 
 
 def modal(
-    prefill: views.RewardPrefill | None = None,
+    prefill: RewardPrefill | None = None,
     more_recipients: list[tuple[str, str]] | None = None,
     products: list[Product] | None = None,
     timezone: str | None = None,
 ) -> dict[str, Any]:
-    return views.reward_modal(
+    return reward_modal(
         products if products is not None else [product()],
-        prefill or views.RewardPrefill(),
-        views.RewardModalMetadata(channel_id="C0TEAMWINS", timezone=timezone),
+        prefill or RewardPrefill(),
+        RewardModalMetadata(channel_id="C0TEAMWINS", timezone=timezone),
         more_recipients or (),
     )
 
@@ -92,7 +138,7 @@ def text_of(blocks: list[dict[str, Any]]) -> str:
 
 def test_the_reward_form_asks_for_each_field_within_slacks_limits() -> None:
     view = modal()
-    assert view["type"] == "modal" and view["callback_id"] == views.REWARD_MODAL
+    assert view["type"] == "modal" and view["callback_id"] == REWARD_MODAL
     assert [b["block_id"] for b in view["blocks"]] == [
         "recipient",
         "more_recipients",
@@ -101,20 +147,20 @@ def test_the_reward_form_asks_for_each_field_within_slacks_limits() -> None:
         "message",
         "deliver_at",
     ]
-    assert {b["element"]["action_id"] for b in view["blocks"]} == {views.INPUT_ACTION}
-    assert block(view, "amount")["element"]["max_length"] == views.AMOUNT_MAX_CHARS == 200
-    assert block(view, "message")["element"]["max_length"] == views.MESSAGE_MAX_CHARS == 1000
+    assert {b["element"]["action_id"] for b in view["blocks"]} == {INPUT_ACTION}
+    assert block(view, "amount")["element"]["max_length"] == AMOUNT_MAX_CHARS == 200
+    assert block(view, "message")["element"]["max_length"] == MESSAGE_MAX_CHARS == 1000
     more = block(view, "more_recipients")
     assert more["optional"] and more["dispatch_action"]
-    assert more["element"]["max_selected_items"] == views.MAX_RECIPIENTS - 1 == 19
+    assert more["element"]["max_selected_items"] == MAX_RECIPIENTS - 1 == 19
     assert block(view, "deliver_at")["optional"]
     assert not block(view, "recipient").get("optional")
-    metadata = views.RewardModalMetadata.model_validate_json(view["private_metadata"])
-    assert metadata == views.RewardModalMetadata(channel_id="C0TEAMWINS")
+    metadata = RewardModalMetadata.model_validate_json(view["private_metadata"])
+    assert metadata == RewardModalMetadata(channel_id="C0TEAMWINS")
 
 
 def test_the_form_is_prefilled_and_cut_to_its_limits() -> None:
-    prefill = views.RewardPrefill(recipient_id=JANE, amount="9" * 300, message="x" * 1500)
+    prefill = RewardPrefill(recipient_id=JANE, amount="9" * 300, message="x" * 1500)
     view = modal(prefill)
     assert block(view, "recipient")["element"]["initial_user"] == JANE
     assert block(view, "amount")["element"]["initial_value"] == "9" * 200
@@ -134,9 +180,9 @@ def test_each_extra_recipient_gets_an_optional_amount_of_their_own() -> None:
     view = modal(more_recipients=[(OMAR, "Omar Outsider"), ("U0LIN", "Lin Approver")])
     ids = [b["block_id"] for b in view["blocks"]]
     assert ids[ids.index("amount") + 1 :][:2] == ["amount_for_U0OMAR", "amount_for_U0LIN"]
-    own = block(view, views.amount_block(OMAR))
+    own = block(view, amount_block(OMAR))
     assert own["optional"] and own["label"]["text"] == "Amount for Omar Outsider"
-    assert own["element"]["max_length"] == views.AMOUNT_MAX_CHARS
+    assert own["element"]["max_length"] == AMOUNT_MAX_CHARS
     assert "Everyone's amount" in block(view, "amount")["hint"]["text"]
     assert "Everyone's amount" not in block(modal(), "amount")["hint"]["text"]
 
@@ -155,23 +201,23 @@ def test_cards_are_listed_up_to_slacks_limit_then_searched() -> None:
 
 def test_a_card_label_fits_in_a_select_option() -> None:
     long = product().model_copy(update={"name": "N" * 100})
-    assert len(views.product_label(long)) == 75
+    assert len(product_label(long)) == 75
 
 
 def test_matching_products_needs_every_word_in_name_currency_or_provider() -> None:
     books = product(1).model_copy(update={"name": "Books"})
     coffee = product(2).model_copy(update={"name": "Coffee", "currency": "USD"})
-    assert views.matching_products([books, coffee], "usd COFFEE") == [coffee]
-    assert views.matching_products([books, coffee], "sandbox") == [books, coffee]
-    assert views.matching_products([books, coffee], "books usd") == []
+    assert matching_products([books, coffee], "usd COFFEE") == [coffee]
+    assert matching_products([books, coffee], "sandbox") == [books, coffee]
+    assert matching_products([books, coffee], "books usd") == []
 
 
 def test_the_reject_modal_carries_its_request_and_limits_the_reason() -> None:
-    view = views.reject_modal(reward())
-    assert view["callback_id"] == views.REJECT_MODAL
+    view = reject_modal(reward())
+    assert view["callback_id"] == REJECT_MODAL
     reason = block(view, "reason")
-    assert reason["optional"] and reason["element"]["max_length"] == views.REASON_MAX_CHARS
-    metadata = views.RequestModalMetadata.model_validate_json(view["private_metadata"])
+    assert reason["optional"] and reason["element"]["max_length"] == REASON_MAX_CHARS
+    metadata = RequestModalMetadata.model_validate_json(view["private_metadata"])
     assert metadata.request_id == 7
 
 
@@ -179,20 +225,20 @@ def test_the_reject_modal_carries_its_request_and_limits_the_reason() -> None:
 
 
 def test_an_undecided_card_offers_approve_and_reject_for_its_request() -> None:
-    text, blocks = views.approval_card(reward())
+    text, blocks = approval_card(reward())
     assert text == (
         "<@U0MAYA> asks you to approve reward #7: 25.00 GBP Sandbox Books for <@U0JANE>."
     )
-    assert buttons(blocks) == [(views.APPROVE_ACTION, "7"), (views.REJECT_ACTION, "7")]
+    assert buttons(blocks) == [(APPROVE_ACTION, "7"), (REJECT_ACTION, "7")]
     [actions] = [b for b in blocks if b["type"] == "actions"]
     assert [e["style"] for e in actions["elements"]] == ["primary", "danger"]
 
 
 def test_a_card_waiting_for_its_second_approval_says_who_gave_the_first() -> None:
     second = reward(status=Status.AWAITING_SECOND_APPROVAL, first_approved_by=ARJUN)
-    _, blocks = views.approval_card(second)
+    _, blocks = approval_card(second)
     assert "*Second approval needed:* <@U0ARJUN> approved" in text_of(blocks)
-    assert buttons(blocks) == [(views.APPROVE_ACTION, "7"), (views.REJECT_ACTION, "7")]
+    assert buttons(blocks) == [(APPROVE_ACTION, "7"), (REJECT_ACTION, "7")]
 
 
 @pytest.mark.parametrize(
@@ -203,29 +249,29 @@ def test_a_card_waiting_for_its_second_approval_says_who_gave_the_first() -> Non
         ({"status": Status.REJECTED, "decided_by": ARJUN}, []),
         ({"status": Status.CANCELLED}, []),
         ({"status": Status.EXPIRED}, []),
-        ({"status": Status.FAILED}, [views.RETRY_ACTION]),
+        ({"status": Status.FAILED}, [RETRY_ACTION]),
         # No order id: no card can exist, so it may be ordered again.
-        ({"status": Status.NEEDS_REVIEW}, [views.ORDER_AGAIN_ACTION, views.RESOLVE_ACTION]),
+        ({"status": Status.NEEDS_REVIEW}, [ORDER_AGAIN_ACTION, RESOLVE_ACTION]),
         # An order id means the card may exist: never offer to buy it again.
         (
             {"status": Status.NEEDS_REVIEW, "provider_order_id": "ORD-1"},
-            [views.CHECK_AGAIN_ACTION, views.RESOLVE_ACTION],
+            [CHECK_AGAIN_ACTION, RESOLVE_ACTION],
         ),
     ],
 )
 def test_a_decided_card_offers_only_what_its_status_needs(
     changes: dict[str, Any], offered: list[str]
 ) -> None:
-    _, blocks = views.approval_card(reward(**changes))
+    _, blocks = approval_card(reward(**changes))
     assert [action for action, _ in buttons(blocks)] == offered
-    assert views.APPROVE_ACTION not in text_of(blocks)
+    assert APPROVE_ACTION not in text_of(blocks)
 
 
 def test_a_delivered_emailed_card_can_be_sent_to_another_address() -> None:
     delivered = reward(status=Status.FULFILLED, provider="giftronaut")
-    _, blocks = views.approval_card(delivered, resendable={"giftronaut"})
-    assert buttons(blocks) == [(views.RESEND_EMAIL_ACTION, "7")]
-    _, elsewhere = views.approval_card(delivered, resendable={"runa"})
+    _, blocks = approval_card(delivered, resendable={"giftronaut"})
+    assert buttons(blocks) == [(RESEND_EMAIL_ACTION, "7")]
+    _, elsewhere = approval_card(delivered, resendable={"runa"})
     assert buttons(elsewhere) == []
 
 
@@ -234,26 +280,26 @@ def test_a_batch_card_names_each_recipient_and_its_buttons_name_each_request() -
         reward(id=7, status=Status.FULFILLED),
         reward(id=8, recipient_id=OMAR, status=Status.FAILED),
     ]
-    text, blocks = views.approval_card(batch[0], batch)
+    text, blocks = approval_card(batch[0], batch)
     assert "rewards #7-#8: 25.00 GBP Sandbox Books each for 2 people" in text
     assert "<@U0OMAR>'s card: the order failed." in text_of(blocks)
-    assert buttons(blocks) == [(views.RETRY_ACTION, "8")]
+    assert buttons(blocks) == [(RETRY_ACTION, "8")]
 
 
 def test_the_channel_summary_offers_cancel_only_while_it_can_be_cancelled() -> None:
-    _, pending = views.request_summary(reward())
-    assert buttons(pending) == [(views.CANCEL_ACTION, "7")]
-    _, approved = views.request_summary(reward(status=Status.APPROVED, decided_by=ARJUN))
+    _, pending = request_summary(reward())
+    assert buttons(pending) == [(CANCEL_ACTION, "7")]
+    _, approved = request_summary(reward(status=Status.APPROVED, decided_by=ARJUN))
     assert buttons(approved) == []
     later = datetime.now(UTC) + timedelta(days=2)
     scheduled = reward(status=Status.APPROVED, decided_by=ARJUN, deliver_at=later)
-    assert buttons(views.request_summary(scheduled)[1]) == [(views.CANCEL_ACTION, "7")]
+    assert buttons(request_summary(scheduled)[1]) == [(CANCEL_ACTION, "7")]
 
 
 def test_sandbox_rewards_say_no_real_card_is_issued() -> None:
-    assert views.SANDBOX_NOTICE in text_of(views.approval_card(reward())[1])
+    assert SANDBOX_NOTICE in text_of(approval_card(reward())[1])
     real = reward(provider="giftronaut")
-    assert views.SANDBOX_NOTICE not in text_of(views.approval_card(real)[1])
+    assert SANDBOX_NOTICE not in text_of(approval_card(real)[1])
 
 
 # -- user text is inert ------------------------------------------------------------------------
@@ -268,13 +314,13 @@ def test_user_text_cannot_ping_everyone_or_fake_a_link_anywhere() -> None:
         decision_reason=HOSTILE,
     )
     shown = [
-        text_of(views.approval_card(hostile)[1]),
-        text_of(views.request_summary(hostile)[1]),
-        text_of(views.delivery_message(hostile, None)[1]),
-        views.thread_update(hostile),
-        views.requester_update(hostile),
-        views.request_line(hostile),
-        views.status_line(hostile),
+        text_of(approval_card(hostile)[1]),
+        text_of(request_summary(hostile)[1]),
+        text_of(delivery_message(hostile, None)[1]),
+        thread_update(hostile),
+        requester_update(hostile),
+        request_line(hostile),
+        status_line(hostile),
     ]
     for text in shown:
         assert "<!channel>" not in text, text
@@ -282,13 +328,13 @@ def test_user_text_cannot_ping_everyone_or_fake_a_link_anywhere() -> None:
 
 
 def test_escape_makes_slacks_control_characters_inert() -> None:
-    assert views.escape(HOSTILE) == INERT
+    assert escape(HOSTILE) == INERT
 
 
 def test_a_long_message_is_quoted_whole_lines_and_cut_without_half_an_entity() -> None:
-    _, blocks = views.approval_card(reward(message="line one\nline two"))
+    _, blocks = approval_card(reward(message="line one\nline two"))
     assert "> line one\\n> line two" in text_of(blocks)
-    _, long = views.approval_card(reward(message="&" * 3000))
+    _, long = approval_card(reward(message="&" * 3000))
     details = long[0]["text"]["text"]
     quote = details.split("\n", 1)[1]
     assert quote.endswith("&amp;…") and len(quote) <= 2500
@@ -304,7 +350,7 @@ def test_the_delivery_shows_code_pin_and_link_only_in_its_blocks() -> None:
         code=SecretStr("CODE-<b>-1"),
         pin=SecretStr("4321"),
     )
-    text, blocks = views.delivery_message(reward(), redemption)
+    text, blocks = delivery_message(reward(), redemption)
     for secret in ("https://redeem.example/abc", "CODE-<b>-1", "4321"):
         assert secret not in text
     # The code is shown exactly as issued, in plain text (not escaped mrkdwn).
@@ -316,18 +362,18 @@ def test_the_delivery_shows_code_pin_and_link_only_in_its_blocks() -> None:
         for b in blocks
         if b["type"] == "actions"
         for e in b["elements"]
-        if e["action_id"] == views.REDEEM_ACTION
+        if e["action_id"] == REDEEM_ACTION
     ]
     assert redeem["url"] == "https://redeem.example/abc"
-    assert buttons(blocks)[-1] == (views.RESEND_ACTION, "7")
+    assert buttons(blocks)[-1] == (RESEND_ACTION, "7")
     assert "It is never posted in a channel." in text_of(blocks)
 
 
 def test_a_card_the_provider_emailed_offers_to_email_it_again() -> None:
-    text, blocks = views.delivery_message(reward(provider="giftronaut"), None)
+    text, blocks = delivery_message(reward(provider="giftronaut"), None)
     assert "gift card from <@U0MAYA>" in text
     assert "giftronaut has emailed the card to you" in text_of(blocks)
-    assert buttons(blocks) == [(views.RESEND_ACTION, "7")]
+    assert buttons(blocks) == [(RESEND_ACTION, "7")]
     assert "Email it to me again" in text_of(blocks)
 
 
@@ -341,11 +387,11 @@ def test_the_address_check_shows_the_address_in_code_font_with_its_two_answers()
         outcome=None,
         decided_by=None,
     )
-    text, blocks = views.email_change_request(reward(provider="giftronaut"), change)
+    text, blocks = email_change_request(reward(provider="giftronaut"), change)
     assert "asks to email your reward #7 to another address" in text
     assert "jane" not in text
     assert "`jane&lt;@U0X&gt;@example.com`" in text_of(blocks)
-    assert buttons(blocks) == [(views.CONFIRM_EMAIL_ACTION, "3"), (views.DECLINE_EMAIL_ACTION, "3")]
+    assert buttons(blocks) == [(CONFIRM_EMAIL_ACTION, "3"), (DECLINE_EMAIL_ACTION, "3")]
 
 
 # -- words -------------------------------------------------------------------------------------
@@ -353,21 +399,21 @@ def test_the_address_check_shows_the_address_in_code_font_with_its_two_answers()
 
 def test_the_reminder_says_how_long_it_waited_and_when_it_expires() -> None:
     waiting = reward(created_at=datetime.now(UTC) - timedelta(hours=2))
-    with_expiry = views.reminder(waiting, expire_after_hours=24)
+    with_expiry = reminder(waiting, expire_after_hours=24)
     assert "has waited 2 h for your decision" in with_expiry
     assert with_expiry.endswith("It expires in 22 h if nobody decides.")
-    assert "expires" not in views.reminder(waiting, expire_after_hours=None)
+    assert "expires" not in reminder(waiting, expire_after_hours=None)
     fresh = reward(created_at=datetime.now(UTC) - timedelta(seconds=10))
-    assert "has waited 1 min" in views.reminder(fresh, None)
+    assert "has waited 1 min" in reminder(fresh, None)
 
 
 def test_the_status_line_says_who_decided_and_why() -> None:
     rejected = reward(status=Status.REJECTED, decided_by=ARJUN, decision_reason="Over budget")
-    assert views.status_line(rejected) == (
+    assert status_line(rejected) == (
         ":no_entry_sign: Rejected · Rejected by <@U0ARJUN>\nReason: Over budget"
     )
     second = reward(status=Status.AWAITING_SECOND_APPROVAL, first_approved_by=ARJUN)
-    assert views.status_line(second).endswith("· First approval by <@U0ARJUN>")
+    assert status_line(second).endswith("· First approval by <@U0ARJUN>")
 
 
 def test_the_audit_line_names_rewardbot_for_its_own_steps() -> None:
@@ -381,29 +427,27 @@ def test_the_audit_line_names_rewardbot_for_its_own_steps() -> None:
         detail={},
         at=at,
     )
-    assert views.event_line(reminded) == (
-        "2026-11-02 09:30 UTC · :bell: Approvers reminded · rewardbot"
-    )
+    assert event_line(reminded) == ("2026-11-02 09:30 UTC · :bell: Approvers reminded · rewardbot")
     approved = reminded.model_copy(
         update={"kind": "transition", "to_status": Status.APPROVED, "actor": ARJUN}
     )
-    assert views.event_line(approved) == (
+    assert event_line(approved) == (
         "2026-11-02 09:30 UTC · :white_check_mark: Approved: ordering the gift card · <@U0ARJUN>"
     )
 
 
 def test_the_home_tab_without_requests_says_how_to_start() -> None:
-    home = views.home_view([], 0, [], [], "2026-11", sandbox=True)
+    home = home_view([], 0, [], [], "2026-11", sandbox=True)
     shown = text_of(home["blocks"])
     assert home["type"] == "home"
     assert "None yet. Type `/reward` in any channel to send one." in shown
-    assert views.SANDBOX_NOTICE in shown
+    assert SANDBOX_NOTICE in shown
     assert "Waiting for your decision" not in shown
 
 
 def test_the_home_tab_shows_how_many_wait_when_not_all_are_shown() -> None:
-    home = views.home_view([[reward()]], 12, [reward(id=3)], ["eng: 40.00 GBP"], "2026-11")
+    home = home_view([[reward()]], 12, [reward(id=3)], ["eng: 40.00 GBP"], "2026-11")
     shown = text_of(home["blocks"])
     assert "*Waiting for your decision* (12, oldest 1 shown)" in shown
-    assert buttons(home["blocks"]) == [(views.APPROVE_ACTION, "7"), (views.REJECT_ACTION, "7")]
+    assert buttons(home["blocks"]) == [(APPROVE_ACTION, "7"), (REJECT_ACTION, "7")]
     assert "*#3* <@U0JANE>" in shown and "*Your teams' budgets, 2026-11*" in shown
