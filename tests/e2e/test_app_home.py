@@ -10,8 +10,8 @@ from pathlib import Path
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION
-from tests.e2e.support import policy_stack, submit_request
 from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, Stack
+from tests.support import policy_stack, submit_request
 
 
 def home_text(stack: Stack, user: str) -> str:

@@ -11,7 +11,6 @@ from bot.slack.ids import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_AC
 from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OrderDeclined
 from providers.sandbox import SandboxProvider
-from tests.e2e.support import POLICY, policy_stack, top_level
 from tests.slack_stack import (
     ARJUN,
     GOOD_VALUES,
@@ -25,6 +24,7 @@ from tests.slack_stack import (
     redeem_urls,
     sandbox_stack,
 )
+from tests.support import POLICY, policy_stack, top_level
 
 BULK = {**GOOD_VALUES, "more_recipients": [OMAR, LIN]}
 

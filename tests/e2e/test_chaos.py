@@ -44,7 +44,6 @@ from bot.clock import OFFSET_FILE_VARIABLE
 from bot.offline.emulator import EmulatorError, SlackEmulator, Workspace
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, REWARD_MODAL
-from tests.e2e.support import BotProcess, free_port, slack_env
 from tests.fakes import orders_by_request, serve
 from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_ID
 from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_SECRET
@@ -53,6 +52,7 @@ from tests.fakes.giftronaut import app as giftronaut_app
 from tests.fakes.ugiftme import UGiftMeState
 from tests.fakes.ugiftme import app as ugiftme_app
 from tests.slack_stack import APPROVERS, JANE, MAYA, OMAR, build_workspace
+from tests.support import BotProcess, free_port, slack_env
 
 SEED_VARIABLE = "CHAOS_SEED"
 CALM_VARIABLE = "CHAOS_CALM"

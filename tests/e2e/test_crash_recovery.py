@@ -21,7 +21,6 @@ import pytest
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.context import JSON
 from bot.slack.ids import APPROVE_ACTION
-from tests.e2e.support import BotProcess, free_port, slack_env
 from tests.fakes import Tripwire, serve
 from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_ID
 from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_SECRET
@@ -30,6 +29,7 @@ from tests.fakes.giftronaut import app as giftronaut_app
 from tests.fakes.ugiftme import API, UGiftMeState
 from tests.fakes.ugiftme import app as ugiftme_app
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
+from tests.support import BotProcess, free_port, slack_env
 
 CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
 

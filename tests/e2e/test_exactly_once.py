@@ -21,11 +21,11 @@ from bot.slack.ids import APPROVE_ACTION, CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION
 from providers.base import OrderRequest, OrderResult, Provider, SendLog
 from providers.errors import OutcomeUnknown
 from providers.sandbox import SandboxProvider
-from tests.e2e.support import Handler, cardpluspay_adapter, giftronaut_adapter
 from tests.fakes import Tripwire
 from tests.fakes.cardpluspay import standard_state
 from tests.fakes.giftronaut import GiftronautState
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack
+from tests.support import Handler, cardpluspay_adapter, giftronaut_adapter
 
 GIFTRONAUT_CARD = {**GOOD_VALUES, "card": "giftronaut:branded:10042", "amount": "50"}
 CARDPLUSPAY_CARD = {**GOOD_VALUES, "card": "cardpluspay:GOOGLE-5USD-KOXx", "amount": "5"}

@@ -18,7 +18,6 @@ from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
 from bot.slack.ids import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.support import free_port, slack_env, wait_healthy
 from tests.slack_stack import (
     APPROVERS,
     ARJUN,
@@ -30,6 +29,7 @@ from tests.slack_stack import (
     Stack,
     sandbox_stack,
 )
+from tests.support import free_port, slack_env, wait_healthy
 
 
 async def test_summary_falls_back_to_the_requesters_dm(stack: Stack) -> None:

@@ -1,7 +1,7 @@
 """The approval policy file, through the real handlers: routing, two-step approval, limits,
 budgets reserved and released, reminders, expiry and cancellation.
 
-Workspace and policy: ``tests.e2e.support.policy_stack`` (team ``eng`` is the Slack user group
+Workspace and policy: ``tests.support.policy_stack`` (team ``eng`` is the Slack user group
 S0ENG of Maya, Jane and Arjun, managed by Arjun; Lin is the default approver; Finn is finance,
 user group S0FINANCE; Omar is in no team).
 """
@@ -25,16 +25,6 @@ from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, CANCEL_ACTION, REJECT_ACTION, RETRY_ACTION
-from tests.e2e.support import (
-    APPROVALS_CHANNEL,
-    ENG_GROUP,
-    FINN,
-    POLICY,
-    all_requests,
-    policy_stack,
-    submit_request,
-    top_level,
-)
 from tests.slack_stack import (
     ARJUN,
     GOOD_VALUES,
@@ -44,6 +34,16 @@ from tests.slack_stack import (
     OMAR,
     TEAM,
     Stack,
+)
+from tests.support import (
+    APPROVALS_CHANNEL,
+    ENG_GROUP,
+    FINN,
+    POLICY,
+    all_requests,
+    policy_stack,
+    submit_request,
+    top_level,
 )
 
 

@@ -15,13 +15,13 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, CONFIRM_EMAIL_ACTION, DECLINE_EMAIL_ACTION, RESEND_ACTION
 from bot.store import SYSTEM_ACTOR
-from tests.e2e.support import (
+from tests.fakes.giftronaut import FakeOrder, GiftronautState
+from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM, Stack
+from tests.support import (
     address_checks,
     confirm_new_address,
     giftronaut_stack,
 )
-from tests.fakes.giftronaut import FakeOrder, GiftronautState
-from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, LIN, MAYA, OMAR, TEAM, Stack
 
 JANES_CARD = {**GOOD_VALUES, "card": "giftronaut:branded:10042", "amount": "50"}
 ELSEWHERE = "me@elsewhere.example"

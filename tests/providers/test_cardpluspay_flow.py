@@ -13,9 +13,9 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.local import running_bot
 from bot.slack.ids import APPROVE_ACTION
 from providers.sandbox import SandboxProvider
-from tests.e2e.support import cardpluspay_adapter
 from tests.fakes.cardpluspay import API_KEY, CardPlusPayState, standard_state
 from tests.slack_stack import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
+from tests.support import cardpluspay_adapter
 
 REQUEST = {
     "recipient": JANE,

@@ -23,9 +23,9 @@ from bot.slack.ids import (
     RESEND_EMAIL_ACTION,
     RETRY_ACTION,
 )
-from tests.e2e.support import address_checks, confirm_new_address, giftronaut_stack
 from tests.fakes.giftronaut import GiftronautState
 from tests.slack_stack import ARJUN, JANE, LIN, MAYA, OMAR, TEAM, Stack
+from tests.support import address_checks, confirm_new_address, giftronaut_stack
 
 JANES_CARD = {
     "recipient": JANE,

@@ -17,6 +17,7 @@ import pytest
 from bot.domain import Money, RewardRequest, Status
 from bot.policy.file import ApprovalsPolicy, PolicyFile, TeamPolicy
 from bot.policy.rules import Directory, NoExchangeRate, Policy
+from tests.unit.support import stored_request
 
 MAYA, ARJUN, LIN, JANE, OMAR, FINN = "U0MAYA", "U0ARJUN", "U0LIN", "U0JANE", "U0OMAR", "U0FINN"
 ENG_GROUP, FINANCE_GROUP = "S0ENG", "S0FINANCE"
@@ -63,23 +64,8 @@ def with_approvals(**changes: Any) -> PolicyFile:
 
 def reward(**changes: Any) -> RewardRequest:
     """Reward #7: Maya (team eng) asks for 25.00 GBP for Jane, waiting for its approval."""
-    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    fields: dict[str, Any] = {
-        "id": 7,
-        "status": Status.PENDING_APPROVAL,
-        "requester_id": MAYA,
-        "recipient_id": JANE,
-        "origin_channel_id": "C0TEAMWINS",
-        "face_value": Money(amount=Decimal("25.00"), currency="GBP"),
-        "provider": "sandbox",
-        "product_id": "SBX-BOOKS-GBP",
-        "product_name": "Sandbox Books",
-        "message": "For shipping the release",
-        "team": "eng",
-        "created_at": now,
-        "updated_at": now,
-    }
-    return RewardRequest(**(fields | changes))
+    fields: dict[str, Any] = {"team": "eng"} | changes
+    return stored_request(at=datetime(2026, 11, 2, 9, 0, tzinfo=UTC), **fields)
 
 
 def gbp(amount: str) -> Money:

@@ -1,5 +1,5 @@
 """Test modules never import each other: a helper two test files need lives in a support module
-(``tests/e2e/support.py``) or a ``conftest.py`` fixture, so running, moving or deleting one test
+(``tests/support.py``) or a ``conftest.py`` fixture, so running, moving or deleting one test
 file never changes another."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from tests.e2e.test_policy import POLICY
 from tests.e2e import test_policy
 from . import test_bulk
 from .test_bulk import BULK
-from tests.e2e.support import policy_stack
+from tests.support import policy_stack
 from tests.e2e.conftest import Stack
 import bot.slack.views
 """

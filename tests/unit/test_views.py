@@ -16,7 +16,6 @@ from bot.domain import (
     MAX_RECIPIENTS,
     MESSAGE_MAX_CHARS,
     REASON_MAX_CHARS,
-    Money,
     RewardRequest,
     Status,
 )
@@ -61,6 +60,7 @@ from bot.slack.modals import (
 from bot.slack.text import escape
 from bot.store import SYSTEM_ACTOR, EmailChange, Event
 from providers.base import Product, Redemption
+from tests.unit.support import stored_request
 
 MAYA, JANE, OMAR, ARJUN = "U0MAYA", "U0JANE", "U0OMAR", "U0ARJUN"
 # Text a requester could type to ping everyone or fake a link, were it not escaped.
@@ -70,22 +70,7 @@ INERT = "&lt;!channel&gt; &amp; &lt;https://evil.example|your bank&gt;"
 
 def reward(**changes: Any) -> RewardRequest:
     """Reward #7: Maya asks for a 25.00 GBP Sandbox Books card for Jane."""
-    now = datetime.now(UTC)
-    fields: dict[str, Any] = {
-        "id": 7,
-        "status": Status.PENDING_APPROVAL,
-        "requester_id": MAYA,
-        "recipient_id": JANE,
-        "origin_channel_id": "C0TEAMWINS",
-        "face_value": Money(amount=Decimal("25.00"), currency="GBP"),
-        "provider": "sandbox",
-        "product_id": "SBX-BOOKS-GBP",
-        "product_name": "Sandbox Books",
-        "message": "For shipping the release",
-        "created_at": now,
-        "updated_at": now,
-    }
-    return RewardRequest(**(fields | changes))
+    return stored_request(**changes)
 
 
 def product(number: int = 1) -> Product:
