@@ -116,6 +116,18 @@ def parse_amount(text: str, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-places))
 
 
+class FormField(StrEnum):
+    """The fields of the reward form, as the use cases name them when they refuse one
+    (:class:`~bot.errors.InvalidRequest`); the Slack view knows which block shows each."""
+
+    RECIPIENT = "recipient"
+    MORE_RECIPIENTS = "more_recipients"
+    CARD = "card"
+    AMOUNT = "amount"
+    MESSAGE = "message"
+    DELIVER_AT = "deliver_at"
+
+
 class Status(StrEnum):
     """Where a reward request is in its life. Only :data:`TRANSITIONS` may change it."""
 
@@ -277,3 +289,16 @@ def can_cancel(request: RewardRequest, now: datetime) -> bool:
             and now < request.cancel_before
         )
     )
+
+
+class BudgetLimit(BaseModel):
+    """A monthly ceiling a new request must fit under, checked in the transaction that stores
+    it, so two requests made at once cannot both take the last of a budget."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Whose budget, as the refusal names it: "team Engineering's", "your".
+    owner: str
+    # The team whose spend counts; ``None`` counts the requester's own requests.
+    team: str | None
+    limit: Money

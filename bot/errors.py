@@ -4,7 +4,7 @@
 
     RewardbotError
     ├── ConfigError           a setting is missing or malformed; start-up stops
-    ├── InvalidRequest        a reward request failed validation; ``field_errors`` maps field → why
+    ├── InvalidRequest        a reward request failed validation: why, per field of the form
     ├── OverBudget            storing the request would overspend a monthly budget
     ├── NotAllowed            the actor may not do this (not an approver, own request, ...)
     ├── RequestNotFound       no reward request with that id
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot.domain import FormField
+
 
 class RewardbotError(Exception):
     """Base class of rewardbot's own errors."""
@@ -27,11 +29,17 @@ class ConfigError(RewardbotError):
 
 
 class InvalidRequest(RewardbotError):
-    """A reward request was refused; ``field_errors`` names each offending field."""
+    """A reward request was refused: ``field_errors`` says why for each offending field of the
+    form, ``amount_errors`` for each person (by user id) given an amount of their own."""
 
-    def __init__(self, field_errors: Mapping[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in field_errors.items()))
+    def __init__(
+        self, field_errors: Mapping[FormField, str], amount_errors: Mapping[str, str] | None = None
+    ) -> None:
         self.field_errors = dict(field_errors)
+        self.amount_errors = dict(amount_errors or {})
+        reasons = [f"{field}: {why}" for field, why in self.field_errors.items()]
+        reasons += [f"amount of {user}: {why}" for user, why in self.amount_errors.items()]
+        super().__init__("; ".join(reasons))
 
 
 class OverBudget(RewardbotError):

@@ -12,8 +12,8 @@ from handlers import actions, commands, events, options, views
 from handlers.context import provide_runtime
 
 
-def register(app: AsyncApp, deps: Runtime) -> None:
-    provide_runtime(app, deps)
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    provide_runtime(app, runtime)
     commands.register(app)
     views.register(app)
     actions.register(app)

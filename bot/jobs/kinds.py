@@ -1,10 +1,11 @@
 """Which handler runs each kind of job: the one map from :class:`JobKind` to its handler.
 
-A new kind of job touches three places:
+A new kind of job touches four places (docs/architecture.md, *Recipes*, has the whole list):
 
 1. :class:`~bot.store.JobKind`, in the store, names it (the name is what the jobs table keeps);
 2. :func:`handlers_by_kind`, here, says what runs it: a module of its own in ``bot/jobs/``;
-3. if it is queued together with a status change, that change's ``then``
+3. ``Runtime.create`` (``bot/runtime.py``) builds that handler and passes it here;
+4. if it is queued together with a status change, that change's ``then``
    (:class:`~bot.store.Change`) queues it in the same transaction.
 
 Unless :data:`~bot.jobs.runner.DEFAULT_CONCURRENCY` and :data:`~bot.jobs.runner.DEFAULT_GIVE_UP`

@@ -15,9 +15,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from bot.domain import Money, RewardRequest, Status, minor_units
+from bot.domain import BudgetLimit, Money, RewardRequest, Status, minor_units
 from bot.policy.file import PolicyFile, is_user_group
-from bot.store import BudgetLimit, JobKind
 
 # Reading a user group's members from Slack; the directory caches the answers.
 MembersOf = Callable[[str], Awaitable[list[str]]]
@@ -75,15 +74,15 @@ class Policy:
         """How long a request waits for its decision before it expires (``None``: forever)."""
         return self._rules.approvals.expire_after_hours
 
-    def decision_deadlines(self, now: datetime) -> dict[JobKind, datetime]:
-        """When to remind the approvers of a request made at ``now``, and when to expire it."""
+    def decision_deadlines(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """When to remind the approvers of a request made at ``now``, and when to expire it
+        (``None``: never)."""
         approvals = self._rules.approvals
-        deadlines = {}
-        if approvals.remind_after_hours is not None:
-            deadlines[JobKind.REMIND] = now + timedelta(hours=approvals.remind_after_hours)
-        if approvals.expire_after_hours is not None:
-            deadlines[JobKind.EXPIRE] = now + timedelta(hours=approvals.expire_after_hours)
-        return deadlines
+        remind, expire = approvals.remind_after_hours, approvals.expire_after_hours
+        return (
+            None if remind is None else now + timedelta(hours=remind),
+            None if expire is None else now + timedelta(hours=expire),
+        )
 
     async def team_of(self, user_id: str) -> str | None:
         """The first team (in file order) whose members include ``user_id``."""

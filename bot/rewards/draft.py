@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.domain import MESSAGE_MAX_CHARS, Money, parse_amount
-from bot.slack.ids import amount_block
+from bot.domain import MESSAGE_MAX_CHARS, FormField, Money, parse_amount
 from providers.base import Product
 
 
 class RewardDraft(BaseModel):
-    """What a manager submitted, before validation. Keys of ``InvalidRequest.field_errors``
-    are these field names: ``recipient``, ``card``, ``amount``, ``message``."""
+    """What a manager submitted, before validation. Its refusals name the form's fields
+    (:class:`~bot.domain.FormField`) and, for an amount of their own, the person."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -80,25 +79,28 @@ def delivery_time(epoch: int) -> tuple[datetime | None, str | None]:
 
 def priced(
     product: Product, draft: RewardDraft, extras: list[str]
-) -> tuple[list[Money], dict[str, str]]:
-    """What the card is worth for the recipient and each of ``extras``, in that order, and
-    the errors of the amount fields (by field name)."""
-    errors: dict[str, str] = {}
+) -> tuple[list[Money], dict[FormField, str], dict[str, str]]:
+    """What the card is worth for the recipient and each of ``extras``, in that order; why
+    the amount field is wrong, if it is; and why each wrong amount of its own is (by person)."""
+    errors: dict[FormField, str] = {}
+    own_errors: dict[str, str] = {}
     face_values: list[Money] = []
     try:
         face_values = _face_values(product, draft.amount_text or "", 1 + len(extras))
     except ValueError as exc:
-        errors["amount"] = str(exc)
+        errors[FormField.AMOUNT] = str(exc)
     if draft.amounts_for and len(set(face_values)) > 1:
-        errors["amount"] = "Give one amount here when you give people their own amounts below."
+        errors[FormField.AMOUNT] = (
+            "Give one amount here when you give people their own amounts below."
+        )
     for index, person in enumerate(extras, start=1):
         own = draft.amounts_for.get(person)
         if own is not None and face_values:
             try:
                 face_values[index] = _face_value(product, own)
             except ValueError as exc:
-                errors[amount_block(person)] = str(exc)
-    return face_values, errors
+                own_errors[person] = str(exc)
+    return face_values, errors, own_errors
 
 
 # "25; 40" or "25, 40": a comma followed by a space separates amounts, "1,250" is one amount.

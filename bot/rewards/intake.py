@@ -6,16 +6,15 @@ import logging
 from datetime import UTC, datetime
 
 from bot.catalog import Catalog
-from bot.domain import MAX_RECIPIENTS, Money, NewRewardRequest, RewardRequest
+from bot.domain import MAX_RECIPIENTS, FormField, Money, NewRewardRequest, RewardRequest
 from bot.errors import InvalidRequest, OverBudget
 from bot.policy.rules import Policy
 from bot.rewards.draft import CheckedDraft, RewardDraft, delivery_time, message_error, priced
 from bot.rewards.replies import Replies
 from bot.rewards.routing import Routing
 from bot.slack.gateway import SLACK_FAILURES, SlackGateway, UnknownUser
-from bot.slack.ids import amount_block
 from bot.slack.messages import submitted
-from bot.store import Store
+from bot.store import JobKind, Store
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +62,24 @@ class RewardIntake:
                 news,
                 draft.submission_key,
                 limits=self._policy.budget_limits(team, "your"),
-                scheduled=self._policy.decision_deadlines(datetime.now(UTC)),
+                scheduled=self._deadline_jobs(),
             )
         except OverBudget as over:
-            raise InvalidRequest({"amount": str(over)}) from None
+            raise InvalidRequest({FormField.AMOUNT: str(over)}) from None
         except SLACK_FAILURES as exc:
             log.warning("could not read the policy's user groups: %r", exc)
             raise InvalidRequest(
                 {
-                    "recipient": "Could not check who approves this (Slack did not answer). "
-                    "Please submit again."
+                    FormField.RECIPIENT: "Could not check who approves this "
+                    "(Slack did not answer). Please submit again."
                 }
             ) from None
+
+    def _deadline_jobs(self) -> dict[JobKind, datetime]:
+        """The reminder and expiry jobs of a request made now, at the policy's times."""
+        remind_at, expire_at = self._policy.decision_deadlines(datetime.now(UTC))
+        jobs = {JobKind.REMIND: remind_at, JobKind.EXPIRE: expire_at}
+        return {kind: when for kind, when in jobs.items() if when is not None}
 
     async def confirm_submitted(self, batch: list[RewardRequest]) -> None:
         """Tell the requester, the moment the modal closes, who decides and what happens next."""
@@ -93,33 +98,34 @@ class RewardIntake:
     async def _checked(self, draft: RewardDraft) -> CheckedDraft:
         """The draft with every field valid; raises :class:`InvalidRequest` naming each field
         that is not."""
-        errors: dict[str, str] = {}
+        errors: dict[FormField, str] = {}
         if problem := await self._person_error(draft.requester_id, draft.recipient_id):
-            errors["recipient"] = problem
+            errors[FormField.RECIPIENT] = problem
         extras = [r for r in dict.fromkeys(draft.more_recipient_ids) if r != draft.recipient_id]
         if problem := await self._extras_error(draft.requester_id, extras):
-            errors["more_recipients"] = problem
+            errors[FormField.MORE_RECIPIENTS] = problem
         message = (draft.message or "").strip()
         if problem := message_error(message):
-            errors["message"] = problem
+            errors[FormField.MESSAGE] = problem
         deliver_at = None
         if draft.deliver_at is not None:
             deliver_at, problem = delivery_time(draft.deliver_at)
             if problem:
-                errors["deliver_at"] = problem
+                errors[FormField.DELIVER_AT] = problem
         product = await self._catalog.find(draft.product_key) if draft.product_key else None
         face_values: list[Money] = []
+        own_amount_errors: dict[str, str] = {}
         if product is None:
-            errors["card"] = (
+            errors[FormField.CARD] = (
                 "Pick a card type."
                 if not draft.product_key
                 else "That card type is no longer offered; pick another."
             )
         else:
-            face_values, amount_errors = priced(product, draft, extras)
+            face_values, amount_errors, own_amount_errors = priced(product, draft, extras)
             errors.update(amount_errors)
-        if errors:
-            raise InvalidRequest(errors)
+        if errors or own_amount_errors:
+            raise InvalidRequest(errors, own_amount_errors)
         assert product is not None and draft.recipient_id
         return CheckedDraft(
             requester_id=draft.requester_id,
@@ -142,14 +148,7 @@ class RewardIntake:
             except InvalidRequest as invalid:
                 if recipient == draft.recipient_id:
                     raise
-                # The recipient-specific refusals of an extra person belong to their field,
-                # and those about their own amount to that.
-                fields = {"recipient": "more_recipients"}
-                if recipient in draft.amounts_for:
-                    fields["amount"] = amount_block(recipient)
-                raise InvalidRequest(
-                    {fields.get(k, k): v for k, v in invalid.field_errors.items()}
-                ) from None
+                raise _as_extra_person(invalid, recipient, draft) from None
         if len(news) > 1:
             # Decided together, so approved the same way: by two if any of them needs two.
             required = max(n.approvals_required for n in news)
@@ -183,3 +182,15 @@ class RewardIntake:
         if recipient.deleted:
             return "That person's account is deactivated."
         return None
+
+
+def _as_extra_person(invalid: InvalidRequest, person: str, draft: RewardDraft) -> InvalidRequest:
+    """A refusal about an extra person: what concerns them belongs to the field that names
+    them, and what concerns their own amount to that amount."""
+    errors = dict(invalid.field_errors)
+    if FormField.RECIPIENT in errors:
+        errors[FormField.MORE_RECIPIENTS] = errors.pop(FormField.RECIPIENT)
+    own = {}
+    if person in draft.amounts_for and FormField.AMOUNT in errors:
+        own[person] = errors.pop(FormField.AMOUNT)
+    return InvalidRequest(errors, own)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.domain import Money, NewRewardRequest, RewardRequest, Status
+from bot.domain import FormField, Money, NewRewardRequest, RewardRequest, Status
 from bot.errors import InvalidRequest
 from bot.policy.rules import NoExchangeRate, Policy
 from bot.rewards.draft import CheckedDraft
@@ -22,21 +22,21 @@ class Routing:
         """The request for ``recipient_id`` (the requester is in ``team``), routed and within
         the limits."""
         policy = self._policy
-        errors: dict[str, str] = {}
+        errors: dict[FormField, str] = {}
         first = await policy.first_approvers(draft.requester_id, recipient_id, team)
         if not first:
-            errors["recipient"] = (
+            errors[FormField.RECIPIENT] = (
                 "No approver other than you and the recipient is configured, so nobody could "
                 "approve this. Ask your Slack admin to add one."
             )
         budget_amount, amount_error = self._budget_amount(face_value)
         if amount_error:
-            errors["amount"] = amount_error
+            errors[FormField.AMOUNT] = amount_error
         approvals_required = policy.approvals_required(budget_amount)
         if first and approvals_required > 1:
             second = await policy.second_approvers(draft.requester_id, recipient_id, team)
             if not any(a != b for a in first for b in second):
-                errors["amount"] = (
+                errors[FormField.AMOUNT] = (
                     f"Rewards above {policy.second_approval_above} need a second approver, and "
                     "nobody else is configured to give it for this reward. Ask for less, or ask "
                     "your Slack admin."
@@ -91,7 +91,7 @@ class Routing:
                 problem += "second for all of them (an approver is also a "
         if problem:
             raise InvalidRequest(
-                {"more_recipients": f"{problem}recipient). Request them separately."}
+                {FormField.MORE_RECIPIENTS: f"{problem}recipient). Request them separately."}
             )
 
 

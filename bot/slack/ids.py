@@ -7,7 +7,11 @@ here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel
+
+from bot.domain import FormField
 
 # Modals, by callback id.
 REWARD_MODAL = "reward_request"
@@ -46,6 +50,17 @@ EMAIL_BLOCK = "email"
 def amount_block(user_id: str) -> str:
     """The block id of one person's own amount in the reward modal."""
     return f"amount_for_{user_id}"
+
+
+# Where the reward modal shows each field of the form (and so the errors about it).
+FIELD_BLOCKS: Mapping[FormField, str] = {
+    FormField.RECIPIENT: RECIPIENT_BLOCK,
+    FormField.MORE_RECIPIENTS: MORE_RECIPIENTS_BLOCK,
+    FormField.CARD: CARD_BLOCK,
+    FormField.AMOUNT: AMOUNT_BLOCK,
+    FormField.MESSAGE: MESSAGE_BLOCK,
+    FormField.DELIVER_AT: DELIVER_AT_BLOCK,
+}
 
 
 class RewardModalMetadata(BaseModel):

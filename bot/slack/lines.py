@@ -83,13 +83,15 @@ def same_amount(batch: Sequence[RewardRequest]) -> bool:
     return len({m.face_value for m in batch}) == 1
 
 
+def card_phrase(request: RewardRequest) -> str:
+    """The card of ``request`` inside a sentence: ``25.00 GBP Sandbox Books``."""
+    return f"{request.face_value} {escape(request.product_name)}"
+
+
 def subject(request: RewardRequest, batch: Sequence[RewardRequest]) -> str:
     """``request`` (or its ``batch``, if more than one) named inside a sentence."""
     if len(batch) < 2:
-        return (
-            f"reward #{request.id}: {request.face_value} {escape(request.product_name)} for "
-            f"<@{request.recipient_id}>"
-        )
+        return f"reward #{request.id}: {card_phrase(request)} for <@{request.recipient_id}>"
     amount = f"{request.face_value} " if same_amount(batch) else ""
     each = " each" if same_amount(batch) else ""
     return (

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from bot.domain import RewardRequest, Status, is_scheduled
 from bot.slack.blocks import Block, buttons, mrkdwn_context, mrkdwn_section, plain, sandbox_notice
 from bot.slack.ids import CONFIRM_EMAIL_ACTION, DECLINE_EMAIL_ACTION, REDEEM_ACTION, RESEND_ACTION
-from bot.slack.lines import STATUS_LINES, subject
+from bot.slack.lines import STATUS_LINES, card_phrase, subject
 from bot.slack.text import escape, quote, when
 from bot.store import EmailChange
 from providers.base import Redemption
@@ -98,8 +98,7 @@ def submitted(batch: Sequence[RewardRequest], deciders: Sequence[str]) -> str:
         else "sent privately to the recipient"
     )
     what = (
-        f"reward #{request.id} ({request.face_value} {escape(request.product_name)} for "
-        f"<@{request.recipient_id}>)"
+        f"reward #{request.id} ({card_phrase(request)} for <@{request.recipient_id}>)"
         if len(batch) < 2
         else f"{subject(request, batch)}, decided together"
     )
@@ -161,7 +160,7 @@ def reminder(request: RewardRequest, expire_after_hours: float | None) -> str:
     waited = _hours(datetime.now(UTC) - request.created_at)
     text = (
         f":bell: Reminder: reward #{request.id} "
-        f"({request.face_value} {escape(request.product_name)} "
+        f"({card_phrase(request)} "
         f"from <@{request.requester_id}> for <@{request.recipient_id}>) "
         f"has waited {waited} for your decision: use Approve or Reject on its card."
     )

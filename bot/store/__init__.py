@@ -16,7 +16,6 @@ Callers use one object, :class:`Store`, composed of one part per concern:
 """
 
 from bot.store.audit import SYSTEM_ACTOR, ApprovalCard, Event
-from bot.store.budgets import BudgetLimit
 from bot.store.email_changes import EmailChange, EmailChangeOutcome, mask_email
 from bot.store.jobs import Job, JobKind, LeaseLost
 from bot.store.orders import DeliveryStart
@@ -26,7 +25,6 @@ from bot.store.transitions import Change
 __all__ = [
     "SYSTEM_ACTOR",
     "ApprovalCard",
-    "BudgetLimit",
     "Change",
     "DeliveryStart",
     "EmailChange",

@@ -7,24 +7,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import aiosqlite
-from pydantic import BaseModel, ConfigDict
 
-from bot.domain import RELEASES_BUDGET, Money, NewRewardRequest, month_title
+from bot.domain import RELEASES_BUDGET, BudgetLimit, Money, NewRewardRequest, month_title
 from bot.errors import OverBudget
 from bot.store.sql import read_rows
-
-
-class BudgetLimit(BaseModel):
-    """A monthly ceiling a new request must fit under, checked in the transaction that stores
-    it, so two requests made at once cannot both take the last of a budget."""
-
-    model_config = ConfigDict(frozen=True)
-
-    # Whose budget, as the refusal names it: "team Engineering's", "your".
-    owner: str
-    # The team whose spend counts; ``None`` counts the requester's own requests.
-    team: str | None
-    limit: Money
 
 
 async def check_budget(

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import aiosqlite
 
-from bot.domain import Money, NewRewardRequest, RewardRequest, Status
+from bot.domain import BudgetLimit, Money, NewRewardRequest, RewardRequest, Status
 from bot.errors import RequestNotFound
 from bot.store.audit import insert_event
 from bot.store.base import StoreBase
-from bot.store.budgets import BudgetLimit, check_budget
+from bot.store.budgets import check_budget
 from bot.store.jobs import JobKind, insert_job
 from bot.store.sql import now_timestamp, optional_datetime, read_rows, timestamp
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import aiosqlite
 
-from bot.domain import TRANSITIONS, RewardRequest, Status, is_announced
+from bot.domain import TRANSITIONS, BudgetLimit, RewardRequest, Status, is_announced
 from bot.store.audit import insert_event
 from bot.store.base import StoreBase
-from bot.store.budgets import BudgetLimit, check_budget
+from bot.store.budgets import check_budget
 from bot.store.jobs import Job, JobKind, insert_job, require_current_claim
 from bot.store.requests import row_to_request
 from bot.store.sql import now_timestamp, read_rows, timestamp

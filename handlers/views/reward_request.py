@@ -6,7 +6,18 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from bot.errors import InvalidRequest
 from bot.rewards.draft import RewardDraft
-from bot.slack.ids import MORE_RECIPIENTS_BLOCK, REWARD_MODAL, RewardModalMetadata, amount_block
+from bot.slack.ids import (
+    AMOUNT_BLOCK,
+    CARD_BLOCK,
+    DELIVER_AT_BLOCK,
+    FIELD_BLOCKS,
+    MESSAGE_BLOCK,
+    MORE_RECIPIENTS_BLOCK,
+    RECIPIENT_BLOCK,
+    REWARD_MODAL,
+    RewardModalMetadata,
+    amount_block,
+)
 from handlers.context import runtime_of
 from handlers.payloads import ViewSubmission
 
@@ -19,8 +30,7 @@ async def submit_reward_request(
     try:
         batch, is_new = await intake.request_reward(_draft_of(submission))
     except InvalidRequest as invalid:
-        # The field names of RewardDraft errors are the modal's block ids.
-        await ack(response_action="errors", errors=invalid.field_errors)
+        await ack(response_action="errors", errors=_errors_by_block(invalid))
         return
     # Storing queued the announcement (summary, thread, approvers' cards); a resubmission
     # of the same modal found the stored request and queued nothing.
@@ -31,9 +41,9 @@ async def submit_reward_request(
 
 def _draft_of(submission: ViewSubmission) -> RewardDraft:
     metadata = RewardModalMetadata.model_validate_json(submission.view.private_metadata)
-    recipient, card = submission.input("recipient"), submission.input("card")
-    amount, message = submission.input("amount"), submission.input("message")
-    deliver_at = submission.input("deliver_at")
+    recipient, card = submission.input(RECIPIENT_BLOCK), submission.input(CARD_BLOCK)
+    amount, message = submission.input(AMOUNT_BLOCK), submission.input(MESSAGE_BLOCK)
+    deliver_at = submission.input(DELIVER_AT_BLOCK)
     more = submission.input(MORE_RECIPIENTS_BLOCK)
     more_ids = tuple(more.selected_users or ()) if more else ()
     # Shown for the people picked when the form was last redrawn; filled ones only.
@@ -50,6 +60,12 @@ def _draft_of(submission: ViewSubmission) -> RewardDraft:
         more_recipient_ids=more_ids,
         amounts_for={u: field.value for u, field in own.items() if field and field.value},
     )
+
+
+def _errors_by_block(invalid: InvalidRequest) -> dict[str, str]:
+    """The refusal as Slack shows it: each reason under the block of its field."""
+    errors = {FIELD_BLOCKS[field]: reason for field, reason in invalid.field_errors.items()}
+    return errors | {amount_block(u): reason for u, reason in invalid.amount_errors.items()}
 
 
 def register(app: AsyncApp) -> None:

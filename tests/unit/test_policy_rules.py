@@ -289,7 +289,8 @@ def test_amounts_in_other_currencies_are_converted_with_the_policys_rates() -> N
 
 def test_conversion_rounds_up_to_the_policy_currency() -> None:
     rates = {"USD": Decimal("0.7915"), "JPY": Decimal("0.0052")}
-    policy = policy_of(rules_with(rates=rates))
+    slack = SlackGroups()
+    policy = Policy(rules_with(rates=rates), Directory(slack.members_of))
     # Rounded up, so a budget is never charged less than the card is worth.
     usd = policy.in_policy_currency(Money(amount=Decimal("10.00"), currency="USD"))
     assert usd == Money(amount=Decimal("7.92"), currency="GBP")
@@ -299,6 +300,8 @@ def test_conversion_rounds_up_to_the_policy_currency() -> None:
     assert jpy == Money(amount=Decimal("5.20"), currency="GBP")
     with pytest.raises(NoExchangeRate):
         policy.in_policy_currency(Money(amount=Decimal(1), currency="EUR"))
+    # Converting asks Slack nothing.
+    assert slack.lookups == []
 
 
 def test_a_policy_without_a_currency_has_no_amounts() -> None:

@@ -53,7 +53,7 @@ from . import test_bulk
 from .test_bulk import BULK
 from tests.support import policy_stack
 from tests.e2e.conftest import Stack
-import bot.slack.views
+import bot.slack.ids
 """
     assert imported_test_modules(source) == [
         "tests.e2e.test_policy",

@@ -26,7 +26,7 @@ def shared_order_for(requests: list[RewardRequest]) -> SharedOrder:
     """One order for several requests of a batch, from stored state like :func:`order_for`.
     The same requests are in it on every attempt, in the same order: they are claimed
     together, and until the order id is stored they only leave it together (settled in one
-    transaction, reviewed together: see ``Rewards.order_again``)."""
+    transaction, reviewed together: see ``Review.order_again``)."""
     first = requests[0]
     assert first.order_key is not None, "approval stores a shared order's key"
     return SharedOrder(

@@ -15,6 +15,7 @@ from bot.errors import NotAllowed
 from bot.jobs.resend.steps import RESEND_COOLDOWN, ResendSteps, masked_address
 from bot.policy.rules import Policy
 from bot.slack.gateway import SLACK_FAILURES, SlackGateway, UnknownUser
+from bot.slack.lines import card_phrase
 from bot.slack.messages import email_change_request
 from bot.slack.text import escape
 from bot.store import SYSTEM_ACTOR, EmailChange, EmailChangeOutcome, Job, Store, mask_email
@@ -178,8 +179,9 @@ class EmailRedirect:
             await self._steps.tell(
                 request.requester_id,
                 f"<@{change.requested_by}> asked for reward #{request.id} "
-                f"({_card(request)}) to be emailed to {masked_address(change.email)} instead. "
-                f"It goes there only if <@{request.recipient_id}> confirms the address in Slack.",
+                f"({card_phrase(request)}) to be emailed to {masked_address(change.email)} "
+                f"instead. It goes there only if <@{request.recipient_id}> confirms the address "
+                "in Slack.",
             )
         return None
 
@@ -225,13 +227,9 @@ class EmailRedirect:
         )
         # Moving a card is sensitive: the recipient and the requester hear of it.
         notice = (
-            f"{request.provider} is emailing reward #{request.id} ({_card(request)}) to "
+            f"{request.provider} is emailing reward #{request.id} ({card_phrase(request)}) to "
             f"{masked} from now on: <@{actor}> asked, and {vouched}."
         )
         for person in dict.fromkeys((request.recipient_id, request.requester_id)):
             await self._steps.tell(person, notice)
         return f"{request.provider} is emailing reward #{request.id} again to {masked}."
-
-
-def _card(request: RewardRequest) -> str:
-    return f"{request.face_value} {escape(request.product_name)}"
