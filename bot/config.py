@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # How long a job's claim lasts without a heartbeat: after a crash, how soon the next
     # start takes the job over.
     job_lease_seconds: float = Field(default=30.0, gt=0, alias="REWARDBOT_JOB_LEASE_SECONDS")
+    # How long finished jobs (done, or given up with their error) are kept before the job
+    # runner deletes them; the audit trail of every request is kept regardless. At most a
+    # century: beyond, the cutoff date would not exist.
+    job_retention_days: int = Field(
+        default=30, gt=0, le=36500, alias="REWARDBOT_JOB_RETENTION_DAYS"
+    )
     # The longest one Slack Web API call may take. A delivery DM that another run started is
     # waited for this long (and a little more) before it is looked for and sent again.
     slack_timeout_seconds: int = Field(

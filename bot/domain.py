@@ -12,23 +12,42 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated
 
+from iso4217 import Currency
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-# ISO 4217 minor units for the currencies that differ from the usual two decimals.
-_MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3}
 _CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR"}
 # No card is worth a billion; anything near Decimal's 28 digits could not even be rounded.
 TOO_LARGE = Decimal(10) ** 9
 
 
 def minor_units(currency: str) -> int:
-    """How many decimal places an amount in ``currency`` may have."""
-    return _MINOR_UNITS.get(currency, 2)
+    """How many decimal places an amount in ``currency`` may have, from the ISO 4217 table
+    (the maintained ``iso4217`` package). Raises ``ValueError`` for a code that is not an ISO
+    4217 currency, or one that is not money: funds, precious metals and test codes (``XAU``,
+    ``XDR``, ``XTS``) have no minor units, so no amount in them can be priced or rounded."""
+    try:
+        exponent = Currency(currency).exponent
+    except ValueError:
+        raise ValueError(f"{currency!r} is not an ISO 4217 currency code") from None
+    if exponent is None:
+        raise ValueError(
+            f"{currency!r} is an ISO 4217 code without minor units (a fund, precious metal or "
+            "test code), not a currency a card can be priced in"
+        )
+    return exponent
+
+
+def is_currency(code: str) -> bool:
+    """Whether ``code`` is a currency money can be in (see :func:`minor_units`)."""
+    try:
+        minor_units(code)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_currency(code: str) -> str:
-    if not re.fullmatch(r"[A-Z]{3}", code):
-        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    minor_units(code)
     return code
 
 
@@ -112,7 +131,8 @@ def parse_amount(text: str, currency: str) -> Decimal:
         raise ValueError("That amount is too large for a gift card.")
     places = minor_units(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-places)):
-        raise ValueError(f"{currency} amounts have at most {places} decimal places.")
+        whole = ": enter a whole number, like 25" if places == 0 else ""
+        raise ValueError(f"{currency} amounts have at most {places} decimal places{whole}.")
     return amount.quantize(Decimal(1).scaleb(-places))
 
 

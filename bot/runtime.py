@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -17,7 +18,7 @@ from bot.jobs.fulfil import Fulfillment
 from bot.jobs.kinds import handlers_by_kind
 from bot.jobs.notify import Notifier
 from bot.jobs.resend import Redelivery
-from bot.jobs.runner import JobRunner
+from bot.jobs.runner import JobRunner, Retention
 from bot.policy.rules import Directory, Policy
 from bot.redaction import quiet_payload_loggers
 from bot.rewards.home import HomeTab
@@ -86,6 +87,7 @@ class Runtime:
             ),
             lease_seconds=settings.job_lease_seconds,
             base_backoff=2.0 * fulfillment_retry_delay,
+            retention=Retention(keep=timedelta(days=settings.job_retention_days)),
         )
         store.on_jobs_queued = jobs.wake
         rewards = Rewards.create(store, catalog, gateway, policy, providers)

@@ -68,8 +68,8 @@ Assumptions (the docs are silent or contradict each other)
   ``productCode``, ``currency`` and ``merchant`` (a name or an object with ``name``); its face
   values come from ``denominations`` / ``values`` / ``fixedValues`` / ``availableValues`` (a
   list), or ``minValue``/``maxValue`` (``minimumValue``/``maximumValue``). Products without
-  readable face values, in a malformed currency, or with ``isActive: false`` are skipped and
-  logged, never guessed.
+  readable face values, in a code that is not an ISO 4217 currency, or with ``isActive: false``
+  are skipped and logged, never guessed.
   **Verify against the sandbox (https://api-stage.ugift.me) before enabling in production.**
 * ``valuePurchased`` is a JSON number: the shared ``_request`` writes the ``Decimal`` as that
   exact number.
@@ -100,7 +100,6 @@ Assumptions (the docs are silent or contradict each other)
 from __future__ import annotations
 
 import logging
-import re
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 from urllib.parse import quote, urlsplit
@@ -116,7 +115,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.domain import Money
+from bot.domain import Money, is_currency
 from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption, SendLog
 from providers.errors import (
     AuthenticationFailed,
@@ -397,8 +396,8 @@ class UGiftMeProvider(HttpProvider):
             problem = "no merchant or product code"
         elif PRODUCT_SEPARATOR in vendor.product_code:
             problem = f"product code contains {PRODUCT_SEPARATOR!r}"
-        elif not re.fullmatch(r"[A-Z]{3}", currency):
-            problem = "currency is not an ISO code"
+        elif not is_currency(currency):
+            problem = "currency is not an ISO 4217 currency"
         if problem is not None:
             log.warning("%s: skipped product %r (%s)", _LABEL, vendor.product_code, problem)
             return None

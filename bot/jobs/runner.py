@@ -63,6 +63,20 @@ class GiveUp:
         return self.after is not None and clock.now() - job.created_at >= self.after
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long finished jobs (done or given up) are kept: a pass every ``every`` seconds
+    deletes those finished more than ``keep`` ago, ``batch`` at a time, so the table does not
+    grow for ever. The audit trail of each request (``events``) is kept regardless."""
+
+    keep: timedelta
+    every: float = 300.0
+    batch: int = 500
+    # Batches in one pass: a large backlog is worked off over several passes, never
+    # holding up the claims of the pass it runs in for long.
+    batches_per_pass: int = 20
+
+
 # Slots per kind: long-polling orders never starve Slack notifications, and vice versa.
 DEFAULT_CONCURRENCY: Mapping[JobKind, int] = {
     JobKind.FULFIL: 8,
@@ -101,6 +115,7 @@ class JobRunner:
         poll_interval: float = 1.0,
         base_backoff: float = 2.0,
         max_backoff: float = 300.0,
+        retention: Retention | None = None,
     ) -> None:
         self._store = store
         self._handlers = handlers
@@ -110,6 +125,9 @@ class JobRunner:
         self._poll_interval = poll_interval
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
+        self._retention = retention
+        # When the next retention pass is due, on the monotonic clock (the first: at once).
+        self._next_pruning = float("-inf")
         self.owner = f"runner-{uuid.uuid4().hex[:12]}"
         self._wakeup = asyncio.Event()
         self._running: dict[JobKind, set[asyncio.Task[None]]] = {kind: set() for kind in handlers}
@@ -166,8 +184,29 @@ class JobRunner:
             self._wakeup.clear()
             if self._stopping:
                 return
+            await self._forget_finished_jobs()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), await self._idle_time())
+
+    async def _forget_finished_jobs(self) -> None:
+        """Apply the retention, if there is one and its pass is due (not on every loop)."""
+        retention = self._retention
+        if retention is None or time.monotonic() < self._next_pruning:
+            return
+        self._next_pruning = time.monotonic() + retention.every
+        deleted = 0
+        try:
+            for _ in range(retention.batches_per_pass):
+                cutoff = clock.now() - retention.keep
+                batch = await self._store.delete_finished_jobs(cutoff, retention.batch)
+                deleted += batch
+                if batch < retention.batch:
+                    break
+        except Exception:
+            # A busy or briefly unavailable database: the next pass tries again.
+            log.exception("deleting finished jobs failed; trying again at the next pass")
+        if deleted:
+            log.info("deleted %s jobs finished more than %s ago", deleted, retention.keep)
 
     async def _idle_time(self) -> float:
         """How long to wait for new work: until the next job is due, at most a poll interval

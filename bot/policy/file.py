@@ -121,9 +121,12 @@ class BudgetsPolicy(_Section):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
+        # zoneinfo reads the system's zone database, else the tzdata package (a dependency),
+        # so a zone resolves the same on a slim image without /usr/share/zoneinfo. A name
+        # that is a folder of either ("Europe") fails to open rather than being missing.
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"{value!r} is not a time zone name like Europe/London") from None
         return value
 

@@ -277,6 +277,21 @@ class JobQueue(StoreBase):
         due = datetime.fromisoformat(rows[0][0])
         return max((due - clock.now()).total_seconds(), 0.0)
 
+    async def delete_finished_jobs(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` jobs that finished (done, or given up with their error)
+        before ``finished_before``, the oldest first; how many went. Only ``done_at`` marks a
+        finished job, so a job running, waiting or due is never touched; neither is the
+        request's audit trail (``events``), kept for ever. One small batch per transaction
+        keeps the write lock short for the claims and webhooks waiting on it."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM jobs WHERE id IN ("
+                "  SELECT id FROM jobs WHERE done_at IS NOT NULL AND done_at < ?"
+                "  ORDER BY done_at LIMIT ?)",
+                (timestamp(finished_before), limit),
+            )
+            return cursor.rowcount
+
     async def nudge_order(self, provider: str, provider_order_id: str) -> bool:
         """A provider said this order changed: make the job that carries it due now, in
         whichever process it runs (or runs next). Whether the order is one of ours."""

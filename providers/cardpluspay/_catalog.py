@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from bot.domain import minor_units
+from bot.domain import is_currency, minor_units
 from providers.base import OrderRequest, Product
 from providers.cardpluspay._errors import _DISPLAY
 from providers.cardpluspay._json import _CatalogItem, _Pagination
@@ -47,7 +46,7 @@ def _product(provider: str, raw: dict[str, Any]) -> Product | None:
     code, currency, value = item.code, (item.currency or "").strip().upper(), item.value
     if (item.delivery_type or "").strip().upper() == "PHYSICAL":
         return None
-    if not code or value is None or value <= 0 or not re.fullmatch(r"[A-Z]{3}", currency):
+    if not code or value is None or value <= 0 or not is_currency(currency):
         log.warning("skipping cardpluspay item %r: no code, face value or currency", code)
         return None
     step = Decimal(1).scaleb(-minor_units(currency))

@@ -136,6 +136,21 @@ async def test_catalog_skips_items_it_cannot_sell(
     assert GOOGLE not in {p.product_id for p in await cpp.list_products()}
 
 
+@pytest.mark.parametrize("currency", ["USS", "XAU"])
+async def test_catalog_skips_an_item_in_a_code_that_is_not_money_and_keeps_the_rest(
+    cpp: CardPlusPayProvider,
+    state: CardPlusPayState,
+    currency: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Three capital letters are not a currency: ISO 4217 has no USS, and gold has no cents."""
+    state.items[GOOGLE].currency = currency
+    ids = {p.product_id for p in await cpp.list_products()}
+    assert GOOGLE not in ids
+    assert "ZAL-50EUR-m2Pz" in ids
+    assert f"skipping cardpluspay item {GOOGLE!r}" in caplog.text
+
+
 # -- ordering ---------------------------------------------------------------------------------
 
 

@@ -188,6 +188,17 @@ async def test_catalog_skips_items_it_cannot_read_and_keeps_the_rest(
     assert "choice:77" in ids  # numeric ids are read as strings; choice cards default to USD
 
 
+@pytest.mark.parametrize("currency", ["USS", "XAU"])
+async def test_catalog_skips_an_item_in_a_code_that_is_not_money(
+    env: Env, gt: GiftronautProvider, currency: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.state.branded.append({"productId": "GOLD", "currency": currency, "prices": [5]})
+    ids = {p.product_id for p in await gt.list_products()}
+    assert "branded:GOLD" not in ids
+    assert "branded:30011" in ids
+    assert "skipped branded catalog item 'GOLD'" in caplog.text
+
+
 async def test_catalog_outage_is_retryable(env: Env, gt: GiftronautProvider) -> None:
     env.state.fail_next_with(503, times=3)
     with pytest.raises(ProviderUnavailable):

@@ -148,6 +148,18 @@ async def test_catalog_skips_a_product_it_cannot_read(runa: Runa) -> None:
     assert [p.product_id for p in await runa.provider.list_products()] == ["OK-GB"]
 
 
+@pytest.mark.parametrize("currency", ["USS", "XAU"])
+async def test_catalog_skips_a_product_in_a_code_that_is_not_money(
+    runa: Runa, currency: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    runa.fake.catalog = [
+        product("GOLD-XX", "Gold", currency, fixed=("10.00",)),
+        product("OK-GB", "Fine", "GBP", fixed=("10.00", "20.00")),
+    ]
+    assert [p.product_id for p in await runa.provider.list_products()] == ["OK-GB"]
+    assert "runa catalog: skipped product GOLD-XX" in caplog.text
+
+
 # -- orders --------------------------------------------------------------------------------
 
 

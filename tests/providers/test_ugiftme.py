@@ -169,6 +169,15 @@ async def test_catalog_follows_pages_and_skips_what_it_cannot_read(env: Env) -> 
     )
 
 
+@pytest.mark.parametrize("currency", ["USS", "XAU"])
+async def test_catalog_skips_a_product_in_a_code_that_is_not_money(
+    env: Env, currency: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.fake.products = [{**_shop("GOLD"), "currency": currency}, _shop("FINE")]
+    assert [p.product_id for p in await env.adapter.list_products()] == ["FINE|Shop"]
+    assert "skipped product 'GOLD' (currency is not an ISO 4217 currency)" in caplog.text
+
+
 async def test_catalog_outage_is_retryable(env: Env) -> None:
     env.fake.fail_next_with(503, route="products", times=3)
     with pytest.raises(ProviderUnavailable):

@@ -18,6 +18,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "REWARDBOT_APPROVERS",
         "REWARDBOT_POLICY",
         "REWARDBOT_PROVIDERS",
+        "REWARDBOT_JOB_RETENTION_DAYS",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -29,6 +30,7 @@ def test_reads_environment_with_defaults(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.providers is None  # no silent sandbox: serve and socket refuse to start
     assert settings.slack_api_url == "https://slack.com/api/"
     assert settings.database == Path("rewardbot.db")
+    assert settings.job_retention_days == 30
 
 
 def test_reads_a_dotenv_file(tmp_path: Path) -> None:
@@ -75,6 +77,20 @@ def test_bad_settings_stop_with_one_message_naming_them(
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         load_settings().policy()
+
+
+def test_finished_jobs_are_kept_for_the_days_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REWARDBOT_JOB_RETENTION_DAYS", "7")
+    assert load_settings().job_retention_days == 7
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "soon"])
+def test_a_retention_that_is_not_a_positive_number_of_days_is_refused(
+    monkeypatch: pytest.MonkeyPatch, days: str
+) -> None:
+    monkeypatch.setenv("REWARDBOT_JOB_RETENTION_DAYS", days)
+    with pytest.raises(ConfigError, match="REWARDBOT_JOB_RETENTION_DAYS"):
+        load_settings()
 
 
 @pytest.mark.parametrize("mode", [RunMode.HTTP, RunMode.SOCKET])

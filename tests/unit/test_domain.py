@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain import TRANSITIONS, Money, Status, allocate, parse_amount
+from bot.domain import TRANSITIONS, Money, Status, allocate, is_currency, minor_units, parse_amount
 
 
 @pytest.mark.parametrize(
@@ -15,6 +15,9 @@ from bot.domain import TRANSITIONS, Money, Status, allocate, parse_amount
         ("40 eur", "EUR", Decimal("40.00")),
         (".5", "USD", Decimal("0.50")),
         ("1000", "JPY", Decimal("1000")),
+        ("25", "UGX", Decimal("25")),
+        ("1.234", "BHD", Decimal("1.234")),
+        ("12.3456", "CLF", Decimal("12.3456")),
     ],
 )
 def test_parse_amount_accepts_what_people_type(text: str, currency: str, expected: Decimal) -> None:
@@ -31,6 +34,10 @@ def test_parse_amount_accepts_what_people_type(text: str, currency: str, expecte
         ("-5", "GBP", "not a number"),
         ("25.005", "GBP", "at most 2 decimal places"),
         ("10.5", "JPY", "at most 0 decimal places"),
+        # Every ISO 4217 currency's own minor units, not two decimals for all but a few.
+        ("25.50", "UGX", "UGX amounts have at most 0 decimal places: enter a whole number"),
+        ("25.5", "KRW", "at most 0 decimal places"),
+        ("1.2345", "BHD", "at most 3 decimal places"),
         ("$25", "GBP", "in GBP, not USD"),
         ("25 EUR", "GBP", "in GBP, not EUR"),
         ("NaN", "GBP", "not a number"),
@@ -47,11 +54,36 @@ def test_parse_amount_refuses_with_a_clear_message(text: str, currency: str, mes
 def test_money_prints_with_the_currency_minor_units() -> None:
     assert str(Money(amount=Decimal("1250.5"), currency="GBP")) == "1,250.50 GBP"
     assert str(Money(amount=Decimal(1000), currency="JPY")) == "1,000 JPY"
+    assert str(Money(amount=Decimal(25000), currency="UGX")) == "25,000 UGX"
 
 
 def test_money_refuses_a_non_iso_currency() -> None:
     with pytest.raises(ValueError, match="ISO 4217"):
         Money(amount=Decimal(1), currency="pounds")
+
+
+@pytest.mark.parametrize("code", ["USS", "ABC", "usd", "GBPX", ""])
+def test_money_refuses_a_code_that_is_not_an_iso_4217_currency(code: str) -> None:
+    assert not is_currency(code)
+    with pytest.raises(ValueError, match=f"{code!r} is not an ISO 4217 currency code"):
+        Money(amount=Decimal(1), currency=code)
+
+
+@pytest.mark.parametrize("code", ["XAU", "XDR", "XTS", "XXX"])
+def test_money_refuses_iso_codes_without_minor_units(code: str) -> None:
+    """Gold, special drawing rights and the test codes are in ISO 4217, but with no minor
+    units: nothing can be priced or rounded in them."""
+    assert not is_currency(code)
+    with pytest.raises(ValueError, match="without minor units"):
+        Money(amount=Decimal(1), currency=code)
+
+
+@pytest.mark.parametrize(
+    ("code", "places"), [("USD", 2), ("UGX", 0), ("ISK", 0), ("KWD", 3), ("TND", 3), ("CLF", 4)]
+)
+def test_minor_units_come_from_the_iso_4217_table(code: str, places: int) -> None:
+    assert is_currency(code)
+    assert minor_units(code) == places
 
 
 def test_settled_statuses_have_no_way_out_but_a_retry_and_every_target_is_a_status() -> None:

@@ -48,6 +48,23 @@ def _load(tmp_path: Path, text: str) -> PolicyFile:
         ),
         (GOOD.replace('currency = "GBP"', ""), r"currency: missing; name the currency"),
         (GOOD.replace('currency = "GBP"', 'currency = "pounds"'), r"line 1, currency: 'pounds'"),
+        # Three capital letters are not enough: the code must be in ISO 4217, and be money.
+        (
+            GOOD.replace('currency = "GBP"', 'currency = "USS"'),
+            r"line 1, currency: 'USS' is not an ISO 4217 currency code",
+        ),
+        (
+            GOOD.replace('currency = "GBP"', 'currency = "XAU"'),
+            r"line 1, currency: 'XAU' is an ISO 4217 code without minor units",
+        ),
+        (
+            GOOD + '\n[rates]\nUSS = "0.8"\n',
+            r"line 13, rates\.USS: 'USS' is not an ISO 4217 currency code",
+        ),
+        (
+            GOOD.replace('currency = "GBP"', 'currency = "UGX"').replace('"400"', '"400.5"'),
+            r"line 5, approvals\.max_amount: UGX amounts have at most 0 decimal places",
+        ),
         (
             GOOD.replace('max_amount = "400"', 'max_amount = "400.005"'),
             r"line 5, approvals\.max_amount: GBP amounts have at most 2 decimal places",

@@ -1,0 +1,63 @@
+"""The running bot applies REWARDBOT_JOB_RETENTION_DAYS to the jobs a previous run finished."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.offline.emulator import SlackEmulator
+from bot.offline.local import running_bot
+from bot.store import JobKind, Store
+from tests.slack_stack import APPROVERS
+from tests.unit.support import new_request
+
+DAY = 24 * 3600.0
+
+
+async def _a_job_finished_days_ago(
+    database: Path, days: float, step: Callable[[float], None]
+) -> int:
+    step(-days * DAY)
+    store = await Store.open(database)
+    try:
+        request, _ = await store.create_request(new_request(), "long-ago")
+        job = await store.claim_job("runner-earlier", 30, JobKind.NOTIFY)
+        assert job is not None
+        await store.finish_job(job)
+    finally:
+        await store.close()
+        step(0)
+    return request.id
+
+
+def _job_count(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        return int(db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+
+@pytest.mark.parametrize(("days", "kept"), [(None, 0), ("50", 1)])
+async def test_the_bot_deletes_jobs_finished_longer_ago_than_the_retention(
+    emulator: SlackEmulator,
+    database: Path,
+    step_clock: Callable[[float], None],
+    monkeypatch: pytest.MonkeyPatch,
+    days: str | None,
+    kept: int,
+) -> None:
+    if days is None:
+        monkeypatch.delenv("REWARDBOT_JOB_RETENTION_DAYS", raising=False)  # 30 days
+    else:
+        monkeypatch.setenv("REWARDBOT_JOB_RETENTION_DAYS", days)
+    request_id = await _a_job_finished_days_ago(database, 40, step_clock)
+    async with running_bot(emulator, database=database, approvers=APPROVERS) as runtime:
+        # The runner's first pass comes at start.
+        if kept:
+            await asyncio.sleep(0.5)
+        else:
+            await emulator.wait_for(lambda: _job_count(database) == 0, 5, "the old job to go")
+        assert _job_count(database) == kept
+        assert [e.kind for e in await runtime.store.events(request_id)] == ["created"]

@@ -1,0 +1,144 @@
+"""Finished jobs are deleted once older than the retention; unfinished jobs and the audit
+trail (``events``) never are."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot import clock
+from bot.jobs.runner import JobRunner, Retention
+from bot.store import Job, JobKind, Store
+from tests.unit.support import new_request
+
+DAY = 24 * 3600.0
+KEEP = timedelta(days=30)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "r.db"
+
+
+@pytest.fixture
+async def store(database: Path) -> AsyncIterator[Store]:
+    store = await Store.open(database)
+    yield store
+    await store.close()
+
+
+def _jobs(database: Path) -> dict[int, int]:
+    """Request id → how many jobs it has, read straight from the file."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT request_id, COUNT(*) FROM jobs GROUP BY request_id").fetchall()
+    return {int(request): int(count) for request, count in rows}
+
+
+async def _claimed(store: Store, key: str, *, lease_seconds: float = 30) -> tuple[int, Job]:
+    """A new request (``key``) whose notification job is claimed."""
+    request, _ = await store.create_request(new_request(), key)
+    job = await store.claim_job("runner-test", lease_seconds, JobKind.NOTIFY)
+    assert job is not None and job.request_id == request.id
+    return request.id, job
+
+
+async def _finished(store: Store, key: str, error: str | None = None) -> int:
+    """A new request whose notification job is done (or, with ``error``, given up) now."""
+    request_id, job = await _claimed(store, key)
+    await store.finish_job(job, error=error)
+    return request_id
+
+
+async def test_only_jobs_finished_before_the_cutoff_are_deleted_a_batch_at_a_time(
+    store: Store, database: Path, step_clock: Callable[[float], None]
+) -> None:
+    step_clock(-40 * DAY)
+    done = await _finished(store, "done")
+    given_up = await _finished(store, "given-up", error="Slack kept refusing")
+    step_clock(-10 * DAY)
+    recent = await _finished(store, "recent")
+    # Unfinished however old: running (its lease held), waiting on a provider, due, scheduled.
+    step_clock(-40 * DAY)
+    running, _ = await _claimed(store, "running", lease_seconds=60 * DAY)
+    waiting, job = await _claimed(store, "waiting")
+    await store.postpone_job(job, clock.now() + timedelta(days=60), waiting=True)
+    due, _ = await store.create_request(new_request(), "due")
+    scheduled, _ = await store.create_request(
+        new_request(), "scheduled", scheduled={JobKind.EXPIRE: clock.now() + timedelta(days=60)}
+    )
+    step_clock(0)
+    events_before = {r: await store.events(r) for r in (done, given_up)}
+
+    cutoff = clock.now() - KEEP
+    assert await store.delete_finished_jobs(cutoff, limit=1) == 1
+    assert await store.delete_finished_jobs(cutoff, limit=1) == 1
+    assert await store.delete_finished_jobs(cutoff, limit=1) == 0
+
+    assert _jobs(database) == {
+        recent: 1,
+        running: 1,
+        waiting: 1,
+        due.id: 1,
+        scheduled.id: 2,  # its notification and its expiry
+    }
+    # The audit trail of a request whose jobs are gone is kept whole.
+    for request_id, events in events_before.items():
+        assert events and await store.events(request_id) == events
+
+
+async def test_the_runner_applies_the_retention_at_most_every_so_often(
+    store: Store, database: Path, step_clock: Callable[[float], None]
+) -> None:
+    step_clock(-40 * DAY)
+    old = await _finished(store, "old")
+    step_clock(0)
+    fresh, _ = await store.create_request(new_request(), "fresh")
+    events_of_old = await store.events(old)
+
+    async def quiet(_: Job) -> None:
+        return None
+
+    runner = JobRunner(
+        store,
+        {JobKind.NOTIFY: quiet},
+        poll_interval=0.02,
+        retention=Retention(keep=KEEP, every=3600, batch=100),
+    )
+    runner.start()
+    try:
+        await asyncio.wait_for(runner.wait_idle(), 5)
+        assert _jobs(database) == {fresh.id: 1}  # the old job went, the fresh one ran
+        assert await store.events(old) == events_of_old
+
+        # Another job that finished long ago waits for the next pass, an hour on.
+        step_clock(-40 * DAY)
+        later = await _finished(store, "later")
+        step_clock(0)
+        await asyncio.sleep(0.3)  # many turns of the runner's loop
+        assert _jobs(database) == {fresh.id: 1, later: 1}
+    finally:
+        await runner.stop()
+
+
+async def test_a_runner_without_a_retention_keeps_every_job(
+    store: Store, database: Path, step_clock: Callable[[float], None]
+) -> None:
+    step_clock(-400 * DAY)
+    old = await _finished(store, "old")
+    step_clock(0)
+
+    async def quiet(_: Job) -> None:
+        return None
+
+    runner = JobRunner(store, {JobKind.NOTIFY: quiet}, poll_interval=0.02)
+    runner.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert _jobs(database) == {old: 1}
+    finally:
+        await runner.stop()
