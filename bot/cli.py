@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sqlite3
@@ -17,6 +18,7 @@ from aiohttp import web
 from bot.app import build_app, socket_mode_connection
 from bot.config import RunMode, Settings, load_settings
 from bot.errors import ConfigError
+from bot.health import health_server
 from bot.redaction import REDACTOR
 from bot.reports import export_requests
 from bot.runtime import Runtime
@@ -117,6 +119,12 @@ async def _socket(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with socket_mode_connection(runtime, settings.slack_app_token.get_secret_value()):
+    async with contextlib.AsyncExitStack() as running:
+        # Up before the connection, so an orchestrator sees the process alive (not yet ready).
+        if settings.health_port is not None:
+            await running.enter_async_context(health_server(runtime, settings.health_port))
+            log.info("answering health and metrics on port %s", settings.health_port)
+        token = settings.slack_app_token.get_secret_value()
+        await running.enter_async_context(socket_mode_connection(runtime, token))
         log.info("connected to Slack over Socket Mode")
         await stop.wait()

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     slack_timeout_seconds: int = Field(
         default=10, ge=1, le=120, alias="REWARDBOT_SLACK_TIMEOUT_SECONDS"
     )
+    # Where `rewardbot socket` answers /healthz, /readyz and /metrics (unset: nowhere).
+    # `rewardbot serve` answers them on its own port, and on this one too if it is set.
+    health_port: int | None = Field(default=None, ge=1, le=65535, alias="REWARDBOT_HEALTH_PORT")
     # No default: an install that forgot it must not send recipients the sandbox's fake cards.
     providers: Annotated[list[str] | None, NoDecode] = Field(
         default=None, alias="REWARDBOT_PROVIDERS"
@@ -65,7 +68,7 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("policy_file", mode="before")
+    @field_validator("policy_file", "health_port", mode="before")
     @classmethod
     def _unset_if_empty(cls, value: object) -> object:
         return None if value == "" else value

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+import aiohttp
 import httpx
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.catalog import Catalog
 from bot.config import Settings
@@ -19,11 +20,13 @@ from bot.jobs.kinds import handlers_by_kind
 from bot.jobs.notify import Notifier
 from bot.jobs.resend import Redelivery
 from bot.jobs.runner import JobRunner, Retention
+from bot.metrics import Metrics
 from bot.policy.rules import Directory, Policy
 from bot.redaction import quiet_payload_loggers
 from bot.rewards.home import HomeTab
 from bot.rewards.use_cases import Rewards
 from bot.slack.gateway import SlackGateway
+from bot.slack.web_client import ObservedWebClient
 from bot.store import Store
 from providers import PROVIDERS
 from providers.base import Provider
@@ -47,6 +50,8 @@ class Runtime:
     jobs: JobRunner
     # Shared by the provider adapters; closed with the runtime.
     http: httpx.AsyncClient
+    # This runtime's own metrics registry (several runtimes may share a process).
+    metrics: Metrics
 
     @classmethod
     async def create(
@@ -64,7 +69,10 @@ class Runtime:
             providers = _providers_from_env(settings.enabled_providers(), http)
         store = await Store.open(settings.database)
         quiet_payload_loggers()
-        gateway = _slack_gateway(settings, store, providers)
+        metrics = Metrics()
+        for provider in providers.values():
+            provider.observe_calls(metrics)
+        gateway = _slack_gateway(settings, store, providers, metrics)
         catalog = Catalog(providers)
         fulfillment = Fulfillment(
             store,
@@ -88,9 +96,10 @@ class Runtime:
             lease_seconds=settings.job_lease_seconds,
             base_backoff=2.0 * fulfillment_retry_delay,
             retention=Retention(keep=timedelta(days=settings.job_retention_days)),
+            metrics=metrics,
         )
         store.on_jobs_queued = jobs.wake
-        rewards = Rewards.create(store, catalog, gateway, policy, providers)
+        rewards = Rewards.create(store, catalog, gateway, policy, providers, metrics)
         return cls(
             settings,
             store,
@@ -104,11 +113,25 @@ class Runtime:
             redelivery,
             jobs,
             http,
+            metrics,
         )
 
     async def start(self) -> None:
-        """Warm the catalog (so the first modal opens fast), then run queued jobs: whatever a
-        previous run left unfinished resumes here."""
+        """Check that Slack accepts the bot token (a refusal stops start-up), warm the catalog
+        (so the first modal opens fast), then run queued jobs: whatever a previous run left
+        unfinished resumes here."""
+        try:
+            await self.gateway.check_auth()
+        except SlackApiError as exc:
+            raise ConfigError(
+                f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): check the "
+                "bot token of the app's installation."
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ConfigError(
+                f"Cannot reach Slack at SLACK_API_URL ({self.settings.slack_api_url}): "
+                f"{type(exc).__name__}."
+            ) from None
         await self.catalog.products()
         self.jobs.start()
 
@@ -123,17 +146,21 @@ class Runtime:
 
 
 def _slack_gateway(
-    settings: Settings, store: Store, providers: Mapping[str, Provider]
+    settings: Settings, store: Store, providers: Mapping[str, Provider], metrics: Metrics
 ) -> SlackGateway:
-    """The gateway to Slack's Web API, with the bot's token; its approval cards offer an
-    email resend for the providers that can make one."""
+    """The gateway to Slack's Web API, with the bot's token, its failures and 429s counted;
+    its approval cards offer an email resend for the providers that can make one."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(
-        token=token, base_url=settings.slack_api_url, timeout=settings.slack_timeout_seconds
+    client = ObservedWebClient(
+        metrics,
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=settings.slack_timeout_seconds,
     )
     # Slack's 429s say how long to wait; honour them instead of failing the call.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
-    return SlackGateway(client, store, resendable=[n for n, p in providers.items() if p.can_resend])
+    resendable = [n for n, p in providers.items() if p.can_resend]
+    return SlackGateway(client, store, metrics, resendable=resendable)
 
 
 def _providers_from_env(names: list[str], http: httpx.AsyncClient) -> dict[str, Provider]:

@@ -1,8 +1,11 @@
-"""The HTTP endpoints: ``POST /slack/events`` for everything Slack sends, ``GET /healthz``."""
+"""The HTTP endpoints: ``POST /slack/events`` for everything Slack sends, provider webhooks,
+and the health and metrics endpoints of :mod:`bot.health` (also on ``REWARDBOT_HEALTH_PORT``
+if it is set, so one probe configuration fits both ``serve`` and ``socket``)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -12,6 +15,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.health import add_health_routes, health_server
 from bot.runtime import Runtime
 from bot.slack.signature import RequestRefused, SlackSignature
 from providers.errors import WebhookRejected
@@ -67,11 +71,14 @@ def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
             await runtime.fulfillment.order_changed(provider.name, notice.provider_order_id)
         return web.json_response({"ok": True})
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
     async def on_startup(_: web.Application) -> None:
-        await runtime.start()
+        try:
+            await runtime.start()
+        except BaseException:
+            # aiohttp runs no cleanup after a failed start: close the database here, or its
+            # thread would keep the process from exiting.
+            await runtime.aclose()
+            raise
 
     async def on_cleanup(_: web.Application) -> None:
         await runtime.aclose()
@@ -79,7 +86,15 @@ def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
     web_app = web.Application()
     web_app.router.add_post(SLACK_PATH, slack_events)
     web_app.router.add_post(WEBHOOK_PATH, provider_webhook)
-    web_app.router.add_get("/healthz", healthz)
+    add_health_routes(web_app, runtime)
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)
+    health_port = runtime.settings.health_port
+    if health_port is not None:
+
+        async def on_health_port(_: web.Application) -> AsyncIterator[None]:
+            async with health_server(runtime, health_port):
+                yield
+
+        web_app.cleanup_ctx.append(on_health_port)
     return web_app

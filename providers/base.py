@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import ClassVar, Self
+from typing import ClassVar, Protocol, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -323,6 +323,15 @@ class WebhookNotice(BaseModel):
     provider_order_id: str
 
 
+class CallObserver(Protocol):
+    """Told of every call an adapter makes to its provider (the bot's metrics plug in here):
+    what kind of call it was and how it went, never what it carried."""
+
+    def provider_call(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
+        """``operation``: the :class:`Provider` method the call was made for;
+        ``outcome``: ``ok`` or how it failed (``rate_limited``, ``timeout``…)."""
+
+
 class Provider(ABC):
     """A gift-card provider. Implementations must be safe to call concurrently."""
 
@@ -386,6 +395,10 @@ class Provider(ABC):
         Raises :class:`~providers.errors.WebhookRejected` if it is not authentic.
         """
         raise WebhookRejected(f"{self.name} does not accept webhooks")
+
+    def observe_calls(self, observer: CallObserver) -> None:  # noqa: B027 - optional hook
+        """Report every call to the provider to ``observer``; adapters that make no calls (the
+        sandbox) have nothing to report."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release connections; the default holds none."""

@@ -8,6 +8,7 @@ The injected ``httpx.AsyncClient`` is the test seam: tests point it at a local f
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -15,15 +16,16 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from providers.base import Provider, SendLog, SendRecord
+from providers.base import CallObserver, Provider, SendLog, SendRecord
 from providers.errors import (
     VENDOR_TEXT_LIMIT,
     AuthenticationFailed,
@@ -40,6 +42,8 @@ from providers.errors import (
 log = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 # A rate-limit header value this large is a Unix time (``X-RateLimit-Reset``), not seconds.
@@ -102,6 +106,58 @@ class _NotSent(ProviderUnavailable):
     """The request never reached the provider (no connection): it placed nothing."""
 
 
+class _NoAnswerInTime(ProviderUnavailable):
+    """The request was sent, and no answer came before the timeout."""
+
+
+# The :class:`Provider` method a call is made for: the ``operation`` its observer is told.
+# Set by the methods themselves (see ``HttpProvider.__init_subclass__``), so a vendor's paths,
+# which hold order ids, never become metric labels.
+_OTHER = "other"
+_OPERATION: ContextVar[str] = ContextVar("provider_operation", default=_OTHER)
+_OPERATIONS = (
+    "list_products",
+    "place_order",
+    "place_shared_order",
+    "get_order",
+    "cancel_order",
+    "resend",
+)
+
+
+def _naming_its_calls(
+    operation: str, method: Callable[P, Awaitable[T]]
+) -> Callable[P, Awaitable[T]]:
+    """``method``, with every call it makes reported as made for ``operation``, unless it
+    runs inside another operation (Giftronaut's ``place_order`` is its
+    ``place_shared_order``): calls are named after the operation the bot asked for."""
+
+    @functools.wraps(method)
+    async def named(*args: P.args, **kwargs: P.kwargs) -> T:
+        if _OPERATION.get() != _OTHER:
+            return await method(*args, **kwargs)
+        token = _OPERATION.set(operation)
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            _OPERATION.reset(token)
+
+    return named
+
+
+def _outcome(result: httpx.Response | ProviderError) -> str:
+    """How one call went, as a metric label: ``ok`` or a kind of failure (a few fixed words)."""
+    if isinstance(result, httpx.Response):
+        if result.is_success:
+            return "ok"
+        if result.status_code == 429:
+            return "rate_limited"
+        return "server_error" if result.status_code >= 500 else "client_error"
+    if isinstance(result, _NotSent):
+        return "connection_error"
+    return "timeout" if isinstance(result, _NoAnswerInTime) else "transport_error"
+
+
 class RetryPolicy(BaseModel):
     """How often and how patiently a retryable failure is retried within one call."""
 
@@ -126,6 +182,12 @@ class HttpProvider(Provider):
     # The header that carries ``api_key`` on every request, for vendors that use one.
     api_key_header: ClassVar[str | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _OPERATIONS:
+            if name in vars(cls):
+                setattr(cls, name, _naming_its_calls(name, vars(cls)[name]))
+
     def __init__(
         self,
         http: httpx.AsyncClient,
@@ -143,6 +205,10 @@ class HttpProvider(Provider):
             self._retry.base_delay if rate_limit_wait is None else rate_limit_wait
         )
         self._api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
+        self._observer: CallObserver | None = None
+
+    def observe_calls(self, observer: CallObserver) -> None:
+        self._observer = observer
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r})"
@@ -249,14 +315,24 @@ class HttpProvider(Provider):
         return True
 
     async def _transmit(self, request: httpx.Request) -> httpx.Response | ProviderError:
-        """Send one attempt: the answer, whatever its status, or the transport failure."""
+        """Send one attempt: the answer, whatever its status, or the transport failure; the
+        observer is told how it went and how long it took."""
+        started = time.monotonic()
+        result = await self._send_once(request)
+        if self._observer is not None:
+            self._observer.provider_call(
+                self.name, _OPERATION.get(), _outcome(result), time.monotonic() - started
+            )
+        return result
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response | ProviderError:
         try:
             return await self._http.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
             # Never reached the provider: nothing can have been placed by this attempt.
             return _NotSent(f"The connection to {self.name} failed.")
         except httpx.TimeoutException:
-            return ProviderUnavailable(f"{self.name} did not answer in time.")
+            return _NoAnswerInTime(f"{self.name} did not answer in time.")
         except httpx.TransportError:
             return ProviderUnavailable(f"The connection to {self.name} failed.")
 

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import clock
+from bot.metrics import Metrics
 from bot.redaction import REDACTOR
 from bot.store import Job, JobKind, LeaseLost, Store
 
@@ -116,7 +117,10 @@ class JobRunner:
         base_backoff: float = 2.0,
         max_backoff: float = 300.0,
         retention: Retention | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``metrics``: where retries and give-ups are counted (the runtime's; by default a
+        registry of the runner's own)."""
         self._store = store
         self._handlers = handlers
         self._lease_seconds = lease_seconds
@@ -137,12 +141,24 @@ class JobRunner:
         # Other runners' leases as last seen (their claim token and expiry), and when this
         # runner first saw each unchanged: see ``_stale_leases``.
         self._leases_seen: dict[int, tuple[str, float]] = {}
+        self._metrics = metrics or Metrics()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        # When the claim loop last went round (monotonic): readiness asks whether it is alive.
+        self._last_round: float | None = None
 
     def wake(self) -> None:
         """New work was queued: look for it now rather than at the next poll."""
         self._wakeup.set()
+
+    def ran_within(self, seconds: float) -> bool:
+        """Whether the claim loop is running and went round in the last ``seconds``."""
+        return (
+            self._loop_task is not None
+            and not self._loop_task.done()
+            and self._last_round is not None
+            and time.monotonic() - self._last_round <= seconds
+        )
 
     def start(self) -> None:
         self._stopping = False
@@ -176,6 +192,7 @@ class JobRunner:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            self._last_round = time.monotonic()
             try:
                 await self._claim_what_fits()
             except Exception:
@@ -307,6 +324,7 @@ class JobRunner:
                 exc,
             )
             await self._store.finish_job(job, error=error)
+            self._metrics.jobs_given_up.labels(job.kind.value).inc()
             return
         delay = min(self._base_backoff * 2.0 ** min(job.attempts - 1, 16), self._max_backoff)
         log.warning(
@@ -319,6 +337,7 @@ class JobRunner:
             exc,
         )
         await self._store.retry_job(job, delay, error)
+        self._metrics.jobs_retried.labels(job.kind.value).inc()
 
     async def _heartbeat(self, job: Job, work: asyncio.Task[None]) -> None:
         """Extend the lease. A renewal that fails (the database busy) is tried again at the

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from bot import clock
 from bot.domain import AWAITING_DECISION, REASON_MAX_CHARS, RewardRequest, Status
 from bot.errors import NotAllowed
+from bot.metrics import Metrics
 from bot.policy.rules import Policy
 from bot.rewards.orders import (
     new_idempotency_key,
@@ -21,10 +23,18 @@ from providers.base import Provider
 class Decisions:
     """Records decisions; the approval that completes a request queues its fulfilment."""
 
-    def __init__(self, store: Store, policy: Policy, providers: Mapping[str, Provider]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        providers: Mapping[str, Provider],
+        metrics: Metrics,
+    ) -> None:
+        """``metrics``: where the wait for a final decision is observed."""
         self._store = store
         self._policy = policy
         self._providers = providers
+        self._metrics = metrics
 
     async def decidable(self, request_id: int, actor: str) -> RewardRequest:
         """The request, if ``actor`` may decide it now. Raises NotAllowed or AlreadyDecided."""
@@ -120,4 +130,15 @@ class Decisions:
                 "another approver must give the first."
             )
         won = await self._store.transition_all(changes, actor)
+        if won:
+            self._observe_wait(batch, changes[0].to)
         return await decided_request(self._store, request.id, actor, won)
+
+    def _observe_wait(self, batch: list[RewardRequest], decision: Status) -> None:
+        """How long each request waited for its final decision (a first of two is not)."""
+        if decision not in (Status.APPROVED, Status.REJECTED):
+            return
+        now = clock.now()
+        for member in batch:
+            waited = (now - member.created_at).total_seconds()
+            self._metrics.approval_wait.labels(decision.value).observe(waited)

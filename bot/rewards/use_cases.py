@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.catalog import Catalog
+from bot.metrics import Metrics
 from bot.policy.rules import Policy
 from bot.rewards.cancellation import Cancellation
 from bot.rewards.decisions import Decisions
@@ -35,11 +36,12 @@ class Rewards:
         gateway: SlackGateway,
         policy: Policy,
         providers: Mapping[str, Provider],
+        metrics: Metrics,
     ) -> Rewards:
         replies = Replies(gateway)
         return cls(
             intake=RewardIntake(store, catalog, gateway, policy, replies),
-            decisions=Decisions(store, policy, providers),
+            decisions=Decisions(store, policy, providers, metrics),
             review=Review(store, policy),
             cancellation=Cancellation(store, providers),
             replies=replies,

@@ -1,6 +1,6 @@
 """Rewardbot's side of the Slack Web API: every call the core makes goes through here.
 
-Only documented Web API methods are used (``users.info``, ``usergroups.users.list``,
+Only documented Web API methods are used (``auth.test``, ``users.info``, ``usergroups.users.list``,
 ``views.open``, ``views.publish``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``,
 ``chat.getPermalink``, ``conversations.open``, ``conversations.history``), so what works
 against the emulator works in a real workspace. Messages are rendered by :mod:`bot.slack.cards`
@@ -17,12 +17,14 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import clock
 from bot.domain import RewardRequest, Status
+from bot.metrics import Metrics
 from bot.redaction import REDACTOR
 from bot.slack.cards import approval_card, request_summary
 from bot.slack.messages import delivery_message, requester_update, thread_update
+from bot.slack.web_client import ObservedWebClient
 from bot.store import Store
 from providers.base import Redemption
 
@@ -85,16 +87,27 @@ class SlackGateway:
     """Posts and updates the messages of a reward request, tracking where they are."""
 
     def __init__(
-        self, client: AsyncWebClient, store: Store, resendable: Collection[str] = ()
+        self,
+        client: ObservedWebClient,
+        store: Store,
+        metrics: Metrics,
+        resendable: Collection[str] = (),
     ) -> None:
         """``resendable``: the providers that can email a delivered card to another address
-        (approval cards offer it)."""
+        (approval cards offer it). ``metrics``: where delivery times are observed."""
         self.client = client
         self._resendable = frozenset(resendable)
-        self._client_without_retries = AsyncWebClient(
-            token=client.token, base_url=client.base_url, timeout=client.timeout, retry_handlers=[]
-        )
+        self._client_without_retries = client.without_retries()
         self._store = store
+        self._metrics = metrics
+        # Whether Slack accepted the bot token (``check_auth``): readiness asks.
+        self.auth_checked = False
+
+    async def check_auth(self) -> None:
+        """Ask Slack whether it accepts the bot token (``auth.test``); raises
+        ``SlackApiError`` if it refuses it, or a network error if Slack cannot be reached."""
+        await self.client.auth_test()
+        self.auth_checked = True
 
     async def user(self, user_id: str) -> SlackUser:
         try:
@@ -263,6 +276,16 @@ class SlackGateway:
                 "event_payload": {"request_id": request.id},
             },
         )
+        await self._observe_delivery_time(request)
+
+    async def _observe_delivery_time(self, request: RewardRequest) -> None:
+        """Approve → delivered: from the request's last approval (its audit event) to now."""
+        approvals = [
+            e.at for e in await self._store.events(request.id) if e.to_status is Status.APPROVED
+        ]
+        if approvals:
+            waited = (clock.now() - approvals[-1]).total_seconds()
+            self._metrics.delivery_time.observe(waited)
 
     async def was_delivered(self, request: RewardRequest, since: datetime) -> bool:
         """Whether the recipient's DM holds this request's delivery message, posted after

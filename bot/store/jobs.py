@@ -264,6 +264,21 @@ class JobQueue(StoreBase):
         )
         return int(rows[0][0])
 
+    async def due_jobs_by_kind(self) -> dict[JobKind, tuple[int, float]]:
+        """Per kind with any: how many unfinished jobs are due now (held or not), and how many
+        seconds the oldest of them has been due. Scheduled jobs not yet due are not counted;
+        a job waiting on a provider counts again once its next look is due."""
+        now = clock.now()
+        rows = await self._fetch(
+            "SELECT kind, COUNT(*), MIN(run_after) FROM jobs "
+            "WHERE done_at IS NULL AND run_after <= ? GROUP BY kind",
+            (timestamp(now),),
+        )
+        return {
+            JobKind(kind): (int(count), (now - datetime.fromisoformat(oldest)).total_seconds())
+            for kind, count, oldest in rows
+        }
+
     async def seconds_to_next_job(self) -> float | None:
         """How long until the next job that nobody holds is due (0 if one is); ``None`` if
         there is none."""

@@ -142,6 +142,11 @@ class RequestStore(StoreBase):
             tuple(statuses),
         )
 
+    async def count_by_status(self) -> dict[Status, int]:
+        """How many requests are in each status (statuses no request is in are left out)."""
+        rows = await self._fetch("SELECT status, COUNT(*) FROM reward_requests GROUP BY status", ())
+        return {Status(row[0]): int(row[1]) for row in rows}
+
     async def _requests(self, sql: str, parameters: tuple[object, ...]) -> list[RewardRequest]:
         return [row_to_request(row) for row in await self._fetch(sql, parameters)]
 

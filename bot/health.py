@@ -1,0 +1,103 @@
+"""What an orchestrator and Prometheus ask a running bot: ``GET /healthz`` (the process
+answers), ``GET /readyz`` (it can do its work) and ``GET /metrics``.
+
+Unauthenticated, so they say nothing but check names, ``ok``/``failing`` and counts: no path,
+token, user or error text. ``rewardbot serve`` answers them on its own port; ``rewardbot
+socket`` on ``REWARDBOT_HEALTH_PORT`` (:func:`health_server`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import aiosqlite
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from bot.metrics import CONTENT_TYPE
+from bot.runtime import Runtime
+
+# The job runner's loop goes round at least every second; missing a few means it is stuck.
+RUNNER_ALIVE_WITHIN = 5.0
+# A database that takes longer than this to open and answer is not ready.
+_DATABASE_TIMEOUT = 2.0
+
+
+class Readiness(BaseModel):
+    """The body of ``/readyz``: each check's result, and the ones failing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ready: bool
+    checks: dict[str, str]
+    failing: list[str]
+
+    @classmethod
+    def of(cls, results: dict[str, bool]) -> Readiness:
+        failing = [name for name, ok in results.items() if not ok]
+        checks = {name: "ok" if ok else "failing" for name, ok in results.items()}
+        return cls(ready=not failing, checks=checks, failing=failing)
+
+
+async def database_answers(absolute_path: Path) -> bool:
+    """Whether the database file opens read-write on a fresh connection and answers a query:
+    the bot's own open connection would keep working on a file that was deleted or moved."""
+    uri = f"file:{quote(str(absolute_path))}?mode=rw"
+    try:
+        async with aiosqlite.connect(uri, uri=True, timeout=_DATABASE_TIMEOUT) as db:
+            await db.execute_fetchall("SELECT COUNT(*) FROM sqlite_master")
+    except (sqlite3.Error, OSError):
+        return False
+    return True
+
+
+async def readiness(runtime: Runtime, database: Path) -> Readiness:
+    """``database``: the database file's absolute path."""
+    return Readiness.of(
+        {
+            "database": await database_answers(database),
+            "job_runner": runtime.jobs.ran_within(RUNNER_ALIVE_WITHIN),
+            "slack_auth": runtime.gateway.auth_checked,
+        }
+    )
+
+
+def add_health_routes(app: web.Application, runtime: Runtime) -> None:
+    """Answer ``/healthz``, ``/readyz`` and ``/metrics`` on ``app``."""
+    database = runtime.settings.database.resolve()
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(_: web.Request) -> web.Response:
+        result = await readiness(runtime, database)
+        return web.json_response(result.model_dump(), status=200 if result.ready else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = await runtime.metrics.exposition(runtime.store)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+@asynccontextmanager
+async def health_server(runtime: Runtime, port: int) -> AsyncIterator[None]:
+    """Answer the three endpoints on ``port`` (all interfaces, as an orchestrator's probes
+    come from outside) until the block exits."""
+    app = web.Application()
+    add_health_routes(app, runtime)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "0.0.0.0", port).start()  # noqa: S104
+        yield
+    finally:
+        await runner.cleanup()

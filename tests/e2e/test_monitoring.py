@@ -1,0 +1,240 @@
+"""What an admin's monitoring sees: /metrics after a real flow, /readyz going unready and
+ready again, Socket Mode's health port, and a refused bot token at start."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.config import load_settings
+from bot.domain import Status
+from bot.health import add_health_routes
+from bot.offline.emulator import SlackEmulator
+from bot.runtime import Runtime
+from bot.server import SLACK_PATH
+from bot.slack.ids import APPROVE_ACTION
+from tests.fakes.giftronaut import GiftronautState
+from tests.slack_stack import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
+from tests.support import free_port, giftronaut_stack, slack_env, wait_healthy
+
+JANES_CARD = {
+    "recipient": JANE,
+    "card": "giftronaut:branded:10042",
+    "amount": "50",
+    "message": "For shipping the release",
+}
+
+
+@pytest.fixture
+async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def _url(stack: Stack, path: str) -> str:
+    return stack.emulator.driver.delivery.request_url.replace(SLACK_PATH, path)  # type: ignore[union-attr]
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def _scrape(session: aiohttp.ClientSession, url: str) -> tuple[str, dict]:  # type: ignore[type-arg]
+    async with session.get(url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await response.text()
+    return text, _samples(text)
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    return float(samples.get((name, frozenset(labels.items())), 0.0))
+
+
+async def test_metrics_move_with_a_reward_from_request_to_delivery(
+    emulator: SlackEmulator, database: Path, http_session: aiohttp.ClientSession
+) -> None:
+    async with giftronaut_stack(emulator, database, GiftronautState()) as stack:
+        url = _url(stack, "/metrics")
+        _, before = await _scrape(http_session, url)
+        assert _value(before, "rewardbot_requests", status="fulfilled") == 0
+        assert _value(before, "rewardbot_approval_wait_seconds_count", decision="approved") == 0
+
+        emulator.fail_next("chat.update", "cant_update_message")
+        emulator.fail_next("chat.postMessage", status=429, retry_after=0)
+        await stack.request_reward(JANES_CARD)
+        await emulator.wait_for(lambda: stack.ws.dm_messages(ARJUN), 5, "Arjun's card")
+        await stack.click(ARJUN, stack.approval_card(ARJUN), APPROVE_ACTION)
+        await emulator.wait_for_dm(JANE, "sent you a reward")
+        await stack.wait_status(1, Status.FULFILLED)
+        await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 10)
+
+        text, after = await _scrape(http_session, url)
+    assert _value(after, "rewardbot_requests", status="fulfilled") == 1
+    assert _value(after, "rewardbot_requests", status="pending_approval") == 0
+    assert _value(after, "rewardbot_approval_wait_seconds_count", decision="approved") == 1
+    assert _value(after, "rewardbot_approval_to_delivery_seconds_count") == 1
+    placed = {"provider": "giftronaut", "operation": "place_order", "outcome": "ok"}
+    assert _value(after, "rewardbot_provider_calls_total", **placed) >= 1
+    assert (
+        _value(
+            after,
+            "rewardbot_provider_call_duration_seconds_count",
+            provider="giftronaut",
+            operation="place_order",
+        )
+        >= 1
+    )
+    assert _value(after, "rewardbot_provider_calls_total", **placed | {"operation": "other"}) == 0
+    assert _value(after, "rewardbot_slack_rate_limited_total", method="chat.postMessage") == 1
+    errors = {"method": "chat.update", "error": "cant_update_message"}
+    assert _value(after, "rewardbot_slack_api_errors_total", **errors) == 1
+    assert _value(after, "rewardbot_job_queue_depth", kind="fulfil") == 0
+    assert _value(after, "rewardbot_jobs_given_up_total", kind="notify") == 0
+    # Kinds of things only: no person, request or amount.
+    for private in (MAYA, JANE, ARJUN, TEAM, "50.00", "For shipping"):
+        assert private not in text
+
+
+async def _readyz(session: aiohttp.ClientSession, url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    async with session.get(url) as response:
+        return response.status, await response.json()
+
+
+async def test_readyz_is_unready_while_the_database_file_is_gone_and_ready_once_back(
+    stack: Stack, database: Path, http_session: aiohttp.ClientSession
+) -> None:
+    url = _url(stack, "/readyz")
+    status, body = await _readyz(http_session, url)
+    assert (status, body["failing"]) == (200, [])
+    assert body["checks"] == {"database": "ok", "job_runner": "ok", "slack_auth": "ok"}
+
+    # Tests run as root, where chmod does not stop reads: the file is moved aside instead,
+    # while the bot's own connection stays open on it.
+    aside = database.with_name("moved-aside.db")
+    database.rename(aside)  # noqa: ASYNC240 - a rename, instant
+    try:
+        status, body = await _readyz(http_session, url)
+        assert (status, body["failing"]) == (503, ["database"])
+        assert body["checks"]["database"] == "failing"
+        assert str(database) not in str(body)
+    finally:
+        aside.rename(database)
+    status, body = await _readyz(http_session, url)
+    assert (status, body["failing"]) == (200, [])
+
+
+async def test_readyz_waits_for_the_job_runner_and_slack_auth(
+    emulator: SlackEmulator, database: Path, http_session: aiohttp.ClientSession
+) -> None:
+    settings = load_settings(
+        SLACK_BOT_TOKEN=emulator.bot_token,
+        SLACK_SIGNING_SECRET=emulator.signing_secret,
+        SLACK_API_URL=emulator.api_url,
+        REWARDBOT_DATABASE=database,
+        REWARDBOT_APPROVERS=",".join(APPROVERS),
+        REWARDBOT_PROVIDERS="sandbox",
+    )
+    runtime = await Runtime.create(settings)
+    app = web.Application()
+    add_health_routes(app, runtime)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/readyz"
+        status, body = await _readyz(http_session, url)
+        assert (status, body["failing"]) == (503, ["job_runner", "slack_auth"])
+
+        await runtime.start()
+        assert emulator.calls_to("auth.test")
+        status, body = await _readyz(http_session, url)
+        assert (status, body["failing"]) == (200, [])
+
+        await runtime.jobs.stop()
+        status, body = await _readyz(http_session, url)
+        assert (status, body["failing"]) == (503, ["job_runner"])
+    finally:
+        await runtime.aclose()
+        await runner.cleanup()
+
+
+async def test_socket_mode_answers_health_readiness_and_metrics_on_its_health_port(
+    emulator: SlackEmulator, tmp_path: Path, http_session: aiohttp.ClientSession
+) -> None:
+    port = free_port()
+    env = slack_env(emulator, tmp_path / "socket.db", APPROVERS) | {
+        "REWARDBOT_PROVIDERS": "sandbox",
+        "SLACK_APP_TOKEN": emulator.app_token,
+        "REWARDBOT_HEALTH_PORT": str(port),
+    }
+    emulator.use_socket_mode()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "socket",
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await wait_healthy(port, process=process)
+        await emulator.wait_for(lambda: emulator.socket.connection_count, 20, "connect")
+        url = f"http://127.0.0.1:{port}"
+
+        async def ready() -> bool:
+            status, _ = await _readyz(http_session, f"{url}/readyz")
+            return status == 200
+
+        await emulator.wait_for(ready, 10, "/readyz to answer 200")
+        _, samples = await _scrape(http_session, f"{url}/metrics")
+        assert _value(samples, "rewardbot_requests", status="pending_approval") == 0
+        assert ("rewardbot_requests", frozenset({("status", "fulfilled")})) in samples
+    finally:
+        process.terminate()
+        _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, stderr.decode()
+
+
+@pytest.mark.parametrize("command", ["serve", "socket"])
+async def test_a_bot_token_slack_refuses_stops_start_up_with_one_line(
+    emulator: SlackEmulator, tmp_path: Path, command: str
+) -> None:
+    env = slack_env(emulator, tmp_path / "refused.db", APPROVERS) | {
+        "REWARDBOT_PROVIDERS": "sandbox",
+        "SLACK_APP_TOKEN": emulator.app_token,
+        "SLACK_BOT_TOKEN": "xoxb-not-the-token",
+    }
+    args = ["serve", "--host", "127.0.0.1", "--port", str(free_port())]
+    # Run while this test's event loop serves the emulator, which answers auth.test.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *(args if command == "serve" else [command]),
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, raw = await asyncio.wait_for(process.communicate(), 60)
+    stderr = raw.decode()
+    assert process.returncode == 2, stderr
+    assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in stderr
+    assert "Traceback" not in stderr
+    assert "xoxb-not-the-token" not in stderr
+    assert emulator.calls_to("auth.test")
