@@ -19,7 +19,7 @@ from bot.jobs.fulfil import Fulfillment
 from bot.jobs.kinds import handlers_by_kind
 from bot.jobs.notify import Notifier
 from bot.jobs.resend import Redelivery
-from bot.jobs.runner import JobRunner, Retention
+from bot.jobs.runner import JobHandler, JobRunner, Retention
 from bot.metrics import Metrics
 from bot.policy.rules import Directory, Policy
 from bot.redaction import quiet_payload_loggers
@@ -27,7 +27,7 @@ from bot.rewards.home import HomeTab
 from bot.rewards.use_cases import Rewards
 from bot.slack.gateway import SlackGateway
 from bot.slack.web_client import ObservedWebClient
-from bot.store import Store
+from bot.store import JobKind, Store
 from providers import PROVIDERS
 from providers.base import Provider
 from providers.errors import ProviderConfigError
@@ -85,19 +85,13 @@ class Runtime:
         policy = Policy(rules, Directory(gateway.usergroup_members))
         home = HomeTab(store, gateway, policy, sandbox=SandboxProvider.name in providers)
         redelivery = Redelivery(store, providers, gateway, policy)
-        jobs = JobRunner(
-            store,
-            handlers_by_kind(
-                fulfillment=fulfillment,
-                notifier=Notifier(store, gateway, policy, home),
-                deadlines=Deadlines(store, gateway, policy),
-                redelivery=redelivery,
-            ),
-            lease_seconds=settings.job_lease_seconds,
-            base_backoff=2.0 * fulfillment_retry_delay,
-            retention=Retention(keep=timedelta(days=settings.job_retention_days)),
-            metrics=metrics,
+        handlers = handlers_by_kind(
+            fulfillment=fulfillment,
+            notifier=Notifier(store, gateway, policy, home),
+            deadlines=Deadlines(store, gateway, policy),
+            redelivery=redelivery,
         )
+        jobs = _job_runner(settings, store, handlers, metrics, fulfillment_retry_delay)
         store.on_jobs_queued = jobs.wake
         rewards = Rewards.create(store, catalog, gateway, policy, providers, metrics)
         return cls(
@@ -161,6 +155,23 @@ def _slack_gateway(
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     resendable = [n for n, p in providers.items() if p.can_resend]
     return SlackGateway(client, store, metrics, resendable=resendable)
+
+
+def _job_runner(
+    settings: Settings,
+    store: Store,
+    handlers: Mapping[JobKind, JobHandler],
+    metrics: Metrics,
+    retry_delay: float,
+) -> JobRunner:
+    return JobRunner(
+        store,
+        handlers,
+        lease_seconds=settings.job_lease_seconds,
+        base_backoff=2.0 * retry_delay,
+        retention=Retention(keep=timedelta(days=settings.job_retention_days)),
+        metrics=metrics,
+    )
 
 
 def _providers_from_env(names: list[str], http: httpx.AsyncClient) -> dict[str, Provider]:
