@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.logs import LogFormat, LogLevel
 from bot.policy.file import PolicyFile, is_user_id, load_policy
 from providers import PROVIDERS
 from providers.settings import check_api_url, describe_problems
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     slack_timeout_seconds: int = Field(
         default=10, ge=1, le=120, alias="REWARDBOT_SLACK_TIMEOUT_SECONDS"
     )
+    log_level: LogLevel = Field(default="INFO", alias="REWARDBOT_LOG_LEVEL")
+    # `json`: one JSON object per line, for a log pipeline.
+    log_format: LogFormat = Field(default="text", alias="REWARDBOT_LOG_FORMAT")
     # No default: an install that forgot it must not send recipients the sandbox's fake cards.
     providers: Annotated[list[str] | None, NoDecode] = Field(
         default=None, alias="REWARDBOT_PROVIDERS"
@@ -58,6 +62,16 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("policy_file", mode="before")
     @classmethod
