@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,12 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     """Build the Bolt app. Over HTTP every request's signature is verified; over Socket Mode
     the authenticated WebSocket takes that role."""
     secret = runtime.settings.slack_signing_secret
+    # Bolt takes SLACK_BOT_TOKEN from the environment whenever it is given no token, and then
+    # warns on every start that the token is unused beside ``client``: a token argument
+    # cannot stop it (a blank one falls back too), and Bolt cannot be given the client's API
+    # URL and timeouts without the client. The settings have read the variable already; the
+    # client carries the token, so the environment's copy goes.
+    os.environ.pop("SLACK_BOT_TOKEN", None)
     app = AsyncApp(
         client=runtime.gateway.client,
         signing_secret=secret.get_secret_value() if secret else None,

@@ -1,4 +1,4 @@
-"""``rewardbot serve | socket | demo | export``."""
+"""The ``rewardbot`` command: ``serve``, ``socket``, ``demo`` and ``export``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from bot.app import build_app, socket_mode_connection
 from bot.config import RunMode, Settings, load_settings
 from bot.errors import ConfigError
 from bot.health import health_server
-from bot.redaction import REDACTOR
+from bot.logs import setup_logging
 from bot.reports import export_requests
 from bot.runtime import Runtime
 from bot.server import build_web_app
@@ -27,22 +28,70 @@ from bot.store import Store
 
 log = logging.getLogger("rewardbot")
 
+_DESCRIPTION = """\
+A Slack bot that sends gift cards as rewards, once an approver agrees.
+
+Settings are read from the environment and from a .env file in the current
+directory; README.md (Settings) and .env.example list them all."""
+
+_EPILOG = "Run rewardbot COMMAND --help for what a command does and the settings it needs."
+
+_SETTINGS = """\
+needs: SLACK_BOT_TOKEN, {credential}, REWARDBOT_PROVIDERS, and
+REWARDBOT_APPROVERS or REWARDBOT_POLICY; optional: REWARDBOT_DATABASE
+(default rewardbot.db), REWARDBOT_LOG_LEVEL, REWARDBOT_LOG_FORMAT and the
+settings of each enabled provider."""
+
+_SERVE = f"""\
+Receive Slack's requests over HTTP at /slack/events (and provider webhooks
+at /webhooks/<provider>), and run the queued jobs, until stopped.
+
+{_SETTINGS.format(credential="SLACK_SIGNING_SECRET")}"""
+
+_SOCKET = f"""\
+Connect to Slack over Socket Mode (no public URL needed) and run the queued
+jobs, until stopped.
+
+{_SETTINGS.format(credential="SLACK_APP_TOKEN (xapp-...)")}"""
+
+_DEMO = """\
+Walk one reward through the whole bot offline, against a built-in Slack
+emulator and the sandbox provider, printing what each person sees.
+
+needs: no settings; nothing leaves this machine."""
+
+_EXPORT = """\
+Write the requests made between two dates (UTC, inclusive) as CSV or JSON,
+read from the database without blocking a running bot.
+
+needs: REWARDBOT_DATABASE (default rewardbot.db), an existing database."""
+
+# Commands that print for people: only problems should interrupt them.
+_QUIET_COMMANDS = ("demo", "export")
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rewardbot", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="receive Slack's requests over HTTP")
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="rewardbot", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=formatter
+    )
+    parser.add_argument("--version", action="version", version=f"rewardbot {version('rewardbot')}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=summary, description=description, formatter_class=formatter
+        )
+
+    serve = command("serve", "receive Slack's requests over HTTP", _SERVE)
     serve.add_argument("--host", default="0.0.0.0", help="interface to listen on")  # noqa: S104
     serve.add_argument("--port", type=int, default=3000, help="port to listen on")
-    commands.add_parser("socket", help="receive Slack's requests over Socket Mode")
-    commands.add_parser("demo", help="walk a reward through the bot offline, printing each step")
-    export = commands.add_parser(
-        "export",
-        help="write the requests made between two dates (UTC, inclusive) as CSV or JSON",
-    )
+    command("socket", "receive Slack's requests over Socket Mode", _SOCKET)
+    command("demo", "walk a reward through the bot offline, printing each step", _DEMO)
+    export = command("export", "write the requests made between two dates as CSV or JSON", _EXPORT)
     export.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
     export.add_argument("--until", type=_date, help="last day, YYYY-MM-DD (default: today)")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
     return parser
 
@@ -56,16 +105,16 @@ def _date(text: str) -> date:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # The demo prints what people see; only problems should interrupt it.
-    level = logging.WARNING if args.command in ("demo", "export") else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    REDACTOR.install()
     try:
         if args.command == "demo":
             from bot.offline.demo import run_demo
 
+            setup_logging("WARNING", "text")
             return asyncio.run(run_demo())
+        # Before the settings are read, nothing is logged: a problem with them is one line.
         settings = load_settings()
+        quiet = args.command in _QUIET_COMMANDS and settings.log_level in ("DEBUG", "INFO")
+        setup_logging("WARNING" if quiet else settings.log_level, settings.log_format)
         if args.command == "export":
             return asyncio.run(_export(settings, args))
         if args.command == "serve":
@@ -75,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.require(RunMode.SOCKET)
             asyncio.run(_socket(settings))
     except ConfigError as exc:
-        print(f"rewardbot: {exc}", file=sys.stderr)
+        # One line, whatever the message quotes (a pydantic report, a TOML error).
+        print(f"rewardbot: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0
 
@@ -106,14 +156,27 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _runtime(settings: Settings) -> Runtime:
+    try:
+        # Opened once without aiosqlite first: a file it cannot open (a directory, a missing
+        # directory) it reports from a thread that outlives the event loop, in a traceback.
+        sqlite3.connect(settings.database).close()
+        return await Runtime.create(settings)
+    except sqlite3.Error as exc:
+        # Opening the database is the only SQLite work of the wiring.
+        raise ConfigError(
+            f"Cannot open the database {settings.database} (REWARDBOT_DATABASE): {exc}."
+        ) from None
+
+
 async def _serve(settings: Settings) -> web.Application:
-    runtime = await Runtime.create(settings)
+    runtime = await _runtime(settings)
     log.info("serving Slack requests over HTTP")
     return build_web_app(runtime, build_app(runtime))
 
 
 async def _socket(settings: Settings) -> None:
-    runtime = await Runtime.create(settings)
+    runtime = await _runtime(settings)
     assert settings.slack_app_token is not None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

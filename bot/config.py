@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.logs import LogFormat, LogLevel
 from bot.policy.file import PolicyFile, is_user_id, load_policy
 from providers import PROVIDERS
 from providers.settings import check_api_url, describe_problems
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     # Where `rewardbot socket` answers /healthz, /readyz and /metrics (unset: nowhere).
     # `rewardbot serve` answers them on its own port, and on this one too if it is set.
     health_port: int | None = Field(default=None, ge=1, le=65535, alias="REWARDBOT_HEALTH_PORT")
+    log_level: LogLevel = Field(default="INFO", alias="REWARDBOT_LOG_LEVEL")
+    # `json`: one JSON object per line, for a log pipeline.
+    log_format: LogFormat = Field(default="text", alias="REWARDBOT_LOG_FORMAT")
     # No default: an install that forgot it must not send recipients the sandbox's fake cards.
     providers: Annotated[list[str] | None, NoDecode] = Field(
         default=None, alias="REWARDBOT_PROVIDERS"
@@ -67,6 +71,16 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("policy_file", "health_port", mode="before")
     @classmethod

@@ -22,6 +22,9 @@ _SHORT = 6
 # its link, code and PIN) or credentials (HTTP headers) at DEBUG. Nothing of theirs below INFO
 # is ever written, whatever the root level.
 PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", "httpcore", "hpack", "websockets")
+# What every record has; anything else on a record is an extra field (``extra=``, the request
+# context), which the JSON format writes out as it is, so it is masked too.
+_STANDARD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 class SecretRedactor(logging.Filter):
@@ -62,7 +65,19 @@ class SecretRedactor(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.mask(record.stack_info)
+        self._mask_extra_fields(record)
         return True
+
+    def _mask_extra_fields(self, record: logging.LogRecord) -> None:
+        for name, value in list(vars(record).items()):
+            if name in _STANDARD_FIELDS or value is None or isinstance(value, int | float):
+                continue
+            text = value if isinstance(value, str) else repr(value)
+            masked = self.mask(text)
+            if masked != text:
+                setattr(record, name, masked)
 
     def install(self) -> None:
         """Mask secrets in everything the root logger's handlers write, and drop the payload

@@ -16,6 +16,7 @@ from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.health import add_health_routes, health_server
+from bot.log_context import log_context, new_request_id
 from bot.runtime import Runtime
 from bot.slack.signature import RequestRefused, SlackSignature
 from providers.errors import WebhookRejected
@@ -59,6 +60,10 @@ def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
         return await to_aiohttp_response(bolt_response)
 
     async def provider_webhook(request: web.Request) -> web.Response:
+        with log_context(new_request_id()):
+            return await _order_changed(request)
+
+    async def _order_changed(request: web.Request) -> web.Response:
         provider = runtime.providers.get(request.match_info["provider"])
         if provider is None:
             raise web.HTTPNotFound(text="no such provider is enabled")

@@ -9,10 +9,11 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
 from handlers import actions, commands, events, options, views
-from handlers.context import provide_runtime
+from handlers.context import label_logs, provide_runtime
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
+    label_logs(app)
     provide_runtime(app, runtime)
     commands.register(app)
     views.register(app)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bot.slack.ids import RequestModalMetadata
 
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def request_id_in(value: str | None) -> int | None:
+    """The reward request id a button's value holds, or ``None`` if it holds none."""
+    return int(value) if value and value.isdecimal() and len(value) < 19 else None
 
 
 class SlashCommand(_Payload):
@@ -92,3 +99,31 @@ class AppHomeOpened(_Payload):
 
     user: str
     tab: str = "home"
+
+
+class _ViewMetadata(_Payload):
+    private_metadata: str = ""
+
+
+class AnyPayload(_Payload):
+    """What any payload says of itself, to label the logs of its handling: its kind (a
+    ``type``, or a slash ``command``), the Events API's ``event_id``, and the reward request it
+    is about (a button's value, a request modal's metadata), if any."""
+
+    type: str | None = None
+    command: str | None = None
+    event_id: str | None = None
+    actions: list[Action] = []
+    view: _ViewMetadata | None = None
+
+    @property
+    def reward_id(self) -> int | None:
+        if self.actions:
+            return request_id_in(self.actions[0].value)
+        if self.view is not None and self.view.private_metadata:
+            try:
+                metadata = RequestModalMetadata.model_validate_json(self.view.private_metadata)
+            except ValidationError:
+                return None  # another modal's metadata (the reward form's)
+            return metadata.request_id
+        return None

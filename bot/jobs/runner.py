@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import clock
+from bot.log_context import context_for
 from bot.metrics import Metrics
 from bot.redaction import REDACTOR
 from bot.store import Job, JobKind, LeaseLost, Store
@@ -250,7 +251,12 @@ class JobRunner:
                 if job is None:
                     break
                 self._running_ids.add(job.id)
-                task = asyncio.create_task(self._run(job), name=f"job-{job.kind}-{job.id}")
+                task = asyncio.create_task(
+                    self._run(job),
+                    name=f"job-{job.kind}-{job.id}",
+                    # Everything the run logs is about this job and its reward.
+                    context=context_for(f"job-{job.id}", job.request_id),
+                )
                 running.add(task)
                 task.add_done_callback(functools.partial(self._finished, job))
 
@@ -279,6 +285,7 @@ class JobRunner:
         self.wake()  # a slot is free, and jobs of the same request may now be runnable
 
     async def _run(self, job: Job) -> None:
+        log.debug("job %s (%s) started, attempt %s", job.id, job.kind, job.attempts)
         work: asyncio.Task[None] = asyncio.create_task(self._handlers[job.kind](job))
         heartbeat = asyncio.create_task(self._heartbeat(job, work))
         try:
@@ -306,6 +313,7 @@ class JobRunner:
             await self._failed(job, exc)
         else:
             await self._store.finish_job(job)
+            log.debug("job %s (%s) done", job.id, job.kind)
         finally:
             heartbeat.cancel()
             work.cancel()

@@ -38,11 +38,13 @@ class StoreBase:
         """Open (creating or upgrading) the bot's database."""
         connection = await aiosqlite.connect(str(path), isolation_level=None)
         connection.row_factory = aiosqlite.Row
-        await connection.execute("PRAGMA journal_mode=WAL")
-        await connection.execute("PRAGMA foreign_keys=ON")
-        await connection.execute("PRAGMA busy_timeout=5000")
         store = cls(connection)
         try:
+            # A file that is not a database fails here: its connection (a thread that keeps
+            # the process alive) is closed below all the same.
+            await connection.execute("PRAGMA journal_mode=WAL")
+            await connection.execute("PRAGMA foreign_keys=ON")
+            await connection.execute("PRAGMA busy_timeout=5000")
             async with store._transaction() as db:
                 await migrate(db)
         except BaseException:

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from bot.errors import AlreadyDecided, NotAllowed, RequestNotFound
 from bot.runtime import Runtime
-from handlers.payloads import BlockActions
+from handlers.payloads import BlockActions, request_id_in
 
 T = TypeVar("T")
 
@@ -18,8 +18,7 @@ def clicked_request_id(click: BlockActions) -> int | None:
     The value only says *which* request; whether the clicker may decide it is always checked
     against stored state, so a forged value can at most name another request.
     """
-    value = click.actions[0].value if click.actions else None
-    return int(value) if value and value.isdecimal() and len(value) < 19 else None
+    return request_id_in(click.actions[0].value if click.actions else None)
 
 
 async def decide_or_refuse(

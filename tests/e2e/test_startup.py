@@ -1,0 +1,177 @@
+"""Starting the real ``rewardbot`` process as an admin would: every start-up failure is one
+line naming the setting or file, exit 2; ``--version`` and help that read well in a terminal;
+no spurious warning on start; and the JSON log of a whole flow at DEBUG parses line by line,
+says which request and reward each line is about, and holds no secret."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.offline.emulator import SlackEmulator
+from bot.server import SLACK_PATH
+from bot.slack.ids import APPROVE_ACTION
+from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM, redeem_urls
+from tests.support import free_port, slack_env, wait_healthy
+
+BOLT_WARNING = "will be unused"
+
+
+def _env(emulator: SlackEmulator, tmp_path: Path, **changes: str) -> dict[str, str]:
+    return (
+        slack_env(emulator, tmp_path / "rewardbot.db", APPROVERS)
+        | {"REWARDBOT_PROVIDERS": "sandbox", "SLACK_APP_TOKEN": emulator.app_token}
+        | changes
+    )
+
+
+def _rewardbot(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _not_a_database(tmp_path: Path) -> str:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are my notes, not a SQLite database\n" * 20)
+    return str(path)
+
+
+def _a_directory(tmp_path: Path) -> str:
+    (tmp_path / "a-directory").mkdir()
+    return str(tmp_path / "a-directory")
+
+
+FAILURES = {
+    "database is a directory": ({"REWARDBOT_DATABASE": _a_directory}, "REWARDBOT_DATABASE"),
+    "database directory missing": (
+        {"REWARDBOT_DATABASE": lambda tmp: str(tmp / "no-such-dir" / "r.db")},
+        "REWARDBOT_DATABASE",
+    ),
+    "database is not SQLite": ({"REWARDBOT_DATABASE": _not_a_database}, "REWARDBOT_DATABASE"),
+    "policy file unreadable": (
+        {"REWARDBOT_APPROVERS": lambda tmp: "", "REWARDBOT_POLICY": _a_directory},
+        "policy file",
+    ),
+    "policy file missing": (
+        {"REWARDBOT_APPROVERS": lambda tmp: "", "REWARDBOT_POLICY": lambda tmp: "gone.toml"},
+        "policy file gone.toml",
+    ),
+    "bad log level": ({"REWARDBOT_LOG_LEVEL": lambda tmp: "LOUD"}, "REWARDBOT_LOG_LEVEL"),
+    "bad log format": ({"REWARDBOT_LOG_FORMAT": lambda tmp: "xml"}, "REWARDBOT_LOG_FORMAT"),
+}
+
+
+@pytest.mark.parametrize("command", ["serve", "socket"])
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_a_start_up_failure_is_one_line_naming_it_and_exit_2(
+    emulator: SlackEmulator, tmp_path: Path, command: str, failure: str
+) -> None:
+    makers, named = FAILURES[failure]
+    changes = {name: make(tmp_path) for name, make in makers.items()}
+    result = _rewardbot(command, env=_env(emulator, tmp_path, **changes), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("rewardbot: ") and named in line, line
+    assert "Traceback" not in line
+    if "REWARDBOT_DATABASE" in changes:
+        assert changes["REWARDBOT_DATABASE"] in line
+
+
+def test_version_and_help_read_well_in_a_terminal(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWARDBOT_"))}
+    shown = _rewardbot("--version", env=env, cwd=tmp_path)
+    assert shown.returncode == 0
+    assert shown.stdout.strip() == f"rewardbot {version('rewardbot')}"
+    top = _rewardbot("--help", env=env, cwd=tmp_path).stdout
+    assert "``" not in top and ":class:" not in top
+    for command in ("serve", "socket", "demo", "export"):
+        assert command in top
+    needs = {
+        "serve": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "REWARDBOT_PROVIDERS"),
+        "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "REWARDBOT_PROVIDERS"),
+        "demo": ("no settings",),
+        "export": ("REWARDBOT_DATABASE",),
+    }
+    for command, settings in needs.items():
+        text = _rewardbot(command, "--help", env=env, cwd=tmp_path).stdout
+        description = text.split("\n\n")[1]  # after the usage line: what it does
+        assert len(description.split()) > 5, text
+        for setting in settings:
+            assert setting in text, (command, setting)
+        assert "``" not in text
+
+
+async def _whole_flow(emulator: SlackEmulator) -> str:
+    """Maya asks, Arjun approves, Jane gets the card and opens it; returns Jane's link."""
+    driver = emulator.driver
+    assert (await driver.slash_command(MAYA, TEAM)).responded
+    await emulator.wait_for(lambda: emulator.workspace.current_view(MAYA), 10, "the modal")
+    await driver.submit_view(MAYA, GOOD_VALUES)
+    card = await emulator.wait_for_dm(ARJUN, "asks you to approve")
+    assert (await driver.click_button(ARJUN, card.channel, card.ts, APPROVE_ACTION)).responded
+    delivery = await emulator.wait_for_dm(JANE, "sent you a reward")
+    # The recipient's click carries the whole delivery DM, link included, back to the bot.
+    assert (await driver.click_button(JANE, delivery.channel, delivery.ts, "redeem")).responded
+    [link] = redeem_urls(emulator.workspace.dm_messages(JANE))
+    return link
+
+
+async def test_the_json_log_of_a_whole_flow_at_debug_parses_and_holds_no_secret(
+    emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "stderr.log"
+    env = _env(emulator, tmp_path, REWARDBOT_LOG_LEVEL="debug", REWARDBOT_LOG_FORMAT="json")
+    with log.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        await wait_healthy(port, process=process)
+        emulator.set_request_url(f"http://127.0.0.1:{port}{SLACK_PATH}")
+        link = await _whole_flow(emulator)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 20)
+    assert process.returncode == 0, log.read_text()
+
+    text = log.read_text()
+    records: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any(r["level"] == "DEBUG" for r in records), "nothing at DEBUG: no proof"
+    assert not [r for r in records if BOLT_WARNING in r["message"]]
+    secrets = (link, link.rsplit("/", 1)[-1], emulator.bot_token, emulator.signing_secret)
+    for secret in (*secrets, emulator.app_token):
+        assert secret not in text
+
+    # Every Slack request and every job run is labelled; the approval click and the jobs of
+    # reward #1 (its announcements, order and delivery) with the reward.
+    handled = [r for r in records if r["logger"] == "handlers.context"]
+    jobs = [r for r in records if r["logger"] == "bot.jobs.runner"]
+    assert len(handled) >= 4 and all(r.get("request_id") for r in handled), handled
+    assert jobs and all(r.get("reward_id") == 1 for r in jobs), jobs
+    assert all(r.get("request_id", "").startswith("job-") for r in jobs), jobs
+    # Arjun's Approve (Jane's link button names no request).
+    clicks = [r for r in handled if "block_actions" in r["message"]]
+    assert len(clicks) == 2 and clicks[0].get("reward_id") == 1, clicks
+    mentions = [r for r in records if "request 1" in r["message"] or "reward #1" in r["message"]]
+    assert all(r.get("reward_id") == 1 for r in mentions), mentions
