@@ -61,20 +61,34 @@ def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
 
     async def provider_webhook(request: web.Request) -> web.Response:
         with log_context(new_request_id()):
-            return await _order_changed(request)
+            return await _order_changed(runtime, request)
 
-    async def _order_changed(request: web.Request) -> web.Response:
-        provider = runtime.providers.get(request.match_info["provider"])
-        if provider is None:
-            raise web.HTTPNotFound(text="no such provider is enabled")
-        try:
-            notice = await provider.parse_webhook(request.headers, await request.read())
-        except WebhookRejected as rejected:
-            log.warning("rejected a %s webhook: %s", provider.name, rejected.message)
-            raise web.HTTPBadRequest(text=rejected.message) from None
-        if notice is not None:
-            await runtime.fulfillment.order_changed(provider.name, notice.provider_order_id)
-        return web.json_response({"ok": True})
+    web_app = web.Application()
+    web_app.router.add_post(SLACK_PATH, slack_events)
+    web_app.router.add_post(WEBHOOK_PATH, provider_webhook)
+    add_health_routes(web_app, runtime)
+    _run_with(web_app, runtime)
+    return web_app
+
+
+async def _order_changed(runtime: Runtime, request: web.Request) -> web.Response:
+    """A provider's webhook: verified by its adapter, it only makes the order's job due."""
+    provider = runtime.providers.get(request.match_info["provider"])
+    if provider is None:
+        raise web.HTTPNotFound(text="no such provider is enabled")
+    try:
+        notice = await provider.parse_webhook(request.headers, await request.read())
+    except WebhookRejected as rejected:
+        log.warning("rejected a %s webhook: %s", provider.name, rejected.message)
+        raise web.HTTPBadRequest(text=rejected.message) from None
+    if notice is not None:
+        await runtime.fulfillment.order_changed(provider.name, notice.provider_order_id)
+    return web.json_response({"ok": True})
+
+
+def _run_with(web_app: web.Application, runtime: Runtime) -> None:
+    """Start ``runtime`` with the web app and close it with it; serve the health port too,
+    if one is set."""
 
     async def on_startup(_: web.Application) -> None:
         try:
@@ -88,10 +102,6 @@ def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
     async def on_cleanup(_: web.Application) -> None:
         await runtime.aclose()
 
-    web_app = web.Application()
-    web_app.router.add_post(SLACK_PATH, slack_events)
-    web_app.router.add_post(WEBHOOK_PATH, provider_webhook)
-    add_health_routes(web_app, runtime)
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)
     health_port = runtime.settings.health_port
@@ -102,4 +112,3 @@ def build_web_app(runtime: Runtime, bolt_app: AsyncApp) -> web.Application:
                 yield
 
         web_app.cleanup_ctx.append(on_health_port)
-    return web_app
