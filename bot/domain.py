@@ -1,6 +1,15 @@
 """Rewardbot's domain: money, the request life cycle and the reward request itself.
 
 Nothing here knows about Slack payloads, SQL or vendor JSON.
+
+Currencies follow one rule: **strict on input, lenient on reading back.** What comes in (the
+reward form through :func:`parse_amount`, provider catalogs, the policy file) must be money in
+today's ISO 4217 table: :func:`minor_units`, :func:`is_currency`, :data:`CurrencyCode` and
+``Money(...)`` refuse anything else. What was stored was checked that way when it came in, but
+the table (the date-versioned ``iso4217`` package) withdraws codes over time (HRK, SLL, ZWL), so
+stored amounts are read with :meth:`Money.stored` and shown and rounded with
+:func:`stored_minor_units`: a well-formed code the table no longer has keeps
+:data:`DEFAULT_MINOR_UNITS` places and never stops an export, a job or App Home.
 """
 
 from __future__ import annotations
@@ -18,6 +27,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 _CURRENCY_SYMBOLS = {"£": "GBP", "$": "USD", "€": "EUR"}
 # No card is worth a billion; anything near Decimal's 28 digits could not even be rounded.
 TOO_LARGE = Decimal(10) ** 9
+# The places of a stored code the ISO 4217 table no longer has (most currencies have two).
+DEFAULT_MINOR_UNITS = 2
+_WELL_FORMED_CODE = re.compile(r"[A-Z]{3}")
 
 
 def minor_units(currency: str) -> int:
@@ -46,6 +58,15 @@ def is_currency(code: str) -> bool:
     return True
 
 
+def stored_minor_units(currency: str) -> int:
+    """The decimal places of an amount read back from storage (see the module docstring):
+    :func:`minor_units` while the table knows the code, else :data:`DEFAULT_MINOR_UNITS`."""
+    try:
+        return minor_units(currency)
+    except ValueError:
+        return DEFAULT_MINOR_UNITS
+
+
 def _check_currency(code: str) -> str:
     minor_units(code)
     return code
@@ -62,8 +83,17 @@ class Money(BaseModel):
     amount: Decimal
     currency: CurrencyCode
 
+    @classmethod
+    def stored(cls, amount: Decimal, currency: str) -> Money:
+        """An amount read back from storage: its code was ISO 4217 money when it was stored
+        and may have been withdrawn since, so only its form (three capital letters) is
+        checked. Raises ``ValueError`` for a malformed code (a corrupt row)."""
+        if not _WELL_FORMED_CODE.fullmatch(currency):
+            raise ValueError(f"{currency!r} is not a currency code")
+        return cls.model_construct(amount=amount, currency=currency)
+
     def __str__(self) -> str:
-        return f"{self.amount:,.{minor_units(self.currency)}f} {self.currency}"
+        return f"{self.amount:,.{stored_minor_units(self.currency)}f} {self.currency}"
 
 
 # Limits on what a person may enter: the Slack forms cap their fields with them, and the reward
@@ -91,11 +121,12 @@ def allocate(total: Money, weights: Sequence[Decimal]) -> list[Money]:
     """``total`` split in proportion to ``weights`` (one order's charge over its cards), in the
     currency's minor units; the rounding is left on the last share so the shares add up to
     ``total`` exactly."""
-    unit = Decimal(1).scaleb(-minor_units(total.currency))
+    unit = Decimal(1).scaleb(-stored_minor_units(total.currency))
     whole = sum(weights, Decimal(0))
     shares = [(total.amount * w / whole).quantize(unit, ROUND_HALF_EVEN) for w in weights[:-1]]
     shares.append(total.amount - sum(shares, Decimal(0)))
-    return [Money(amount=share, currency=total.currency) for share in shares]
+    # Copies of ``total``: its currency was checked when it was made (or read back).
+    return [total.model_copy(update={"amount": share}) for share in shares]
 
 
 def parse_amount(text: str, currency: str) -> Decimal:

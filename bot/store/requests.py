@@ -213,7 +213,7 @@ def row_to_request(row: aiosqlite.Row) -> RewardRequest:
         requester_id=row["requester_id"],
         recipient_id=row["recipient_id"],
         origin_channel_id=row["origin_channel_id"],
-        face_value=Money(amount=Decimal(row["amount"]), currency=row["currency"]),
+        face_value=Money.stored(Decimal(row["amount"]), row["currency"]),
         provider=row["provider"],
         product_id=row["product_id"],
         product_name=row["product_name"],
@@ -249,4 +249,4 @@ def row_to_request(row: aiosqlite.Row) -> RewardRequest:
 def _money(amount: str | None, currency: str | None) -> Money | None:
     if amount is None or currency is None:
         return None
-    return Money(amount=Decimal(amount), currency=currency)
+    return Money.stored(Decimal(amount), currency)

@@ -2,7 +2,17 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain import TRANSITIONS, Money, Status, allocate, is_currency, minor_units, parse_amount
+from bot.domain import (
+    DEFAULT_MINOR_UNITS,
+    TRANSITIONS,
+    Money,
+    Status,
+    allocate,
+    is_currency,
+    minor_units,
+    parse_amount,
+    stored_minor_units,
+)
 
 
 @pytest.mark.parametrize(
@@ -118,3 +128,30 @@ def test_allocate_splits_a_charge_exactly_in_minor_units(
     assert [s.amount for s in shares] == [Decimal(e) for e in expected]
     assert sum(s.amount for s in shares) == Decimal(total)
     assert {s.currency for s in shares} == {currency}
+
+
+def test_a_stored_amount_loads_and_prints_even_if_its_code_was_withdrawn_since() -> None:
+    """HRK was ISO 4217 money until 2023: stored amounts in it are read, with two places."""
+    assert not is_currency("HRK")
+    assert stored_minor_units("HRK") == DEFAULT_MINOR_UNITS == 2
+    assert stored_minor_units("JPY") == 0
+    kuna = Money.stored(Decimal("1250.5"), "HRK")
+    assert kuna.currency == "HRK" and str(kuna) == "1,250.50 HRK"
+    assert [s.amount for s in allocate(kuna, [Decimal(1), Decimal(2)])] == [
+        Decimal("416.83"),
+        Decimal("833.67"),
+    ]
+    assert str(Money.stored(Decimal(1250), "JPY")) == "1,250 JPY"
+
+
+@pytest.mark.parametrize("code", ["hrk", "HR", "", "12X"])
+def test_a_stored_amount_with_a_malformed_code_is_refused(code: str) -> None:
+    with pytest.raises(ValueError, match="not a currency code"):
+        Money.stored(Decimal(1), code)
+
+
+def test_input_stays_strict_about_withdrawn_codes() -> None:
+    with pytest.raises(ValueError, match="'HRK' is not an ISO 4217 currency code"):
+        Money(amount=Decimal(1), currency="HRK")
+    with pytest.raises(ValueError, match="'HRK' is not an ISO 4217 currency code"):
+        parse_amount("25", "HRK")
