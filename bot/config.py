@@ -130,6 +130,15 @@ class Settings(BaseSettings):
             )
         return PolicyFile.for_approvers(self.approvers)
 
+    def secrets(self) -> list[str]:
+        """The value of every credential set here (each ``SecretStr`` setting), so the logs
+        can mask them."""
+        return [
+            value.get_secret_value()
+            for value in vars(self).values()
+            if isinstance(value, SecretStr)
+        ]
+
     def enabled_providers(self) -> list[str]:
         """The providers to run with; stops start-up if ``REWARDBOT_PROVIDERS`` is not set."""
         if self.providers is None:

@@ -1,9 +1,10 @@
-"""Defence in depth for logs: every redemption secret the bot handles is masked in log output
-(and in the error text a failed job keeps).
+"""Defence in depth for logs: every redemption secret the bot handles, and every credential it
+holds from the start, is masked in log output (and in the error text a failed job keeps).
 
-The bot never logs a link, code or PIN on purpose; this filter catches what a library might
-(an HTTP client's debug output, an exception's repr). Secrets are remembered only in memory,
-in a bounded set, for as long as the process runs.
+The bot never logs a link, code, PIN, token or key on purpose; this filter catches what a
+library might (an HTTP client's debug output, an exception's repr). Secrets are remembered only
+in memory: redemption secrets in a bounded set of the latest, credentials (kept from start-up by
+:meth:`~bot.runtime.Runtime.create`) for as long as the process runs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ class SecretRedactor(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._secrets: OrderedDict[str, None] = OrderedDict()
+        # Credentials: few, and never forgotten, however many redemption secrets follow.
+        self._kept: dict[str, None] = {}
+
+    def keep(self, *secrets: str | None) -> None:
+        """Mask these for the life of the process (the bot's tokens and provider keys)."""
+        for secret in secrets:
+            if secret and secret.strip():
+                self._kept[secret] = None
 
     def remember(self, *secrets: str | None) -> None:
         """Mask these from now on, whatever their length."""
@@ -46,7 +55,7 @@ class SecretRedactor(logging.Filter):
     def mask(self, text: str) -> str:
         """``text`` with every remembered secret masked (for text kept outside the logs, such
         as a failed job's last error)."""
-        for secret in self._secrets:
+        for secret in (*self._kept, *self._secrets):
             if len(secret) >= _SHORT:
                 text = text.replace(secret, _MASK)
             elif secret in text:

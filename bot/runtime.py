@@ -22,7 +22,7 @@ from bot.jobs.resend import Redelivery
 from bot.jobs.runner import JobHandler, JobRunner, Retention
 from bot.metrics import Metrics
 from bot.policy.rules import Directory, Policy
-from bot.redaction import quiet_payload_loggers
+from bot.redaction import REDACTOR, quiet_payload_loggers
 from bot.rewards.home import HomeTab
 from bot.rewards.use_cases import Rewards
 from bot.slack.gateway import SlackGateway
@@ -69,6 +69,11 @@ class Runtime:
             providers = _providers_from_env(settings.enabled_providers(), http)
         store = await Store.open(settings.database)
         quiet_payload_loggers()
+        # Masked in every log line from now on, at any level: nothing logs them on purpose.
+        REDACTOR.keep(
+            *settings.secrets(),
+            *(c.get_secret_value() for p in providers.values() for c in p.credentials()),
+        )
         metrics = Metrics()
         for provider in providers.values():
             provider.observe_calls(metrics)

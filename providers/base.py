@@ -358,6 +358,11 @@ class Provider(ABC):
         """Build the adapter from its own environment settings (raises ProviderConfigError)."""
         raise ProviderConfigError(f"{cls.name} cannot be configured from the environment")
 
+    def credentials(self) -> tuple[SecretStr, ...]:
+        """The secrets this adapter authenticates with, so the bot can mask them in its logs
+        from the start."""
+        return ()
+
     @abstractmethod
     async def list_products(self) -> list[Product]:
         """The provider's catalog."""

@@ -207,6 +207,9 @@ class HttpProvider(Provider):
         self._api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
         self._observer: CallObserver | None = None
 
+    def credentials(self) -> tuple[SecretStr, ...]:
+        return () if self._api_key is None else (self._api_key,)
+
     def observe_calls(self, observer: CallObserver) -> None:
         self._observer = observer
 

@@ -115,6 +115,9 @@ class GiftronautProvider(HttpProvider):
     def __repr__(self) -> str:
         return f"GiftronautProvider(base_url={self._base_url!r}, client_id={self._client_id!r})"
 
+    def credentials(self) -> tuple[SecretStr, ...]:
+        return (*super().credentials(), self._client_secret)
+
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
         settings = read_settings(_Settings)

@@ -5,10 +5,19 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot.config import load_settings
 from bot.domain import Money, NewRewardRequest, Status
 from bot.jobs.runner import GiveUp, JobRunner
 from bot.redaction import REDACTOR, SecretRedactor
+from bot.runtime import Runtime
 from bot.store import Job, JobKind, Store
+from providers.base import Provider
+from providers.cardpluspay import CardPlusPayProvider
+from providers.giftronaut import GiftronautProvider
 
 
 def _logger_with(redactor: SecretRedactor) -> tuple[logging.Logger, io.StringIO]:
@@ -88,3 +97,48 @@ async def test_a_failed_jobs_kept_error_is_masked_too(tmp_path: Path) -> None:
         [(error,)] = db.execute("SELECT last_error FROM jobs WHERE kind = 'fulfil'").fetchall()
     assert "could not build a redemption" in error
     assert link not in error and "[redacted]" in error
+
+
+def test_kept_credentials_are_never_forgotten() -> None:
+    redactor = SecretRedactor()
+    redactor.keep("xoxb-kept-bot-token", None, "")
+    redactor.remember(*(f"secret-{i:06d}" for i in range(1_050)))
+    logger, out = _logger_with(redactor)
+    logger.debug("Authorization: Bearer xoxb-kept-bot-token")
+    assert out.getvalue().strip() == "Authorization: Bearer [redacted]"
+
+
+async def test_every_credential_the_bot_starts_with_is_masked_at_any_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Slack tokens and signing secret from the settings, and the providers' keys and
+    secrets from their adapters, are masked from the moment the runtime exists."""
+    credentials = {
+        "SLACK_BOT_TOKEN": "xoxb-unit-bot-token-5150",
+        "SLACK_SIGNING_SECRET": "unit-signing-secret-8191",
+        "SLACK_APP_TOKEN": "xapp-unit-app-token-2718",
+    }
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(
+        REWARDBOT_DATABASE=str(tmp_path / "r.db"), REWARDBOT_APPROVERS="U0ARJUN"
+    )
+    async with httpx.AsyncClient() as http:
+        providers: dict[str, Provider] = {
+            "giftronaut": GiftronautProvider(
+                http, client_id="unit-client", client_secret=SecretStr("gt-unit-secret-3141")
+            ),
+            "cardpluspay": CardPlusPayProvider(http, "cpp-unit-key-1618", "http://127.0.0.1:9"),
+        }
+        runtime = await Runtime.create(settings, providers=providers)
+        try:
+            logger, out = _logger_with(REDACTOR)
+            secrets = [*credentials.values(), "gt-unit-secret-3141", "cpp-unit-key-1618"]
+            for level in (logging.DEBUG, logging.INFO, logging.ERROR):
+                logger.log(level, "calling with %s", ", ".join(secrets), extra={"k": secrets})
+        finally:
+            await runtime.aclose()
+    text = out.getvalue()
+    assert text.count("[redacted]") == 3 * len(secrets), text
+    for secret in secrets:
+        assert secret not in text
