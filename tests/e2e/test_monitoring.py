@@ -60,7 +60,16 @@ async def _scrape(session: aiohttp.ClientSession, url: str) -> tuple[str, dict]:
 
 
 def _value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
-    return float(samples.get((name, frozenset(labels.items())), 0.0))
+    """The value of one sample; a scrape without it fails (a zero is only a zero if shown)."""
+    key = (name, frozenset(labels.items()))
+    assert key in samples, f"no sample {name}{labels} in the scrape"
+    return float(samples[key])
+
+
+def _never_observed(samples: dict, name: str, **labels: str) -> bool:  # type: ignore[type-arg]
+    """Whether a labelled metric has no sample for ``labels`` (Prometheus shows a labelled
+    series from its first observation on, never as a zero before)."""
+    return (name, frozenset(labels.items())) not in samples
 
 
 async def test_metrics_move_with_a_reward_from_request_to_delivery(
@@ -70,7 +79,7 @@ async def test_metrics_move_with_a_reward_from_request_to_delivery(
         url = _url(stack, "/metrics")
         _, before = await _scrape(http_session, url)
         assert _value(before, "rewardbot_requests", status="fulfilled") == 0
-        assert _value(before, "rewardbot_approval_wait_seconds_count", decision="approved") == 0
+        assert _never_observed(before, "rewardbot_approval_wait_seconds_count", decision="approved")
 
         emulator.fail_next("chat.update", "cant_update_message")
         emulator.fail_next("chat.postMessage", status=429, retry_after=0)
@@ -97,12 +106,14 @@ async def test_metrics_move_with_a_reward_from_request_to_delivery(
         )
         >= 1
     )
-    assert _value(after, "rewardbot_provider_calls_total", **placed | {"operation": "other"}) == 0
+    assert _never_observed(
+        after, "rewardbot_provider_calls_total", **placed | {"operation": "other"}
+    )
     assert _value(after, "rewardbot_slack_rate_limited_total", method="chat.postMessage") == 1
     errors = {"method": "chat.update", "error": "cant_update_message"}
     assert _value(after, "rewardbot_slack_api_errors_total", **errors) == 1
     assert _value(after, "rewardbot_job_queue_depth", kind="fulfil") == 0
-    assert _value(after, "rewardbot_jobs_given_up_total", kind="notify") == 0
+    assert _never_observed(after, "rewardbot_jobs_given_up_total", kind="notify")
     # Kinds of things only: no person, request or amount.
     for private in (MAYA, JANE, ARJUN, TEAM, "50.00", "For shipping"):
         assert private not in text

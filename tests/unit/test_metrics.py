@@ -3,14 +3,22 @@ kinds of things, and every runtime's registry counts apart."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import httpx
 import pytest
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from bot.domain import Status
+from bot.jobs.runner import GiveUp, JobRunner
 from bot.metrics import Metrics
+from bot.store import Job, JobKind, Store
 from providers.base import OrderRequest, OrderResult, OrderState, Product, SendLog
 from providers.errors import OrderDeclined, ProviderUnavailable
 from providers.http import HttpProvider, RetryPolicy
+from tests.unit.support import new_request
 
 
 class _Observer:
@@ -103,3 +111,55 @@ def test_every_runtime_counts_in_its_own_registry() -> None:
     first.jobs_retried.labels("notify").inc()
     assert first.jobs_retried.labels("notify")._value.get() == 1
     assert second.jobs_retried.labels("notify")._value.get() == 0
+
+
+def _sample(text: str, name: str, kind: str) -> float:
+    """One job kind's sample; a scrape without it fails."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == {"kind": kind}:
+                return float(sample.value)
+    raise AssertionError(f"no sample {name}{{kind={kind!r}}} in the scrape")
+
+
+async def test_the_job_queue_and_failing_jobs_show_in_the_job_metrics(tmp_path: Path) -> None:
+    """Waiting jobs show as a queue depth and an oldest-due age; a failing job is counted as
+    retried, then as given up."""
+    store = await Store.open(tmp_path / "r.db")
+    metrics = Metrics()
+    request, _ = await store.create_request(new_request(), "V1")
+    await store.transition(
+        request.id, Status.PENDING_APPROVAL, Status.APPROVED, "UAPP", then=[JobKind.FULFIL]
+    )
+    await asyncio.sleep(0.05)
+    waiting = (await metrics.exposition(store)).decode()
+    assert _sample(waiting, "rewardbot_job_queue_depth", "fulfil") == 1
+    assert _sample(waiting, "rewardbot_job_queue_depth", "notify") == 2
+    assert _sample(waiting, "rewardbot_job_oldest_due_age_seconds", "fulfil") > 0
+    assert _sample(waiting, "rewardbot_job_oldest_due_age_seconds", "notify") > 0
+
+    async def fails(_job: Job) -> None:
+        raise ValueError("the provider is down")
+
+    async def announced(_job: Job) -> None:
+        return None
+
+    runner = JobRunner(
+        store,
+        {JobKind.FULFIL: fails, JobKind.NOTIFY: announced},
+        give_up={JobKind.FULFIL: GiveUp(attempts=2)},
+        poll_interval=0.05,
+        base_backoff=0.01,
+        metrics=metrics,
+    )
+    runner.start()
+    try:
+        await asyncio.wait_for(runner.wait_idle(), 10)
+    finally:
+        await runner.stop()
+    done = (await metrics.exposition(store)).decode()
+    await store.close()
+    assert _sample(done, "rewardbot_jobs_retried_total", "fulfil") == 1
+    assert _sample(done, "rewardbot_jobs_given_up_total", "fulfil") == 1
+    assert _sample(done, "rewardbot_job_queue_depth", "fulfil") == 0
+    assert _sample(done, "rewardbot_job_oldest_due_age_seconds", "fulfil") == 0
