@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,10 @@ import pytest
 from bot.offline.emulator import SlackEmulator
 from bot.server import SLACK_PATH
 from bot.slack.ids import APPROVE_ACTION
+from tests.fakes import serve
+from tests.fakes.cardpluspay import API_KEY as CARDPLUSPAY_API_KEY
+from tests.fakes.cardpluspay import app as cardpluspay_app
+from tests.fakes.cardpluspay import standard_state
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM, redeem_urls
 from tests.support import free_port, slack_env, wait_healthy
 
@@ -131,12 +137,15 @@ async def _whole_flow(emulator: SlackEmulator) -> str:
     return link
 
 
-async def test_the_json_log_of_a_whole_flow_at_debug_parses_and_holds_no_secret(
-    emulator: SlackEmulator, tmp_path: Path
-) -> None:
+@asynccontextmanager
+async def _serving_json_at_debug(
+    emulator: SlackEmulator, env: dict[str, str], tmp_path: Path
+) -> AsyncIterator[Path]:
+    """A real ``rewardbot serve`` logging JSON at DEBUG to the file it yields, Slack's requests
+    pointed at it; stopped cleanly (exit 0) when the block ends."""
     port = free_port()
     log = tmp_path / "stderr.log"
-    env = _env(emulator, tmp_path, REWARDBOT_LOG_LEVEL="debug", REWARDBOT_LOG_FORMAT="json")
+    env = env | {"REWARDBOT_LOG_LEVEL": "debug", "REWARDBOT_LOG_FORMAT": "json"}
     with log.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)),
@@ -148,17 +157,31 @@ async def test_the_json_log_of_a_whole_flow_at_debug_parses_and_holds_no_secret(
     try:
         await wait_healthy(port, process=process)
         emulator.set_request_url(f"http://127.0.0.1:{port}{SLACK_PATH}")
-        link = await _whole_flow(emulator)
+        yield log
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 20)
     assert process.returncode == 0, log.read_text()
 
-    text = log.read_text()
-    records: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines()]
+
+def _json_lines(log: Path) -> list[dict[str, Any]]:
+    """Every line of ``log`` as JSON (a line that is not fails the test), with the fields a
+    log pipeline needs, DEBUG lines among them and no Bolt warning."""
+    records: list[dict[str, Any]] = [json.loads(line) for line in log.read_text().splitlines()]
     assert {"time", "level", "logger", "message"} <= set(records[0])
     assert any(r["level"] == "DEBUG" for r in records), "nothing at DEBUG: no proof"
     assert not [r for r in records if BOLT_WARNING in r["message"]]
+    return records
+
+
+async def test_the_json_log_of_a_whole_flow_at_debug_parses_and_holds_no_secret(
+    emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    async with _serving_json_at_debug(emulator, _env(emulator, tmp_path), tmp_path) as log:
+        link = await _whole_flow(emulator)
+
+    records = _json_lines(log)
+    text = log.read_text()
     secrets = (link, link.rsplit("/", 1)[-1], emulator.bot_token, emulator.signing_secret)
     for secret in (*secrets, emulator.app_token):
         assert secret not in text
@@ -175,3 +198,39 @@ async def test_the_json_log_of_a_whole_flow_at_debug_parses_and_holds_no_secret(
     assert len(clicks) == 2 and clicks[0].get("reward_id") == 1, clicks
     mentions = [r for r in records if "request 1" in r["message"] or "reward #1" in r["message"]]
     assert all(r.get("reward_id") == 1 for r in mentions), mentions
+
+
+async def test_the_json_log_of_a_card_with_a_code_and_pin_holds_neither_nor_the_api_key(
+    emulator: SlackEmulator, tmp_path: Path
+) -> None:
+    """Through a vendor (the CardPlusPay fake) whose cards are a code and a PIN, bought over
+    HTTP with an API key: the purchase is in the log, and none of the three is."""
+    state = standard_state()
+    async with serve(cardpluspay_app(state)) as url:
+        env = _env(emulator, tmp_path) | {
+            "REWARDBOT_PROVIDERS": "cardpluspay",
+            "CARDPLUSPAY_API_KEY": CARDPLUSPAY_API_KEY,
+            "CARDPLUSPAY_API_URL": f"{url}/v1",
+        }
+        async with _serving_json_at_debug(emulator, env, tmp_path) as log:
+            driver = emulator.driver
+            assert (await driver.slash_command(MAYA, TEAM)).responded
+            await emulator.wait_for(lambda: emulator.workspace.current_view(MAYA), 10, "modal")
+            card = {**GOOD_VALUES, "card": "cardpluspay:GOOGLE-5USD-KOXx", "amount": "5"}
+            await driver.submit_view(MAYA, card)
+            ask = await emulator.wait_for_dm(ARJUN, "asks you to approve")
+            assert (await driver.click_button(ARJUN, ask.channel, ask.ts, APPROVE_ACTION)).responded
+            await emulator.wait_for_dm(JANE, "sent you a reward")
+
+    [order] = state.orders
+    assert order.code and order.pin
+    # Jane got them: the secrets were in the bot's hands.
+    delivered = repr(emulator.workspace.dm_messages(JANE))
+    assert order.code in delivered and order.pin in delivered
+    records = _json_lines(log)
+    # The purchase's round trip is in the log (its request and answer carried key, code, PIN).
+    assert [r for r in records if r["logger"] == "httpx" and "/v1/orders " in r["message"]]
+    text = log.read_text()
+    for secret in (order.code, order.pin, CARDPLUSPAY_API_KEY, emulator.bot_token):
+        assert secret not in text
+    assert emulator.signing_secret not in text
