@@ -24,7 +24,7 @@ from bot.metrics import Metrics
 from bot.redaction import REDACTOR
 from bot.slack.cards import approval_card, request_summary
 from bot.slack.messages import delivery_message, requester_update, thread_update
-from bot.slack.web_client import ObservedWebClient
+from bot.slack.web_client import ObservedWebClient, slack_error_code
 from bot.store import Store
 from providers.base import Redemption
 
@@ -113,7 +113,7 @@ class SlackGateway:
         try:
             response = await self.client.users_info(user=user_id)
         except SlackApiError as exc:
-            if exc.response.get("error") == "user_not_found":
+            if slack_error_code(exc) == "user_not_found":
                 raise UnknownUser(user_id) from exc
             raise
         return SlackUser.model_validate(response["user"])
@@ -159,13 +159,13 @@ class SlackGateway:
             )
             channel, ts = str(posted["channel"]), str(posted["ts"])
         except SlackApiError as exc:
-            if exc.response.get("error") not in _CANNOT_POST_IN_CHANNEL:
+            if slack_error_code(exc) not in _CANNOT_POST_IN_CHANNEL:
                 raise
             log.info(
                 "cannot post request %s in %s (%s); using the requester's DM",
                 request.id,
                 request.origin_channel_id,
-                exc.response.get("error"),
+                slack_error_code(exc),
             )
             channel, ts = await self._dm_with_ts(request.requester_id, text, blocks)
         await self._store.set_summary_message(
