@@ -39,8 +39,10 @@ _EPILOG = "Run rewardbot COMMAND --help for what a command does and the settings
 _SETTINGS = """\
 needs: SLACK_BOT_TOKEN, {credential}, REWARDBOT_PROVIDERS, and
 REWARDBOT_APPROVERS or REWARDBOT_POLICY; optional: REWARDBOT_DATABASE
-(default rewardbot.db), REWARDBOT_LOG_LEVEL, REWARDBOT_LOG_FORMAT and the
-settings of each enabled provider."""
+(default rewardbot.db), REWARDBOT_HEALTH_PORT, REWARDBOT_LOG_LEVEL,
+REWARDBOT_LOG_FORMAT, REWARDBOT_JOB_RETENTION_DAYS,
+REWARDBOT_JOB_LEASE_SECONDS, REWARDBOT_SLACK_TIMEOUT_SECONDS, SLACK_API_URL
+and the settings of each enabled provider (defaults in .env.example)."""
 
 _SERVE = f"""\
 Receive Slack's requests over HTTP at /slack/events (and provider webhooks

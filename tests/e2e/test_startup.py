@@ -23,6 +23,17 @@ from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM, r
 from tests.support import free_port, slack_env, wait_healthy
 
 BOLT_WARNING = "will be unused"
+# Every optional setting of a running bot: its help names each.
+OPTIONAL_SETTINGS = (
+    "REWARDBOT_DATABASE",
+    "REWARDBOT_LOG_LEVEL",
+    "REWARDBOT_LOG_FORMAT",
+    "REWARDBOT_HEALTH_PORT",
+    "REWARDBOT_JOB_RETENTION_DAYS",
+    "REWARDBOT_JOB_LEASE_SECONDS",
+    "REWARDBOT_SLACK_TIMEOUT_SECONDS",
+    "SLACK_API_URL",
+)
 
 
 def _env(emulator: SlackEmulator, tmp_path: Path, **changes: str) -> dict[str, str]:
@@ -113,6 +124,9 @@ def test_version_and_help_read_well_in_a_terminal(tmp_path: Path) -> None:
         assert len(description.split()) > 5, text
         for setting in settings:
             assert setting in text, (command, setting)
+        if command in ("serve", "socket"):
+            for optional in OPTIONAL_SETTINGS:
+                assert optional in text, (command, optional)
         assert "``" not in text
 
 
