@@ -21,8 +21,11 @@ from pydantic import BaseModel, ConfigDict
 from bot.metrics import CONTENT_TYPE
 from bot.runtime import Runtime
 
-# The job runner's loop goes round at least every second; missing a few means it is stuck.
-RUNNER_ALIVE_WITHIN = 5.0
+# The job runner's loop goes round every second when idle, but one round may wait on a busy
+# database (SQLite's busy timeout is 5 s per statement) and a retention pass marks it alive
+# only between batches: only a loop that is stuck stays silent for this long. An unready pod
+# is taken out of the load balancer, so a slow database must not make it unready.
+RUNNER_ALIVE_WITHIN = 30.0
 # A database that takes longer than this to open and answer is not ready.
 _DATABASE_TIMEOUT = 2.0
 
