@@ -262,6 +262,7 @@ class SlackGateway:
                 )
             )
         text, blocks = delivery_message(request, redemption)
+        approved_at = await self._last_approval(request)
         opened = await self.client.conversations_open(users=request.recipient_id)
         # Sent without slack_sdk's automatic retries: a retried post whose first answer was
         # lost could DM the card twice. The caller checks was_delivered before trying again.
@@ -276,16 +277,20 @@ class SlackGateway:
                 "event_payload": {"request_id": request.id},
             },
         )
-        await self._observe_delivery_time(request)
+        # Nothing after the DM may fail: a delivery step that failed would be run again.
+        if approved_at is not None:
+            self._metrics.delivery_time.observe((clock.now() - approved_at).total_seconds())
 
-    async def _observe_delivery_time(self, request: RewardRequest) -> None:
-        """Approve → delivered: from the request's last approval (its audit event) to now."""
-        approvals = [
-            e.at for e in await self._store.events(request.id) if e.to_status is Status.APPROVED
-        ]
-        if approvals:
-            waited = (clock.now() - approvals[-1]).total_seconds()
-            self._metrics.delivery_time.observe(waited)
+    async def _last_approval(self, request: RewardRequest) -> datetime | None:
+        """When the request was last approved (its audit event), for the approve → delivered
+        metric; ``None`` if that cannot be read: a metric never stops a delivery."""
+        try:
+            events = await self._store.events(request.id)
+        except Exception:
+            log.exception("request %s: cannot read its approval time for the metrics", request.id)
+            return None
+        approvals = [e.at for e in events if e.to_status is Status.APPROVED]
+        return approvals[-1] if approvals else None
 
     async def was_delivered(self, request: RewardRequest, since: datetime) -> bool:
         """Whether the recipient's DM holds this request's delivery message, posted after

@@ -4,10 +4,12 @@ ready again, Socket Mode's health port, and a refused bot token at start."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
@@ -17,13 +19,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.config import load_settings
 from bot.domain import Status
 from bot.health import add_health_routes
+from bot.metrics import Metrics
 from bot.offline.emulator import SlackEmulator
 from bot.runtime import Runtime
 from bot.server import SLACK_PATH
+from bot.slack.gateway import SlackGateway
 from bot.slack.ids import APPROVE_ACTION
+from bot.slack.web_client import ObservedWebClient
+from bot.store import Store
 from tests.fakes.giftronaut import GiftronautState
 from tests.slack_stack import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
 from tests.support import free_port, giftronaut_stack, slack_env, wait_healthy
+from tests.unit.support import stored_request
 
 JANES_CARD = {
     "recipient": JANE,
@@ -238,3 +245,22 @@ async def test_a_bot_token_slack_refuses_stops_start_up_with_one_line(
     assert "Traceback" not in stderr
     assert "xoxb-not-the-token" not in stderr
     assert emulator.calls_to("auth.test")
+
+
+class _EventsUnreadable:
+    """A store whose audit trail cannot be read (a locked or failing database)."""
+
+    async def events(self, request_id: int) -> list[object]:
+        raise sqlite3.OperationalError("database is locked")
+
+
+async def test_a_delivery_time_that_cannot_be_read_does_not_fail_a_sent_delivery(
+    emulator: SlackEmulator,
+) -> None:
+    """The DM is sent once and the delivery succeeds: failing it would retry a step whose
+    DM went out (Slack takes no idempotency key for a message)."""
+    metrics = Metrics()
+    client = ObservedWebClient(metrics, token=emulator.bot_token, base_url=emulator.api_url)
+    gateway = SlackGateway(client, cast(Store, _EventsUnreadable()), metrics)
+    await gateway.deliver(stored_request(recipient_id=JANE, status=Status.ORDERING), None)
+    assert len(emulator.workspace.dm_messages(JANE)) == 1

@@ -150,10 +150,12 @@ async def test_the_runner_stays_alive_for_readiness_while_a_long_retention_pass_
     """A first pass after an upgrade (or on a busy database) takes many slow batches: each
     batch done marks the loop alive, so readiness never mistakes the pass for a stuck loop."""
     batches = 0
+    pass_started = asyncio.Event()
 
     async def slow_full_batch(_cutoff: object, limit: int) -> int:
         nonlocal batches
         batches += 1
+        pass_started.set()
         await asyncio.sleep(0.1)
         return limit
 
@@ -166,8 +168,7 @@ async def test_the_runner_stays_alive_for_readiness_while_a_long_retention_pass_
     )
     runner.start()
     try:
-        while batches == 0:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(pass_started.wait(), 5)
         while batches < 10:
             assert runner.ran_within(0.3), f"not alive after {batches} batches"
             await asyncio.sleep(0.05)
