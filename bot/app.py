@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +12,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 import handlers
+from bot.health import health_server
 from bot.redaction import quiet_payload_loggers
 from bot.runtime import Runtime
 
@@ -59,13 +61,20 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
 
 
 @asynccontextmanager
-async def socket_mode_connection(runtime: Runtime, app_token: str) -> AsyncIterator[None]:
-    """Start the runtime and stay connected over Socket Mode until the block exits."""
+async def socket_mode_connection(
+    runtime: Runtime, app_token: str, *, health_port: int | None = None
+) -> AsyncIterator[None]:
+    """Start the runtime and stay connected over Socket Mode until the block exits; answer
+    health and metrics on ``health_port`` meanwhile, if one is given. The runtime is closed
+    on the way out, whether start-up failed or not."""
     handler = AsyncSocketModeHandler(build_app(runtime, socket_mode=True), app_token)
-    try:
+    async with contextlib.AsyncExitStack() as parts:
+        parts.push_async_callback(runtime.aclose)
+        parts.push_async_callback(handler.close_async)
+        if health_port is not None:
+            # Up before the connection, so an orchestrator sees the process alive (not yet
+            # ready) while it connects.
+            await parts.enter_async_context(health_server(runtime, health_port))
         await runtime.start()
         await handler.connect_async()  # type: ignore[no-untyped-call]
         yield
-    finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
-        await runtime.aclose()

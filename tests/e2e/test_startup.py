@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from importlib.metadata import version
@@ -101,6 +102,58 @@ def test_a_start_up_failure_is_one_line_naming_it_and_exit_2(
     assert "Traceback" not in line
     if "REWARDBOT_DATABASE" in changes:
         assert changes["REWARDBOT_DATABASE"] in line
+
+
+async def _rewardbot_exits(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run ``rewardbot`` while this test's event loop serves the emulator (which answers
+    ``auth.test``); its exit code and standard error, or a failure if it does not exit."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError("rewardbot did not exit") from None
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+# Which port is already taken: the health port (both commands), or serve's own --port.
+BUSY_PORTS = {
+    ("serve", "health"): "REWARDBOT_HEALTH_PORT",
+    ("socket", "health"): "REWARDBOT_HEALTH_PORT",
+    ("serve", "main"): "--port",
+}
+
+
+@pytest.mark.parametrize(("command", "which"), list(BUSY_PORTS))
+async def test_a_port_already_in_use_is_one_line_naming_it_and_exit_2(
+    emulator: SlackEmulator, tmp_path: Path, command: str, which: str
+) -> None:
+    # The health port listens on every interface, serve's port on the --host given.
+    with socket.create_server(("0.0.0.0" if which == "health" else "127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        # At WARNING, so the failure is all a correct start-up writes to standard error.
+        env = _env(emulator, tmp_path, REWARDBOT_LOG_LEVEL="WARNING")
+        if which == "health":
+            env["REWARDBOT_HEALTH_PORT"] = port
+        main_port = port if which == "main" else str(free_port())
+        args = ["--host", "127.0.0.1", "--port", main_port] if command == "serve" else []
+        returncode, stderr = await _rewardbot_exits(command, *args, env=env, cwd=tmp_path)
+    assert returncode == 2, stderr
+    [line] = stderr.splitlines()
+    setting = BUSY_PORTS[command, which]
+    assert line.startswith("rewardbot: Cannot listen on ") and setting in line, line
+    assert port in line and "address in use" in line, line
 
 
 def test_version_and_help_read_well_in_a_terminal(tmp_path: Path) -> None:
