@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import errno
 import logging
 import signal
 import sqlite3
@@ -19,7 +19,7 @@ from aiohttp import web
 from bot.app import build_app, socket_mode_connection
 from bot.config import RunMode, Settings, load_settings
 from bot.errors import ConfigError
-from bot.health import health_server
+from bot.health import cannot_listen
 from bot.logs import setup_logging
 from bot.reports import export_requests
 from bot.runtime import Runtime
@@ -39,8 +39,10 @@ _EPILOG = "Run rewardbot COMMAND --help for what a command does and the settings
 _SETTINGS = """\
 needs: SLACK_BOT_TOKEN, {credential}, REWARDBOT_PROVIDERS, and
 REWARDBOT_APPROVERS or REWARDBOT_POLICY; optional: REWARDBOT_DATABASE
-(default rewardbot.db), REWARDBOT_LOG_LEVEL, REWARDBOT_LOG_FORMAT and the
-settings of each enabled provider."""
+(default rewardbot.db), REWARDBOT_HEALTH_PORT, REWARDBOT_LOG_LEVEL,
+REWARDBOT_LOG_FORMAT, REWARDBOT_JOB_RETENTION_DAYS,
+REWARDBOT_JOB_LEASE_SECONDS, REWARDBOT_SLACK_TIMEOUT_SECONDS, SLACK_API_URL
+and the settings of each enabled provider (defaults in .env.example)."""
 
 _SERVE = f"""\
 Receive Slack's requests over HTTP at /slack/events (and provider webhooks
@@ -119,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_export(settings, args))
         if args.command == "serve":
             settings.require(RunMode.HTTP)
-            web.run_app(_serve(settings), host=args.host, port=args.port, print=None)
+            _run_serve(settings, args.host, args.port)
         else:
             settings.require(RunMode.SOCKET)
             asyncio.run(_socket(settings))
@@ -169,6 +171,17 @@ async def _runtime(settings: Settings) -> Runtime:
         ) from None
 
 
+def _run_serve(settings: Settings, host: str, port: int) -> None:
+    try:
+        web.run_app(_serve(settings), host=host, port=port, print=None)
+    except OSError as exc:
+        # Only listening fails so (the runtime's own network errors are not these): the app
+        # has started, and run_app closed it again before raising.
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        raise cannot_listen(f"--port {port} (--host {host})", exc) from None
+
+
 async def _serve(settings: Settings) -> web.Application:
     runtime = await _runtime(settings)
     log.info("serving Slack requests over HTTP")
@@ -182,12 +195,7 @@ async def _socket(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with contextlib.AsyncExitStack() as running:
-        # Up before the connection, so an orchestrator sees the process alive (not yet ready).
-        if settings.health_port is not None:
-            await running.enter_async_context(health_server(runtime, settings.health_port))
-            log.info("answering health and metrics on port %s", settings.health_port)
-        token = settings.slack_app_token.get_secret_value()
-        await running.enter_async_context(socket_mode_connection(runtime, token))
+    token = settings.slack_app_token.get_secret_value()
+    async with socket_mode_connection(runtime, token, health_port=settings.health_port):
         log.info("connected to Slack over Socket Mode")
         await stop.wait()

@@ -8,6 +8,8 @@ socket`` on ``REWARDBOT_HEALTH_PORT`` (:func:`health_server`).
 
 from __future__ import annotations
 
+import errno
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,11 +20,17 @@ import aiosqlite
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from bot.errors import ConfigError
 from bot.metrics import CONTENT_TYPE
 from bot.runtime import Runtime
 
-# The job runner's loop goes round at least every second; missing a few means it is stuck.
-RUNNER_ALIVE_WITHIN = 5.0
+log = logging.getLogger(__name__)
+
+# The job runner's loop goes round every second when idle, but one round may wait on a busy
+# database (SQLite's busy timeout is 5 s per statement) and a retention pass marks it alive
+# only between batches: only a loop that is stuck stays silent for this long. An unready pod
+# is taken out of the load balancer, so a slow database must not make it unready.
+RUNNER_ALIVE_WITHIN = 30.0
 # A database that takes longer than this to open and answer is not ready.
 _DATABASE_TIMEOUT = 2.0
 
@@ -88,6 +96,13 @@ def add_health_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_get("/metrics", metrics)
 
 
+def cannot_listen(where: str, exc: OSError) -> ConfigError:
+    """A port the bot cannot listen on (``where``: the setting or option that named it), as
+    the one-line start-up failure it is."""
+    reason = "address in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+    return ConfigError(f"Cannot listen on {where}: {reason}.")
+
+
 @asynccontextmanager
 async def health_server(runtime: Runtime, port: int) -> AsyncIterator[None]:
     """Answer the three endpoints on ``port`` (all interfaces, as an orchestrator's probes
@@ -97,7 +112,11 @@ async def health_server(runtime: Runtime, port: int) -> AsyncIterator[None]:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, "0.0.0.0", port).start()  # noqa: S104
+        try:
+            await web.TCPSite(runner, "0.0.0.0", port).start()  # noqa: S104
+        except OSError as exc:
+            raise cannot_listen(f"REWARDBOT_HEALTH_PORT={port}", exc) from None
+        log.info("answering health and metrics on port %s", port)
         yield
     finally:
         await runner.cleanup()

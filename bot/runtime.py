@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-import aiohttp
 import httpx
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 
 from bot.catalog import Catalog
@@ -25,6 +23,7 @@ from bot.policy.rules import Directory, Policy
 from bot.redaction import REDACTOR, quiet_payload_loggers
 from bot.rewards.home import HomeTab
 from bot.rewards.use_cases import Rewards
+from bot.slack.auth import SlackAuthCheck, TokenRefused
 from bot.slack.gateway import SlackGateway
 from bot.slack.web_client import ObservedWebClient
 from bot.store import JobKind, Store
@@ -52,6 +51,7 @@ class Runtime:
     http: httpx.AsyncClient
     # This runtime's own metrics registry (several runtimes may share a process).
     metrics: Metrics
+    slack_auth: SlackAuthCheck
 
     @classmethod
     async def create(
@@ -113,29 +113,27 @@ class Runtime:
             jobs,
             http,
             metrics,
+            SlackAuthCheck(gateway, settings.slack_api_url),
         )
 
     async def start(self) -> None:
-        """Check that Slack accepts the bot token (a refusal stops start-up), warm the catalog
+        """Check that Slack accepts the bot token (a refusal stops start-up; a Slack that cannot
+        say is asked again in the background, the bot unready meanwhile), warm the catalog
         (so the first modal opens fast), then run queued jobs: whatever a previous run left
         unfinished resumes here."""
         try:
-            await self.gateway.check_auth()
-        except SlackApiError as exc:
+            await self.slack_auth.first()
+        except TokenRefused as refused:
             raise ConfigError(
-                f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): check the "
-                "bot token of the app's installation."
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ConfigError(
-                f"Cannot reach Slack at SLACK_API_URL ({self.settings.slack_api_url}): "
-                f"{type(exc).__name__}."
+                f"Slack refused SLACK_BOT_TOKEN ({refused.error}): check the bot token of the "
+                "app's installation."
             ) from None
         await self.catalog.products()
         self.jobs.start()
 
     async def aclose(self) -> None:
         """Stop taking work, let running jobs finish briefly, give back the rest, close."""
+        await self.slack_auth.aclose()
         await self.jobs.stop()
         await self.catalog.aclose()
         for provider in self.providers.values():

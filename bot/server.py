@@ -4,6 +4,7 @@ if it is set, so one probe configuration fits both ``serve`` and ``socket``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
@@ -87,28 +88,17 @@ async def _order_changed(runtime: Runtime, request: web.Request) -> web.Response
 
 
 def _run_with(web_app: web.Application, runtime: Runtime) -> None:
-    """Start ``runtime`` with the web app and close it with it; serve the health port too,
-    if one is set."""
-
-    async def on_startup(_: web.Application) -> None:
-        try:
-            await runtime.start()
-        except BaseException:
-            # aiohttp runs no cleanup after a failed start: close the database here, or its
-            # thread would keep the process from exiting.
-            await runtime.aclose()
-            raise
-
-    async def on_cleanup(_: web.Application) -> None:
-        await runtime.aclose()
-
-    web_app.on_startup.append(on_startup)
-    web_app.on_cleanup.append(on_cleanup)
+    """Start ``runtime`` with the web app, serving the health port too if one is set, and
+    close both with it. A start that fails closes them at once: aiohttp runs no cleanup after
+    a failed start, and the database's thread would keep the process from exiting."""
     health_port = runtime.settings.health_port
-    if health_port is not None:
 
-        async def on_health_port(_: web.Application) -> AsyncIterator[None]:
-            async with health_server(runtime, health_port):
-                yield
+    async def running(_: web.Application) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as parts:
+            parts.push_async_callback(runtime.aclose)
+            if health_port is not None:
+                await parts.enter_async_context(health_server(runtime, health_port))
+            await runtime.start()
+            yield
 
-        web_app.cleanup_ctx.append(on_health_port)
+    web_app.cleanup_ctx.append(running)

@@ -218,6 +218,8 @@ class JobRunner:
                 cutoff = clock.now() - retention.keep
                 batch = await self._store.delete_finished_jobs(cutoff, retention.batch)
                 deleted += batch
+                # A long pass (a backlog, a busy database) is work, not a stuck loop.
+                self._last_round = time.monotonic()
                 if batch < retention.batch:
                     break
         except Exception:

@@ -24,7 +24,7 @@ from bot.metrics import Metrics
 from bot.redaction import REDACTOR
 from bot.slack.cards import approval_card, request_summary
 from bot.slack.messages import delivery_message, requester_update, thread_update
-from bot.slack.web_client import ObservedWebClient
+from bot.slack.web_client import ObservedWebClient, slack_error_code
 from bot.store import Store
 from providers.base import Redemption
 
@@ -113,7 +113,7 @@ class SlackGateway:
         try:
             response = await self.client.users_info(user=user_id)
         except SlackApiError as exc:
-            if exc.response.get("error") == "user_not_found":
+            if slack_error_code(exc) == "user_not_found":
                 raise UnknownUser(user_id) from exc
             raise
         return SlackUser.model_validate(response["user"])
@@ -159,13 +159,13 @@ class SlackGateway:
             )
             channel, ts = str(posted["channel"]), str(posted["ts"])
         except SlackApiError as exc:
-            if exc.response.get("error") not in _CANNOT_POST_IN_CHANNEL:
+            if slack_error_code(exc) not in _CANNOT_POST_IN_CHANNEL:
                 raise
             log.info(
                 "cannot post request %s in %s (%s); using the requester's DM",
                 request.id,
                 request.origin_channel_id,
-                exc.response.get("error"),
+                slack_error_code(exc),
             )
             channel, ts = await self._dm_with_ts(request.requester_id, text, blocks)
         await self._store.set_summary_message(
@@ -262,6 +262,7 @@ class SlackGateway:
                 )
             )
         text, blocks = delivery_message(request, redemption)
+        approved_at = await self._last_approval(request)
         opened = await self.client.conversations_open(users=request.recipient_id)
         # Sent without slack_sdk's automatic retries: a retried post whose first answer was
         # lost could DM the card twice. The caller checks was_delivered before trying again.
@@ -276,16 +277,20 @@ class SlackGateway:
                 "event_payload": {"request_id": request.id},
             },
         )
-        await self._observe_delivery_time(request)
+        # Nothing after the DM may fail: a delivery step that failed would be run again.
+        if approved_at is not None:
+            self._metrics.delivery_time.observe((clock.now() - approved_at).total_seconds())
 
-    async def _observe_delivery_time(self, request: RewardRequest) -> None:
-        """Approve → delivered: from the request's last approval (its audit event) to now."""
-        approvals = [
-            e.at for e in await self._store.events(request.id) if e.to_status is Status.APPROVED
-        ]
-        if approvals:
-            waited = (clock.now() - approvals[-1]).total_seconds()
-            self._metrics.delivery_time.observe(waited)
+    async def _last_approval(self, request: RewardRequest) -> datetime | None:
+        """When the request was last approved (its audit event), for the approve → delivered
+        metric; ``None`` if that cannot be read: a metric never stops a delivery."""
+        try:
+            events = await self._store.events(request.id)
+        except Exception:
+            log.exception("request %s: cannot read its approval time for the metrics", request.id)
+            return None
+        approvals = [e.at for e in events if e.to_status is Status.APPROVED]
+        return approvals[-1] if approvals else None
 
     async def was_delivered(self, request: RewardRequest, since: datetime) -> bool:
         """Whether the recipient's DM holds this request's delivery message, posted after

@@ -15,6 +15,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 
+def slack_error_code(exc: SlackApiError) -> str | None:
+    """Slack's error code in a refused call's answer, or ``None`` when the answer is not Slack's
+    JSON (a proxy's or Slack's own 5xx page, a cut-off body): its data is then text, and
+    reading it like a dict would raise in place of the ``SlackApiError``."""
+    data = getattr(exc.response, "data", None)
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    return error if isinstance(error, str) and error else None
+
+
 class SlackCallObserver(Protocol):
     def slack_error(self, method: str, error: str) -> None:
         """A call of ``method`` failed: ``error`` is Slack's error code, or how it failed."""
@@ -67,7 +78,8 @@ class ObservedWebClient(AsyncWebClient):
         try:
             return await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
-            self.observer.slack_error(api_method, str(exc.response.get("error") or "no_error"))
+            # An answer without Slack's code counts as "other" (the metric's label for it).
+            self.observer.slack_error(api_method, slack_error_code(exc) or "other")
             raise
         except TimeoutError:
             self.observer.slack_error(api_method, "timeout")

@@ -4,10 +4,12 @@ ready again, Socket Mode's health port, and a refused bot token at start."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
@@ -17,13 +19,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.config import load_settings
 from bot.domain import Status
 from bot.health import add_health_routes
+from bot.metrics import Metrics
 from bot.offline.emulator import SlackEmulator
 from bot.runtime import Runtime
 from bot.server import SLACK_PATH
+from bot.slack.gateway import SlackGateway
 from bot.slack.ids import APPROVE_ACTION
+from bot.slack.web_client import ObservedWebClient
+from bot.store import Store
 from tests.fakes.giftronaut import GiftronautState
 from tests.slack_stack import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
 from tests.support import free_port, giftronaut_stack, slack_env, wait_healthy
+from tests.unit.support import stored_request
 
 JANES_CARD = {
     "recipient": JANE,
@@ -249,3 +256,108 @@ async def test_a_bot_token_slack_refuses_stops_start_up_with_one_line(
     assert "Traceback" not in stderr
     assert "xoxb-not-the-token" not in stderr
     assert emulator.calls_to("auth.test")
+
+
+class _EventsUnreadable:
+    """A store whose audit trail cannot be read (a locked or failing database)."""
+
+    async def events(self, request_id: int) -> list[object]:
+        raise sqlite3.OperationalError("database is locked")
+
+
+async def test_a_delivery_time_that_cannot_be_read_does_not_fail_a_sent_delivery(
+    emulator: SlackEmulator,
+) -> None:
+    """The DM is sent once and the delivery succeeds: failing it would retry a step whose
+    DM went out (Slack takes no idempotency key for a message)."""
+    metrics = Metrics()
+    client = ObservedWebClient(metrics, token=emulator.bot_token, base_url=emulator.api_url)
+    gateway = SlackGateway(client, cast(Store, _EventsUnreadable()), metrics)
+    await gateway.deliver(stored_request(recipient_id=JANE, status=Status.ORDERING), None)
+    assert len(emulator.workspace.dm_messages(JANE)) == 1
+
+
+async def _serve_process(env: dict[str, str], cwd: Path, port: int) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    await wait_healthy(port, process=process)
+    return process
+
+
+async def _stopped(process: asyncio.subprocess.Process) -> str:
+    """SIGTERM ``process``; its standard error, once it exited 0."""
+    process.terminate()
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, stderr.decode()
+    return stderr.decode()
+
+
+@pytest.mark.parametrize("then", ["accepted", "refused"])
+async def test_slack_unavailable_at_start_leaves_the_bot_running_unready_until_it_answers(
+    emulator: SlackEmulator, tmp_path: Path, http_session: aiohttp.ClientSession, then: str
+) -> None:
+    """A 503 at start is not a refused token: the bot starts, unready, and asks again (with
+    backoff) until Slack accepts the token (ready) or refuses it (unready, an error logged)."""
+    emulator.fail_next("auth.test", "service_unavailable", status=503)
+    emulator.fail_next("auth.test", "service_unavailable", status=503)
+    if then == "refused":
+        emulator.fail_next("auth.test", "token_revoked")
+    port = free_port()
+    env = slack_env(emulator, tmp_path / "later.db", APPROVERS) | {"REWARDBOT_PROVIDERS": "sandbox"}
+    process = await _serve_process(env, tmp_path, port)
+    url = f"http://127.0.0.1:{port}/readyz"
+    try:
+        status, body = await _readyz(http_session, url)
+        assert (status, body["failing"]) == (503, ["slack_auth"])
+
+        async def ready() -> bool:
+            return (await _readyz(http_session, url))[0] == 200
+
+        if then == "accepted":
+            await emulator.wait_for(ready, 20, "/readyz to answer 200 once Slack answers")
+        else:
+            await emulator.wait_for(lambda: len(emulator.calls_to("auth.test")) == 3, 20)
+            await asyncio.sleep(0.5)
+            status, body = await _readyz(http_session, url)
+            assert (status, body["failing"]) == (503, ["slack_auth"])
+    finally:
+        stderr = await _stopped(process)
+    assert len(emulator.calls_to("auth.test")) == 3
+    [warning] = [line for line in stderr.splitlines() if "WARNING" in line]
+    assert "SLACK_BOT_TOKEN" in warning and "service_unavailable" in warning, warning
+    refusals = [line for line in stderr.splitlines() if "ERROR" in line]
+    if then == "refused":
+        [refusal] = refusals
+        assert "Slack refused SLACK_BOT_TOKEN (token_revoked)" in refusal, refusal
+    else:
+        assert refusals == []
+    assert "Traceback" not in stderr
+
+
+async def test_slack_unreachable_at_start_leaves_the_bot_running_unready(
+    emulator: SlackEmulator, tmp_path: Path, http_session: aiohttp.ClientSession
+) -> None:
+    env = slack_env(emulator, tmp_path / "unreachable.db", APPROVERS) | {
+        "REWARDBOT_PROVIDERS": "sandbox",
+        "SLACK_API_URL": f"http://127.0.0.1:{free_port()}/api/",
+    }
+    port = free_port()
+    process = await _serve_process(env, tmp_path, port)
+    try:
+        status, body = await _readyz(http_session, f"http://127.0.0.1:{port}/readyz")
+        assert (status, body["failing"]) == (503, ["slack_auth"])
+    finally:
+        stderr = await _stopped(process)
+    assert "SLACK_API_URL" in stderr and "Traceback" not in stderr

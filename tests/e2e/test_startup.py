@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -29,6 +30,17 @@ from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM, r
 from tests.support import free_port, slack_env, wait_healthy
 
 BOLT_WARNING = "will be unused"
+# Every optional setting of a running bot: its help names each.
+OPTIONAL_SETTINGS = (
+    "REWARDBOT_DATABASE",
+    "REWARDBOT_LOG_LEVEL",
+    "REWARDBOT_LOG_FORMAT",
+    "REWARDBOT_HEALTH_PORT",
+    "REWARDBOT_JOB_RETENTION_DAYS",
+    "REWARDBOT_JOB_LEASE_SECONDS",
+    "REWARDBOT_SLACK_TIMEOUT_SECONDS",
+    "SLACK_API_URL",
+)
 
 
 def _env(emulator: SlackEmulator, tmp_path: Path, **changes: str) -> dict[str, str]:
@@ -98,6 +110,58 @@ def test_a_start_up_failure_is_one_line_naming_it_and_exit_2(
         assert changes["REWARDBOT_DATABASE"] in line
 
 
+async def _rewardbot_exits(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run ``rewardbot`` while this test's event loop serves the emulator (which answers
+    ``auth.test``); its exit code and standard error, or a failure if it does not exit."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError("rewardbot did not exit") from None
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+# Which port is already taken: the health port (both commands), or serve's own --port.
+BUSY_PORTS = {
+    ("serve", "health"): "REWARDBOT_HEALTH_PORT",
+    ("socket", "health"): "REWARDBOT_HEALTH_PORT",
+    ("serve", "main"): "--port",
+}
+
+
+@pytest.mark.parametrize(("command", "which"), list(BUSY_PORTS))
+async def test_a_port_already_in_use_is_one_line_naming_it_and_exit_2(
+    emulator: SlackEmulator, tmp_path: Path, command: str, which: str
+) -> None:
+    # The health port listens on every interface, serve's port on the --host given.
+    with socket.create_server(("0.0.0.0" if which == "health" else "127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        # At WARNING, so the failure is all a correct start-up writes to standard error.
+        env = _env(emulator, tmp_path, REWARDBOT_LOG_LEVEL="WARNING")
+        if which == "health":
+            env["REWARDBOT_HEALTH_PORT"] = port
+        main_port = port if which == "main" else str(free_port())
+        args = ["--host", "127.0.0.1", "--port", main_port] if command == "serve" else []
+        returncode, stderr = await _rewardbot_exits(command, *args, env=env, cwd=tmp_path)
+    assert returncode == 2, stderr
+    [line] = stderr.splitlines()
+    setting = BUSY_PORTS[command, which]
+    assert line.startswith("rewardbot: Cannot listen on ") and setting in line, line
+    assert port in line and "address in use" in line, line
+
+
 def test_version_and_help_read_well_in_a_terminal(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REWARDBOT_"))}
     shown = _rewardbot("--version", env=env, cwd=tmp_path)
@@ -119,6 +183,9 @@ def test_version_and_help_read_well_in_a_terminal(tmp_path: Path) -> None:
         assert len(description.split()) > 5, text
         for setting in settings:
             assert setting in text, (command, setting)
+        if command in ("serve", "socket"):
+            for optional in OPTIONAL_SETTINGS:
+                assert optional in text, (command, optional)
         assert "``" not in text
 
 

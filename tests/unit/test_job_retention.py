@@ -142,3 +142,35 @@ async def test_a_runner_without_a_retention_keeps_every_job(
         assert _jobs(database) == {old: 1}
     finally:
         await runner.stop()
+
+
+async def test_the_runner_stays_alive_for_readiness_while_a_long_retention_pass_runs(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first pass after an upgrade (or on a busy database) takes many slow batches: each
+    batch done marks the loop alive, so readiness never mistakes the pass for a stuck loop."""
+    batches = 0
+    pass_started = asyncio.Event()
+
+    async def slow_full_batch(_cutoff: object, limit: int) -> int:
+        nonlocal batches
+        batches += 1
+        pass_started.set()
+        await asyncio.sleep(0.1)
+        return limit
+
+    monkeypatch.setattr(store, "delete_finished_jobs", slow_full_batch)
+    runner = JobRunner(
+        store,
+        {},
+        poll_interval=0.02,
+        retention=Retention(keep=KEEP, every=3600, batch=10, batches_per_pass=10),
+    )
+    runner.start()
+    try:
+        await asyncio.wait_for(pass_started.wait(), 5)
+        while batches < 10:
+            assert runner.ran_within(0.3), f"not alive after {batches} batches"
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from bot.domain import RewardRequest, Status
 from bot.jobs.fulfil.settle import settle
 from bot.slack.gateway import SLACK_FAILURES, SlackGateway
+from bot.slack.web_client import slack_error_code
 from bot.store import SYSTEM_ACTOR, Job, LeaseLost, Store
 from providers.base import OrderResult
 
@@ -100,8 +101,9 @@ class Delivery:
                 await self._gateway.deliver(request, result.redemption)
                 return True
             except SlackApiError as refusal:
-                error = refusal.response.get("error")
-                if error not in _SLACK_TRANSIENT_ERRORS:
+                error = slack_error_code(refusal)
+                # No code at all: not Slack's answer (a proxy's 5xx), so not a refusal either.
+                if error is not None and error not in _SLACK_TRANSIENT_ERRORS:
                     # Slack answered no (the recipient cannot be messaged): waiting won't help.
                     await settle(
                         self._store,
