@@ -61,7 +61,8 @@ class ScheduledSend(BaseModel):
     def _iana(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # A folder of the zone database ("Europe") fails to open instead of being missing.
             raise ValueError(f"{value!r} is not an IANA time zone") from None
         return value
 
