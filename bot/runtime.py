@@ -69,14 +69,7 @@ class Runtime:
             providers = _providers_from_env(settings.enabled_providers(), http)
         store = await Store.open(settings.database)
         quiet_payload_loggers()
-        # Masked in every log line from now on, at any level: nothing logs them on purpose.
-        REDACTOR.keep(
-            *settings.secrets(),
-            *(c.get_secret_value() for p in providers.values() for c in p.credentials()),
-        )
-        metrics = Metrics()
-        for provider in providers.values():
-            provider.observe_calls(metrics)
+        metrics = _watched(settings, providers)
         gateway = _slack_gateway(settings, store, providers, metrics)
         catalog = Catalog(providers)
         fulfillment = Fulfillment(
@@ -158,6 +151,20 @@ def _slack_gateway(
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     resendable = [n for n, p in providers.items() if p.can_resend]
     return SlackGateway(client, store, metrics, resendable=resendable)
+
+
+def _watched(settings: Settings, providers: Mapping[str, Provider]) -> Metrics:
+    """Keep every credential out of the logs, and count every provider call in the metrics
+    it returns."""
+    # Masked in every log line from now on, at any level: nothing logs them on purpose.
+    REDACTOR.keep(
+        *settings.secrets(),
+        *(c.get_secret_value() for p in providers.values() for c in p.credentials()),
+    )
+    metrics = Metrics()
+    for provider in providers.values():
+        provider.observe_calls(metrics)
+    return metrics
 
 
 def _job_runner(
