@@ -67,9 +67,9 @@ async def socket_mode_connection(
     """Start the runtime and stay connected over Socket Mode until the block exits; answer
     health and metrics on ``health_port`` meanwhile, if one is given. The runtime is closed
     on the way out, whether start-up failed or not."""
-    handler = AsyncSocketModeHandler(build_app(runtime, socket_mode=True), app_token)
     async with contextlib.AsyncExitStack() as parts:
         parts.push_async_callback(runtime.aclose)
+        handler = AsyncSocketModeHandler(build_app(runtime, socket_mode=True), app_token)
         parts.push_async_callback(handler.close_async)
         if health_port is not None:
             # Up before the connection, so an orchestrator sees the process alive (not yet

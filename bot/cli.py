@@ -185,7 +185,13 @@ def _run_serve(settings: Settings, host: str, port: int) -> None:
 async def _serve(settings: Settings) -> web.Application:
     runtime = await _runtime(settings)
     log.info("serving Slack requests over HTTP")
-    return build_web_app(runtime, build_app(runtime))
+    try:
+        return build_web_app(runtime, build_app(runtime))
+    except BaseException:
+        # The web app closes the runtime only once it has started: close it here, or the
+        # database's thread keeps the process from exiting.
+        await runtime.aclose()
+        raise
 
 
 async def _socket(settings: Settings) -> None:

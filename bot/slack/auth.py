@@ -96,10 +96,13 @@ class SlackAuthCheck:
                     )
                     return
                 log.debug("Slack still cannot check the bot token: %s", _how_it_failed(exc))
-                delay = min(delay * 2, self._max_delay)
+            except Exception:
+                # Not Slack's answer: say so, and keep asking rather than stay unready silently.
+                log.exception("checking SLACK_BOT_TOKEN with Slack failed")
             else:
                 log.info("Slack accepts SLACK_BOT_TOKEN now")
                 return
+            delay = min(delay * 2, self._max_delay)
 
     async def aclose(self) -> None:
         """Stop asking (a bot stopping before Slack answered)."""

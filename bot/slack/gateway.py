@@ -105,8 +105,11 @@ class SlackGateway:
 
     async def check_auth(self) -> None:
         """Ask Slack whether it accepts the bot token (``auth.test``); raises
-        ``SlackApiError`` if it refuses it, or a network error if Slack cannot be reached."""
-        await self.client.auth_test()
+        ``SlackApiError`` if it refuses it, or a network error if Slack cannot be reached.
+        Asked once, without the client's retries (a 429's wait is unbounded): until it
+        answers, start-up waits and ``/healthz`` is not served; :mod:`bot.slack.auth` asks again
+        in the background."""
+        await self._client_without_retries.auth_test()
         self.auth_checked = True
 
     async def user(self, user_id: str) -> SlackUser:

@@ -93,6 +93,7 @@ class RunaProvider(HttpProvider):
         super().__init__(
             http, base_url, retry=retry, rate_limit_wait=rate_limit_wait, api_key=api_key
         )
+        self._webhook_secret = webhook_secret
         self._webhook_key = (
             None if webhook_secret is None else SecretBytes(_webhook_key(webhook_secret))
         )
@@ -105,6 +106,10 @@ class RunaProvider(HttpProvider):
     def __repr__(self) -> str:
         webhooks = "on" if self._webhook_key else "off"
         return f"RunaProvider(base_url={self._base_url!r}, webhooks={webhooks})"
+
+    def credentials(self) -> tuple[SecretStr, ...]:
+        secret = () if self._webhook_secret is None else (self._webhook_secret,)
+        return (*super().credentials(), *secret)
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:

@@ -21,7 +21,7 @@ async def test_the_token_is_hidden_from_bolt_only_while_the_app_is_built(
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
     settings = load_settings(
         SLACK_BOT_TOKEN="xoxb-from-the-environment",
-        SLACK_SIGNING_SECRET="secret",
+        SLACK_SIGNING_SECRET="test-app-signing-secret-8c1f2e",
         REWARDBOT_DATABASE=tmp_path / "app.db",
         REWARDBOT_APPROVERS="U012ABCDEF",
         REWARDBOT_PROVIDERS="sandbox",

@@ -1,4 +1,5 @@
 import asyncio
+import base64
 import io
 import logging
 import sqlite3
@@ -18,6 +19,7 @@ from bot.store import Job, JobKind, Store
 from providers.base import Provider
 from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
+from providers.runa import RunaProvider
 
 
 def _logger_with(redactor: SecretRedactor) -> tuple[logging.Logger, io.StringIO]:
@@ -108,6 +110,10 @@ def test_kept_credentials_are_never_forgotten() -> None:
     assert out.getvalue().strip() == "Authorization: Bearer [redacted]"
 
 
+# A well-formed Svix secret (whsec_ + base64), as Runa issues them.
+RUNA_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"runa-unit-webhook-key-2024").decode()
+
+
 async def test_every_credential_the_bot_starts_with_is_masked_at_any_level(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,11 +135,22 @@ async def test_every_credential_the_bot_starts_with_is_masked_at_any_level(
                 http, client_id="unit-client", client_secret=SecretStr("gt-unit-secret-3141")
             ),
             "cardpluspay": CardPlusPayProvider(http, "cpp-unit-key-1618", "http://127.0.0.1:9"),
+            "runa": RunaProvider(
+                http,
+                api_key=SecretStr("runa-unit-key-1414"),
+                webhook_secret=SecretStr(RUNA_WEBHOOK_SECRET),
+            ),
         }
         runtime = await Runtime.create(settings, providers=providers)
         try:
             logger, out = _logger_with(REDACTOR)
-            secrets = [*credentials.values(), "gt-unit-secret-3141", "cpp-unit-key-1618"]
+            secrets = [
+                *credentials.values(),
+                "gt-unit-secret-3141",
+                "cpp-unit-key-1618",
+                "runa-unit-key-1414",
+                RUNA_WEBHOOK_SECRET,
+            ]
             for level in (logging.DEBUG, logging.INFO, logging.ERROR):
                 logger.log(level, "calling with %s", ", ".join(secrets), extra={"k": secrets})
         finally:
