@@ -11,12 +11,14 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO, Any
 
 import aiohttp
 import httpx
@@ -29,6 +31,7 @@ from bot.offline.emulator.workspace import Message
 from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
 from bot.slack.ids import CONFIRM_EMAIL_ACTION
+from providers.base import Provider
 from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy
@@ -52,6 +55,38 @@ from tests.slack_stack import (
     Stack,
     sandbox_stack,
 )
+
+
+async def rewardbot(
+    *args: str,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    stdout: int | IO[bytes] = subprocess.DEVNULL,
+    stderr: int | IO[bytes] = subprocess.PIPE,
+) -> asyncio.subprocess.Process:
+    """``rewardbot <args>`` started as an admin starts it: a real process (``python -m bot``)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=cwd, stdout=stdout, stderr=stderr
+    )
+
+
+def serve_args(port: int) -> list[str]:
+    """``serve`` on this machine's loopback, on ``port``."""
+    return ["serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+async def rewardbot_exits(*args: str, env: Mapping[str, str], cwd: Path) -> tuple[int, str]:
+    """Run ``rewardbot`` while this test's event loop serves the emulator (which answers
+    ``auth.test``); its exit code and standard error, or a failure if it does not exit."""
+    process = await rewardbot(*args, env=env, cwd=cwd)
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError("rewardbot did not exit") from None
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
 
 
 def free_port() -> int:
@@ -128,18 +163,8 @@ class BotProcess:
 
     async def start(self) -> None:
         with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                env=self.env,
-                stdout=log,
-                stderr=log,
+            self.process = await rewardbot(
+                *serve_args(self.port), env=self.env, stdout=log, stderr=log
             )
         await wait_healthy(self.port, process=self.process)
         if self.routes_slack:
@@ -196,17 +221,27 @@ async def giftronaut_adapter(
 
 
 @asynccontextmanager
+async def bot_with(
+    emulator: SlackEmulator, database: Path, providers: Mapping[str, Provider], **options: Any
+) -> AsyncIterator[Stack]:
+    """The bot with only ``providers`` enabled (``options`` go to ``running_bot``). The
+    :class:`Stack`'s sandbox serves its helpers only; it is not enabled in this bot."""
+    async with running_bot(
+        emulator, database=database, approvers=APPROVERS, providers=providers, **options
+    ) as runtime:
+        yield Stack(emulator, runtime, SandboxProvider())
+
+
+@asynccontextmanager
 async def giftronaut_stack(
     emulator: SlackEmulator, database: Path, state: GiftronautState
 ) -> AsyncIterator[Stack]:
     """The bot with only Giftronaut enabled, pointed at a fake Giftronaut holding ``state``."""
     async with (
         giftronaut_adapter(state) as giftronaut,
-        running_bot(
-            emulator, database=database, approvers=APPROVERS, providers={"giftronaut": giftronaut}
-        ) as runtime,
+        bot_with(emulator, database, {"giftronaut": giftronaut}) as stack,
     ):
-        yield Stack(emulator, runtime, SandboxProvider())
+        yield stack
 
 
 def address_checks(stack: Stack, recipient: str = JANE) -> list[Message]:

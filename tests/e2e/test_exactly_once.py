@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +15,18 @@ from aiohttp import web
 
 from bot.domain import RELEASES_BUDGET, Status
 from bot.offline.emulator import SlackEmulator
-from bot.offline.local import running_bot
 from bot.slack.ids import APPROVE_ACTION, CHECK_AGAIN_ACTION, ORDER_AGAIN_ACTION, RESOLVE_ACTION
-from providers.base import OrderRequest, OrderResult, Provider, SendLog
+from providers.base import OrderRequest, OrderResult, SendLog
 from providers.errors import OutcomeUnknown
 from providers.sandbox import SandboxProvider
 from tests.fakes import Tripwire
 from tests.fakes.cardpluspay import standard_state
 from tests.fakes.giftronaut import GiftronautState
-from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack
-from tests.support import Handler, cardpluspay_adapter, giftronaut_adapter
+from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, Stack
+from tests.support import Handler, bot_with, cardpluspay_adapter, giftronaut_adapter
 
 GIFTRONAUT_CARD = {**GOOD_VALUES, "card": "giftronaut:branded:10042", "amount": "50"}
 CARDPLUSPAY_CARD = {**GOOD_VALUES, "card": "cardpluspay:GOOGLE-5USD-KOXx", "amount": "5"}
-
-
-@asynccontextmanager
-async def _bot(
-    emulator: SlackEmulator, database: Path, providers: dict[str, Provider], **options: Any
-) -> AsyncIterator[Stack]:
-    async with running_bot(
-        emulator, database=database, approvers=APPROVERS, providers=providers, **options
-    ) as runtime:
-        yield Stack(emulator, runtime, SandboxProvider())
 
 
 def _delivery_dms(stack: Stack, recipient: str = JANE) -> list[int]:
@@ -74,7 +62,7 @@ async def test_a_clock_step_while_an_order_is_pending_delivers_once(
     """Symptom 1: the wall clock steps forward 2 minutes while the order is pending; the
     claim loop must not start the same job a second time (two delivery DMs on main)."""
     sandbox = SandboxProvider(completion_delay=2.0)
-    async with _bot(emulator, database, {"sandbox": sandbox}) as stack:
+    async with bot_with(emulator, database, {"sandbox": sandbox}) as stack:
         await _approve(stack, GOOD_VALUES)
         await stack.emulator.wait_for(lambda: sandbox.order_count == 1, 5, "the order to be placed")
         step_clock(120)
@@ -104,7 +92,7 @@ async def test_a_heartbeat_that_cannot_be_written_never_buys_a_card_twice(
 
     async with (
         cardpluspay_adapter(fake, slow_purchase) as adapter,
-        _bot(emulator, database, {"cardpluspay": adapter}, job_lease_seconds=0.3) as stack,
+        bot_with(emulator, database, {"cardpluspay": adapter}, job_lease_seconds=0.3) as stack,
     ):
         runtime = stack.runtime
         extend = runtime.store.extend_lease
@@ -135,7 +123,7 @@ async def test_a_refused_replay_after_a_lost_answer_parks_the_reward_for_review(
     tripwire.arm("POST", "/api/v1/orders/", then_refuse, after=True)
     async with (
         giftronaut_adapter(state, tripwire.middleware) as giftronaut,
-        _bot(emulator, database, {"giftronaut": giftronaut}) as stack,
+        bot_with(emulator, database, {"giftronaut": giftronaut}) as stack,
     ):
         state.drop_next_after_processing()
         await _approve(stack, GIFTRONAUT_CARD)
@@ -162,7 +150,7 @@ async def test_a_lost_answer_is_not_replayed_after_the_provider_forgot_the_key(
 
     tripwire.arm("POST", "/api/v1/orders/", then_fail, after=True)
     async with giftronaut_adapter(state, tripwire.middleware) as giftronaut:
-        async with _bot(emulator, database, {"giftronaut": giftronaut}) as stack:
+        async with bot_with(emulator, database, {"giftronaut": giftronaut}) as stack:
             state.drop_next_after_processing()
             await _approve(stack, GIFTRONAUT_CARD)
             await stack.emulator.wait_for(
@@ -171,7 +159,7 @@ async def test_a_lost_answer_is_not_replayed_after_the_provider_forgot_the_key(
         state._failures.clear()  # Giftronaut is back
         state.advance(25 * 3600)
         step_clock(25 * 3600)
-        async with _bot(emulator, database, {"giftronaut": giftronaut}) as stack:
+        async with bot_with(emulator, database, {"giftronaut": giftronaut}) as stack:
             await stack.wait_status(1, Status.NEEDS_REVIEW, seconds=10)
             reason = (await stack.runtime.store.get(1)).failure_reason or ""
             assert "too old to replay" in reason
@@ -185,7 +173,7 @@ async def test_orders_waiting_on_the_provider_hold_no_slot(
     state = GiftronautState(polls_to_complete=10**9)
     async with (
         giftronaut_adapter(state) as giftronaut,
-        _bot(emulator, database, {"giftronaut": giftronaut}) as stack,
+        bot_with(emulator, database, {"giftronaut": giftronaut}) as stack,
     ):
         for _ in range(8):
             await _approve(stack, GIFTRONAUT_CARD)
@@ -215,7 +203,7 @@ async def test_check_again_is_refused_on_a_request_without_an_order_id(
         sent = 0
 
     unsure = Unsure(completion_delay=0)
-    async with _bot(emulator, database, {"sandbox": unsure}) as stack:
+    async with bot_with(emulator, database, {"sandbox": unsure}) as stack:
         await _approve(stack, GOOD_VALUES)
         await stack.wait_status(1, Status.NEEDS_REVIEW)
         card = await _review_card(stack)
@@ -240,7 +228,7 @@ async def test_one_uncertain_cardpluspay_order_blocks_only_its_own_reward(
     fake.show_email = False  # the order list cannot rule the first order in or out
     async with (
         cardpluspay_adapter(fake) as adapter,
-        _bot(emulator, database, {"cardpluspay": adapter}) as stack,
+        bot_with(emulator, database, {"cardpluspay": adapter}) as stack,
     ):
         fake.drop_next_after_processing()
         await _approve(stack, CARDPLUSPAY_CARD)

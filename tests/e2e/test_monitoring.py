@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
@@ -29,7 +27,15 @@ from bot.slack.web_client import ObservedWebClient
 from bot.store import Store
 from tests.fakes.giftronaut import GiftronautState
 from tests.slack_stack import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
-from tests.support import free_port, giftronaut_stack, slack_env, wait_healthy
+from tests.support import (
+    free_port,
+    giftronaut_stack,
+    rewardbot,
+    rewardbot_exits,
+    serve_args,
+    slack_env,
+    wait_healthy,
+)
 from tests.unit.support import stored_request
 
 JANES_CARD = {
@@ -199,16 +205,7 @@ async def test_socket_mode_answers_health_readiness_and_metrics_on_its_health_po
         "REWARDBOT_HEALTH_PORT": str(port),
     }
     emulator.use_socket_mode()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "socket",
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = await rewardbot("socket", env=env, cwd=tmp_path)
     try:
         await wait_healthy(port, process=process)
         await emulator.wait_for(lambda: emulator.socket.connection_count, 20, "connect")
@@ -237,21 +234,9 @@ async def test_a_bot_token_slack_refuses_stops_start_up_with_one_line(
         "SLACK_APP_TOKEN": emulator.app_token,
         "SLACK_BOT_TOKEN": "xoxb-not-the-token",
     }
-    args = ["serve", "--host", "127.0.0.1", "--port", str(free_port())]
-    # Run while this test's event loop serves the emulator, which answers auth.test.
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *(args if command == "serve" else [command]),
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, raw = await asyncio.wait_for(process.communicate(), 60)
-    stderr = raw.decode()
-    assert process.returncode == 2, stderr
+    args = serve_args(free_port()) if command == "serve" else [command]
+    returncode, stderr = await rewardbot_exits(*args, env=env, cwd=tmp_path)
+    assert returncode == 2, stderr
     assert "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in stderr
     assert "Traceback" not in stderr
     assert "xoxb-not-the-token" not in stderr
@@ -278,20 +263,7 @@ async def test_a_delivery_time_that_cannot_be_read_does_not_fail_a_sent_delivery
 
 
 async def _serve_process(env: dict[str, str], cwd: Path, port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = await rewardbot(*serve_args(port), env=env, cwd=cwd)
     await wait_healthy(port, process=process)
     return process
 

@@ -29,7 +29,7 @@ from tests.slack_stack import (
     Stack,
     sandbox_stack,
 )
-from tests.support import free_port, slack_env, wait_healthy
+from tests.support import free_port, rewardbot, serve_args, slack_env, wait_healthy
 
 
 async def test_summary_falls_back_to_the_requesters_dm(stack: Stack) -> None:
@@ -148,18 +148,9 @@ async def test_rewardbot_process_handles_slack_requests_and_stops_on_sigterm(
     emulator: SlackEmulator, tmp_path: Path, mode: str
 ) -> None:
     port = free_port()
-    args = ["serve", "--host", "127.0.0.1", "--port", str(port)] if mode == "serve" else ["socket"]
+    args = serve_args(port) if mode == "serve" else ["socket"]
     env = _bot_env(emulator, tmp_path) | {"SLACK_APP_TOKEN": emulator.app_token}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = await rewardbot(*args, env=env, cwd=tmp_path)
     try:
         if mode == "serve":
             await wait_healthy(port, process=process)

@@ -42,6 +42,7 @@ from tests.support import (
     POLICY,
     all_requests,
     policy_stack,
+    rewardbot,
     submit_request,
     top_level,
 )
@@ -456,15 +457,11 @@ async def test_export_writes_decisions_amounts_and_permalinks(stack: Stack, tmp_
 async def export(stack: Stack, *args: str) -> str:
     """``rewardbot export`` as an admin runs it: a separate process reading the database
     while the bot keeps running."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
+    process = await rewardbot(
         "export",
         *args,
         env={**os.environ, "REWARDBOT_DATABASE": str(stack.runtime.settings.database)},
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()

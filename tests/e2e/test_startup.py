@@ -27,7 +27,14 @@ from tests.fakes.cardpluspay import API_KEY as CARDPLUSPAY_API_KEY
 from tests.fakes.cardpluspay import app as cardpluspay_app
 from tests.fakes.cardpluspay import standard_state
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM, redeem_urls
-from tests.support import free_port, slack_env, wait_healthy
+from tests.support import (
+    free_port,
+    rewardbot,
+    rewardbot_exits,
+    serve_args,
+    slack_env,
+    wait_healthy,
+)
 
 BOLT_WARNING = "will be unused"
 # Every optional setting of a running bot: its help names each.
@@ -110,29 +117,6 @@ def test_a_start_up_failure_is_one_line_naming_it_and_exit_2(
         assert changes["REWARDBOT_DATABASE"] in line
 
 
-async def _rewardbot_exits(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str]:
-    """Run ``rewardbot`` while this test's event loop serves the emulator (which answers
-    ``auth.test``); its exit code and standard error, or a failure if it does not exit."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise AssertionError("rewardbot did not exit") from None
-    assert process.returncode is not None
-    return process.returncode, stderr.decode()
-
-
 # Which port is already taken: the health port (both commands), or serve's own --port.
 BUSY_PORTS = {
     ("serve", "health"): "REWARDBOT_HEALTH_PORT",
@@ -154,7 +138,7 @@ async def test_a_port_already_in_use_is_one_line_naming_it_and_exit_2(
             env["REWARDBOT_HEALTH_PORT"] = port
         main_port = port if which == "main" else str(free_port())
         args = ["--host", "127.0.0.1", "--port", main_port] if command == "serve" else []
-        returncode, stderr = await _rewardbot_exits(command, *args, env=env, cwd=tmp_path)
+        returncode, stderr = await rewardbot_exits(command, *args, env=env, cwd=tmp_path)
     assert returncode == 2, stderr
     [line] = stderr.splitlines()
     setting = BUSY_PORTS[command, which]
@@ -214,13 +198,7 @@ async def _serving_json_at_debug(
     log = tmp_path / "stderr.log"
     env = env | {"REWARDBOT_LOG_LEVEL": "debug", "REWARDBOT_LOG_FORMAT": "json"}
     with log.open("wb") as stderr:
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)),
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+        process = await rewardbot(*serve_args(port), env=env, cwd=tmp_path, stderr=stderr)
     try:
         await wait_healthy(port, process=process)
         emulator.set_request_url(f"http://127.0.0.1:{port}{SLACK_PATH}")

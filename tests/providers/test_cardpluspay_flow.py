@@ -10,12 +10,10 @@ import pytest
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
-from bot.offline.local import running_bot
 from bot.slack.ids import APPROVE_ACTION
-from providers.sandbox import SandboxProvider
 from tests.fakes.cardpluspay import API_KEY, CardPlusPayState, standard_state
-from tests.slack_stack import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
-from tests.support import cardpluspay_adapter
+from tests.slack_stack import ARJUN, JANE, MAYA, TEAM, Stack
+from tests.support import bot_with, cardpluspay_adapter
 
 REQUEST = {
     "recipient": JANE,
@@ -31,11 +29,9 @@ async def cardpluspay_bot(
 ) -> AsyncIterator[Stack]:
     async with (
         cardpluspay_adapter(fake) as adapter,
-        running_bot(
-            emulator, database=database, approvers=APPROVERS, providers={"cardpluspay": adapter}
-        ) as runtime,
+        bot_with(emulator, database, {"cardpluspay": adapter}) as stack,
     ):
-        yield Stack(emulator, runtime, SandboxProvider())
+        yield stack
 
 
 async def test_a_cardpluspay_reward_is_bought_once_and_delivered_privately(

@@ -17,26 +17,23 @@ from pydantic import SecretStr
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.delivery import HttpDelivery
-from bot.offline.local import running_bot
 from bot.server import SLACK_PATH
 from bot.slack.ids import APPROVE_ACTION, RESEND_ACTION
 from providers.http import RetryPolicy
 from providers.runa import RunaProvider
-from providers.sandbox import SandboxProvider
 from tests.fakes import serve
 from tests.fakes.runa import API_KEY, RunaState, sign_webhook
 from tests.fakes.runa import app as runa_app
 from tests.slack_stack import (
-    APPROVERS,
     ARJUN,
     JANE,
     LIN,
     MAYA,
     OMAR,
     TEAM,
-    Stack,
     redeem_urls,
 )
+from tests.support import bot_with
 
 POLL_INTERVAL = 30.0
 
@@ -66,10 +63,7 @@ async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
     fake.completion_delay = None  # the order completes only when the test says so
     async with serve(app) as runa_url, httpx.AsyncClient(timeout=5.0) as http:
         runa = runa_provider(http, runa_url, fake.webhook_secret, POLL_INTERVAL)
-        async with running_bot(
-            emulator, database=database, approvers=APPROVERS, providers={"runa": runa}
-        ) as runtime:
-            stack = Stack(emulator, runtime, SandboxProvider())
+        async with bot_with(emulator, database, {"runa": runa}) as stack:
             ws = stack.ws
 
             # 1. The modal offers Runa's cards; Maya asks for 25 GBP of Fake Coffee for Jane.
@@ -89,7 +83,7 @@ async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
             await emulator.wait_for(lambda: fake.orders, 5, "the order at Runa")
             order = fake.only_order()
             for _ in range(100):
-                if (await runtime.store.get(1)).provider_order_id == order.id:
+                if (await stack.runtime.store.get(1)).provider_order_id == order.id:
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.2)  # let the fulfillment task start waiting for news
@@ -133,7 +127,7 @@ async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
             assert len(fake.orders) == 1
             assert len(fake.order_posts) == 1
             assert order.link not in stack.everything_visible_outside(JANE)
-            request = await runtime.store.get(1)
+            request = await stack.runtime.store.get(1)
             assert request.status is Status.FULFILLED
             assert request.provider_order_id == order.id
             assert request.charged is not None and str(request.charged) == "23.75 GBP"
@@ -153,10 +147,7 @@ async def test_a_bulk_runa_reward_is_one_order_each_recipient_their_own_link(
     app = runa_app(fake)
     async with serve(app) as runa_url, httpx.AsyncClient(timeout=5.0) as http:
         runa = runa_provider(http, runa_url, None, poll_interval=0.05)
-        async with running_bot(
-            emulator, database=database, approvers=APPROVERS, providers={"runa": runa}
-        ) as runtime:
-            stack = Stack(emulator, runtime, SandboxProvider())
+        async with bot_with(emulator, database, {"runa": runa}) as stack:
             await stack.request_reward(
                 {
                     "recipient": JANE,
@@ -183,7 +174,7 @@ async def test_a_bulk_runa_reward_is_one_order_each_recipient_their_own_link(
             assert (links[JANE][0], links[LIN][0]) == (order.items[0].link, order.items[2].link)
             for who, (link,) in links.items():
                 assert link not in stack.everything_visible_outside(who)
-            charged = [(await runtime.store.get(i)).charged for i in (1, 2, 3)]
+            charged = [(await stack.runtime.store.get(i)).charged for i in (1, 2, 3)]
             assert sum(c.amount for c in charged if c) == order.price
 
             # Asking again, each gets the same link as before, never someone else's.

@@ -9,15 +9,14 @@ import pytest
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
-from bot.offline.local import running_bot
 from bot.slack.ids import APPROVE_ACTION
 from providers.http import RetryPolicy
-from providers.sandbox import SandboxProvider
 from providers.ugiftme import UGiftMeProvider
 from tests.fakes import serve
 from tests.fakes.ugiftme import UGiftMeState
 from tests.fakes.ugiftme import app as ugiftme_app
-from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM, Stack
+from tests.slack_stack import ARJUN, GOOD_VALUES, JANE, MAYA, TEAM
+from tests.support import bot_with
 
 CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
 
@@ -38,11 +37,7 @@ async def test_reward_is_ordered_from_ugiftme_and_delivered_privately(
             retry=RetryPolicy(attempts=3, base_delay=0.01),
             poll_interval=0.02,
         )
-        async with running_bot(
-            emulator, database=database, approvers=APPROVERS, providers={"ugiftme": adapter}
-        ) as runtime:
-            # Stack wants a sandbox for its own helpers; it is not enabled in this bot.
-            stack = Stack(emulator, runtime, SandboxProvider())
+        async with bot_with(emulator, database, {"ugiftme": adapter}) as stack:
             ws = stack.ws
 
             await emulator.driver.slash_command(MAYA, TEAM)
@@ -95,6 +90,6 @@ async def test_reward_is_ordered_from_ugiftme_and_delivered_privately(
             for secret in (code, link, fake.api_key):
                 assert secret not in ours
 
-            request = await runtime.store.get(1)
+            request = await stack.runtime.store.get(1)
             assert request.status is Status.FULFILLED
             assert request.provider_order_id == f"request:{next(iter(fake.order_requests))}"
