@@ -1,4 +1,4 @@
-"""The ``rewardbot`` command: ``serve``, ``socket``, ``demo`` and ``export``."""
+"""The ``rewardbot`` command: ``serve``, ``socket``, ``migrate``, ``demo`` and ``export``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from bot.logs import setup_logging
 from bot.reports import export_requests
 from bot.runtime import Runtime
 from bot.server import build_web_app
-from bot.store import Store
+from bot.store import DATABASE_ERRORS, Store, database_problem
 
 log = logging.getLogger("rewardbot")
 
@@ -56,6 +56,14 @@ jobs, until stopped.
 
 {_SETTINGS.format(credential="SLACK_APP_TOKEN (xapp-...)")}"""
 
+_MIGRATE = """\
+Bring the database's schema up to this rewardbot's, then exit. serve and
+socket do the same when they start, under a lock, so processes starting
+together upgrade it once; run this first to upgrade during a deploy instead.
+
+needs: REWARDBOT_DATABASE (default rewardbot.db: a SQLite file path, or a
+postgresql://user@host:5432/name URL)."""
+
 _DEMO = """\
 Walk one reward through the whole bot offline, against a built-in Slack
 emulator and the sandbox provider, printing what each person sees.
@@ -69,7 +77,7 @@ read from the database without blocking a running bot.
 needs: REWARDBOT_DATABASE (default rewardbot.db), an existing database."""
 
 # Commands that print for people: only problems should interrupt them.
-_QUIET_COMMANDS = ("demo", "export")
+_QUIET_COMMANDS = ("demo", "export", "migrate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="interface to listen on")  # noqa: S104
     serve.add_argument("--port", type=int, default=3000, help="port to listen on")
     command("socket", "receive Slack's requests over Socket Mode", _SOCKET)
+    command("migrate", "bring the database's schema up to date, then exit", _MIGRATE)
     command("demo", "walk a reward through the bot offline, printing each step", _DEMO)
     export = command("export", "write the requests made between two dates as CSV or JSON", _EXPORT)
     export.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
@@ -119,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging("WARNING" if quiet else settings.log_level, settings.log_format)
         if args.command == "export":
             return asyncio.run(_export(settings, args))
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
         if args.command == "serve":
             settings.require(RunMode.HTTP)
             _run_serve(settings, args.host, args.port)
@@ -136,12 +147,13 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     until: date = args.until or datetime.now(UTC).date()
     if until < args.since:
         raise ConfigError(f"--until {until} is before --since {args.since}.")
-    if not settings.database.exists():
+    path = settings.database.sqlite_path
+    if path is not None and not path.exists():
         raise ConfigError(f"No database at {settings.database} (REWARDBOT_DATABASE).")
     try:
-        store = await Store.open_read_only(str(settings.database.resolve()))
-    except (RuntimeError, sqlite3.Error) as exc:
-        raise ConfigError(f"Cannot read {settings.database}: {exc}.") from None
+        store = await Store.open_read_only(settings.database)
+    except (RuntimeError, *DATABASE_ERRORS) as exc:
+        raise ConfigError(f"Cannot read {settings.database}: {database_problem(exc)}.") from None
     try:
         text = await export_requests(
             store,
@@ -158,17 +170,33 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _runtime(settings: Settings) -> Runtime:
+async def _migrate(settings: Settings) -> int:
+    """Bring the database's schema to this rewardbot's (what serve and socket do at start)."""
+    store = await _open_store(settings)
+    await store.close()
+    print(f"rewardbot: {settings.database} is up to date.")
+    return 0
+
+
+async def _open_store(settings: Settings) -> Store:
     try:
-        # Opened once without aiosqlite first: a file it cannot open (a directory, a missing
-        # directory) it reports from a thread that outlives the event loop, in a traceback.
-        sqlite3.connect(settings.database).close()
-        return await Runtime.create(settings)
-    except sqlite3.Error as exc:
-        # Opening the database is the only SQLite work of the wiring.
+        path = settings.database.sqlite_path
+        if path is not None:
+            # Opened once with sqlite3 first: a file aiosqlite cannot open (a directory, a
+            # missing directory) it reports from a thread that outlives the event loop.
+            sqlite3.connect(path).close()
+        return await Store.open(settings.database)
+    except (RuntimeError, *DATABASE_ERRORS) as exc:
         raise ConfigError(
-            f"Cannot open the database {settings.database} (REWARDBOT_DATABASE): {exc}."
+            f"Cannot open the database {settings.database} (REWARDBOT_DATABASE): "
+            f"{database_problem(exc)}."
         ) from None
+
+
+async def _runtime(settings: Settings) -> Runtime:
+    # The database first: its problems are the admin's to fix, one line each.
+    await (await _open_store(settings)).close()
+    return await Runtime.create(settings)
 
 
 def _run_serve(settings: Settings, host: str, port: int) -> None:

@@ -6,12 +6,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PlainValidator, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.logs import LogFormat, LogLevel
 from bot.policy.file import PolicyFile, is_user_id, load_policy
+from bot.store.database import DatabaseUrl
 from providers import PROVIDERS
 from providers.settings import check_api_url, describe_problems
 
@@ -21,6 +22,14 @@ class RunMode(StrEnum):
 
     HTTP = "serve"
     SOCKET = "socket"
+
+
+def _database_url(value: object) -> DatabaseUrl:
+    if isinstance(value, DatabaseUrl):
+        return value
+    if not isinstance(value, str | Path):
+        raise ValueError("must be a SQLite file path or a postgresql:// URL")
+    return DatabaseUrl.parse(value)
 
 
 def _split_csv(value: object) -> object:
@@ -38,7 +47,10 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
-    database: Path = Field(default=Path("rewardbot.db"), alias="REWARDBOT_DATABASE")
+    # A SQLite file (the default) or a postgresql:// URL (several processes).
+    database: Annotated[DatabaseUrl, PlainValidator(_database_url), NoDecode] = Field(
+        default=DatabaseUrl.parse("rewardbot.db"), alias="REWARDBOT_DATABASE"
+    )
     # The simplest policy: these people approve everything. REWARDBOT_POLICY replaces it.
     approvers: Annotated[list[str], NoDecode] = Field(default=[], alias="REWARDBOT_APPROVERS")
     policy_file: Path | None = Field(default=None, alias="REWARDBOT_POLICY")

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import errno
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from urllib.parse import quote
 
-import aiosqlite
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
@@ -51,23 +47,10 @@ class Readiness(BaseModel):
         return cls(ready=not failing, checks=checks, failing=failing)
 
 
-async def database_answers(absolute_path: Path) -> bool:
-    """Whether the database file opens read-write on a fresh connection and answers a query:
-    the bot's own open connection would keep working on a file that was deleted or moved."""
-    uri = f"file:{quote(str(absolute_path))}?mode=rw"
-    try:
-        async with aiosqlite.connect(uri, uri=True, timeout=_DATABASE_TIMEOUT) as db:
-            await db.execute_fetchall("SELECT COUNT(*) FROM sqlite_master")
-    except (sqlite3.Error, OSError):
-        return False
-    return True
-
-
-async def readiness(runtime: Runtime, database: Path) -> Readiness:
-    """``database``: the database file's absolute path."""
+async def readiness(runtime: Runtime) -> Readiness:
     return Readiness.of(
         {
-            "database": await database_answers(database),
+            "database": await runtime.store.answers(_DATABASE_TIMEOUT),
             "job_runner": runtime.jobs.ran_within(RUNNER_ALIVE_WITHIN),
             "slack_auth": runtime.gateway.auth_checked,
         }
@@ -76,13 +59,12 @@ async def readiness(runtime: Runtime, database: Path) -> Readiness:
 
 def add_health_routes(app: web.Application, runtime: Runtime) -> None:
     """Answer ``/healthz``, ``/readyz`` and ``/metrics`` on ``app``."""
-    database = runtime.settings.database.resolve()
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
     async def readyz(_: web.Request) -> web.Response:
-        result = await readiness(runtime, database)
+        result = await readiness(runtime)
         return web.json_response(result.model_dump(), status=200 if result.ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:

@@ -144,6 +144,8 @@ class JobRunner:
         self._leases_seen: dict[int, tuple[str, float]] = {}
         self._metrics = metrics or Metrics()
         self._loop_task: asyncio.Task[None] | None = None
+        # Other processes' queued jobs (PostgreSQL): see ``Store.watch_jobs_queued``.
+        self._watch_task: asyncio.Task[None] | None = None
         self._stopping = False
         # When the claim loop last went round (monotonic): readiness asks whether it is alive.
         self._last_round: float | None = None
@@ -164,10 +166,16 @@ class JobRunner:
     def start(self) -> None:
         self._stopping = False
         self._loop_task = asyncio.create_task(self._claim_loop(), name="job-runner")
+        self._watch_task = asyncio.create_task(
+            self._store.watch_jobs_queued(self.wake), name="job-wakeups"
+        )
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let running jobs finish for ``grace`` seconds, then cancel them and
         give their leases back so the next start resumes them immediately."""
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
         if self._loop_task is not None:
             # Not cancelled: a claim is a short transaction, and one cut off mid-statement
             # could leave the shared connection unusable for the release below.
@@ -230,7 +238,7 @@ class JobRunner:
 
     async def _idle_time(self) -> float:
         """How long to wait for new work: until the next job is due, at most a poll interval
-        (work queued by another process is only seen by polling)."""
+        (work queued by another process that was not announced is seen by polling)."""
         try:
             due = await self._store.seconds_to_next_job()
         except Exception:

@@ -1,14 +1,17 @@
-"""Durable state in SQLite: reward requests, the Slack messages that show them, and the audit trail.
+"""Durable state in SQLite or PostgreSQL: reward requests, the Slack messages that show them,
+and the audit trail.
 
 Callers use one object, :class:`Store`, composed of one part per concern:
 
-- ``base``: the shared connection, its lock and transactions; opening and closing;
+- ``database``: ``REWARDBOT_DATABASE`` understood, and the engine for it;
+- ``base``: the engine, transactions (one at a time on SQLite); opening and closing;
 - ``schema``: every schema version (append only) and the upgrade through them;
-- ``sql``: timestamps as stored, and reading rows safely;
+- ``sql``: a transaction's connection (statements, locks), timestamps as stored;
 - ``requests``: storing a submission and reading requests back;
 - ``budgets``: the monthly budget check, made in the transaction that stores a request;
 - ``transitions``: guarded status changes, with their events and jobs in one transaction;
 - ``jobs``: the durable job queue, its claims, leases and fencing;
+- ``wakeups``: every process's runner woken when any process queues a job (PostgreSQL);
 - ``orders``: sends of provider orders and starts of delivery DMs, recorded before they happen;
 - ``email_changes``: resends of a delivered card and the address changes that redirect it;
 - ``audit``: the events of a request, and the Slack messages that show it;
@@ -16,6 +19,7 @@ Callers use one object, :class:`Store`, composed of one part per concern:
 """
 
 from bot.store.audit import SYSTEM_ACTOR, ApprovalCard, Event
+from bot.store.database import DATABASE_ERRORS, DatabaseUrl, database_problem
 from bot.store.email_changes import EmailChange, EmailChangeOutcome, mask_email
 from bot.store.jobs import Job, JobKind, LeaseLost
 from bot.store.orders import DeliveryStart
@@ -23,9 +27,11 @@ from bot.store.store import Store
 from bot.store.transitions import Change
 
 __all__ = [
+    "DATABASE_ERRORS",
     "SYSTEM_ACTOR",
     "ApprovalCard",
     "Change",
+    "DatabaseUrl",
     "DeliveryStart",
     "EmailChange",
     "EmailChangeOutcome",
@@ -34,5 +40,6 @@ __all__ = [
     "JobKind",
     "LeaseLost",
     "Store",
+    "database_problem",
     "mask_email",
 ]

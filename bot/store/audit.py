@@ -7,12 +7,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from bot.domain import Status
 from bot.store.base import StoreBase
-from bot.store.sql import now_timestamp
+from bot.store.sql import Connection, now_timestamp
 
 # The actor of what rewardbot does on its own (jobs, expiries), in events and decisions.
 SYSTEM_ACTOR = "rewardbot"
@@ -44,7 +43,7 @@ class ApprovalCard(BaseModel):
 
 
 async def insert_event(
-    db: aiosqlite.Connection,
+    db: Connection,
     request_id: int,
     kind: str,
     from_status: Status | None,
@@ -54,10 +53,16 @@ async def insert_event(
     at: str,
 ) -> None:
     """An event, in the caller's transaction (so it is written with what it records)."""
-    await db.execute(
+    await db.run(
         "INSERT INTO events (request_id, kind, from_status, to_status, actor, detail, at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (request_id, kind, from_status, to_status, actor, json.dumps(detail), at),
+        "VALUES (:request_id, :kind, :from_status, :to_status, :actor, :detail, :at)",
+        request_id=request_id,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        detail=json.dumps(detail),
+        at=at,
     )
 
 
@@ -75,7 +80,7 @@ class AuditLog(StoreBase):
 
     async def events(self, request_id: int) -> list[Event]:
         rows = await self._fetch(
-            "SELECT * FROM events WHERE request_id = ? ORDER BY id", (request_id,)
+            "SELECT * FROM events WHERE request_id = :id ORDER BY id", id=request_id
         )
         return [
             Event(
@@ -94,26 +99,34 @@ class AuditLog(StoreBase):
         self, request_id: int, approver_id: str, channel: str, ts: str
     ) -> None:
         async with self._transaction() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO approval_cards (request_id, approver_id, channel, ts) "
-                "VALUES (?, ?, ?, ?)",
-                (request_id, approver_id, channel, ts),
+            await db.run(
+                "INSERT INTO approval_cards (request_id, approver_id, channel, ts) "
+                "VALUES (:request_id, :approver_id, :channel, :ts) "
+                "ON CONFLICT (request_id, approver_id) DO UPDATE SET "
+                "channel = excluded.channel, ts = excluded.ts",
+                request_id=request_id,
+                approver_id=approver_id,
+                channel=channel,
+                ts=ts,
             )
 
     async def approval_cards(self, request_id: int) -> list[ApprovalCard]:
         rows = await self._fetch(
-            "SELECT approver_id, channel, ts FROM approval_cards WHERE request_id = ? "
+            "SELECT approver_id, channel, ts FROM approval_cards WHERE request_id = :id "
             "ORDER BY approver_id",
-            (request_id,),
+            id=request_id,
         )
-        return [ApprovalCard(approver_id=r[0], channel=r[1], ts=r[2]) for r in rows]
+        return [ApprovalCard.model_validate(dict(r)) for r in rows]
 
     async def set_summary_message(
         self, request_id: int, channel: str, ts: str, permalink: str | None
     ) -> None:
         async with self._transaction() as db:
-            await db.execute(
-                "UPDATE reward_requests SET summary_channel = ?, summary_ts = ?, "
-                "summary_permalink = ? WHERE id = ?",
-                (channel, ts, permalink, request_id),
+            await db.run(
+                "UPDATE reward_requests SET summary_channel = :channel, summary_ts = :ts, "
+                "summary_permalink = :permalink WHERE id = :id",
+                channel=channel,
+                ts=ts,
+                permalink=permalink,
+                id=request_id,
             )

@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-import aiosqlite
-
 from bot.domain import RELEASES_BUDGET, BudgetLimit, Money, NewRewardRequest, month_title
 from bot.errors import OverBudget
-from bot.store.sql import read_rows
+from bot.store.sql import Connection
 
 
 async def check_budget(
-    db: aiosqlite.Connection, news: Sequence[NewRewardRequest], limit: BudgetLimit
+    db: Connection, news: Sequence[NewRewardRequest], limit: BudgetLimit
 ) -> None:
     """All of ``news`` (one requester, one month) must fit in what ``limit`` has left; raises
     :class:`OverBudget` if they do not."""
@@ -31,16 +29,17 @@ async def check_budget(
     )
 
 
-async def _reserved(
-    db: aiosqlite.Connection, month: str, limit: BudgetLimit, requester_id: str
-) -> Decimal:
+async def _reserved(db: Connection, month: str, limit: BudgetLimit, requester_id: str) -> Decimal:
     """What the month's live requests hold of ``limit`` (summed as Decimal, not in SQL)."""
     who, value = ("team", limit.team) if limit.team else ("requester_id", requester_id)
-    released = ",".join("?" * len(RELEASES_BUDGET))
-    rows = await read_rows(
-        db,
-        f"SELECT budget_amount FROM reward_requests WHERE budget_month = ? AND {who} = ? "  # noqa: S608
-        f"AND budget_currency = ? AND status NOT IN ({released})",
-        (month, value, limit.limit.currency, *RELEASES_BUDGET),
+    # Two processes storing requests of one budget at once must not both see it unspent.
+    await db.lock(f"budget {month} {who} {value} {limit.limit.currency}")
+    rows = await db.rows(
+        "SELECT budget_amount FROM reward_requests WHERE budget_month = :month "  # noqa: S608
+        f"AND {who} = :who AND budget_currency = :currency AND status NOT IN :released",
+        month=month,
+        who=value,
+        currency=limit.limit.currency,
+        released=tuple(RELEASES_BUDGET),
     )
-    return sum((Decimal(row[0]) for row in rows), Decimal(0))
+    return sum((Decimal(row["budget_amount"]) for row in rows), Decimal(0))

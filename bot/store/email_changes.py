@@ -3,19 +3,18 @@ recipient confirmed it (an address change)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from bot.errors import NotAllowed, RequestNotFound
 from bot.store.audit import SYSTEM_ACTOR, insert_event
 from bot.store.base import StoreBase
 from bot.store.jobs import JobKind, insert_job
-from bot.store.sql import now_timestamp, read_rows, timestamp
+from bot.store.sql import Connection, Row, now_timestamp, timestamp
 
 
 class EmailChangeOutcome(StrEnum):
@@ -62,11 +61,14 @@ class EmailChanges(StoreBase):
         a double click resends once."""
         now = now_timestamp()
         async with self._transaction() as db:
-            recent = await read_rows(
-                db,
-                "SELECT 1 FROM events WHERE request_id = ? AND actor = ? "
-                "AND kind = 'resend_requested' AND at > ?",
-                (request_id, actor, now_timestamp(-cooldown.total_seconds())),
+            # Two processes taking the two clicks of a double click must not both queue one.
+            await db.lock_request(request_id)
+            recent = await db.rows(
+                "SELECT 1 FROM events WHERE request_id = :id AND actor = :actor "
+                "AND kind = 'resend_requested' AND at > :since",
+                id=request_id,
+                actor=actor,
+                since=now_timestamp(-cooldown.total_seconds()),
             )
             if recent:
                 return False
@@ -86,31 +88,34 @@ class EmailChanges(StoreBase):
         ended first, as ``expired``."""
         now = now_timestamp()
         async with self._transaction() as db:
+            await db.lock_request(request_id)
             await _end_waiting(
                 db,
                 EmailChangeOutcome.EXPIRED,
                 SYSTEM_ACTOR,
                 now,
-                "request_id = ? AND expires_at <= ?",
-                (request_id, now),
+                "request_id = :id AND expires_at <= :now",
+                id=request_id,
             )
-            waiting = await read_rows(
-                db,
-                "SELECT 1 FROM email_changes WHERE request_id = ? AND outcome IS NULL",
-                (request_id,),
+            waiting = await db.rows(
+                "SELECT 1 FROM email_changes WHERE request_id = :id AND outcome IS NULL",
+                id=request_id,
             )
             if waiting:
                 raise NotAllowed(
                     "Another address for this card is waiting for its recipient's "
                     "confirmation; it must be confirmed, refused or expire first."
                 )
-            inserted = await read_rows(
-                db,
+            inserted = await db.rows(
                 "INSERT INTO email_changes (request_id, email, requested_by, requested_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (request_id, email, actor, now, timestamp(expires_at)),
+                "expires_at) VALUES (:id, :email, :actor, :now, :expires) RETURNING id",
+                id=request_id,
+                email=email,
+                actor=actor,
+                now=now,
+                expires=timestamp(expires_at),
             )
-            change_id = int(inserted[0][0])
+            change_id = int(inserted[0]["id"])
             detail = {
                 "to": f"email {mask_email(email)}",
                 "change": change_id,
@@ -125,7 +130,7 @@ class EmailChanges(StoreBase):
         return await self.email_change(change_id)
 
     async def email_change(self, change_id: int) -> EmailChange:
-        rows = await self._fetch("SELECT * FROM email_changes WHERE id = ?", (change_id,))
+        rows = await self._fetch("SELECT * FROM email_changes WHERE id = :id", id=change_id)
         if not rows:
             raise RequestNotFound(f"There is no address change #{change_id}.")
         row = rows[0]
@@ -158,9 +163,10 @@ class EmailChanges(StoreBase):
                 outcome,
                 actor,
                 now,
-                "id = ? AND (expires_at <= ?) = ?",
-                (change_id, now, outcome is EmailChangeOutcome.EXPIRED),
+                "id = :id AND (expires_at <= :now) = :expired",
                 detail or {},
+                id=change_id,
+                expired=outcome is EmailChangeOutcome.EXPIRED,
             )
             if not ended:
                 return False
@@ -178,37 +184,41 @@ class EmailChanges(StoreBase):
         else ever replaces a delivered card's address."""
         now = now_timestamp()
         async with self._transaction() as db:
-            updated = await read_rows(
-                db,
-                "UPDATE reward_requests SET recipient_email = c.email, updated_at = ? "
-                "FROM email_changes c WHERE c.id = ? AND c.request_id = reward_requests.id "
-                "AND c.outcome = ? RETURNING reward_requests.id",
-                (now, change_id, EmailChangeOutcome.CONFIRMED),
+            updated = await db.rows(
+                "UPDATE reward_requests SET recipient_email = c.email, updated_at = :now "
+                "FROM email_changes c WHERE c.id = :id AND c.request_id = reward_requests.id "
+                "AND c.outcome = :confirmed RETURNING reward_requests.id",
+                now=now,
+                id=change_id,
+                confirmed=EmailChangeOutcome.CONFIRMED,
             )
             if not updated:
                 raise NotAllowed(f"Address change #{change_id} was not confirmed.")
-            request_id = int(updated[0][0])
+            request_id = int(updated[0]["id"])
             await insert_event(db, request_id, "resent", None, None, actor, dict(detail), now)
 
 
 async def _end_waiting(
-    db: aiosqlite.Connection,
+    db: Connection,
     outcome: EmailChangeOutcome,
     actor: str,
     now: str,
     which: str,
-    parameters: tuple[object, ...],
     detail: Mapping[str, Any] | None = None,
-) -> list[aiosqlite.Row]:
+    **parameters: object,
+) -> Sequence[Row]:
     """End the waiting changes that ``which`` (a condition) selects as ``outcome``, by
     ``actor``, each with its ``email_change_<outcome>`` event; the changes it ended (``id``,
     ``request_id``, ``email``, ``requested_by``). The guard ``outcome IS NULL`` makes each
     end once, whoever races to end it."""
-    ended = await read_rows(
-        db,
-        "UPDATE email_changes SET outcome = ?, decided_at = ?, decided_by = ? "  # noqa: S608
-        f"WHERE {which} AND outcome IS NULL RETURNING id, request_id, email, requested_by",
-        (outcome, now, actor, *parameters),
+    ended = await db.rows(
+        "UPDATE email_changes SET outcome = :outcome, decided_at = :now, "  # noqa: S608
+        f"decided_by = :actor WHERE {which} AND outcome IS NULL "
+        "RETURNING id, request_id, email, requested_by",
+        outcome=outcome,
+        now=now,
+        actor=actor,
+        **parameters,
     )
     for row in ended:
         event = {"to": f"email {mask_email(row['email'])}", "change": row["id"], **(detail or {})}

@@ -13,15 +13,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from bot import clock
 from bot.store.base import StoreBase
-from bot.store.sql import now_timestamp, read_rows, timestamp
+from bot.store.sql import Connection, now_timestamp, timestamp
+from bot.store.wakeups import notify_jobs_queued
 
 # A waiting job postponed by a process whose clock was more than this ahead of ours.
 _AHEAD = 5.0
+# A claim that did not count as an attempt (a postponement, a release) gives its attempt back.
+_ONE_ATTEMPT_LESS = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
 
 
 class JobKind(StrEnum):
@@ -67,7 +69,7 @@ class LeaseLost(Exception):
 
 
 async def insert_job(
-    db: aiosqlite.Connection,
+    db: Connection,
     kind: JobKind,
     request_id: int,
     payload: dict[str, Any],
@@ -75,56 +77,61 @@ async def insert_job(
     run_after: str | None = None,
 ) -> None:
     """Queue a job in the caller's transaction (so it is queued with what made it needed)."""
-    await db.execute(
+    await db.run(
         "INSERT INTO jobs (kind, request_id, payload, run_after, created_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (kind, request_id, json.dumps(payload), run_after or now, now),
+        "VALUES (:kind, :request_id, :payload, :run_after, :now)",
+        kind=kind,
+        request_id=request_id,
+        payload=json.dumps(payload),
+        run_after=run_after or now,
+        now=now,
     )
+    await notify_jobs_queued(db)
 
 
-async def require_current_claim(db: aiosqlite.Connection, fence: Job | None) -> None:
+async def require_current_claim(db: Connection, fence: Job | None) -> None:
     """In a write transaction: go on only if ``fence`` (a claim) is still current."""
     if fence is not None and not await _extend_claim(db, fence):
         raise LeaseLost(fence)
 
 
-async def _extend_claim(db: aiosqlite.Connection, job: Job) -> bool:
-    cursor = await db.execute(
-        "UPDATE jobs SET lease_expires = ? WHERE id = ? AND lease_owner = ? AND done_at IS NULL",
-        (now_timestamp(job.lease_seconds), job.id, job.lease),
+async def _extend_claim(db: Connection, job: Job) -> bool:
+    extended = await db.run(
+        "UPDATE jobs SET lease_expires = :expires "
+        "WHERE id = :id AND lease_owner = :lease AND done_at IS NULL",
+        expires=now_timestamp(job.lease_seconds),
+        id=job.id,
+        lease=job.lease,
     )
-    return cursor.rowcount == 1
+    return extended == 1
 
 
 async def _claim(
-    db: aiosqlite.Connection,
-    owner: str,
-    lease_seconds: float,
-    which: str,
-    parameters: tuple[object, ...],
+    db: Connection, owner: str, lease_seconds: float, which: str, **parameters: object
 ) -> Job | None:
     """Give the job that ``which`` (a condition) selects a new claim of ``owner``'s, with a
     fresh token, for ``lease_seconds``; ``None`` if no job matched."""
     lease = f"{owner}:{uuid.uuid4().hex}"
-    claimed = await read_rows(
-        db,
-        "UPDATE jobs SET lease_owner = ?, lease_expires = ?, attempts = attempts + 1, "  # noqa: S608
-        f"nudged = 0 WHERE {which} "
+    claimed = await db.rows(
+        "UPDATE jobs SET lease_owner = :lease, lease_expires = :expires, "  # noqa: S608
+        f"attempts = attempts + 1, nudged = 0 WHERE {which} "
         "RETURNING id, kind, request_id, payload, attempts, created_at",
-        (lease, now_timestamp(lease_seconds), *parameters),
+        lease=lease,
+        expires=now_timestamp(lease_seconds),
+        **parameters,
     )
     if not claimed:
         return None
     row = claimed[0]
     return Job(
-        id=row[0],
-        kind=JobKind(row[1]),
-        request_id=row[2],
-        payload=json.loads(row[3]),
-        attempts=row[4],
+        id=row["id"],
+        kind=JobKind(row["kind"]),
+        request_id=row["request_id"],
+        payload=json.loads(row["payload"]),
+        attempts=row["attempts"],
         lease=lease,
         lease_seconds=lease_seconds,
-        created_at=datetime.fromisoformat(row[5]),
+        created_at=datetime.fromisoformat(row["created_at"]),
     )
 
 
@@ -147,35 +154,40 @@ class JobQueue(StoreBase):
         fails its fence (:meth:`hold`). ``running``: jobs this runner is running itself, never
         taken over from itself. A job waiting on a provider that was postponed by a clock
         ahead of ours is due now: its wait cannot be measured, and looking early is harmless."""
-        now = now_timestamp()
-        excluded = ",".join("?" * len(running))
-        not_running = f"AND j.id NOT IN ({excluded})" if running else ""
+        not_running = "AND j.id NOT IN :running" if running else ""
         async with self._transaction() as db:
+            # PostgreSQL: processes claim at the same time; each skips the rows another is
+            # claiming instead of waiting for them (and then finding them taken).
+            skip_claimed = "FOR UPDATE OF j SKIP LOCKED" if db.is_postgres else ""
             return await _claim(
                 db,
                 owner,
                 lease_seconds,
                 f"""id = (
                        SELECT j.id FROM jobs j
-                       WHERE j.kind = ? AND j.done_at IS NULL
-                         AND (j.run_after <= ? OR (j.waiting = 1 AND j.waited_from > ?))
-                         AND (j.lease_expires IS NULL OR j.lease_expires < ?) {not_running}
+                       WHERE j.kind = :kind AND j.done_at IS NULL
+                         AND (j.run_after <= :now OR (j.waiting = 1 AND j.waited_from > :ahead))
+                         AND (j.lease_expires IS NULL OR j.lease_expires < :now) {not_running}
                          AND NOT EXISTS (
                              SELECT 1 FROM jobs e WHERE e.request_id = j.request_id
                                AND e.kind = j.kind AND e.done_at IS NULL AND e.id < j.id)
-                       ORDER BY j.id LIMIT 1)""",  # noqa: S608
-                (kind, now, now_timestamp(_AHEAD), now, *running),
+                       ORDER BY j.id LIMIT 1 {skip_claimed})""",  # noqa: S608
+                kind=kind,
+                now=now_timestamp(),
+                ahead=now_timestamp(_AHEAD),
+                **({"running": tuple(running)} if running else {}),
             )
 
     async def leases_held(self, exclude: str) -> list[tuple[int, JobKind, str]]:
         """The unfinished jobs other runners than ``exclude`` hold: id, kind, and the lease
         (its claim token and expiry, which every renewal changes)."""
         rows = await self._fetch(
-            "SELECT id, kind, lease_owner || ' ' || lease_expires FROM jobs "
-            "WHERE done_at IS NULL AND lease_owner IS NOT NULL AND lease_owner NOT LIKE ? || ':%'",
-            (exclude,),
+            "SELECT id, kind, lease_owner || ' ' || lease_expires AS lease FROM jobs "
+            "WHERE done_at IS NULL AND lease_owner IS NOT NULL "
+            "AND lease_owner NOT LIKE :mine ESCAPE '!'",
+            mine=_claims_of(exclude),
         )
-        return [(int(r[0]), JobKind(r[1]), str(r[2])) for r in rows]
+        return [(int(r["id"]), JobKind(r["kind"]), str(r["lease"])) for r in rows]
 
     async def take_over(
         self, job_id: int, lease: str, owner: str, lease_seconds: float
@@ -187,8 +199,9 @@ class JobQueue(StoreBase):
                 db,
                 owner,
                 lease_seconds,
-                "id = ? AND done_at IS NULL AND lease_owner || ' ' || lease_expires = ?",
-                (job_id, lease),
+                "id = :id AND done_at IS NULL AND lease_owner || ' ' || lease_expires = :held",
+                id=job_id,
+                held=lease,
             )
 
     async def extend_lease(self, job: Job) -> bool:
@@ -207,20 +220,27 @@ class JobQueue(StoreBase):
     async def finish_job(self, job: Job, error: str | None = None) -> None:
         """Done (``error`` says why a job was given up on). Only this claim can finish it."""
         async with self._transaction() as db:
-            await db.execute(
-                "UPDATE jobs SET done_at = ?, lease_owner = NULL, lease_expires = NULL, "
-                "waiting = 0, last_error = ? WHERE id = ? AND lease_owner = ?",
-                (now_timestamp(), error, job.id, job.lease),
+            await db.run(
+                "UPDATE jobs SET done_at = :now, lease_owner = NULL, lease_expires = NULL, "
+                "waiting = 0, last_error = :error WHERE id = :id AND lease_owner = :lease",
+                now=now_timestamp(),
+                error=error,
+                id=job.id,
+                lease=job.lease,
             )
 
     async def retry_job(self, job: Job, delay: float, error: str) -> None:
         """Run the failed job again ``delay`` seconds from now (a backoff: under way)."""
         async with self._transaction() as db:
-            await db.execute(
-                "UPDATE jobs SET run_after = ?, waiting = 1, waited_from = ?, "
-                "lease_owner = NULL, lease_expires = NULL, last_error = ? "
-                "WHERE id = ? AND lease_owner = ?",
-                (now_timestamp(delay), now_timestamp(), error, job.id, job.lease),
+            await db.run(
+                "UPDATE jobs SET run_after = :run_after, waiting = 1, waited_from = :now, "
+                "lease_owner = NULL, lease_expires = NULL, last_error = :error "
+                "WHERE id = :id AND lease_owner = :lease",
+                run_after=now_timestamp(delay),
+                now=now_timestamp(),
+                error=error,
+                id=job.id,
+                lease=job.lease,
             )
 
     async def postpone_job(self, job: Job, until: datetime, *, waiting: bool) -> None:
@@ -228,29 +248,26 @@ class JobQueue(StoreBase):
         ``waiting``: it is waiting on a provider (still under way, see :meth:`open_job_count`),
         not scheduled. A webhook that nudged it meanwhile makes it due at once."""
         async with self._transaction() as db:
-            await db.execute(
-                "UPDATE jobs SET run_after = CASE WHEN nudged = 1 THEN ? ELSE ? END, "
-                "nudged = 0, waiting = ?, waited_from = ?, lease_owner = NULL, "
-                "lease_expires = NULL, attempts = MAX(attempts - 1, 0) "
-                "WHERE id = ? AND lease_owner = ?",
-                (
-                    now_timestamp(),
-                    timestamp(until),
-                    int(waiting),
-                    now_timestamp(),
-                    job.id,
-                    job.lease,
-                ),
+            await db.run(
+                "UPDATE jobs SET run_after = CASE WHEN nudged = 1 THEN :now ELSE :until END, "  # noqa: S608
+                "nudged = 0, waiting = :waiting, waited_from = :now, lease_owner = NULL, "
+                f"lease_expires = NULL, attempts = {_ONE_ATTEMPT_LESS} "
+                "WHERE id = :id AND lease_owner = :lease",
+                now=now_timestamp(),
+                until=timestamp(until),
+                waiting=int(waiting),
+                id=job.id,
+                lease=job.lease,
             )
 
     async def release_jobs(self, owner: str) -> None:
         """Give back every lease ``owner`` holds (a graceful shutdown), runnable at once."""
         async with self._transaction() as db:
-            await db.execute(
-                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, "
-                "attempts = MAX(attempts - 1, 0) "
-                "WHERE lease_owner LIKE ? || ':%' AND done_at IS NULL",
-                (owner,),
+            await db.run(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, "  # noqa: S608
+                f"attempts = {_ONE_ATTEMPT_LESS} "
+                "WHERE lease_owner LIKE :mine ESCAPE '!' AND done_at IS NULL",
+                mine=_claims_of(owner),
             )
 
     async def open_job_count(self) -> int:
@@ -258,11 +275,11 @@ class JobQueue(StoreBase):
         scheduled ones not yet due are not counted: an expiry three days away does not keep
         anyone waiting)."""
         rows = await self._fetch(
-            "SELECT COUNT(*) FROM jobs WHERE done_at IS NULL "
-            "AND (attempts > 0 OR waiting = 1 OR run_after <= ?)",
-            (now_timestamp(),),
+            "SELECT COUNT(*) AS open FROM jobs WHERE done_at IS NULL "
+            "AND (attempts > 0 OR waiting = 1 OR run_after <= :now)",
+            now=now_timestamp(),
         )
-        return int(rows[0][0])
+        return int(rows[0]["open"])
 
     async def due_jobs_by_kind(self) -> dict[JobKind, tuple[int, float]]:
         """Per kind with any: how many unfinished jobs are due now (held or not), and how many
@@ -270,26 +287,30 @@ class JobQueue(StoreBase):
         a job waiting on a provider counts again once its next look is due."""
         now = clock.now()
         rows = await self._fetch(
-            "SELECT kind, COUNT(*), MIN(run_after) FROM jobs "
-            "WHERE done_at IS NULL AND run_after <= ? GROUP BY kind",
-            (timestamp(now),),
+            "SELECT kind, COUNT(*) AS due, MIN(run_after) AS oldest FROM jobs "
+            "WHERE done_at IS NULL AND run_after <= :now GROUP BY kind",
+            now=timestamp(now),
         )
         return {
-            JobKind(kind): (int(count), (now - datetime.fromisoformat(oldest)).total_seconds())
-            for kind, count, oldest in rows
+            JobKind(row["kind"]): (
+                int(row["due"]),
+                (now - datetime.fromisoformat(row["oldest"])).total_seconds(),
+            )
+            for row in rows
         }
 
     async def seconds_to_next_job(self) -> float | None:
         """How long until the next job that nobody holds is due (0 if one is); ``None`` if
         there is none."""
         rows = await self._fetch(
-            "SELECT MIN(CASE WHEN waiting = 1 AND waited_from > ? THEN ? ELSE run_after END) "
-            "FROM jobs WHERE done_at IS NULL AND lease_owner IS NULL",
-            (now_timestamp(_AHEAD), now_timestamp()),
+            "SELECT MIN(CASE WHEN waiting = 1 AND waited_from > :ahead THEN :now "
+            "ELSE run_after END) AS due FROM jobs WHERE done_at IS NULL AND lease_owner IS NULL",
+            ahead=now_timestamp(_AHEAD),
+            now=now_timestamp(),
         )
-        if rows[0][0] is None:
+        if rows[0]["due"] is None:
             return None
-        due = datetime.fromisoformat(rows[0][0])
+        due = datetime.fromisoformat(rows[0]["due"])
         return max((due - clock.now()).total_seconds(), 0.0)
 
     async def delete_finished_jobs(self, finished_before: datetime, limit: int) -> int:
@@ -299,26 +320,40 @@ class JobQueue(StoreBase):
         request's audit trail (``events``), kept for ever. One small batch per transaction
         keeps the write lock short for the claims and webhooks waiting on it."""
         async with self._transaction() as db:
-            cursor = await db.execute(
+            return await db.run(
                 "DELETE FROM jobs WHERE id IN ("
-                "  SELECT id FROM jobs WHERE done_at IS NOT NULL AND done_at < ?"
-                "  ORDER BY done_at LIMIT ?)",
-                (timestamp(finished_before), limit),
+                "  SELECT id FROM jobs WHERE done_at IS NOT NULL AND done_at < :before"
+                "  ORDER BY done_at LIMIT :limit)",
+                before=timestamp(finished_before),
+                limit=limit,
             )
-            return cursor.rowcount
 
     async def nudge_order(self, provider: str, provider_order_id: str) -> bool:
         """A provider said this order changed: make the job that carries it due now, in
         whichever process it runs (or runs next). Whether the order is one of ours."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE jobs SET run_after = MIN(run_after, ?), nudged = 1 "
-                "WHERE kind = ? AND done_at IS NULL AND request_id IN ("
-                "  SELECT COALESCE(order_owner, id) FROM reward_requests"
-                "  WHERE provider = ? AND provider_order_id = ?)",
-                (now_timestamp(), JobKind.FULFIL, provider, provider_order_id),
+            nudged = (
+                await db.run(
+                    "UPDATE jobs SET nudged = 1, "
+                    "run_after = CASE WHEN run_after < :now THEN run_after ELSE :now END "
+                    "WHERE kind = :kind AND done_at IS NULL AND request_id IN ("
+                    "  SELECT COALESCE(order_owner, id) FROM reward_requests"
+                    "  WHERE provider = :provider AND provider_order_id = :order_id)",
+                    now=now_timestamp(),
+                    kind=JobKind.FULFIL,
+                    provider=provider,
+                    order_id=provider_order_id,
+                )
+                > 0
             )
-            nudged = cursor.rowcount > 0
+            if nudged:
+                await notify_jobs_queued(db)
         if nudged:
             self._jobs_queued()
         return nudged
+
+
+def _claims_of(owner: str) -> str:
+    """A ``LIKE`` pattern (escape ``!``) matching every claim token of ``owner``'s."""
+    escaped = owner.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"{escaped}:%"

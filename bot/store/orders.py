@@ -7,16 +7,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from bot.store.audit import SYSTEM_ACTOR, insert_event
 from bot.store.base import StoreBase
 from bot.store.jobs import Job, require_current_claim
-from bot.store.sql import now_timestamp, optional_datetime, read_rows, timestamp
+from bot.store.sql import Connection, Row, now_timestamp, optional_datetime, timestamp
 from providers.base import SendRecord
 
-_SENDS_OF_KEY = "SELECT * FROM order_sends WHERE order_key = ?"
+_SENDS_OF_KEY = "SELECT * FROM order_sends WHERE order_key = :key"
 
 
 class DeliveryStart(BaseModel):
@@ -38,19 +37,22 @@ class OrderSends(StoreBase):
         now = now_timestamp()
         async with self._transaction() as db:
             await require_current_claim(db, fence)
-            rows = await read_rows(
-                db,
-                "SELECT delivery_started_at, delivery_claim FROM reward_requests WHERE id = ?",
-                (request_id,),
+            # A resend and the fulfilment (two jobs, two claims) may start it at once.
+            await db.lock_request(request_id)
+            rows = await db.rows(
+                "SELECT delivery_started_at, delivery_claim FROM reward_requests WHERE id = :id",
+                id=request_id,
             )
-            started, claim = rows[0][0], rows[0][1]
+            started, claim = rows[0]["delivery_started_at"], rows[0]["delivery_claim"]
             if started is not None:
                 other = None if claim == fence.lease else (claim or "an earlier version")
                 return DeliveryStart(started_at=datetime.fromisoformat(started), other_claim=other)
-            await db.execute(
-                "UPDATE reward_requests SET delivery_started_at = ?, delivery_claim = ? "
-                "WHERE id = ?",
-                (now, fence.lease, request_id),
+            await db.run(
+                "UPDATE reward_requests SET delivery_started_at = :now, delivery_claim = :lease "
+                "WHERE id = :id",
+                now=now,
+                lease=fence.lease,
+                id=request_id,
             )
             await insert_event(
                 db, request_id, "delivery_started", None, None, SYSTEM_ACTOR, {}, now
@@ -62,16 +64,19 @@ class OrderSends(StoreBase):
         False if someone else took it over first."""
         async with self._transaction() as db:
             await require_current_claim(db, fence)
-            cursor = await db.execute(
-                "UPDATE reward_requests SET delivery_claim = ? WHERE id = ? "
-                "AND (delivery_claim = ? OR (delivery_claim IS NULL AND ? = 'an earlier version'))",
-                (fence.lease, request_id, other_claim, other_claim),
+            taken = await db.run(
+                "UPDATE reward_requests SET delivery_claim = :lease WHERE id = :id "
+                "AND (delivery_claim = :other OR (delivery_claim IS NULL AND :earlier))",
+                lease=fence.lease,
+                id=request_id,
+                other=other_claim,
+                earlier=other_claim == "an earlier version",
             )
-            return cursor.rowcount == 1
+            return taken == 1
 
     async def send_record(self, order_key: str) -> SendRecord:
         """What is known about the sends of ``order_key`` (empty if never sent)."""
-        return _send_record(await self._fetch(_SENDS_OF_KEY, (order_key,)))
+        return _send_record(await self._fetch(_SENDS_OF_KEY, key=order_key))
 
     async def record_send(
         self, fence: Job, provider: str, order_key: str, fingerprint: str
@@ -82,17 +87,21 @@ class OrderSends(StoreBase):
         now = now_timestamp()
         async with self._transaction() as db:
             await require_current_claim(db, fence)
-            before = _send_record(await read_rows(db, _SENDS_OF_KEY, (order_key,)))
-            await db.execute(
+            before = _send_record(await db.rows(_SENDS_OF_KEY, key=order_key))
+            await db.run(
                 """INSERT INTO order_sends (order_key, provider, fingerprint, first_sent_at,
                        last_sent_at, sends, unsettled_since, last_answered)
-                   VALUES (?, ?, ?, ?, ?, 1, ?, 0)
+                   VALUES (:key, :provider, :fingerprint, :now, :now, 1, :now, 0)
                    ON CONFLICT (order_key) DO UPDATE SET
-                       fingerprint = COALESCE(fingerprint, excluded.fingerprint),
-                       last_sent_at = excluded.last_sent_at, sends = sends + 1,
-                       unsettled_since = COALESCE(unsettled_since, excluded.unsettled_since),
+                       fingerprint = COALESCE(order_sends.fingerprint, excluded.fingerprint),
+                       last_sent_at = excluded.last_sent_at, sends = order_sends.sends + 1,
+                       unsettled_since = COALESCE(order_sends.unsettled_since,
+                                                  excluded.unsettled_since),
                        last_answered = 0""",
-                (order_key, provider, fingerprint, now, now, now),
+                key=order_key,
+                provider=provider,
+                fingerprint=fingerprint,
+                now=now,
             )
         return before
 
@@ -100,9 +109,10 @@ class OrderSends(StoreBase):
         """The last send's outcome is unknown (``answered``: the provider did answer, with an
         error that does not say whether it placed the order)."""
         async with self._transaction() as db:
-            await db.execute(
-                "UPDATE order_sends SET last_answered = ? WHERE order_key = ?",
-                (int(answered), order_key),
+            await db.run(
+                "UPDATE order_sends SET last_answered = :answered WHERE order_key = :key",
+                answered=int(answered),
+                key=order_key,
             )
 
     async def settle_sends(self, order_key: str) -> None:
@@ -114,11 +124,12 @@ class OrderSends(StoreBase):
         """The provider's order ids already known to be some reward's, for requests changed
         since ``since``: a lookup for an order of unknown outcome must never take one of them."""
         rows = await self._fetch(
-            "SELECT DISTINCT provider_order_id FROM reward_requests WHERE provider = ? "
-            "AND provider_order_id IS NOT NULL AND updated_at >= ?",
-            (provider, timestamp(since)),
+            "SELECT DISTINCT provider_order_id FROM reward_requests WHERE provider = :provider "
+            "AND provider_order_id IS NOT NULL AND updated_at >= :since",
+            provider=provider,
+            since=timestamp(since),
         )
-        return frozenset(str(r[0]) for r in rows)
+        return frozenset(str(r["provider_order_id"]) for r in rows)
 
     async def set_provider_order(
         self, request_ids: Sequence[int], provider_order_id: str, order_key: str, fence: Job
@@ -129,9 +140,12 @@ class OrderSends(StoreBase):
         async with self._transaction() as db:
             await require_current_claim(db, fence)
             for request_id in request_ids:
-                await db.execute(
-                    "UPDATE reward_requests SET provider_order_id = ?, updated_at = ? WHERE id = ?",
-                    (provider_order_id, now, request_id),
+                await db.run(
+                    "UPDATE reward_requests SET provider_order_id = :order_id, updated_at = :now "
+                    "WHERE id = :id",
+                    order_id=provider_order_id,
+                    now=now,
+                    id=request_id,
                 )
                 detail: dict[str, Any] = {"provider_order_id": provider_order_id}
                 if len(request_ids) > 1:
@@ -142,13 +156,13 @@ class OrderSends(StoreBase):
             await _settle(db, order_key)
 
 
-async def _settle(db: aiosqlite.Connection, order_key: str) -> None:
-    await db.execute(
-        "UPDATE order_sends SET unsettled_since = NULL WHERE order_key = ?", (order_key,)
+async def _settle(db: Connection, order_key: str) -> None:
+    await db.run(
+        "UPDATE order_sends SET unsettled_since = NULL WHERE order_key = :key", key=order_key
     )
 
 
-def _send_record(rows: list[aiosqlite.Row]) -> SendRecord:
+def _send_record(rows: Sequence[Row]) -> SendRecord:
     """The record in what :data:`_SENDS_OF_KEY` read (empty if the key was never sent)."""
     if not rows:
         return SendRecord()

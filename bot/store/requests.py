@@ -7,15 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-import aiosqlite
-
 from bot.domain import BudgetLimit, Money, NewRewardRequest, RewardRequest, Status
 from bot.errors import RequestNotFound
 from bot.store.audit import insert_event
 from bot.store.base import StoreBase
 from bot.store.budgets import check_budget
 from bot.store.jobs import JobKind, insert_job
-from bot.store.sql import now_timestamp, optional_datetime, read_rows, timestamp
+from bot.store.sql import Connection, Row, now_timestamp, optional_datetime, timestamp
 
 
 class RequestStore(StoreBase):
@@ -55,10 +53,11 @@ class RequestStore(StoreBase):
         async with self._transaction() as db:
             # Checked inside the write transaction: two identical submissions cannot both
             # insert, and two requests cannot both spend the last of a budget.
-            found = await read_rows(
-                db, "SELECT id FROM reward_requests WHERE submission_key = ?", (submission_key,)
+            await db.lock(f"submission {submission_key}")
+            found = await db.rows(
+                "SELECT id FROM reward_requests WHERE submission_key = :key", key=submission_key
             )
-            existing = int(found[0][0]) if found else None
+            existing = int(found[0]["id"]) if found else None
             if existing is None:
                 for limit in limits:
                     await check_budget(db, news, limit)
@@ -66,8 +65,8 @@ class RequestStore(StoreBase):
                 for number, new in enumerate(news[1:], start=2):
                     await _insert_request(db, new, f"{submission_key}#{number}", now, head)
                 if len(news) > 1:
-                    await db.execute(
-                        "UPDATE reward_requests SET batch_id = ? WHERE id = ?", (head, head)
+                    await db.run(
+                        "UPDATE reward_requests SET batch_id = :head WHERE id = :head", head=head
                     )
                 for kind, when in (scheduled or {}).items():
                     await insert_job(db, kind, head, {}, now, run_after=timestamp(when))
@@ -77,7 +76,7 @@ class RequestStore(StoreBase):
         return await self.batch(await self.get(head)), True
 
     async def get(self, request_id: int) -> RewardRequest:
-        rows = await self._fetch("SELECT * FROM reward_requests WHERE id = ?", (request_id,))
+        rows = await self._fetch("SELECT * FROM reward_requests WHERE id = :id", id=request_id)
         if not rows:
             raise RequestNotFound(f"There is no reward request #{request_id}.")
         return row_to_request(rows[0])
@@ -87,7 +86,8 @@ class RequestStore(StoreBase):
         if request.batch_id is None:
             return [request]
         return await self._requests(
-            "SELECT * FROM reward_requests WHERE batch_id = ? ORDER BY id", (request.batch_id,)
+            "SELECT * FROM reward_requests WHERE batch_id = :batch ORDER BY id",
+            batch=request.batch_id,
         )
 
     async def orders_owned_by(self, owner_id: int) -> list[list[RewardRequest]]:
@@ -96,9 +96,10 @@ class RequestStore(StoreBase):
         order."""
         requests = await self._requests(
             "SELECT * FROM reward_requests "
-            "WHERE (order_owner = ? OR (order_owner IS NULL AND id = ?)) "
-            "AND status IN (?, ?) ORDER BY id",
-            (owner_id, owner_id, Status.APPROVED, Status.ORDERING),
+            "WHERE (order_owner = :owner OR (order_owner IS NULL AND id = :owner)) "
+            "AND status IN :statuses ORDER BY id",
+            owner=owner_id,
+            statuses=(Status.APPROVED, Status.ORDERING),
         )
         orders: dict[str | None, list[RewardRequest]] = {}
         for request in requests:
@@ -110,49 +111,55 @@ class RequestStore(StoreBase):
     ) -> list[RewardRequest]:
         """The requests a provider order was placed for (several if it is shared), in order."""
         return await self._requests(
-            "SELECT * FROM reward_requests WHERE provider = ? AND provider_order_id = ? "
-            "ORDER BY id",
-            (provider, provider_order_id),
+            "SELECT * FROM reward_requests WHERE provider = :provider "
+            "AND provider_order_id = :order_id ORDER BY id",
+            provider=provider,
+            order_id=provider_order_id,
         )
 
     async def requests_created(self, since: datetime, until: datetime) -> list[RewardRequest]:
         """Requests made at or after ``since`` and before ``until``, oldest first."""
         return await self._requests(
-            "SELECT * FROM reward_requests WHERE created_at >= ? AND created_at < ? ORDER BY id",
-            (timestamp(since), timestamp(until)),
+            "SELECT * FROM reward_requests WHERE created_at >= :since AND created_at < :until "
+            "ORDER BY id",
+            since=timestamp(since),
+            until=timestamp(until),
         )
 
     async def recent_requests_by(self, requester_id: str, limit: int) -> list[RewardRequest]:
         """The requester's latest requests, newest first."""
         return await self._requests(
-            "SELECT * FROM reward_requests WHERE requester_id = ? ORDER BY id DESC LIMIT ?",
-            (requester_id, limit),
+            "SELECT * FROM reward_requests WHERE requester_id = :requester "
+            "ORDER BY id DESC LIMIT :limit",
+            requester=requester_id,
+            limit=limit,
         )
 
     async def requests_budgeted_in(self, month: str) -> list[RewardRequest]:
         """Requests counted against budgets of ``month`` (``2026-11``), released ones included."""
         return await self._requests(
-            "SELECT * FROM reward_requests WHERE budget_month = ? ORDER BY id", (month,)
+            "SELECT * FROM reward_requests WHERE budget_month = :month ORDER BY id", month=month
         )
 
     async def requests_in(self, statuses: frozenset[Status]) -> list[RewardRequest]:
-        marks = ",".join("?" * len(statuses))
         return await self._requests(
-            f"SELECT * FROM reward_requests WHERE status IN ({marks}) ORDER BY id",  # noqa: S608
-            tuple(statuses),
+            "SELECT * FROM reward_requests WHERE status IN :statuses ORDER BY id",
+            statuses=tuple(statuses),
         )
 
     async def count_by_status(self) -> dict[Status, int]:
         """How many requests are in each status (statuses no request is in are left out)."""
-        rows = await self._fetch("SELECT status, COUNT(*) FROM reward_requests GROUP BY status", ())
-        return {Status(row[0]): int(row[1]) for row in rows}
+        rows = await self._fetch(
+            "SELECT status, COUNT(*) AS requests FROM reward_requests GROUP BY status"
+        )
+        return {Status(row["status"]): int(row["requests"]) for row in rows}
 
-    async def _requests(self, sql: str, parameters: tuple[object, ...]) -> list[RewardRequest]:
-        return [row_to_request(row) for row in await self._fetch(sql, parameters)]
+    async def _requests(self, sql: str, **parameters: object) -> list[RewardRequest]:
+        return [row_to_request(row) for row in await self._fetch(sql, **parameters)]
 
 
 async def _insert_request(
-    db: aiosqlite.Connection,
+    db: Connection,
     new: NewRewardRequest,
     submission_key: str,
     now: str,
@@ -161,37 +168,37 @@ async def _insert_request(
     """The new request and its audit event, in the caller's transaction, and its
     announcement unless it joins a batch (the batch's first request announces them all)."""
     budget = new.budget_amount
-    cursor = await db.execute(
+    inserted = await db.rows(
         """INSERT INTO reward_requests (requester_id, recipient_id, origin_channel_id,
                amount, currency, provider, product_id, product_name, message, status,
                submission_key, team, approvals_required, budget_amount, budget_currency,
                budget_month, deliver_at, batch_id, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        (
-            new.requester_id,
-            new.recipient_id,
-            new.origin_channel_id,
-            str(new.face_value.amount),
-            new.face_value.currency,
-            new.provider,
-            new.product_id,
-            new.product_name,
-            new.message,
-            Status.PENDING_APPROVAL,
-            submission_key,
-            new.team,
-            new.approvals_required,
-            str(budget.amount) if budget else None,
-            budget.currency if budget else None,
-            new.budget_month,
-            timestamp(new.deliver_at) if new.deliver_at else None,
-            batch_id,
-            now,
-            now,
-        ),
+           VALUES (:requester_id, :recipient_id, :origin_channel_id, :amount, :currency,
+               :provider, :product_id, :product_name, :message, :status, :submission_key,
+               :team, :approvals_required, :budget_amount, :budget_currency, :budget_month,
+               :deliver_at, :batch_id, :now, :now)
+           RETURNING id""",
+        requester_id=new.requester_id,
+        recipient_id=new.recipient_id,
+        origin_channel_id=new.origin_channel_id,
+        amount=str(new.face_value.amount),
+        currency=new.face_value.currency,
+        provider=new.provider,
+        product_id=new.product_id,
+        product_name=new.product_name,
+        message=new.message,
+        status=Status.PENDING_APPROVAL,
+        submission_key=submission_key,
+        team=new.team,
+        approvals_required=new.approvals_required,
+        budget_amount=str(budget.amount) if budget else None,
+        budget_currency=budget.currency if budget else None,
+        budget_month=new.budget_month,
+        deliver_at=timestamp(new.deliver_at) if new.deliver_at else None,
+        batch_id=batch_id,
+        now=now,
     )
-    request_id = cursor.lastrowid
-    assert request_id is not None
+    request_id = int(inserted[0]["id"])
     await insert_event(
         db,
         request_id,
@@ -207,7 +214,7 @@ async def _insert_request(
     return request_id
 
 
-def row_to_request(row: aiosqlite.Row) -> RewardRequest:
+def row_to_request(row: Row) -> RewardRequest:
     return RewardRequest(
         id=row["id"],
         requester_id=row["requester_id"],

@@ -6,9 +6,7 @@ changes; a new version is a new entry.
 
 from __future__ import annotations
 
-import aiosqlite
-
-from bot.store.sql import read_rows
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 # Append only: each entry migrates the schema from version N to N+1.
 MIGRATIONS: tuple[str, ...] = (
@@ -188,20 +186,31 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-async def migrate(db: aiosqlite.Connection) -> None:
+async def upgrade_schema(connection: AsyncConnection) -> None:
     """Bring the database to the latest version, in the caller's write transaction."""
-    await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    rows = await read_rows(db, "SELECT version FROM schema_version")
-    row = rows[0] if rows else None
-    current = row[0] if row else 0
+    await connection.exec_driver_sql(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+    )
+    rows = (await connection.exec_driver_sql("SELECT version FROM schema_version")).all()
+    current = rows[0][0] if rows else 0
     if current > len(MIGRATIONS):
         raise RuntimeError(
             f"the database is at schema version {current}, newer than this rewardbot "
             f"({len(MIGRATIONS)}): upgrade rewardbot"
         )
-    if row is None:
-        await db.execute("INSERT INTO schema_version (version) VALUES (0)")
+    if not rows:
+        await connection.exec_driver_sql("INSERT INTO schema_version (version) VALUES (0)")
     for script in MIGRATIONS[current:]:
         for statement in filter(str.strip, script.split(";")):
-            await db.execute(statement)
-    await db.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS),))
+            await connection.exec_driver_sql(statement)
+    await connection.exec_driver_sql(f"UPDATE schema_version SET version = {len(MIGRATIONS)}")  # noqa: S608
+
+
+async def require_current_schema(connection: AsyncConnection) -> None:
+    rows = (await connection.exec_driver_sql("SELECT version FROM schema_version")).all()
+    version = rows[0][0] if rows else 0
+    if version != len(MIGRATIONS):
+        raise RuntimeError(
+            f"the database is at schema version {version} and this rewardbot reads "
+            f"version {len(MIGRATIONS)}: start this rewardbot once to upgrade it"
+        )

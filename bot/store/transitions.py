@@ -12,15 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.domain import TRANSITIONS, BudgetLimit, RewardRequest, Status, is_announced
 from bot.store.audit import insert_event
 from bot.store.base import StoreBase
 from bot.store.budgets import check_budget
 from bot.store.jobs import Job, JobKind, insert_job, require_current_claim
 from bot.store.requests import row_to_request
-from bot.store.sql import now_timestamp, read_rows, timestamp
+from bot.store.sql import Connection, now_timestamp, timestamp
 
 # Columns a transition may set alongside the status.
 _TRANSITION_COLUMNS = frozenset(
@@ -128,15 +126,13 @@ class Transitions(StoreBase):
 
 
 async def _reserve_again(
-    db: aiosqlite.Connection, changes: Sequence[Change], limits: Sequence[BudgetLimit]
+    db: Connection, changes: Sequence[Change], limits: Sequence[BudgetLimit]
 ) -> None:
     """Check the budgets again for the requests still in their change's ``from_`` (the others
     lose their race anyway)."""
     current: list[RewardRequest] = []
     for change in changes:
-        found = await read_rows(
-            db, "SELECT * FROM reward_requests WHERE id = ?", (change.request_id,)
-        )
+        found = await db.rows("SELECT * FROM reward_requests WHERE id = :id", id=change.request_id)
         if found and (request := row_to_request(found[0])).status is change.from_:
             current.append(request)
     if current:
@@ -144,15 +140,20 @@ async def _reserve_again(
             await check_budget(db, current, limit)
 
 
-async def _apply(db: aiosqlite.Connection, change: Change, actor: str, now: str) -> bool:
+async def _apply(db: Connection, change: Change, actor: str, now: str) -> bool:
     """One guarded status change, its audit event and its jobs; whether it won."""
-    assignments = "".join(f", {name} = ?" for name in change.columns)
-    cursor = await db.execute(
-        f"UPDATE reward_requests SET status = ?, updated_at = ?{assignments} "  # noqa: S608
-        "WHERE id = ? AND status = ?",
-        (change.to, now, *change.columns.values(), change.request_id, change.from_),
+    # Only names from _TRANSITION_COLUMNS get here: each is its own parameter's name.
+    assignments = "".join(f", {name} = :{name}" for name in change.columns)
+    changed = await db.run(
+        f"UPDATE reward_requests SET status = :to, updated_at = :now{assignments} "  # noqa: S608
+        "WHERE id = :id AND status = :from_status",
+        to=change.to,
+        now=now,
+        id=change.request_id,
+        from_status=change.from_,
+        **change.columns,
     )
-    if cursor.rowcount != 1:
+    if changed != 1:
         return False
     request_id, from_, to = change.request_id, change.from_, change.to
     await insert_event(db, request_id, "transition", from_, to, actor, change.detail, now)

@@ -29,7 +29,7 @@ def test_reads_environment_with_defaults(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.approvers == ["U0APPROVER", "U0OTHER"]
     assert settings.providers is None  # no silent sandbox: serve and socket refuse to start
     assert settings.slack_api_url == "https://slack.com/api/"
-    assert settings.database == Path("rewardbot.db")
+    assert settings.database.sqlite_path == Path("rewardbot.db")
     assert settings.job_retention_days == 30
 
 
