@@ -9,8 +9,10 @@ import pytest
 
 from bot import clock
 
-# The whole-bot fixtures, shared by tests/e2e and the provider flows in tests/providers.
-pytest_plugins = ["tests.slack_stack"]
+# The databases every test of the store runs on (``database``: SQLite, and PostgreSQL when
+# REWARDBOT_TEST_POSTGRES_URL is set), and the whole-bot fixtures, shared by tests/e2e and the
+# provider flows in tests/providers.
+pytest_plugins = ["tests.databases", "tests.slack_stack"]
 
 
 @pytest.fixture

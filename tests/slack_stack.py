@@ -146,11 +146,6 @@ def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "rewardbot.db"
-
-
 # Every end-to-end test is delivered only what Slack would deliver to an app installed from it.
 MANIFEST = AppManifest.load(Path(__file__).parents[1] / "manifest.yml")
 
@@ -168,7 +163,7 @@ def sandbox() -> SandboxProvider:
 
 @pytest.fixture
 async def stack(
-    emulator: SlackEmulator, database: Path, sandbox: SandboxProvider
+    emulator: SlackEmulator, database: str, sandbox: SandboxProvider
 ) -> AsyncIterator[Stack]:
     """The bot over signed HTTP."""
     async with sandbox_stack(emulator, database, sandbox) as started:
@@ -178,7 +173,7 @@ async def stack(
 @asynccontextmanager
 async def sandbox_stack(
     emulator: SlackEmulator,
-    database: Path,
+    database: str,
     sandbox: SandboxProvider,
     approvers: Sequence[str] = APPROVERS,
     policy: Path | None = None,

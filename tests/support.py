@@ -24,6 +24,7 @@ import aiohttp
 import httpx
 from aiohttp import web
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from bot.domain import RewardRequest
 from bot.offline.emulator import SlackEmulator
@@ -36,6 +37,7 @@ from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
 from providers.http import RetryPolicy
 from providers.sandbox import SandboxProvider
+from tests.databases import engine_for
 from tests.fakes import serve
 from tests.fakes.cardpluspay import API_KEY as CARDPLUSPAY_API_KEY
 from tests.fakes.cardpluspay import CardPlusPayState
@@ -55,6 +57,30 @@ from tests.slack_stack import (
     Stack,
     sandbox_stack,
 )
+
+
+async def sql_rows(database: str, statement: str, **params: Any) -> list[dict[str, Any]]:
+    """The rows ``statement`` (SQL with ``:name`` parameters) reads from ``database`` (the
+    ``database`` fixture: SQLite or PostgreSQL), each as column name → value. Write SQL both
+    understand; a timestamp or amount is compared in the store's own terms, not the test's."""
+    engine = engine_for(database)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(text(statement), params)
+            return [dict(row) for row in result.mappings()]
+    finally:
+        await engine.dispose()
+
+
+async def sql_execute(database: str, statement: str, **params: Any) -> int:
+    """Run ``statement`` (SQL with ``:name`` parameters) on ``database`` in a transaction of its
+    own, as another process would; how many rows it changed."""
+    engine = engine_for(database)
+    try:
+        async with engine.begin() as connection:
+            return (await connection.execute(text(statement), params)).rowcount
+    finally:
+        await engine.dispose()
 
 
 async def rewardbot(
@@ -122,9 +148,7 @@ async def wait_healthy(
     raise AssertionError("rewardbot serve never became healthy")
 
 
-def slack_env(
-    emulator: SlackEmulator, database: Path, approvers: tuple[str, ...]
-) -> dict[str, str]:
+def slack_env(emulator: SlackEmulator, database: str, approvers: tuple[str, ...]) -> dict[str, str]:
     """The environment of a bot process talking to ``emulator``: this process's environment
     without any ``SLACK_``/``REWARDBOT_`` setting, plus the emulator's credentials, the
     database and the approvers."""
@@ -222,7 +246,7 @@ async def giftronaut_adapter(
 
 @asynccontextmanager
 async def bot_with(
-    emulator: SlackEmulator, database: Path, providers: Mapping[str, Provider], **options: Any
+    emulator: SlackEmulator, database: str, providers: Mapping[str, Provider], **options: Any
 ) -> AsyncIterator[Stack]:
     """The bot with only ``providers`` enabled (``options`` go to ``running_bot``). The
     :class:`Stack`'s sandbox serves its helpers only; it is not enabled in this bot."""
@@ -234,7 +258,7 @@ async def bot_with(
 
 @asynccontextmanager
 async def giftronaut_stack(
-    emulator: SlackEmulator, database: Path, state: GiftronautState
+    emulator: SlackEmulator, database: str, state: GiftronautState
 ) -> AsyncIterator[Stack]:
     """The bot with only Giftronaut enabled, pointed at a fake Giftronaut holding ``state``."""
     async with (
@@ -305,10 +329,11 @@ monthly_budget = "300"
 
 @asynccontextmanager
 async def policy_stack(
-    emulator: SlackEmulator, tmp_path: Path, policy: str = POLICY
+    emulator: SlackEmulator, database: str, tmp_path: Path, policy: str = POLICY
 ) -> AsyncIterator[Stack]:
-    """The bot with the sandbox provider and ``policy`` as its policy file, in a workspace
-    that has the policy's user groups, Finn and the approvals channel."""
+    """The bot on ``database`` with the sandbox provider and ``policy`` as its policy file (in
+    ``tmp_path``), in a workspace that has the policy's user groups, Finn and the approvals
+    channel."""
     ws = emulator.workspace
     ws.add_user(FINN, name="finn", real_name="Finn Finance")
     ws.add_usergroup(ENG_GROUP, "eng", [MAYA, JANE, ARJUN])
@@ -317,7 +342,7 @@ async def policy_stack(
     path = tmp_path / "rewardbot.toml"
     path.write_text(policy)
     sandbox = SandboxProvider(completion_delay=0.05)
-    async with sandbox_stack(emulator, tmp_path / "rewardbot.db", sandbox, policy=path) as stack:
+    async with sandbox_stack(emulator, database, sandbox, policy=path) as stack:
         yield stack
 
 

@@ -65,8 +65,10 @@ async def test_a_non_approver_sees_only_their_own_requests(stack: Stack) -> None
     assert "Waiting for your decision" not in home_text(stack, OMAR)
 
 
-async def test_managers_see_their_teams_budget(emulator: SlackEmulator, tmp_path: Path) -> None:
-    async with policy_stack(emulator, tmp_path) as stack:
+async def test_managers_see_their_teams_budget(
+    emulator: SlackEmulator, database: str, tmp_path: Path
+) -> None:
+    async with policy_stack(emulator, database, tmp_path) as stack:
         await submit_request(stack, MAYA, amount="40")
         await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
         await emulator.driver.open_app_home(ARJUN)

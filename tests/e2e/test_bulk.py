@@ -78,7 +78,7 @@ class _DeclinesOmar(SandboxProvider):
 
 
 async def test_partial_failure_is_reported_per_recipient_and_retried_alone(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     provider = _DeclinesOmar(completion_delay=0.05)
     async with sandbox_stack(emulator, database, provider) as stack:
@@ -143,9 +143,9 @@ async def test_bad_extra_recipients_are_refused_inline_naming_them(stack: Stack)
 
 
 async def test_the_whole_request_must_fit_the_budget(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
-    async with policy_stack(emulator, tmp_path) as stack:
+    async with policy_stack(emulator, database, tmp_path) as stack:
         # 3 x 90 = 270 fits in the 300 of team eng; 3 x 101 would not.
         await stack.request_reward({**GOOD_VALUES, "amount": "101", "more_recipients": [OMAR, LIN]})
         assert "300.00 GBP left of 300.00 GBP" in stack.ws.view_errors(MAYA)["amount"]
@@ -173,14 +173,14 @@ async def test_a_cancel_racing_an_approval_never_splits_the_batch(stack: Stack) 
 
 
 async def test_two_step_batch_needs_a_second_approver_for_everyone(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
     # Finn and Omar give second approvals, and both are recipients: each could give the other's
     # second approval, but nobody could give it for both, and the batch is decided at once.
     policy = POLICY.replace(
         'second_approvers = ["S0FINANCE"]', 'second_approvers = ["U0FINN", "U0OMAR"]'
     )
-    async with policy_stack(emulator, tmp_path, policy) as stack:
+    async with policy_stack(emulator, database, tmp_path, policy) as stack:
         values = {**GOOD_VALUES, "recipient": "U0FINN", "amount": "150", "more_recipients": [OMAR]}
         await stack.request_reward(values)
         assert "nobody else could give the second" in stack.ws.view_errors(MAYA)["more_recipients"]
@@ -250,9 +250,9 @@ async def test_amounts_must_be_one_or_one_per_person(stack: Stack) -> None:
 
 
 async def test_one_member_above_the_threshold_makes_the_batch_need_two_approvals(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
-    async with policy_stack(emulator, tmp_path) as stack:
+    async with policy_stack(emulator, database, tmp_path) as stack:
         await stack.request_reward({**GOOD_VALUES, "amount": "50; 120", "more_recipients": [OMAR]})
         await stack.wait_status(2, Status.PENDING_APPROVAL)
         batch = await stack.runtime.store.batch(await stack.runtime.store.get(1))

@@ -1,4 +1,4 @@
-"""Chaos: two real ``rewardbot serve`` processes on one SQLite file, behind the emulator acting
+"""Chaos: two real ``rewardbot serve`` processes on one database, behind the emulator acting
 as their load balancer, approve 40 rewards across the sandbox, Giftronaut and UGiftMe while
 
 * the vendor fakes drop the connection after creating an order, answer 500 after creating it,
@@ -27,7 +27,6 @@ import contextlib
 import functools
 import os
 import random
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +38,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.clock import OFFSET_FILE_VARIABLE
 from bot.offline.emulator import EmulatorError, SlackEmulator, Workspace
@@ -52,7 +52,7 @@ from tests.fakes.giftronaut import app as giftronaut_app
 from tests.fakes.ugiftme import UGiftMeState
 from tests.fakes.ugiftme import app as ugiftme_app
 from tests.slack_stack import APPROVERS, JANE, MAYA, OMAR, build_workspace
-from tests.support import BotProcess, free_port, slack_env
+from tests.support import BotProcess, free_port, slack_env, sql_rows
 
 SEED_VARIABLE = "CHAOS_SEED"
 CALM_VARIABLE = "CHAOS_CALM"
@@ -164,33 +164,29 @@ _UNSETTLED_SQL = (
 
 
 class Database:
-    """Read-only looks at the bots' SQLite file, off the event loop (the emulator and the
-    fakes run on it and must keep answering while a read waits for a lock)."""
+    """Looks at the bots' database from outside, each on a connection of its own (the
+    emulator and the fakes share this event loop and keep answering while a read waits)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
-        ) as db:
-            return list(db.execute(sql, parameters).fetchall())
-
-    async def query(self, sql: str, parameters: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        return await asyncio.to_thread(self._query, sql, parameters)
+    def __init__(self, database: str) -> None:
+        self.database = database
 
     async def ids_with_message(self, message: str) -> list[int]:
-        rows = await self.query("SELECT id FROM reward_requests WHERE message = ?", (message,))
-        return [int(row[0]) for row in rows]
+        sql = "SELECT id FROM reward_requests WHERE message = :message"
+        return [int(row["id"]) for row in await sql_rows(self.database, sql, message=message)]
 
     async def status(self, request_id: int) -> str:
-        rows = await self.query("SELECT status FROM reward_requests WHERE id = ?", (request_id,))
-        return str(rows[0][0])
+        sql = "SELECT status FROM reward_requests WHERE id = :id"
+        [row] = await sql_rows(self.database, sql, id=request_id)
+        return str(row["status"])
 
     async def requests(self) -> dict[int, tuple[str, str, str]]:
         """id -> (status, provider, message)."""
-        rows = await self.query("SELECT id, status, provider, message FROM reward_requests")
-        return {int(r[0]): (str(r[1]), str(r[2]), str(r[3])) for r in rows}
+        rows = await sql_rows(
+            self.database, "SELECT id, status, provider, message FROM reward_requests"
+        )
+        return {
+            int(r["id"]): (str(r["status"]), str(r["provider"]), str(r["message"])) for r in rows
+        }
 
     async def unfinished(self) -> str:
         """The unsettled requests and every open job, as rows of text (for a failure)."""
@@ -200,26 +196,18 @@ class Database:
             ("open jobs", "SELECT * FROM jobs WHERE done_at IS NULL ORDER BY id"),
         ):
             try:
-                rows = await asyncio.to_thread(self._rows_with_names, sql)
-            except sqlite3.Error as exc:
+                rows = await sql_rows(self.database, sql)
+            except SQLAlchemyError as exc:
                 lines.append(f"{title}: unreadable ({exc})")
                 continue
             lines.append(f"{title}:")
             lines += [f"  {row}" for row in rows]
         return "\n".join(lines)
 
-    def _rows_with_names(self, sql: str) -> list[dict[str, Any]]:
-        with contextlib.closing(
-            sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
-        ) as db:
-            db.row_factory = sqlite3.Row
-            return [dict(row) for row in db.execute(sql).fetchall()]
-
     async def open_fulfil_jobs(self) -> int:
-        rows = await self.query(
-            "SELECT COUNT(*) FROM jobs WHERE kind = 'fulfil' AND done_at IS NULL"
-        )
-        return int(rows[0][0])
+        sql = "SELECT COUNT(*) AS jobs FROM jobs WHERE kind = 'fulfil' AND done_at IS NULL"
+        [row] = await sql_rows(self.database, sql)
+        return int(row["jobs"])
 
 
 @dataclass
@@ -569,13 +557,12 @@ async def vendors() -> AsyncIterator[tuple[GiftronautState, str, UGiftMeState, s
 
 
 async def test_chaos_ends_with_one_order_and_one_delivery_per_reward(
-    tmp_path: Path, vendors: tuple[GiftronautState, str, UGiftMeState, str]
+    database: str, tmp_path: Path, vendors: tuple[GiftronautState, str, UGiftMeState, str]
 ) -> None:
     seed = int(os.environ.get(SEED_VARIABLE) or random.SystemRandom().randrange(1, 10**6))
     chaos_kinds = _chaos_kinds()
     print(f"chaos seed {seed} ({', '.join(sorted(chaos_kinds)) or 'calm'})")
     giftronaut, giftronaut_url, ugiftme, ugiftme_url = vendors
-    database = tmp_path / "rewardbot.db"
     rewards = plan_rewards(seed, faults="faults" in chaos_kinds)
     async with SlackEmulator(chaos_workspace()) as emulator:
         env = slack_env(emulator, database, APPROVERS) | {

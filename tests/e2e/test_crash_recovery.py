@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from tests.fakes.giftronaut import app as giftronaut_app
 from tests.fakes.ugiftme import API, UGiftMeState
 from tests.fakes.ugiftme import app as ugiftme_app
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
-from tests.support import BotProcess, free_port, slack_env
+from tests.support import BotProcess, free_port, slack_env, sql_rows
 
 CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
 
@@ -53,7 +52,7 @@ def _tells_requester(emulator: SlackEmulator) -> Callable[[JSON], bool]:
     return lambda args: args.get("channel") == maya_dm and "was delivered" in str(args)
 
 
-def _crash_env(emulator: SlackEmulator, database: Path) -> dict[str, str]:
+def _crash_env(emulator: SlackEmulator, database: str) -> dict[str, str]:
     """A bot process's environment that lets a restart take over a killed bot's work soon."""
     return slack_env(emulator, database, APPROVERS) | {
         # A killed bot's claims expire after a second, so the restart takes them over soon.
@@ -63,7 +62,7 @@ def _crash_env(emulator: SlackEmulator, database: Path) -> dict[str, str]:
     }
 
 
-def _env(emulator: SlackEmulator, database: Path, fake: UGiftMeState, url: str) -> dict[str, str]:
+def _env(emulator: SlackEmulator, database: str, fake: UGiftMeState, url: str) -> dict[str, str]:
     return _crash_env(emulator, database) | {
         "REWARDBOT_PROVIDERS": "ugiftme",
         "UGIFTME_API_KEY": fake.api_key,
@@ -99,12 +98,12 @@ CRASH_POINTS = {
 @pytest.mark.parametrize("crash_point", list(CRASH_POINTS))
 async def test_a_crash_at_any_step_ends_with_one_order_and_one_delivery(
     emulator: SlackEmulator,
+    database: str,
     tmp_path: Path,
     ugiftme: tuple[UGiftMeState, Tripwire, str],
     crash_point: str,
 ) -> None:
     fake, tripwire, url = ugiftme
-    database = tmp_path / "rewardbot.db"
     bot = BotProcess(
         emulator, _env(emulator, database, fake, url), free_port(), tmp_path / "bot.log"
     )
@@ -139,9 +138,9 @@ async def test_a_crash_at_any_step_ends_with_one_order_and_one_delivery(
     assert len(fake.order_requests) == 1
     deliveries = [m for m in ws.dm_messages(JANE) if m.metadata]
     assert len(deliveries) == 1, f"{len(deliveries)} delivery DMs"
-    with sqlite3.connect(database) as db:
-        (status,) = db.execute("SELECT status FROM reward_requests WHERE id = 1").fetchone()
-    assert status == "fulfilled"
+    assert await sql_rows(database, "SELECT status FROM reward_requests") == [
+        {"status": "fulfilled"}
+    ]
     # Neither run may have crashed on its own: every traceback must be a cancellation.
     tracebacks = (tmp_path / "bot.log").read_text().split("Traceback (most recent call last)")
     for traceback in tracebacks[1:]:
@@ -149,11 +148,13 @@ async def test_a_crash_at_any_step_ends_with_one_order_and_one_delivery(
 
 
 async def test_sigterm_gives_claimed_work_back_and_a_restart_finishes_it(
-    emulator: SlackEmulator, tmp_path: Path, ugiftme: tuple[UGiftMeState, Tripwire, str]
+    emulator: SlackEmulator,
+    database: str,
+    tmp_path: Path,
+    ugiftme: tuple[UGiftMeState, Tripwire, str],
 ) -> None:
     fake, _, url = ugiftme
     fake.async_steps = 10_000  # the order stays pending while the bot is stopped
-    database = tmp_path / "rewardbot.db"
     env = _env(emulator, database, fake, url) | {"REWARDBOT_JOB_LEASE_SECONDS": "600"}
     bot = BotProcess(emulator, env, free_port(), tmp_path / "bot.log")
     ws = emulator.workspace
@@ -164,12 +165,11 @@ async def test_sigterm_gives_claimed_work_back_and_a_restart_finishes_it(
         assert bot.process is not None
         bot.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(bot.process.wait(), 30) == 0
-        with sqlite3.connect(database) as db:
-            leased = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE done_at IS NULL AND lease_owner IS NOT NULL"
-            ).fetchone()[0]
-            (status,) = db.execute("SELECT status FROM reward_requests").fetchone()
-        assert (leased, status) == (0, "ordering")  # given back, not held for 10 minutes
+        leased = await sql_rows(
+            database, "SELECT id FROM jobs WHERE done_at IS NULL AND lease_owner IS NOT NULL"
+        )
+        statuses = await sql_rows(database, "SELECT status FROM reward_requests")
+        assert (leased, statuses) == ([], [{"status": "ordering"}])  # given back, not held
 
         fake.async_steps = 1
         await bot.start()
@@ -190,12 +190,11 @@ SHARED_ORDER_CRASH_POINTS = {
 
 @pytest.mark.parametrize("crash_point", list(SHARED_ORDER_CRASH_POINTS))
 async def test_a_crash_in_a_shared_order_ends_with_one_order_and_one_delivery_each(
-    emulator: SlackEmulator, tmp_path: Path, crash_point: str
+    emulator: SlackEmulator, database: str, tmp_path: Path, crash_point: str
 ) -> None:
     state, tripwire = GiftronautState(polls_to_complete=1), Tripwire()
     app = giftronaut_app(state)
     app.middlewares.append(tripwire.middleware)
-    database = tmp_path / "rewardbot.db"
     async with serve(app) as url:
         env = {
             **_crash_env(emulator, database),
@@ -252,10 +251,5 @@ async def test_a_crash_in_a_shared_order_ends_with_one_order_and_one_delivery_ea
     ]
     for who in (JANE, OMAR):
         assert len([m for m in ws.dm_messages(who) if m.metadata]) == 1, who
-    statuses = await asyncio.to_thread(_statuses, database)
-    assert statuses == ["fulfilled", "fulfilled"]
-
-
-def _statuses(database: Path) -> list[str]:
-    with sqlite3.connect(database) as db:
-        return [row[0] for row in db.execute("SELECT status FROM reward_requests ORDER BY id")]
+    statuses = await sql_rows(database, "SELECT status FROM reward_requests ORDER BY id")
+    assert statuses == [{"status": "fulfilled"}] * 2

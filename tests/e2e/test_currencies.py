@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +15,7 @@ from bot.slack.ids import APPROVE_ACTION
 from providers.base import Product
 from providers.sandbox import SandboxProvider
 from tests.slack_stack import ARJUN, GOOD_VALUES, MAYA, TEAM, Stack, sandbox_stack
-from tests.support import all_requests, submit_request
+from tests.support import all_requests, sql_execute, sql_rows, submit_request
 
 # The Ugandan shilling has no minor unit: an amount in it is a whole number.
 AIRTIME = Product(
@@ -39,7 +36,7 @@ class SandboxWithShillings(SandboxProvider):
 
 
 async def test_an_amount_finer_than_the_currency_is_refused_on_the_amount_field(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     async with sandbox_stack(emulator, database, SandboxWithShillings(0.1)) as stack:
         card = f"sandbox:{AIRTIME.product_id}"
@@ -89,17 +86,17 @@ async def _answer(stack: Stack, user: str, text: str) -> str:
 
 
 async def test_a_stored_request_in_a_withdrawn_currency_loads_shows_exports_and_runs_its_jobs(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     """Stored in HRK while it was money: the table withdrew it since, and the request must
     still load, render, export and go through its jobs (with two decimal places)."""
     async with sandbox_stack(emulator, database, SandboxProvider(0.1)) as stack:
         request_id = await submit_request(stack)
-        with closing(sqlite3.connect(database)) as db, db:
-            db.execute(
-                "UPDATE reward_requests SET currency = 'HRK', amount = '187.5' WHERE id = ?",
-                (request_id,),
-            )
+        await sql_execute(
+            database,
+            "UPDATE reward_requests SET currency = 'HRK', amount = '187.5' WHERE id = :id",
+            id=request_id,
+        )
         stored = await stack.runtime.store.get(request_id)
         assert str(stored.face_value) == "187.50 HRK"
         assert "187.50 HRK" in await _answer(stack, MAYA, "status")
@@ -121,13 +118,8 @@ async def test_a_stored_request_in_a_withdrawn_currency_loads_shows_exports_and_
             return await stack.runtime.store.due_jobs_by_kind() == {}
 
         await stack.emulator.wait_for(jobs_done, 5, "every job of the request to finish")
-        with closing(sqlite3.connect(database)) as db:
-            assert (
-                db.execute(
-                    "SELECT kind, last_error FROM jobs WHERE last_error IS NOT NULL"
-                ).fetchall()
-                == []
-            )
+        failed_jobs = "SELECT kind, last_error FROM jobs WHERE last_error IS NOT NULL"
+        assert await sql_rows(database, failed_jobs) == []
 
         since, until = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
         exported = json.loads(await export_requests(stack.runtime.store, since, until, "json"))
@@ -137,7 +129,7 @@ async def test_a_stored_request_in_a_withdrawn_currency_loads_shows_exports_and_
 
 @pytest.mark.parametrize("code", ["HRK", "USS"])
 async def test_the_form_refuses_a_withdrawn_or_made_up_code_even_if_a_catalog_offers_it(
-    emulator: SlackEmulator, database: Path, code: str
+    emulator: SlackEmulator, database: str, code: str
 ) -> None:
     """New requests are input: strict, whatever a catalog let through."""
     product = KUNA.model_copy(update={"currency": code})

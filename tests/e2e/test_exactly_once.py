@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import OperationalError
 
 from bot.domain import RELEASES_BUDGET, Status
 from bot.offline.emulator import SlackEmulator
@@ -57,7 +56,7 @@ async def _approve(stack: Stack, values: dict[str, str]) -> None:
 
 
 async def test_a_clock_step_while_an_order_is_pending_delivers_once(
-    emulator: SlackEmulator, database: Path, step_clock: Callable[[float], None]
+    emulator: SlackEmulator, database: str, step_clock: Callable[[float], None]
 ) -> None:
     """Symptom 1: the wall clock steps forward 2 minutes while the order is pending; the
     claim loop must not start the same job a second time (two delivery DMs on main)."""
@@ -74,10 +73,11 @@ async def test_a_clock_step_while_an_order_is_pending_delivers_once(
 
 
 async def test_a_heartbeat_that_cannot_be_written_never_buys_a_card_twice(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
-    """Symptom 2: while CardPlusPay's ``POST /orders`` is in flight the heartbeat fails
-    ("database is locked"): the purchase must not be cut off and sent again."""
+    """Symptom 2: while CardPlusPay's ``POST /orders`` is in flight the heartbeat fails (the
+    database is locked, or its server is gone): the purchase must not be cut off and sent
+    again."""
     fake = standard_state()
     locked = False
 
@@ -99,7 +99,7 @@ async def test_a_heartbeat_that_cannot_be_written_never_buys_a_card_twice(
 
         async def flaky_extend(*args: Any) -> bool:
             if locked:
-                raise sqlite3.OperationalError("database is locked")
+                raise OperationalError("UPDATE jobs", None, TimeoutError("database is locked"))
             return await extend(*args)
 
         runtime.store.extend_lease = flaky_extend  # type: ignore[method-assign]
@@ -111,7 +111,7 @@ async def test_a_heartbeat_that_cannot_be_written_never_buys_a_card_twice(
 
 
 async def test_a_refused_replay_after_a_lost_answer_parks_the_reward_for_review(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     """Symptom 3: Giftronaut creates the order, the answer is lost, the identical replay is
     refused (403): the reward must stay unknown (review, budget kept), never fail."""
@@ -139,7 +139,7 @@ async def test_a_refused_replay_after_a_lost_answer_parks_the_reward_for_review(
 
 
 async def test_a_lost_answer_is_not_replayed_after_the_provider_forgot_the_key(
-    emulator: SlackEmulator, database: Path, step_clock: Callable[[float], None]
+    emulator: SlackEmulator, database: str, step_clock: Callable[[float], None]
 ) -> None:
     """Symptom 4: Giftronaut's answer was lost, and the bot comes back more than 24 hours
     later (Giftronaut keeps keys for 24): replaying the key would buy a second card."""
@@ -167,7 +167,7 @@ async def test_a_lost_answer_is_not_replayed_after_the_provider_forgot_the_key(
 
 
 async def test_orders_waiting_on_the_provider_hold_no_slot(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     """Symptom 5: eight orders stuck pending must not stop a ninth reward being ordered."""
     state = GiftronautState(polls_to_complete=10**9)
@@ -188,7 +188,7 @@ async def test_orders_waiting_on_the_provider_hold_no_slot(
 
 
 async def test_check_again_is_refused_on_a_request_without_an_order_id(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     """Symptom 6: a hand-made *Check again* on a request parked without an order id must not
     re-send the order under its old key."""
@@ -220,7 +220,7 @@ async def test_check_again_is_refused_on_a_request_without_an_order_id(
 
 
 async def test_one_uncertain_cardpluspay_order_blocks_only_its_own_reward(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     """Symptom 9: a lost CardPlusPay answer parks its reward; once a person has settled it,
     the next reward of the same card to the same person is ordered normally."""

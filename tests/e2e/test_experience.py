@@ -4,9 +4,7 @@ the recipient's resend and an approver's retry."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
@@ -27,6 +25,7 @@ from tests.slack_stack import (
     redeem_urls,
     sandbox_stack,
 )
+from tests.support import sql_execute
 
 
 async def answer(stack: Stack, user: str, text: str) -> str:
@@ -87,22 +86,20 @@ def in_minutes(minutes: float) -> int:
     return int((datetime.now(UTC) + timedelta(minutes=minutes)).timestamp())
 
 
-async def clock_reaches_delivery_time(stack: Stack) -> None:
-    """Stand-in for waiting until the scheduled time: held jobs become due now. Written from
-    another thread, so the bot's own transactions go on while this one waits for the lock."""
-
-    def make_due() -> None:
-        with sqlite3.connect(stack.runtime.settings.database, timeout=10) as db:
-            db.execute(
-                "UPDATE jobs SET run_after = ? WHERE kind = 'fulfil' AND done_at IS NULL",
-                (datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),),
-            )
-
-    await asyncio.to_thread(make_due)
+async def clock_reaches_delivery_time(stack: Stack, database: str) -> None:
+    """Stand-in for waiting until the scheduled time: held jobs become due (since they were
+    queued: a time the database already holds in its own format), written as another process
+    would write it."""
+    await sql_execute(
+        database,
+        "UPDATE jobs SET run_after = created_at WHERE kind = 'fulfil' AND done_at IS NULL",
+    )
     stack.runtime.jobs.wake()
 
 
-async def test_scheduled_reward_is_held_until_its_time_then_delivered(stack: Stack) -> None:
+async def test_scheduled_reward_is_held_until_its_time_then_delivered(
+    stack: Stack, database: str
+) -> None:
     await stack.request_and_approve({**GOOD_VALUES, "deliver_at": in_minutes(60)})
     await stack.wait_status(1, Status.APPROVED)
     await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
@@ -111,14 +108,14 @@ async def test_scheduled_reward_is_held_until_its_time_then_delivered(stack: Sta
     assert "The sandbox card will be delivered <!date^" in replies
     assert "Delivery scheduled for <!date^" in summary.blocks[1]["elements"][0]["text"]  # type: ignore[index]
     assert stack.sandbox.order_count == 0 and not stack.ws.dm_messages(JANE)
-    await clock_reaches_delivery_time(stack)
+    await clock_reaches_delivery_time(stack, database)
     await stack.wait_status(1, Status.FULFILLED)
     assert stack.sandbox.order_count == 1
     await stack.emulator.wait_for_dm(JANE, "sent you a reward")
 
 
 async def test_scheduled_reward_can_be_cancelled_by_the_requester_until_then(
-    stack: Stack,
+    stack: Stack, database: str
 ) -> None:
     await stack.request_and_approve({**GOOD_VALUES, "deliver_at": in_minutes(60)})
     await stack.wait_status(1, Status.APPROVED)
@@ -128,7 +125,7 @@ async def test_scheduled_reward_can_be_cancelled_by_the_requester_until_then(
     await stack.emulator.wait_for(lambda: stack.refusals(JANE), 5, "Jane's refusal")
     await stack.click(MAYA, summary, CANCEL_ACTION)
     await stack.wait_status(1, Status.CANCELLED)
-    await clock_reaches_delivery_time(stack)
+    await clock_reaches_delivery_time(stack, database)
     await asyncio.wait_for(stack.runtime.jobs.wait_idle(), 5)
     assert stack.sandbox.order_count == 0 and not stack.ws.dm_messages(JANE)
     events = await stack.runtime.store.events(1)
@@ -194,7 +191,7 @@ class _OutOfStockOnce(SandboxProvider):
 
 
 async def test_an_approver_retries_a_failed_order_under_a_new_key(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     async with sandbox_stack(emulator, database, _OutOfStockOnce(completion_delay=0.05)) as stack:
         await stack.request_and_approve()

@@ -4,7 +4,6 @@ ready again, Socket Mode's health port, and a refused bot token at start."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import cast
@@ -13,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.exc import OperationalError
 
 from bot.config import load_settings
 from bot.domain import Status
@@ -25,6 +25,7 @@ from bot.slack.gateway import SlackGateway
 from bot.slack.ids import APPROVE_ACTION
 from bot.slack.web_client import ObservedWebClient
 from bot.store import Store
+from tests.databases import unreachable
 from tests.fakes.giftronaut import GiftronautState
 from tests.slack_stack import APPROVERS, ARJUN, JANE, MAYA, TEAM, Stack
 from tests.support import (
@@ -86,7 +87,7 @@ def _never_observed(samples: dict, name: str, **labels: str) -> bool:  # type: i
 
 
 async def test_metrics_move_with_a_reward_from_request_to_delivery(
-    emulator: SlackEmulator, database: Path, http_session: aiohttp.ClientSession
+    emulator: SlackEmulator, database: str, http_session: aiohttp.ClientSession
 ) -> None:
     async with giftronaut_stack(emulator, database, GiftronautState()) as stack:
         url = _url(stack, "/metrics")
@@ -137,31 +138,25 @@ async def _readyz(session: aiohttp.ClientSession, url: str) -> tuple[int, dict]:
         return response.status, await response.json()
 
 
-async def test_readyz_is_unready_while_the_database_file_is_gone_and_ready_once_back(
-    stack: Stack, database: Path, http_session: aiohttp.ClientSession
+async def test_readyz_is_unready_while_the_database_cannot_be_opened_and_ready_once_back(
+    stack: Stack, database: str, http_session: aiohttp.ClientSession
 ) -> None:
     url = _url(stack, "/readyz")
     status, body = await _readyz(http_session, url)
     assert (status, body["failing"]) == (200, [])
     assert body["checks"] == {"database": "ok", "job_runner": "ok", "slack_auth": "ok"}
 
-    # Tests run as root, where chmod does not stop reads: the file is moved aside instead,
-    # while the bot's own connection stays open on it.
-    aside = database.with_name("moved-aside.db")
-    database.rename(aside)  # noqa: ASYNC240 - a rename, instant
-    try:
+    async with unreachable(database):
         status, body = await _readyz(http_session, url)
         assert (status, body["failing"]) == (503, ["database"])
         assert body["checks"]["database"] == "failing"
-        assert str(database) not in str(body)
-    finally:
-        aside.rename(database)
+        assert database not in str(body)
     status, body = await _readyz(http_session, url)
     assert (status, body["failing"]) == (200, [])
 
 
 async def test_readyz_waits_for_the_job_runner_and_slack_auth(
-    emulator: SlackEmulator, database: Path, http_session: aiohttp.ClientSession
+    emulator: SlackEmulator, database: str, http_session: aiohttp.ClientSession
 ) -> None:
     settings = load_settings(
         SLACK_BOT_TOKEN=emulator.bot_token,
@@ -196,10 +191,10 @@ async def test_readyz_waits_for_the_job_runner_and_slack_auth(
 
 
 async def test_socket_mode_answers_health_readiness_and_metrics_on_its_health_port(
-    emulator: SlackEmulator, tmp_path: Path, http_session: aiohttp.ClientSession
+    emulator: SlackEmulator, database: str, tmp_path: Path, http_session: aiohttp.ClientSession
 ) -> None:
     port = free_port()
-    env = slack_env(emulator, tmp_path / "socket.db", APPROVERS) | {
+    env = slack_env(emulator, database, APPROVERS) | {
         "REWARDBOT_PROVIDERS": "sandbox",
         "SLACK_APP_TOKEN": emulator.app_token,
         "REWARDBOT_HEALTH_PORT": str(port),
@@ -227,9 +222,9 @@ async def test_socket_mode_answers_health_readiness_and_metrics_on_its_health_po
 
 @pytest.mark.parametrize("command", ["serve", "socket"])
 async def test_a_bot_token_slack_refuses_stops_start_up_with_one_line(
-    emulator: SlackEmulator, tmp_path: Path, command: str
+    emulator: SlackEmulator, database: str, tmp_path: Path, command: str
 ) -> None:
-    env = slack_env(emulator, tmp_path / "refused.db", APPROVERS) | {
+    env = slack_env(emulator, database, APPROVERS) | {
         "REWARDBOT_PROVIDERS": "sandbox",
         "SLACK_APP_TOKEN": emulator.app_token,
         "SLACK_BOT_TOKEN": "xoxb-not-the-token",
@@ -247,7 +242,7 @@ class _EventsUnreadable:
     """A store whose audit trail cannot be read (a locked or failing database)."""
 
     async def events(self, request_id: int) -> list[object]:
-        raise sqlite3.OperationalError("database is locked")
+        raise OperationalError("SELECT events", None, TimeoutError("database is locked"))
 
 
 async def test_a_delivery_time_that_cannot_be_read_does_not_fail_a_sent_delivery(
@@ -278,7 +273,11 @@ async def _stopped(process: asyncio.subprocess.Process) -> str:
 
 @pytest.mark.parametrize("then", ["accepted", "refused"])
 async def test_slack_unavailable_at_start_leaves_the_bot_running_unready_until_it_answers(
-    emulator: SlackEmulator, tmp_path: Path, http_session: aiohttp.ClientSession, then: str
+    emulator: SlackEmulator,
+    database: str,
+    tmp_path: Path,
+    http_session: aiohttp.ClientSession,
+    then: str,
 ) -> None:
     """A 503 at start is not a refused token: the bot starts, unready, and asks again (with
     backoff) until Slack accepts the token (ready) or refuses it (unready, an error logged)."""
@@ -291,7 +290,7 @@ async def test_slack_unavailable_at_start_leaves_the_bot_running_unready_until_i
         emulator.fail_next("auth.test", "token_revoked")
     calls = unavailable + 1
     port = free_port()
-    env = slack_env(emulator, tmp_path / "later.db", APPROVERS) | {"REWARDBOT_PROVIDERS": "sandbox"}
+    env = slack_env(emulator, database, APPROVERS) | {"REWARDBOT_PROVIDERS": "sandbox"}
     process = await _serve_process(env, tmp_path, port)
     url = f"http://127.0.0.1:{port}/readyz"
     try:
@@ -323,9 +322,9 @@ async def test_slack_unavailable_at_start_leaves_the_bot_running_unready_until_i
 
 
 async def test_slack_unreachable_at_start_leaves_the_bot_running_unready(
-    emulator: SlackEmulator, tmp_path: Path, http_session: aiohttp.ClientSession
+    emulator: SlackEmulator, database: str, tmp_path: Path, http_session: aiohttp.ClientSession
 ) -> None:
-    env = slack_env(emulator, tmp_path / "unreachable.db", APPROVERS) | {
+    env = slack_env(emulator, database, APPROVERS) | {
         "REWARDBOT_PROVIDERS": "sandbox",
         "SLACK_API_URL": f"http://127.0.0.1:{free_port()}/api/",
     }

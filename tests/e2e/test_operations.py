@@ -48,7 +48,7 @@ async def test_summary_falls_back_to_the_requesters_dm(stack: Stack) -> None:
     )
 
 
-async def test_no_other_approver_means_no_modal(emulator: SlackEmulator, database: Path) -> None:
+async def test_no_other_approver_means_no_modal(emulator: SlackEmulator, database: str) -> None:
     async with running_bot(emulator, database=database, approvers=[MAYA]):
         await emulator.driver.slash_command(MAYA, TEAM)
         # Answered through the command's response_url, which only Maya sees.
@@ -58,7 +58,7 @@ async def test_no_other_approver_means_no_modal(emulator: SlackEmulator, databas
 
 
 async def test_a_restarted_bot_keeps_requests_and_finishes_unfinished_orders(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     slow = SandboxProvider(completion_delay=30)  # still pending when the bot stops
     slow.poll_interval = 0.2  # the restarted bot's next look is soon
@@ -137,19 +137,17 @@ async def test_healthz_answers(stack: Stack, http_session: aiohttp.ClientSession
         assert await response.json() == {"ok": True}
 
 
-def _bot_env(emulator: SlackEmulator, tmp_path: Path) -> dict[str, str]:
-    return slack_env(emulator, tmp_path / "serve.db", APPROVERS) | {
-        "REWARDBOT_PROVIDERS": "sandbox"
-    }
+def _bot_env(emulator: SlackEmulator, database: str) -> dict[str, str]:
+    return slack_env(emulator, database, APPROVERS) | {"REWARDBOT_PROVIDERS": "sandbox"}
 
 
 @pytest.mark.parametrize("mode", ["serve", "socket"])
 async def test_rewardbot_process_handles_slack_requests_and_stops_on_sigterm(
-    emulator: SlackEmulator, tmp_path: Path, mode: str
+    emulator: SlackEmulator, database: str, tmp_path: Path, mode: str
 ) -> None:
     port = free_port()
     args = serve_args(port) if mode == "serve" else ["socket"]
-    env = _bot_env(emulator, tmp_path) | {"SLACK_APP_TOKEN": emulator.app_token}
+    env = _bot_env(emulator, database) | {"SLACK_APP_TOKEN": emulator.app_token}
     process = await rewardbot(*args, env=env, cwd=tmp_path)
     try:
         if mode == "serve":
@@ -220,7 +218,8 @@ def test_bad_configuration_stops_start_up_with_one_clear_message(
     env_changes: dict[str, str],
     message: str,
 ) -> None:
-    env = _bot_env(emulator, tmp_path) | env_changes
+    # About the settings, which are read before the store is opened: SQLite's file will do.
+    env = _bot_env(emulator, str(tmp_path / "rewardbot.db")) | env_changes
     result = subprocess.run(
         [sys.executable, "-m", "bot", command],
         env=env,

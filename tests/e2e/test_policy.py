@@ -49,8 +49,8 @@ from tests.support import (
 
 
 @pytest.fixture
-async def stack(emulator: SlackEmulator, tmp_path: Path) -> AsyncIterator[Stack]:
-    async with policy_stack(emulator, tmp_path) as started:
+async def stack(emulator: SlackEmulator, database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with policy_stack(emulator, database, tmp_path) as started:
         yield started
 
 
@@ -131,10 +131,10 @@ async def test_self_rewards_only_where_the_policy_allows_them(stack: Stack) -> N
 
 
 async def test_allowed_self_reward_is_still_approved_by_someone_else(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
     policy = POLICY.replace("[approvals]", "[approvals]\nallow_self_reward = true")
-    async with policy_stack(emulator, tmp_path, policy) as stack:
+    async with policy_stack(emulator, database, tmp_path, policy) as stack:
         request_id = await submit_request(stack, ARJUN, recipient=ARJUN)
         assert [c.approver_id for c in await stack.runtime.store.approval_cards(request_id)] == [
             LIN
@@ -196,10 +196,10 @@ async def test_at_or_below_the_threshold_one_approval_is_enough(stack: Stack) ->
 
 
 async def test_without_a_finance_group_the_second_approver_is_another_approver(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
     policy = POLICY.replace('second_approvers = ["S0FINANCE"]\n', "")
-    async with policy_stack(emulator, tmp_path, policy) as stack:
+    async with policy_stack(emulator, database, tmp_path, policy) as stack:
         request_id = await submit_request(stack, MAYA, amount="150")
         await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
         await stack.emulator.wait_for(lambda: cards(stack, LIN), 5, "Lin's card")
@@ -208,14 +208,14 @@ async def test_without_a_finance_group_the_second_approver_is_another_approver(
 
 
 async def test_the_only_possible_second_approver_cannot_give_the_first(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
     """Arjun and Lin manage eng; only Arjun may give second approvals. If Arjun approved
     first, nobody could give the second, so he must wait for Lin's first approval."""
     policy = POLICY.replace('managers = ["U0ARJUN"]', 'managers = ["U0ARJUN", "U0LIN"]').replace(
         'second_approvers = ["S0FINANCE"]', 'second_approvers = ["U0ARJUN"]'
     )
-    async with policy_stack(emulator, tmp_path, policy) as stack:
+    async with policy_stack(emulator, database, tmp_path, policy) as stack:
         request_id = await submit_request(stack, MAYA, amount="150")
         await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
         assert "only you can give the second" in await refusal(stack, ARJUN)
@@ -227,11 +227,11 @@ async def test_the_only_possible_second_approver_cannot_give_the_first(
 
 
 async def test_two_approvals_needed_but_only_one_approver_possible_is_refused_inline(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
     # Omar's requests go to Lin alone, and there is nobody else to give a second approval.
     policy = POLICY.replace('second_approvers = ["S0FINANCE"]\n', "")
-    async with policy_stack(emulator, tmp_path, policy) as stack:
+    async with policy_stack(emulator, database, tmp_path, policy) as stack:
         await stack.request_reward({**GOOD_VALUES, "amount": "150"}, requester=OMAR)
         assert "need a second approver" in stack.ws.view_errors(OMAR)["amount"]
 
@@ -286,9 +286,9 @@ async def test_fulfilled_rewards_keep_counting(stack: Stack) -> None:
     assert "200.00 GBP left of 300.00 GBP" in stack.ws.view_errors(MAYA)["amount"]
 
 
-async def test_per_requester_budget(emulator: SlackEmulator, tmp_path: Path) -> None:
+async def test_per_requester_budget(emulator: SlackEmulator, database: str, tmp_path: Path) -> None:
     policy = POLICY + '\n[budgets]\nper_requester_monthly = "70"\n'
-    async with policy_stack(emulator, tmp_path, policy) as stack:
+    async with policy_stack(emulator, database, tmp_path, policy) as stack:
         await submit_request(stack, OMAR, amount="50")
         await stack.request_reward({**GOOD_VALUES, "amount": "25"}, requester=OMAR)
         refused = stack.ws.view_errors(OMAR)["amount"]
@@ -336,13 +336,13 @@ async def test_requester_cancels_from_the_thread_and_only_they_can(stack: Stack)
 
 
 async def test_reminder_then_expiry_releases_the_budget(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
     policy = POLICY.replace(
         'max_amount = "400"',
         'max_amount = "400"\nremind_after_hours = 0.0003\nexpire_after_hours = 0.0008',
     )
-    async with policy_stack(emulator, tmp_path, policy) as stack:
+    async with policy_stack(emulator, database, tmp_path, policy) as stack:
         request_id = await submit_request(stack, MAYA, amount="250")
         await stack.emulator.wait_for_dm(ARJUN, "Reminder: reward #1")
         await stack.wait_status(request_id, Status.EXPIRED, seconds=10)
@@ -361,13 +361,13 @@ async def test_reminder_then_expiry_releases_the_budget(
 
 
 async def test_approvals_channel_gets_one_card_any_approver_decides(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
     policy = POLICY.replace(
         'default_approvers = ["U0LIN"]',
         f'default_approvers = ["U0LIN"]\nchannel = "{APPROVALS_CHANNEL}"',
     )
-    async with policy_stack(emulator, tmp_path, policy) as stack:
+    async with policy_stack(emulator, database, tmp_path, policy) as stack:
         request_id = await submit_request(stack, MAYA, amount="150")
         posted = top_level(stack, APPROVALS_CHANNEL)
         assert len(posted) == 1 and not cards(stack, ARJUN)
@@ -404,7 +404,7 @@ async def test_report_shows_approvers_the_month_per_team_privately(stack: Stack)
     assert stack.ws.current_view(ARJUN) is None and stack.ws.current_view(MAYA) is None
 
 
-async def test_export_writes_decisions_amounts_and_permalinks(stack: Stack, tmp_path: Path) -> None:
+async def test_export_writes_decisions_amounts_and_permalinks(stack: Stack, database: str) -> None:
     approved = await submit_request(stack, MAYA, amount="150")
     await stack.click(ARJUN, cards(stack, ARJUN)[0], APPROVE_ACTION)
     await stack.emulator.wait_for(lambda: cards(stack, FINN), 5, "finance's card")
@@ -419,7 +419,7 @@ async def test_export_writes_decisions_amounts_and_permalinks(stack: Stack, tmp_
 
     today = datetime.now(UTC).date().isoformat()
     rows = list(
-        csv.DictReader(io.StringIO(await export(stack, "--since", today, "--format", "csv")))
+        csv.DictReader(io.StringIO(await export(database, "--since", today, "--format", "csv")))
     )
     assert [r["id"] for r in rows] == [str(approved), str(rejected)]
     first, second = rows
@@ -443,24 +443,24 @@ async def test_export_writes_decisions_amounts_and_permalinks(stack: Stack, tmp_
     assert second["decision_reason"] == '\'=HYPERLINK("http://x")'  # not a live formula
 
     exported = json.loads(
-        await export(stack, "--since", today, "--until", today, "--format", "json")
+        await export(database, "--since", today, "--until", today, "--format", "json")
     )
     trail = exported[1]["events"]
     assert trail[-1]["to_status"] == "rejected" and trail[-1]["actor"] == LIN
     assert trail[-1]["detail"] == {"reason": '=HYPERLINK("http://x")'}
     assert (
-        await export(stack, "--since", "2000-01-01", "--until", "2000-01-31", "--format", "json")
+        await export(database, "--since", "2000-01-01", "--until", "2000-01-31", "--format", "json")
         == "[]\n"
     )
 
 
-async def export(stack: Stack, *args: str) -> str:
-    """``rewardbot export`` as an admin runs it: a separate process reading the database
-    while the bot keeps running."""
+async def export(database: str, *args: str) -> str:
+    """``rewardbot export`` as an admin runs it: a separate process reading ``database`` while
+    the bot keeps running."""
     process = await rewardbot(
         "export",
         *args,
-        env={**os.environ, "REWARDBOT_DATABASE": str(stack.runtime.settings.database)},
+        env={**os.environ, "REWARDBOT_DATABASE": database},
         stdout=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -18,6 +16,7 @@ from bot.slack.ids import APPROVE_ACTION, RESEND_ACTION
 from providers.base import OrderResult, Redemption
 from providers.sandbox import SandboxProvider
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, Stack, redeem_urls
+from tests.support import sql_rows
 
 
 class CodeAndPin(SandboxProvider):
@@ -41,7 +40,7 @@ def _card_texts(stack: Stack) -> str:
 
 
 async def test_no_log_line_holds_a_secret_at_debug_in_either_mode_after_a_restart(
-    emulator: SlackEmulator, database: Path, transport: str, caplog: pytest.LogCaptureFixture
+    emulator: SlackEmulator, database: str, transport: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     provider = CodeAndPin(completion_delay=0.05)
@@ -64,7 +63,7 @@ async def test_no_log_line_holds_a_secret_at_debug_in_either_mode_after_a_restar
 
     [link, again] = redeem_urls(stack.ws.dm_messages(JANE))
     assert link == again
-    redemption = (await provider.get_order(_order_id(database))).redemption
+    redemption = (await provider.get_order(await _order_id(database))).redemption
     assert redemption is not None and redemption.code and redemption.pin
     code, pin = redemption.code.get_secret_value(), redemption.pin.get_secret_value()
     assert len(pin) == 4 and code in _card_texts(stack) and pin in _card_texts(stack)
@@ -77,7 +76,6 @@ async def test_no_log_line_holds_a_secret_at_debug_in_either_mode_after_a_restar
     assert not [line for line in logged.splitlines() if f" {pin}" in line or f"{pin} " in line]
 
 
-def _order_id(database: Path) -> str:
-    with sqlite3.connect(database) as db:
-        [(order_id,)] = db.execute("SELECT provider_order_id FROM reward_requests").fetchall()
-    return str(order_id)
+async def _order_id(database: str) -> str:
+    [row] = await sql_rows(database, "SELECT provider_order_id FROM reward_requests")
+    return str(row["provider_order_id"])

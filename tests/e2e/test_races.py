@@ -4,7 +4,6 @@ Slack's own retries."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
@@ -16,7 +15,7 @@ DECIDERS = (ARJUN, LIN, OMAR)
 
 
 async def test_fifty_concurrent_decisions_make_one_decision_and_at_most_one_order(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     sandbox = SandboxProvider(completion_delay=0.05)
     async with sandbox_stack(emulator, database, sandbox, DECIDERS) as stack:

@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
@@ -39,7 +38,7 @@ class Delivered:
 
 
 @asynccontextmanager
-async def janes_card_delivered(emulator: SlackEmulator, database: Path) -> AsyncIterator[Delivered]:
+async def janes_card_delivered(emulator: SlackEmulator, database: str) -> AsyncIterator[Delivered]:
     """The bot with only Giftronaut enabled, once it has delivered Jane's card (reward #1)."""
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
@@ -51,7 +50,7 @@ async def janes_card_delivered(emulator: SlackEmulator, database: Path) -> Async
 
 
 async def test_an_approver_cannot_send_a_card_to_their_own_mailbox(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     async with janes_card_delivered(emulator, database) as delivered:
         stack, order, delivery = delivered.stack, delivered.order, delivered.delivery
@@ -91,7 +90,7 @@ JANE_AND_OMAR = {**JANES_CARD, "more_recipients": [OMAR], "amount": "50; 25"}
 
 
 async def test_only_its_recipients_confirmation_moves_a_card(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
@@ -163,7 +162,7 @@ async def test_only_its_recipients_confirmation_moves_a_card(
 
 
 async def test_a_refused_late_or_unseen_address_is_never_used(
-    emulator: SlackEmulator, database: Path, step_clock: Callable[[float], None]
+    emulator: SlackEmulator, database: str, step_clock: Callable[[float], None]
 ) -> None:
     async with janes_card_delivered(emulator, database) as delivered:
         stack, order, runtime = delivered.stack, delivered.order, delivered.stack.runtime
@@ -215,7 +214,7 @@ async def test_a_refused_late_or_unseen_address_is_never_used(
 
 
 async def test_the_recipients_own_slack_email_needs_no_confirmation(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     async with janes_card_delivered(emulator, database) as delivered:
         stack, order, runtime = delivered.stack, delivered.order, delivered.stack.runtime

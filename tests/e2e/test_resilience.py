@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -47,7 +46,7 @@ async def test_an_approver_who_is_the_recipient_gets_no_card_and_cannot_decide(
 
 
 async def test_recipient_who_is_the_only_other_approver_is_refused(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     async with sandbox_stack(emulator, database, SandboxProvider(), [ARJUN]) as stack:
         await stack.request_reward({**GOOD_VALUES, "recipient": ARJUN})
@@ -90,7 +89,7 @@ class _ForgetfulSandbox(SandboxProvider):
 
 
 async def test_an_accepted_order_the_provider_then_denies_is_parked_for_review(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     forgetful = _ForgetfulSandbox(completion_delay=10)
     async with sandbox_stack(emulator, database, forgetful) as stack:
@@ -121,7 +120,7 @@ class _HugeCatalog(SandboxProvider):
 
 
 async def test_a_large_catalog_is_searched_as_the_user_types(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     huge = _HugeCatalog(completion_delay=0)
     async with running_bot(
@@ -150,7 +149,7 @@ async def test_webhooks_for_unknown_or_webhookless_providers_are_refused(stack: 
 
 @asynccontextmanager
 async def _parked_for_review(
-    emulator: SlackEmulator, database: Path, provider: _ForgetfulSandbox
+    emulator: SlackEmulator, database: str, provider: _ForgetfulSandbox
 ) -> AsyncIterator[Stack]:
     async with sandbox_stack(emulator, database, provider) as stack:
         await stack.request_and_approve()
@@ -163,7 +162,7 @@ async def _parked_for_review(
 
 
 async def test_an_approver_can_mark_a_reviewed_request_resolved(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     async with _parked_for_review(
         emulator, database, _ForgetfulSandbox(completion_delay=10)
@@ -186,7 +185,7 @@ async def test_an_approver_can_mark_a_reviewed_request_resolved(
 
 
 async def test_check_again_after_review_delivers_the_existing_order(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     provider = _ForgetfulSandbox(completion_delay=0.05)
     async with _parked_for_review(emulator, database, provider) as stack:
@@ -215,7 +214,7 @@ class _UnsureSandbox(SandboxProvider):
 
 
 async def test_order_again_after_review_uses_a_new_key_and_delivers(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     provider = _UnsureSandbox(completion_delay=0.05)
     async with sandbox_stack(emulator, database, provider) as stack:

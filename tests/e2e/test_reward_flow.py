@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -28,7 +27,7 @@ LINK = re.compile(r"https://sandbox\.rewardbot\.invalid/redeem/\w+")
 
 async def test_reward_is_approved_ordered_and_delivered_privately(
     emulator: SlackEmulator,
-    database: Path,
+    database: str,
     sandbox: SandboxProvider,
     transport: str,
     no_secrets_in_logs: pytest.LogCaptureFixture,

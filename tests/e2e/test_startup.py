@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import make_url
 
 from bot.offline.emulator import SlackEmulator
 from bot.server import SLACK_PATH
@@ -50,9 +51,9 @@ OPTIONAL_SETTINGS = (
 )
 
 
-def _env(emulator: SlackEmulator, tmp_path: Path, **changes: str) -> dict[str, str]:
+def _env(emulator: SlackEmulator, database: str, **changes: str) -> dict[str, str]:
     return (
-        slack_env(emulator, tmp_path / "rewardbot.db", APPROVERS)
+        slack_env(emulator, database, APPROVERS)
         | {"REWARDBOT_PROVIDERS": "sandbox", "SLACK_APP_TOKEN": emulator.app_token}
         | changes
     )
@@ -108,13 +109,37 @@ def test_a_start_up_failure_is_one_line_naming_it_and_exit_2(
 ) -> None:
     makers, named = FAILURES[failure]
     changes = {name: make(tmp_path) for name, make in makers.items()}
-    result = _rewardbot(command, env=_env(emulator, tmp_path, **changes), cwd=tmp_path)
+    # SQLite only: its database failures are of files; the others stop before any database.
+    env = _env(emulator, str(tmp_path / "rewardbot.db"), **changes)
+    result = _rewardbot(command, env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith("rewardbot: ") and named in line, line
     assert "Traceback" not in line
     if "REWARDBOT_DATABASE" in changes:
         assert changes["REWARDBOT_DATABASE"] in line
+
+
+# A PostgreSQL database the bot cannot open: its server does not answer, or it does not exist.
+POSTGRESQL_FAILURES = {
+    "server unreachable": lambda url: url.set(port=free_port()),
+    "database missing": lambda url: url.set(database=f"{url.database}_missing"),
+}
+
+
+@pytest.mark.postgresql_only("how a PostgreSQL database that cannot be opened is reported")
+@pytest.mark.parametrize("command", ["serve", "socket"])
+@pytest.mark.parametrize("failure", list(POSTGRESQL_FAILURES))
+def test_a_postgresql_database_that_cannot_be_opened_is_one_line_naming_it_and_exit_2(
+    emulator: SlackEmulator, database: str, tmp_path: Path, command: str, failure: str
+) -> None:
+    url = POSTGRESQL_FAILURES[failure](make_url(database).set(password="pw-never-shown"))
+    broken = url.render_as_string(hide_password=False)
+    result = _rewardbot(command, env=_env(emulator, broken), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("rewardbot: ") and "REWARDBOT_DATABASE" in line, line
+    assert "Traceback" not in line and "pw-never-shown" not in line, line
 
 
 # Which port is already taken: the health port (both commands), or serve's own --port.
@@ -127,13 +152,13 @@ BUSY_PORTS = {
 
 @pytest.mark.parametrize(("command", "which"), list(BUSY_PORTS))
 async def test_a_port_already_in_use_is_one_line_naming_it_and_exit_2(
-    emulator: SlackEmulator, tmp_path: Path, command: str, which: str
+    emulator: SlackEmulator, database: str, tmp_path: Path, command: str, which: str
 ) -> None:
     # The health port listens on every interface, serve's port on the --host given.
     with socket.create_server(("0.0.0.0" if which == "health" else "127.0.0.1", 0)) as taken:
         port = str(taken.getsockname()[1])
         # At WARNING, so the failure is all a correct start-up writes to standard error.
-        env = _env(emulator, tmp_path, REWARDBOT_LOG_LEVEL="WARNING")
+        env = _env(emulator, database, REWARDBOT_LOG_LEVEL="WARNING")
         if which == "health":
             env["REWARDBOT_HEALTH_PORT"] = port
         main_port = port if which == "main" else str(free_port())
@@ -220,9 +245,9 @@ def _json_lines(log: Path) -> list[dict[str, Any]]:
 
 
 async def test_the_json_log_of_a_whole_flow_at_debug_parses_and_holds_no_secret(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
-    async with _serving_json_at_debug(emulator, _env(emulator, tmp_path), tmp_path) as log:
+    async with _serving_json_at_debug(emulator, _env(emulator, database), tmp_path) as log:
         link = await _whole_flow(emulator)
 
     records = _json_lines(log)
@@ -246,13 +271,13 @@ async def test_the_json_log_of_a_whole_flow_at_debug_parses_and_holds_no_secret(
 
 
 async def test_the_json_log_of_a_card_with_a_code_and_pin_holds_neither_nor_the_api_key(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
     """Through a vendor (the CardPlusPay fake) whose cards are a code and a PIN, bought over
     HTTP with an API key: the purchase is in the log, and none of the three is."""
     state = standard_state()
     async with serve(cardpluspay_app(state)) as url:
-        env = _env(emulator, tmp_path) | {
+        env = _env(emulator, database) | {
             "REWARDBOT_PROVIDERS": "cardpluspay",
             "CARDPLUSPAY_API_KEY": CARDPLUSPAY_API_KEY,
             "CARDPLUSPAY_API_URL": f"{url}/v1",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 
@@ -25,7 +24,7 @@ REQUEST = {
 
 @asynccontextmanager
 async def cardpluspay_bot(
-    emulator: SlackEmulator, database: Path, fake: CardPlusPayState
+    emulator: SlackEmulator, database: str, fake: CardPlusPayState
 ) -> AsyncIterator[Stack]:
     async with (
         cardpluspay_adapter(fake) as adapter,
@@ -35,7 +34,7 @@ async def cardpluspay_bot(
 
 
 async def test_a_cardpluspay_reward_is_bought_once_and_delivered_privately(
-    emulator: SlackEmulator, database: Path, caplog: pytest.LogCaptureFixture
+    emulator: SlackEmulator, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
     fake = standard_state()
@@ -84,7 +83,7 @@ async def test_a_cardpluspay_reward_is_bought_once_and_delivered_privately(
 
 
 async def test_an_unconfirmed_cardpluspay_purchase_is_parked_for_a_person(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     fake = standard_state()
     fake.drop_next_before_processing()  # the purchase gets no answer and never shows up

@@ -6,7 +6,6 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -37,7 +36,7 @@ JANES_CARD = {
 
 async def test_reward_is_ordered_from_giftronaut_and_emailed_by_it(
     emulator: SlackEmulator,
-    database: Path,
+    database: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")
@@ -84,7 +83,7 @@ async def test_reward_is_ordered_from_giftronaut_and_emailed_by_it(
 
 
 async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
@@ -148,7 +147,7 @@ async def test_giftronaut_card_is_emailed_again_by_the_recipient_or_an_approver(
 
 
 async def test_an_approver_emails_a_card_to_a_corrected_address_from_their_card(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
@@ -195,7 +194,7 @@ def _in_hours(hours: float) -> int:
 
 
 async def test_giftronaut_schedules_the_card_itself_cancellable_until_its_cut_off(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
@@ -223,7 +222,7 @@ async def test_giftronaut_schedules_the_card_itself_cancellable_until_its_cut_of
 
 
 async def test_within_giftronauts_cut_off_a_scheduled_card_cannot_be_cancelled(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
@@ -259,7 +258,7 @@ def summary_row(stack: Stack, who: str) -> str:
 
 
 async def test_a_bulk_reward_is_one_giftronaut_order_with_a_card_each(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
@@ -318,7 +317,7 @@ async def test_a_bulk_reward_is_one_giftronaut_order_with_a_card_each(
 
 
 async def test_bulk_failures_at_giftronaut_are_per_recipient_and_recovered_alone(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     state.unissued.add("lin@example.com")  # Giftronaut completes the order without Lin's card
@@ -364,7 +363,7 @@ async def test_bulk_failures_at_giftronaut_are_per_recipient_and_recovered_alone
 
 
 async def test_a_shared_order_of_unknown_outcome_is_reviewed_and_ordered_again_together(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:
@@ -391,7 +390,7 @@ async def test_a_shared_order_of_unknown_outcome_is_reviewed_and_ordered_again_t
 
 
 async def test_a_scheduled_bulk_reward_is_one_scheduled_order_cancelled_once(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     state = GiftronautState()
     async with giftronaut_stack(emulator, database, state) as stack:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -54,7 +53,7 @@ def runa_provider(
 
 async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
     emulator: SlackEmulator,
-    database: Path,
+    database: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")
@@ -141,7 +140,7 @@ async def test_a_runa_reward_is_ordered_and_delivered_privately_on_its_webhook(
 
 
 async def test_a_bulk_runa_reward_is_one_order_each_recipient_their_own_link(
-    emulator: SlackEmulator, database: Path
+    emulator: SlackEmulator, database: str
 ) -> None:
     fake = RunaState()
     app = runa_app(fake)

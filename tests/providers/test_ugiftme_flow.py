@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -23,7 +21,7 @@ CARD = "ugiftme:AMAZON_UK_STD|Amazon UK"
 
 async def test_reward_is_ordered_from_ugiftme_and_delivered_privately(
     emulator: SlackEmulator,
-    database: Path,
+    database: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")

@@ -4,7 +4,6 @@ SLACK_BOT_TOKEN out of the process's environment for good."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +15,13 @@ BOLT_WARNING = "will be unused"
 
 
 async def test_the_token_is_hidden_from_bolt_only_while_the_app_is_built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    database: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
     settings = load_settings(
         SLACK_BOT_TOKEN="xoxb-from-the-environment",
         SLACK_SIGNING_SECRET="test-app-signing-secret-8c1f2e",
-        REWARDBOT_DATABASE=tmp_path / "app.db",
+        REWARDBOT_DATABASE=database,
         REWARDBOT_APPROVERS="U012ABCDEF",
         REWARDBOT_PROVIDERS="sandbox",
     )

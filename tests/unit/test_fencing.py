@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,8 @@ from tests.unit.support import new_request
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "r.db")
+async def store(database: str) -> AsyncIterator[Store]:
+    store = await Store.open(database)
     yield store
     await store.close()
 

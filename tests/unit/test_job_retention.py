@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from bot import clock
 from bot.jobs.runner import JobRunner, Retention
 from bot.store import Job, JobKind, Store
+from tests.support import sql_rows
 from tests.unit.support import new_request
 
 DAY = 24 * 3600.0
@@ -22,22 +21,18 @@ KEEP = timedelta(days=30)
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "r.db"
-
-
-@pytest.fixture
-async def store(database: Path) -> AsyncIterator[Store]:
+async def store(database: str) -> AsyncIterator[Store]:
     store = await Store.open(database)
     yield store
     await store.close()
 
 
-def _jobs(database: Path) -> dict[int, int]:
-    """Request id → how many jobs it has, read straight from the file."""
-    with sqlite3.connect(database) as db:
-        rows = db.execute("SELECT request_id, COUNT(*) FROM jobs GROUP BY request_id").fetchall()
-    return {int(request): int(count) for request, count in rows}
+async def _jobs(database: str) -> dict[int, int]:
+    """Request id → how many jobs it has, read straight from the database."""
+    rows = await sql_rows(
+        database, "SELECT request_id, COUNT(*) AS jobs FROM jobs GROUP BY request_id"
+    )
+    return {int(row["request_id"]): int(row["jobs"]) for row in rows}
 
 
 async def _claimed(store: Store, key: str, *, lease_seconds: float = 30) -> tuple[int, Job]:
@@ -56,7 +51,7 @@ async def _finished(store: Store, key: str, error: str | None = None) -> int:
 
 
 async def test_only_jobs_finished_before_the_cutoff_are_deleted_a_batch_at_a_time(
-    store: Store, database: Path, step_clock: Callable[[float], None]
+    store: Store, database: str, step_clock: Callable[[float], None]
 ) -> None:
     step_clock(-40 * DAY)
     done = await _finished(store, "done")
@@ -80,7 +75,7 @@ async def test_only_jobs_finished_before_the_cutoff_are_deleted_a_batch_at_a_tim
     assert await store.delete_finished_jobs(cutoff, limit=1) == 1
     assert await store.delete_finished_jobs(cutoff, limit=1) == 0
 
-    assert _jobs(database) == {
+    assert await _jobs(database) == {
         recent: 1,
         running: 1,
         waiting: 1,
@@ -93,7 +88,7 @@ async def test_only_jobs_finished_before_the_cutoff_are_deleted_a_batch_at_a_tim
 
 
 async def test_the_runner_applies_the_retention_at_most_every_so_often(
-    store: Store, database: Path, step_clock: Callable[[float], None]
+    store: Store, database: str, step_clock: Callable[[float], None]
 ) -> None:
     step_clock(-40 * DAY)
     old = await _finished(store, "old")
@@ -113,7 +108,7 @@ async def test_the_runner_applies_the_retention_at_most_every_so_often(
     runner.start()
     try:
         await asyncio.wait_for(runner.wait_idle(), 5)
-        assert _jobs(database) == {fresh.id: 1}  # the old job went, the fresh one ran
+        assert await _jobs(database) == {fresh.id: 1}  # the old job went, the fresh one ran
         assert await store.events(old) == events_of_old
 
         # Another job that finished long ago waits for the next pass, an hour on. (The
@@ -123,13 +118,13 @@ async def test_the_runner_applies_the_retention_at_most_every_so_often(
         await asyncio.wait_for(runner.wait_idle(), 5)
         step_clock(0)
         await asyncio.sleep(0.3)  # many turns of the runner's loop
-        assert _jobs(database) == {fresh.id: 1, later.id: 1}
+        assert await _jobs(database) == {fresh.id: 1, later.id: 1}
     finally:
         await runner.stop()
 
 
 async def test_a_runner_without_a_retention_keeps_every_job(
-    store: Store, database: Path, step_clock: Callable[[float], None]
+    store: Store, database: str, step_clock: Callable[[float], None]
 ) -> None:
     step_clock(-400 * DAY)
     old = await _finished(store, "old")
@@ -142,7 +137,7 @@ async def test_a_runner_without_a_retention_keeps_every_job(
     runner.start()
     try:
         await asyncio.sleep(0.2)
-        assert _jobs(database) == {old: 1}
+        assert await _jobs(database) == {old: 1}
     finally:
         await runner.stop()
 

@@ -4,7 +4,6 @@ kinds of things, and every runtime's registry counts apart."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import httpx
 import pytest
@@ -122,10 +121,10 @@ def _sample(text: str, name: str, kind: str) -> float:
     raise AssertionError(f"no sample {name}{{kind={kind!r}}} in the scrape")
 
 
-async def test_the_job_queue_and_failing_jobs_show_in_the_job_metrics(tmp_path: Path) -> None:
+async def test_the_job_queue_and_failing_jobs_show_in_the_job_metrics(database: str) -> None:
     """Waiting jobs show as a queue depth and an oldest-due age; a failing job is counted as
     retried, then as given up."""
-    store = await Store.open(tmp_path / "r.db")
+    store = await Store.open(database)
     metrics = Metrics()
     request, _ = await store.create_request(new_request(), "V1")
     await store.transition(

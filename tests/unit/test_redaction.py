@@ -2,9 +2,7 @@ import asyncio
 import base64
 import io
 import logging
-import sqlite3
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +18,7 @@ from providers.base import Provider
 from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
 from providers.runa import RunaProvider
+from tests.support import sql_rows
 
 
 def _logger_with(redactor: SecretRedactor) -> tuple[logging.Logger, io.StringIO]:
@@ -61,8 +60,8 @@ def test_the_memory_is_bounded() -> None:
     assert out.getvalue().strip() == "secret-000000 [redacted]"
 
 
-async def test_a_failed_jobs_kept_error_is_masked_too(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_a_failed_jobs_kept_error_is_masked_too(database: str) -> None:
+    store = await Store.open(database)
     request, _ = await store.create_request(
         NewRewardRequest(
             requester_id="UREQ",
@@ -95,8 +94,8 @@ async def test_a_failed_jobs_kept_error_is_masked_too(tmp_path: Path) -> None:
     await asyncio.wait_for(runner.wait_idle(), 5)
     await runner.stop()
     await store.close()
-    with sqlite3.connect(tmp_path / "r.db") as db:
-        [(error,)] = db.execute("SELECT last_error FROM jobs WHERE kind = 'fulfil'").fetchall()
+    [row] = await sql_rows(database, "SELECT last_error FROM jobs WHERE kind = 'fulfil'")
+    error = row["last_error"]
     assert "could not build a redemption" in error
     assert link not in error and "[redacted]" in error
 
@@ -115,7 +114,7 @@ RUNA_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"runa-unit-webhook-key-2024")
 
 
 async def test_every_credential_the_bot_starts_with_is_masked_at_any_level(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The Slack tokens and signing secret from the settings, and the providers' keys and
     secrets from their adapters, are masked from the moment the runtime exists."""
@@ -126,9 +125,7 @@ async def test_every_credential_the_bot_starts_with_is_masked_at_any_level(
     }
     for name, value in credentials.items():
         monkeypatch.setenv(name, value)
-    settings = load_settings(
-        REWARDBOT_DATABASE=str(tmp_path / "r.db"), REWARDBOT_APPROVERS="U0ARJUN"
-    )
+    settings = load_settings(REWARDBOT_DATABASE=database, REWARDBOT_APPROVERS="U0ARJUN")
     async with httpx.AsyncClient() as http:
         providers: dict[str, Provider] = {
             "giftronaut": GiftronautProvider(

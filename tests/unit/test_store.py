@@ -1,21 +1,19 @@
 import asyncio
-import contextlib
-import sqlite3
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from bot.domain import Money, Status
 from bot.errors import NotAllowed, RequestNotFound
 from bot.store import Change, EmailChangeOutcome, JobKind, Store
+from tests.support import sql_execute
 from tests.unit.support import new_request
 
 
-async def test_created_request_round_trips_exactly(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_created_request_round_trips_exactly(database: str) -> None:
+    store = await Store.open(database)
     created, is_new = await store.create_request(new_request(), "V1")
     assert is_new
     assert created.status is Status.PENDING_APPROVAL
@@ -28,8 +26,8 @@ async def test_created_request_round_trips_exactly(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_only_one_of_many_concurrent_transitions_wins(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_only_one_of_many_concurrent_transitions_wins(database: str) -> None:
+    store = await Store.open(database)
     request, _ = await store.create_request(new_request(), "V1")
     results = await asyncio.gather(
         *(
@@ -51,8 +49,8 @@ async def test_only_one_of_many_concurrent_transitions_wins(tmp_path: Path) -> N
     await store.close()
 
 
-async def test_disallowed_transition_is_a_programming_error(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_disallowed_transition_is_a_programming_error(database: str) -> None:
+    store = await Store.open(database)
     request, _ = await store.create_request(new_request(), "V1")
     with pytest.raises(ValueError, match="not an allowed transition"):
         await store.transition(request.id, Status.PENDING_APPROVAL, Status.FULFILLED, "x")
@@ -60,9 +58,8 @@ async def test_disallowed_transition_is_a_programming_error(tmp_path: Path) -> N
     await store.close()
 
 
-async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    store = await Store.open(path)
+async def test_state_survives_a_reopen_and_migrations_run_once(database: str) -> None:
+    store = await Store.open(database)
     request, _ = await store.create_request(new_request(), "V1")
     await store.transition(
         request.id,
@@ -73,7 +70,7 @@ async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -
         decision_reason="budget",
     )
     await store.close()
-    reopened = await Store.open(path)
+    reopened = await Store.open(database)
     stored = await reopened.get(request.id)
     assert (stored.status, stored.decision_reason) == (Status.REJECTED, "budget")
     with pytest.raises(RequestNotFound):
@@ -81,8 +78,8 @@ async def test_state_survives_a_reopen_and_migrations_run_once(tmp_path: Path) -
     await reopened.close()
 
 
-async def test_the_same_submission_is_stored_once(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_the_same_submission_is_stored_once(database: str) -> None:
+    store = await Store.open(database)
     first, first_is_new = await store.create_request(new_request(), "V1")
     again, again_is_new = await store.create_request(new_request(), "V1")
     other, other_is_new = await store.create_request(new_request(), "V2")
@@ -92,16 +89,16 @@ async def test_the_same_submission_is_stored_once(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_a_database_from_a_newer_rewardbot_is_refused(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
-    await store._db.execute("UPDATE schema_version SET version = 99")
+async def test_a_database_from_a_newer_rewardbot_is_refused(database: str) -> None:
+    store = await Store.open(database)
     await store.close()
+    await sql_execute(database, "UPDATE schema_version SET version = 99")
     with pytest.raises(RuntimeError, match="newer than this rewardbot"):
-        await Store.open(tmp_path / "r.db")
+        await Store.open(database)
 
 
-async def test_a_transaction_cancelled_at_any_point_is_all_or_nothing(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_a_transaction_cancelled_at_any_point_is_all_or_nothing(database: str) -> None:
+    store = await Store.open(database)
     request, _ = await store.create_request(new_request(), "V1")
 
     def approve() -> Awaitable[bool]:
@@ -135,8 +132,8 @@ async def test_a_transaction_cancelled_at_any_point_is_all_or_nothing(tmp_path: 
     await store.close()
 
 
-async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(database: str) -> None:
+    store = await Store.open(database)
     request, _ = await store.create_request(new_request(), "V1")
     for steps in range(12):
         task = asyncio.create_task(store.set_summary_message(request.id, "C1", f"1.{steps}", None))
@@ -150,10 +147,10 @@ async def test_a_write_cancelled_before_it_began_leaves_the_store_usable(tmp_pat
     await store.close()
 
 
-async def test_a_job_claim_cancelled_at_any_point_leaves_the_store_usable(tmp_path: Path) -> None:
+async def test_a_job_claim_cancelled_at_any_point_leaves_the_store_usable(database: str) -> None:
     """A graceful stop cancels the claim loop wherever it is, even while it reads the claimed
     row; the UPDATE ... RETURNING must not stay open and block every later commit."""
-    store = await Store.open(tmp_path / "r.db")
+    store = await Store.open(database)
     request, _ = await store.create_request(new_request(), "V1")  # queues a notify job
     for steps in range(16):
         task = asyncio.create_task(store.claim_job("runner", 30, JobKind.NOTIFY))
@@ -167,8 +164,8 @@ async def test_a_job_claim_cancelled_at_any_point_leaves_the_store_usable(tmp_pa
     await store.close()
 
 
-async def test_transition_all_changes_every_request_or_none(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_transition_all_changes_every_request_or_none(database: str) -> None:
+    store = await Store.open(database)
     batch, _ = await store.create_requests([new_request(), new_request(), new_request()], "V1")
     first, second, third = (r.id for r in batch)
     assert [r.batch_id for r in batch] == [first] * 3
@@ -183,8 +180,8 @@ async def test_transition_all_changes_every_request_or_none(tmp_path: Path) -> N
     await store.close()
 
 
-async def test_only_a_confirmed_address_change_replaces_a_cards_address(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "r.db")
+async def test_only_a_confirmed_address_change_replaces_a_cards_address(database: str) -> None:
+    store = await Store.open(database)
     request, _ = await store.create_request(new_request(), "V1")
     soon = datetime.now(UTC) + timedelta(hours=1)
     change = await store.propose_email_change(request.id, "me@elsewhere.example", "UAPP", soon)
@@ -231,11 +228,11 @@ async def test_only_a_confirmed_address_change_replaces_a_cards_address(tmp_path
     await store.close()
 
 
+@pytest.mark.sqlite_only("an upgrade from a schema version only SQLite databases ever had")
 async def test_address_changes_the_previous_version_left_waiting_expire_on_upgrade(
-    tmp_path: Path,
+    database: str,
 ) -> None:
-    path = tmp_path / "r.db"
-    store = await Store.open(path)
+    store = await Store.open(database)
     request, _ = await store.create_request(new_request(), "V1")
     await store.close()
     # As the previous schema version could leave it: a change proposed after an earlier one
@@ -243,18 +240,16 @@ async def test_address_changes_the_previous_version_left_waiting_expire_on_upgra
     day_1, day_2, later = (
         f"{d}T09:00:00.000000+00:00" for d in ("2026-01-01", "2026-01-02", "2099-01-01")
     )
-    with contextlib.closing(sqlite3.connect(path)) as db, db:
-        db.executescript(
-            f"""
-            DROP INDEX email_changes_one_waiting;
-            ALTER TABLE email_changes DROP COLUMN decided_by;
-            INSERT INTO email_changes (request_id, email, requested_by, requested_at, expires_at)
+    for statement in (
+        "DROP INDEX email_changes_one_waiting",
+        "ALTER TABLE email_changes DROP COLUMN decided_by",
+        f"""INSERT INTO email_changes (request_id, email, requested_by, requested_at, expires_at)
             VALUES ({request.id}, 'me@elsewhere.example', 'UAPP', '{day_1}', '{day_2}'),
-                   ({request.id}, 'jane@home.example', 'UAPP', '{day_2}', '{later}');
-            UPDATE schema_version SET version = version - 1;
-            """
-        )
-    store = await Store.open(path)
+                   ({request.id}, 'jane@home.example', 'UAPP', '{day_2}', '{later}')""",
+        "UPDATE schema_version SET version = version - 1",
+    ):
+        await sql_execute(database, statement)
+    store = await Store.open(database)
     lapsed, waiting = [await store.email_change(i) for i in (1, 2)]
     assert (lapsed.outcome, lapsed.decided_by) == (EmailChangeOutcome.EXPIRED, "rewardbot")
     assert waiting.outcome is None
