@@ -1,5 +1,6 @@
-"""Shared end-to-end helpers: the real ``rewardbot serve`` as a subprocess against the Slack
-emulator (for the tests that kill it or check how it starts and stops), provider adapters
+"""Shared end-to-end helpers: the real ``rewardbot serve`` or ``rewardbot socket`` as a subprocess
+against the Slack emulator (for the tests that kill it or check how it starts and stops, or run
+several on one database), provider adapters
 pointed at the vendor fakes, the bot with only Giftronaut enabled, and the bot under an
 approval policy file (teams, finance, budgets).
 
@@ -15,7 +16,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -135,7 +136,7 @@ async def wait_healthy(
     async with aiohttp.ClientSession() as session:
         while loop.time() < deadline:
             if process is not None and process.returncode is not None:
-                raise AssertionError(f"rewardbot serve exited with {process.returncode}")
+                raise AssertionError(f"rewardbot exited with {process.returncode}")
             try:
                 async with session.get(
                     f"http://127.0.0.1:{port}/healthz", timeout=aiohttp.ClientTimeout(total=2)
@@ -145,7 +146,7 @@ async def wait_healthy(
             except (aiohttp.ClientConnectionError, TimeoutError):
                 pass
             await asyncio.sleep(0.1)
-    raise AssertionError("rewardbot serve never became healthy")
+    raise AssertionError("rewardbot never became healthy")
 
 
 def slack_env(emulator: SlackEmulator, database: str, approvers: tuple[str, ...]) -> dict[str, str]:
@@ -186,13 +187,16 @@ class BotProcess:
         return self.process is not None and self.process.returncode is None
 
     async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = await rewardbot(
-                *serve_args(self.port), env=self.env, stdout=log, stderr=log
-            )
-        await wait_healthy(self.port, process=self.process)
+        await self._launch(serve_args(self.port), self.env)
         if self.routes_slack:
             self.emulator.set_request_url(self.request_url)
+
+    async def _launch(self, args: list[str], env: Mapping[str, str]) -> None:
+        """Start ``rewardbot <args>``, its output appended to ``log``, and wait until it
+        answers ``/healthz`` on ``port``."""
+        with self.log.open("ab") as log:
+            self.process = await rewardbot(*args, env=env, stdout=log, stderr=log)
+        await wait_healthy(self.port, process=self.process)
 
     async def kill(self) -> None:
         """SIGKILL (nothing is given back or flushed), and reap it."""
@@ -219,6 +223,38 @@ class BotProcess:
         except OSError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class SocketBotProcess(BotProcess):
+    """Starts and kills ``rewardbot socket`` on one database, with its health port on ``port``.
+
+    Each start waits for the process's Socket Mode connection and notes the emulator's number
+    for it in ``connections`` (see ``SocketModeHub.connection_numbers``): start several
+    processes one at a time, so that the connection that appears is this one's.
+    ``routes_slack``: each start has the emulator deliver over Socket Mode."""
+
+    connections: list[int] = field(default_factory=list)
+
+    @property
+    def envelopes_answered(self) -> int:
+        """Envelopes this process acked, over all its runs' connections."""
+        return sum(self.emulator.socket.answered[number] for number in self.connections)
+
+    async def start(self) -> None:
+        hub = self.emulator.socket
+        before = set(hub.connection_numbers)
+        env = self.env | {
+            "SLACK_APP_TOKEN": self.emulator.app_token,
+            "REWARDBOT_HEALTH_PORT": str(self.port),
+        }
+        await self._launch(["socket"], env)
+        opened = await self.emulator.wait_for(
+            lambda: set(hub.connection_numbers) - before, 20, "its Socket Mode connection"
+        )
+        self.connections += sorted(opened)
+        if self.routes_slack:
+            self.emulator.use_socket_mode()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -181,27 +181,55 @@ class HttpDelivery:
 
 
 class SocketDelivery:
-    """Envelopes over the bot's Socket Mode connection."""
+    """Envelopes over the bot's Socket Mode connections (see :class:`SocketModeHub`)."""
 
     def __init__(self, hub: SocketModeHub, timeout: float) -> None:
         self.hub = hub
         self.timeout = timeout
+        self._last: tuple[str, JSON] | None = None
 
     async def slash_command(self, fields: dict[str, str]) -> BotReply:
         """``slash_commands`` envelope; the payload is the form fields as an object."""
-        return self._reply(await self.hub.deliver("slash_commands", dict(fields), self.timeout))
+        return await self._deliver("slash_commands", dict(fields))
 
     async def interactive(self, payload: JSON) -> BotReply:
         """``interactive`` envelope carrying the same JSON as the HTTP ``payload`` field."""
-        return self._reply(await self.hub.deliver("interactive", payload, self.timeout))
+        return await self._deliver("interactive", payload)
 
     async def event(self, envelope: JSON) -> BotReply:
         """``events_api`` envelope carrying the same JSON Slack would POST over HTTP."""
-        extra: JSON = {"accepts_response_payload": False, "retry_attempt": 0, "retry_reason": ""}
-        return self._reply(await self.hub.deliver("events_api", envelope, self.timeout, extra))
+        return await self._deliver("events_api", envelope, _event_fields(0, ""))
 
-    @staticmethod
-    def _reply(ack: JSON | None) -> BotReply:
+    async def redeliver_last(self, retry_num: int, reason: str = "timeout") -> BotReply:
+        """Send the last envelope's payload again, in a new envelope, as Slack retries an event
+        it got no ack for: ``retry_attempt`` and ``retry_reason`` say it is a retry. It goes to
+        whichever live connection's turn it is, often not the one that failed. Slack retries
+        only Events API envelopes: a slash command or interactive payload that got no ack is
+        an error the user sees, and is not sent again."""
+        if self._last is None:
+            raise EmulatorError("nothing was delivered yet")
+        envelope_type, payload = self._last
+        if envelope_type != "events_api":
+            raise EmulatorError(
+                f"Slack retries only Events API envelopes, not {envelope_type}: the user sees "
+                "an error and may try again"
+            )
+        return await self._deliver(envelope_type, payload, _event_fields(retry_num, reason))
+
+    async def _deliver(
+        self, envelope_type: str, payload: JSON, extra: JSON | None = None
+    ) -> BotReply:
+        self._last = (envelope_type, payload)
+        ack = await self.hub.deliver(envelope_type, payload, self.timeout, extra)
         if ack is None:
             return BotReply(0)
         return BotReply(200, ack or None)
+
+
+def _event_fields(retry_attempt: int, retry_reason: str) -> JSON:
+    """The envelope fields only ``events_api`` envelopes have (and no response payload)."""
+    return {
+        "accepts_response_payload": False,
+        "retry_attempt": retry_attempt,
+        "retry_reason": retry_reason,
+    }

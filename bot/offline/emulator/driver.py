@@ -280,11 +280,12 @@ class Driver:
             raise EmulatorError(f"Slack would reject the bot's {action!r} answer: {exc}") from exc
 
     async def redeliver_last(self, retry_num: int) -> BotReply:
-        """Slack retrying the last request it sent (HTTP only: ``X-Slack-Retry-Num``); it
-        passed the manifest's gate when it was first sent."""
+        """Slack retrying the last request it sent: over HTTP with ``X-Slack-Retry-Num``, over
+        Socket Mode (events only) with ``retry_attempt`` on a new envelope. It passed the
+        manifest's gate when it was first sent."""
         transport = self.delivery
-        if not isinstance(transport, HttpDelivery):
-            raise EmulatorError("retries with X-Slack-Retry-Num are an HTTP delivery feature")
+        if not isinstance(transport, HttpDelivery | SocketDelivery):
+            raise EmulatorError("no delivery configured: give a request_url or socket_mode=True")
         return await transport.redeliver_last(retry_num)
 
     async def close_view(self, user_id: str) -> BotReply | None:
