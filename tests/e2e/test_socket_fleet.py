@@ -7,8 +7,6 @@ is stored once, ordered once and delivered once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM
-from tests.support import SocketBotProcess, free_port, slack_env
+from tests.support import SocketBotProcess, free_port, slack_env, sql_rows
 
 DELIVERY_EVENT = "rewardbot_delivery"  # bot.slack.gateway's delivery DM metadata
 
@@ -38,14 +36,14 @@ async def _request_and_approve(emulator: SlackEmulator, number: int) -> None:
     assert (await driver.click_button(ARJUN, card.channel, card.ts, APPROVE_ACTION)).responded
 
 
-def _statuses(database: Path) -> dict[int, str]:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        return dict(db.execute("SELECT id, status FROM reward_requests").fetchall())
+async def _statuses(database: str) -> dict[int, str]:
+    rows = await sql_rows(database, "SELECT id, status FROM reward_requests")
+    return {row["id"]: row["status"] for row in rows}
 
 
-def _order_ids(database: Path) -> list[str | None]:
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        return [row[0] for row in db.execute("SELECT provider_order_id FROM reward_requests")]
+async def _order_ids(database: str) -> list[str | None]:
+    rows = await sql_rows(database, "SELECT provider_order_id FROM reward_requests")
+    return [row["provider_order_id"] for row in rows]
 
 
 def _delivery_dms(emulator: SlackEmulator) -> Counter[int]:
@@ -59,9 +57,8 @@ def _delivery_dms(emulator: SlackEmulator) -> Counter[int]:
 
 
 async def test_three_socket_processes_share_the_envelopes_and_fulfil_each_reward_once(
-    emulator: SlackEmulator, tmp_path: Path
+    emulator: SlackEmulator, database: str, tmp_path: Path
 ) -> None:
-    database = tmp_path / "rewardbot.db"
     env = slack_env(emulator, database, APPROVERS) | {
         "REWARDBOT_PROVIDERS": "sandbox",
         # A killed process's claims expire soon, so another one takes them over.
@@ -92,7 +89,7 @@ async def test_three_socket_processes_share_the_envelopes_and_fulfil_each_reward
         assert killed.envelopes_answered > answered_before_kill
 
         async def all_fulfilled() -> bool:
-            statuses = await asyncio.to_thread(_statuses, database)
+            statuses = await _statuses(database)
             return len(statuses) == 7 and set(statuses.values()) == {"fulfilled"}
 
         await emulator.wait_for(all_fulfilled, 30, "every reward to be fulfilled")
@@ -107,7 +104,7 @@ async def test_three_socket_processes_share_the_envelopes_and_fulfil_each_reward
 
     assert connected == 3
     assert _delivery_dms(emulator) == Counter(dict.fromkeys(range(1, 8), 1))
-    orders = _order_ids(database)
+    orders = await _order_ids(database)
     assert None not in orders and len(set(orders)) == 7
     for bot in bots:
         assert "Traceback" not in bot.log.read_text(), bot.log_tail()
