@@ -3,7 +3,8 @@
 Callers use one object, :class:`Store`, composed of one part per concern:
 
 - ``base``: the shared connection, its lock and transactions; opening and closing;
-- ``schema``: every schema version (append only) and the upgrade through them;
+- ``schema``: the upgrade to this rewardbot's schema, and the adoption of older SQLite files;
+- ``migrations``: the schema's Alembic history, one for SQLite and PostgreSQL;
 - ``sql``: timestamps as stored, and reading rows safely;
 - ``requests``: storing a submission and reading requests back;
 - ``budgets``: the monthly budget check, made in the transaction that stores a request;
