@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # it ships no types
 from sqlalchemy import URL, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -121,7 +122,9 @@ def _begin_sqlite_transactions(engine: AsyncEngine, begin: str) -> None:
 
 # What opening or using a database raises when the database (not rewardbot) is the problem:
 # the server refuses or is unreachable, the file is not a database, the schema is foreign.
-DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
+# asyncpg's own error: SQLAlchemy does not wrap what the server answers to a connection
+# attempt (no such database, a wrong password).
+DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError, asyncpg.PostgresError)
 
 
 def database_problem(exc: BaseException) -> str:

@@ -238,7 +238,8 @@ async def test_address_changes_the_previous_version_left_waiting_expire_on_upgra
     # A file of legacy schema version 10, as it could be left: a change proposed after an
     # earlier one lapsed unanswered, both still waiting.
     day_1, day_2, later, created = (
-        f"{d}T09:00:00.000000+00:00" for d in ("2026-01-01", "2026-01-02", "2099-01-01", "2025-12-01")
+        f"{d}T09:00:00.000000+00:00"
+        for d in ("2026-01-01", "2026-01-02", "2099-01-01", "2025-12-01")
     )
     with contextlib.closing(sqlite3.connect(database)) as db, db:
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
