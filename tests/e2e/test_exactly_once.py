@@ -52,7 +52,8 @@ async def _approve(stack: Stack, values: dict[str, str]) -> None:
             None,
         )
 
-    await stack.click(ARJUN, await stack.emulator.wait_for(card, 5, "the card"), APPROVE_ACTION)
+    # Eight orders polled every 50 ms keep the runner busy: the card may take a while here.
+    await stack.click(ARJUN, await stack.emulator.wait_for(card, 15, "the card"), APPROVE_ACTION)
 
 
 async def test_a_clock_step_while_an_order_is_pending_delivers_once(
