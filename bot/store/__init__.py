@@ -3,9 +3,11 @@ and the audit trail.
 
 Callers use one object, :class:`Store`, composed of one part per concern:
 
-- ``database``: ``REWARDBOT_DATABASE`` understood, and the engine for it;
-- ``base``: the engine, transactions (one at a time on SQLite); opening and closing;
-- ``schema``: every schema version (append only) and the upgrade through them;
+- ``database``: ``REWARDBOT_DATABASE`` understood, and SQLAlchemy's engine for it;
+- ``backends``: running statements on SQLite (one connection) or PostgreSQL (a pool);
+- ``base``: the backend and its transactions; opening (upgrading first) and closing;
+- ``schema``: the upgrade to this rewardbot's schema, and the adoption of older SQLite files;
+- ``migrations``: the schema's Alembic history, one for SQLite and PostgreSQL;
 - ``sql``: a transaction's connection (statements, locks), timestamps as stored;
 - ``requests``: storing a submission and reading requests back;
 - ``budgets``: the monthly budget check, made in the transaction that stores a request;

@@ -1,14 +1,32 @@
-"""The database schema: every version it has had, and the upgrade of a database through them.
+"""The database schema, and the upgrade of a database to the one this rewardbot reads.
 
-Existing databases upgrade through :data:`MIGRATIONS`, so an entry, once released, never
-changes; a new version is a new entry.
+One history for SQLite and PostgreSQL: Alembic's, in :mod:`bot.store.migrations` (its
+``env.py`` says how to add a revision). Its first revision, ``0001_baseline``, is the schema
+that legacy version 11 left. SQLite files older than Alembic carry a ``schema_version`` table
+instead of ``alembic_version``: :func:`upgrade_schema` finishes their upgrade through the legacy
+:data:`MIGRATIONS`, stamps them with the baseline, then upgrades them like any other database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
+import functools
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-# Append only: each entry migrates the schema from version N to N+1.
+# The schema versions of SQLite files made before Alembic, frozen: a file at any of them is
+# adopted by running the rest. Each entry migrates the schema from version N to N+1.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE reward_requests (
@@ -186,31 +204,164 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+BASELINE = "0001_baseline"
+MIGRATIONS_DIRECTORY = Path(__file__).with_name("migrations")
+# What an adopted file's ``schema_version`` says from then on. The table is kept, and set above
+# every legacy version, for the rewardbots from before Alembic: one started on an adopted file
+# refuses it ("newer than this rewardbot: upgrade rewardbot") instead of writing to a schema it
+# no longer knows. Without the table, such a rewardbot would take the file for an empty one and
+# stop on its first CREATE TABLE ("table reward_requests already exists"), saying nothing of why.
+ADOPTED_LEGACY_VERSION = len(MIGRATIONS) + 1
+# The key of the PostgreSQL advisory lock held by the transaction that upgrades the schema: the
+# ASCII bytes of "rbschema". Every rewardbot must take this same lock, so it never changes.
+MIGRATION_LOCK_KEY = 0x7262736368656D61
+# Alembic keeps the migration it runs in module globals (``alembic.context``, ``alembic.op``):
+# two at once in one process, on two databases, would run each other's steps. One at a time,
+# per event loop (the bot has one; each test has its own).
+_ALEMBIC_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class SchemaStatus(enum.Enum):
+    """A database's schema, compared with the one this rewardbot reads."""
+
+    CURRENT = "current"
+    # Empty, from before Alembic, or at an earlier revision: upgrade_schema brings it up.
+    OUTDATED = "outdated"
+    # Written by a newer rewardbot: this one must not read or write it.
+    NEWER = "newer"
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What a database says of its own schema."""
+
+    legacy_version: int | None  # ``schema_version``'s, ``None`` without that table
+    revisions: tuple[str, ...]  # ``alembic_version``'s, empty without that table
+
+    def describe(self) -> str:
+        if self.revisions:
+            return "revision " + ", ".join(self.revisions)
+        if self.legacy_version is not None:
+            return f"legacy version {self.legacy_version}"
+        return "none yet"
+
+
 async def upgrade_schema(connection: AsyncConnection) -> None:
-    """Bring the database to the latest version, in the caller's write transaction."""
-    await connection.exec_driver_sql(
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-    )
-    rows = (await connection.exec_driver_sql("SELECT version FROM schema_version")).all()
-    current = rows[0][0] if rows else 0
-    if current > len(MIGRATIONS):
-        raise RuntimeError(
-            f"the database is at schema version {current}, newer than this rewardbot "
-            f"({len(MIGRATIONS)}): upgrade rewardbot"
+    """Bring the database to this rewardbot's schema, in the caller's transaction.
+
+    The caller has begun the transaction (on SQLite with ``BEGIN IMMEDIATE``, so it holds the
+    write lock) and commits it: every step, with its version stamp, lands then, or none does.
+    On PostgreSQL the transaction must stay READ COMMITTED (the default): a process that waited
+    for the lock must see the schema the first one committed. A database written by a newer
+    rewardbot raises :class:`RuntimeError`, unchanged.
+    """
+    if connection.dialect.name == "postgresql":
+        # Two processes starting together: the second waits here until the first commits,
+        # then finds the schema current and does nothing.
+        await connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
         )
-    if not rows:
-        await connection.exec_driver_sql("INSERT INTO schema_version (version) VALUES (0)")
-    for script in MIGRATIONS[current:]:
-        for statement in filter(str.strip, script.split(";")):
-            await connection.exec_driver_sql(statement)
-    await connection.exec_driver_sql(f"UPDATE schema_version SET version = {len(MIGRATIONS)}")  # noqa: S608
+    # Taken after the database's own lock: whoever holds this one never waits for another's.
+    turn = _ALEMBIC_TURNS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with turn:
+        await connection.run_sync(_upgrade)
+
+
+async def schema_status(connection: AsyncConnection) -> SchemaStatus:
+    """How the database's schema compares with this rewardbot's. Reads only: fit for a
+    read-only connection."""
+    return await connection.run_sync(_status)
 
 
 async def require_current_schema(connection: AsyncConnection) -> None:
-    rows = (await connection.exec_driver_sql("SELECT version FROM schema_version")).all()
-    version = rows[0][0] if rows else 0
-    if version != len(MIGRATIONS):
+    """Raise :class:`RuntimeError`, saying what to do, unless the database is at this
+    rewardbot's schema (for readers that must not upgrade it, such as reports). Reads only."""
+    found = await connection.run_sync(_find)
+    status = _status_of(found, _scripts())
+    if status is SchemaStatus.NEWER:
+        raise RuntimeError(_newer_than_us(found))
+    if status is SchemaStatus.OUTDATED:
         raise RuntimeError(
-            f"the database is at schema version {version} and this rewardbot reads "
-            f"version {len(MIGRATIONS)}: start this rewardbot once to upgrade it"
+            f"the database's schema ({found.describe()}) is older than this rewardbot's "
+            f"({_scripts().get_current_head()}): start this rewardbot once (or run "
+            "`rewardbot migrate`) to upgrade it"
         )
+
+
+def _upgrade(connection: Connection) -> None:
+    found = _find(connection)
+    if _status_of(found, _scripts()) is SchemaStatus.NEWER:
+        raise RuntimeError(_newer_than_us(found))
+    config = _alembic_config(connection)
+    if found.legacy_version is not None and not found.revisions:
+        _finish_legacy_upgrade(connection, found.legacy_version)
+        command.stamp(config, BASELINE)
+    command.upgrade(config, "head")
+
+
+def _status(connection: Connection) -> SchemaStatus:
+    return _status_of(_find(connection), _scripts())
+
+
+def _find(connection: Connection) -> _Found:
+    legacy_version = None
+    if sa.inspect(connection).has_table("schema_version"):
+        rows = connection.execute(sa.text("SELECT version FROM schema_version")).scalars()
+        legacy_version = next(iter(rows), 0)
+    revisions = MigrationContext.configure(connection).get_current_heads()
+    return _Found(legacy_version=legacy_version, revisions=tuple(revisions))
+
+
+def _status_of(found: _Found, scripts: ScriptDirectory) -> SchemaStatus:
+    if found.revisions:
+        known = {script.revision for script in scripts.walk_revisions()}
+        if not known.issuperset(found.revisions):
+            return SchemaStatus.NEWER
+        current = found.revisions == (scripts.get_current_head(),)
+        return SchemaStatus.CURRENT if current else SchemaStatus.OUTDATED
+    if found.legacy_version is not None and found.legacy_version > len(MIGRATIONS):
+        return SchemaStatus.NEWER
+    return SchemaStatus.OUTDATED
+
+
+def _newer_than_us(found: _Found) -> str:
+    return (
+        f"the database's schema ({found.describe()}) is newer than this rewardbot's "
+        f"({_scripts().get_current_head()}): upgrade rewardbot"
+    )
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    # The shipped history, read once: it does not change while rewardbot runs.
+    return ScriptDirectory(str(MIGRATIONS_DIRECTORY))
+
+
+def _alembic_config(connection: Connection) -> Config:
+    """Alembic's configuration, made here instead of read from an ``alembic.ini``: the history
+    shipped in this package, run on ``connection`` (``env.py`` picks it up)."""
+    config = Config()
+    # The option is read through ConfigParser, which takes "%" for interpolation.
+    config.set_main_option("script_location", str(MIGRATIONS_DIRECTORY).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _finish_legacy_upgrade(connection: Connection, version: int) -> None:
+    """Take a file from before Alembic from legacy ``version`` to the last one, which the
+    baseline revision describes, keeping every row."""
+    for statement in _legacy_statements(version):
+        connection.exec_driver_sql(statement)
+    connection.execute(sa.text("DELETE FROM schema_version"))
+    connection.execute(
+        sa.text("INSERT INTO schema_version (version) VALUES (:version)"),
+        {"version": ADOPTED_LEGACY_VERSION},
+    )
+
+
+def _legacy_statements(version: int) -> Iterator[str]:
+    """The statements that take a legacy file from ``version`` to the last legacy version."""
+    for script in MIGRATIONS[version:]:
+        yield from filter(str.strip, script.split(";"))

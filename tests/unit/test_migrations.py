@@ -1,0 +1,477 @@
+"""The schema's one migration history on SQLite and PostgreSQL, and the adoption of SQLite files
+made before Alembic (legacy ``schema_version``)."""
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.store.schema import (
+    ADOPTED_LEGACY_VERSION,
+    MIGRATIONS,
+    SchemaStatus,
+    require_current_schema,
+    schema_status,
+    upgrade_schema,
+)
+
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+HEAD = "0001_baseline"
+# Tables that describe the schema, not the bot's data.
+BOOKKEEPING = {"alembic_version", "schema_version", "sqlite_sequence"}
+STARTED = "2026-01-01T09:00:00.000000+00:00"
+
+
+def engine_for(url: str) -> AsyncEngine:
+    """An engine whose transactions, on SQLite, take the write lock when they begin and include
+    DDL: pysqlite's own transaction handling is turned off, and BEGIN IMMEDIATE emitted instead
+    (SQLAlchemy's pysqlite docs, "Serializable isolation / Savepoints / Transactional DDL")."""
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _no_driver_transactions(dbapi_connection: Any, _record: object) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin_immediate(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database's URL, dropped afterwards."""
+    name = f"rb_mig_{uuid.uuid4().hex}"
+    admin = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield f"{POSTGRES}/{name}"
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database on each kind rewardbot runs on."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+        return
+    async with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = engine_for(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await upgrade_schema(connection)
+
+
+async def alembic_revisions(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as connection:
+        result = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+        return list(result.scalars())
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+# --- the schema, as the database describes it -----------------------------------------------
+
+
+def _column(column: dict[str, Any], primary_key: list[str]) -> tuple[str, str, bool, str | None]:
+    # SQLite calls a key column nullable unless it says NOT NULL: keys are compared as keys.
+    nullable = bool(column["nullable"]) and column["name"] not in primary_key
+    # PostgreSQL names the type of a literal default ('{}'::text) and fills an id from a sequence.
+    default = column["default"]
+    if default is not None:
+        default = None if default.startswith("nextval(") else default.split("::")[0]
+    return column["name"], str(column["type"]), nullable, default
+
+
+def _index(index: dict[str, Any]) -> tuple[str, tuple[str, ...], bool, str | None]:
+    options = index.get("dialect_options", {})
+    where = options.get("sqlite_where", options.get("postgresql_where"))
+    return (
+        index["name"],
+        tuple(index["column_names"]),
+        bool(index["unique"]),
+        None if where is None else str(where).strip("()"),
+    )
+
+
+def layout(connection: Connection) -> dict[str, dict[str, Any]]:
+    """Every table of the bot's data: its columns in order, keys, references and indexes."""
+    inspector = sa.inspect(connection)
+    tables = {}
+    for table in sorted(set(inspector.get_table_names()) - BOOKKEEPING):
+        primary_key = inspector.get_pk_constraint(table)["constrained_columns"]
+        tables[table] = {
+            "columns": [_column(c, primary_key) for c in inspector.get_columns(table)],
+            "primary_key": primary_key,
+            "foreign_keys": sorted(
+                (tuple(fk["constrained_columns"]), fk["referred_table"], *fk["referred_columns"])
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            "unique": sorted(
+                tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)
+            ),
+            # PostgreSQL lists a unique constraint's own index too: it is in "unique".
+            "indexes": sorted(
+                _index(i) for i in inspector.get_indexes(table) if "duplicates_constraint" not in i
+            ),
+        }
+    return tables
+
+
+async def layout_of(url: str) -> dict[str, dict[str, Any]]:
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        found = await connection.run_sync(layout)
+    await engine.dispose()
+    return found
+
+
+# --- SQLite files made before Alembic ---------------------------------------------------------
+
+REQUEST = {
+    "id": 7,
+    "requester_id": "UREQ",
+    "recipient_id": "UREC",
+    "origin_channel_id": "CGEN",
+    "amount": "25.00",
+    "currency": "GBP",
+    "provider": "sandbox",
+    "product_id": "SBX-BOOKS-GBP",
+    "product_name": "Sandbox Books",
+    "message": "thanks",
+    # Ordered and never answered: legacy version 9 records the order's send.
+    "status": "ordering",
+    "idempotency_key": "rb-7-1",
+    "created_at": STARTED,
+    "updated_at": STARTED,
+}
+# The rows of a legacy file at version 8, table by table, with the columns it has then.
+ROWS_AT_8: dict[str, list[dict[str, Any]]] = {
+    "reward_requests": [REQUEST | {"team": "design", "batch_id": 7, "order_key": "rb-7-1"}],
+    "approval_cards": [{"request_id": 7, "approver_id": "UAPP", "channel": "D1", "ts": "1.2"}],
+    "events": [
+        {"id": 3, "request_id": 7, "kind": "created", "actor": "UREQ", "at": STARTED},
+        {"id": 4, "request_id": 7, "kind": "approved", "actor": "UAPP", "at": STARTED},
+    ],
+    "jobs": [
+        {"id": 5, "kind": "fulfil", "request_id": 7, "run_after": STARTED, "created_at": STARTED}
+    ],
+}
+ROWS_AT_11 = ROWS_AT_8 | {
+    "reward_requests": [ROWS_AT_8["reward_requests"][0] | {"delivery_claim": "j5-1"}],
+    "jobs": [ROWS_AT_8["jobs"][0] | {"waiting": 1, "waited_from": STARTED}],
+    "order_sends": [
+        {"order_key": "rb-7-1", "provider": "sandbox", "first_sent_at": STARTED}
+        | {"last_sent_at": STARTED, "sends": 1, "unsettled_since": STARTED}
+    ],
+    "email_changes": [
+        {"id": 2, "request_id": 7, "email": "jane@home.example", "requested_by": "UAPP"}
+        | {"requested_at": STARTED, "expires_at": "2099-01-01T09:00:00.000000+00:00"}
+    ],
+}
+
+
+def legacy_file(path: Path, version: int, rows: dict[str, list[dict[str, Any]]]) -> Path:
+    """A SQLite file as the rewardbot of legacy schema ``version`` left it, holding ``rows``."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+            f"INSERT INTO schema_version (version) VALUES ({version});"
+            + "".join(MIGRATIONS[:version])
+        )
+        for table, table_rows in rows.items():
+            for row in table_rows:
+                db.execute(
+                    f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
+    return path
+
+
+def tables_in(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def rows_in(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the bot's data in a SQLite file, table by table."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.row_factory = sqlite3.Row
+        return {
+            table: [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY rowid")]
+            for table in sorted(tables_in(path) - BOOKKEEPING)
+        }
+
+
+def legacy_version(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        [(version,)] = db.execute("SELECT version FROM schema_version").fetchall()
+        return int(version)
+
+
+@pytest.fixture
+async def legacy_v11_layout(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """The schema legacy version 11 made, as SQLite describes it."""
+    return await layout_of(sqlite_url(legacy_file(tmp_path / "legacy-11.db", 11, {})))
+
+
+# --- a fresh database -------------------------------------------------------------------------
+
+
+async def test_a_fresh_database_gets_the_schema_of_legacy_version_11(
+    engine: AsyncEngine, database_url: str, legacy_v11_layout: dict[str, dict[str, Any]]
+) -> None:
+    async with engine.connect() as connection:
+        assert await schema_status(connection) is SchemaStatus.OUTDATED
+    await upgrade(engine)
+    assert await layout_of(database_url) == legacy_v11_layout
+    assert await alembic_revisions(engine) == [HEAD]
+    async with engine.connect() as connection:
+        assert await schema_status(connection) is SchemaStatus.CURRENT
+        await require_current_schema(connection)
+
+
+async def test_upgrading_a_current_database_runs_nothing(
+    engine: AsyncEngine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await upgrade(engine)
+    before = await layout_of(database_url)
+    async with engine.begin() as connection:
+        await insert(connection, "reward_requests", REQUEST)
+    with caplog.at_level(logging.INFO, logger="alembic"):
+        await upgrade(engine)
+    assert "Running upgrade" not in caplog.text
+    assert await layout_of(database_url) == before
+    assert await alembic_revisions(engine) == [HEAD]
+    async with engine.connect() as connection:
+        ids = await connection.execute(sa.text("SELECT id FROM reward_requests"))
+        assert list(ids.scalars()) == [REQUEST["id"]]
+
+
+async def test_an_upgrade_lands_only_when_the_caller_commits(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    async with engine.connect() as connection:
+        await connection.begin()
+        await upgrade_schema(connection)
+        await connection.rollback()
+    assert await layout_of(database_url) == {}
+    async with engine.connect() as connection:
+        assert await schema_status(connection) is SchemaStatus.OUTDATED
+
+
+async def insert(connection: AsyncConnection, table: str, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    values = ", ".join(f":{column}" for column in row)
+    await connection.execute(sa.text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+
+
+async def test_ids_are_never_reused(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    request = {k: v for k, v in REQUEST.items() if k not in ("id", "idempotency_key")}
+    async with engine.begin() as connection:
+        await insert(connection, "reward_requests", request)
+        await connection.execute(sa.text("DELETE FROM reward_requests"))
+        await insert(connection, "reward_requests", request)
+        ids = await connection.execute(sa.text("SELECT id FROM reward_requests"))
+        assert list(ids.scalars()) == [2]
+
+
+async def test_one_address_change_waits_per_request(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    change = ROWS_AT_11["email_changes"][0]
+    async with engine.begin() as connection:
+        await insert(connection, "reward_requests", REQUEST)
+        await insert(connection, "email_changes", change | {"outcome": "expired"})
+        await insert(connection, "email_changes", change | {"id": 3})
+    async with engine.connect() as connection:
+        with pytest.raises(IntegrityError):
+            await insert(connection, "email_changes", change | {"id": 4})
+
+
+async def test_two_processes_starting_together_migrate_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with postgres_database() as url:
+        engines = [engine_for(url), engine_for(url)]
+        both_begun = asyncio.Barrier(2)
+
+        async def start(engine: AsyncEngine) -> None:
+            async with engine.begin() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+                # Both transactions are open before either looks at the schema.
+                await both_begun.wait()
+                await upgrade_schema(connection)
+
+        with caplog.at_level(logging.INFO, logger="alembic"):
+            await asyncio.gather(*(start(engine) for engine in engines))
+        assert caplog.text.count("Running upgrade") == 1
+        assert await alembic_revisions(engines[0]) == [HEAD]
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_one_process_upgrades_two_databases_at_once(tmp_path: Path) -> None:
+    async with postgres_database() as url:
+        engines = [engine_for(url), engine_for(sqlite_url(tmp_path / "r.db"))]
+        # Alembic's running migration is process-wide: without taking turns, one of these
+        # runs the other's steps, or both wait forever.
+        await asyncio.wait_for(asyncio.gather(*(upgrade(engine) for engine in engines)), 30)
+        for engine in engines:
+            assert await alembic_revisions(engine) == [HEAD]
+            await engine.dispose()
+
+
+# --- SQLite files made before Alembic ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "rows"), [(8, ROWS_AT_8), (11, ROWS_AT_11)], ids=["version-8", "version-11"]
+)
+async def test_a_legacy_file_is_adopted_with_every_row(
+    tmp_path: Path, version: int, rows: dict[str, list[dict[str, Any]]]
+) -> None:
+    path = legacy_file(tmp_path / "legacy.db", version, rows)
+    before = rows_in(path)
+    engine = engine_for(sqlite_url(path))
+    async with engine.connect() as connection:
+        assert await schema_status(connection) is SchemaStatus.OUTDATED
+    await upgrade(engine)
+
+    after = rows_in(path)
+    for table, table_rows in before.items():
+        # Columns added since keep their defaults; every value the file held is unchanged.
+        assert [{k: row[k] for k in table_rows[0]} for row in after[table]] == table_rows
+    assert await alembic_revisions(engine) == [HEAD]
+    # What a rewardbot from before Alembic reads: a version after its last, so it refuses the
+    # file as a newer rewardbot's.
+    assert legacy_version(path) == ADOPTED_LEGACY_VERSION > len(MIGRATIONS)
+    async with engine.connect() as connection:
+        assert await schema_status(connection) is SchemaStatus.CURRENT
+    await engine.dispose()
+    fresh = engine_for(sqlite_url(tmp_path / "fresh.db"))
+    await upgrade(fresh)
+    await fresh.dispose()
+    assert await layout_of(sqlite_url(path)) == await layout_of(sqlite_url(tmp_path / "fresh.db"))
+
+
+async def test_an_adopted_file_gets_the_data_steps_of_the_legacy_versions_it_missed(
+    tmp_path: Path,
+) -> None:
+    path = legacy_file(tmp_path / "legacy.db", 8, ROWS_AT_8)
+    engine = engine_for(sqlite_url(path))
+    await upgrade(engine)
+    await engine.dispose()
+    after = rows_in(path)
+    # Version 9: an order sent before it whose answer never came is unsettled from its claim on.
+    assert after["order_sends"] == [
+        {"order_key": "rb-7-1", "provider": "sandbox", "fingerprint": None}
+        | {"first_sent_at": STARTED, "last_sent_at": STARTED, "sends": 1}
+        | {"unsettled_since": STARTED, "last_answered": 0}
+    ]
+    assert [(job["waiting"], job["nudged"]) for job in after["jobs"]] == [(0, 0)]
+
+
+# --- newer than this rewardbot ----------------------------------------------------------------
+
+
+async def refused_as_newer(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        assert await schema_status(connection) is SchemaStatus.NEWER
+        with pytest.raises(RuntimeError, match="newer than this rewardbot"):
+            await require_current_schema(connection)
+    with pytest.raises(
+        RuntimeError, match=r"newer than this rewardbot's \(0001_baseline\): upgrade rewardbot"
+    ):
+        await upgrade(engine)
+
+
+async def test_a_revision_this_rewardbot_does_not_know_is_refused(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    await upgrade(engine)
+    async with engine.begin() as connection:
+        await connection.execute(sa.text("UPDATE alembic_version SET version_num = '0099_later'"))
+    before = await layout_of(database_url)
+    await refused_as_newer(engine)
+    assert await alembic_revisions(engine) == ["0099_later"]
+    assert await layout_of(database_url) == before
+
+
+async def test_a_legacy_version_after_the_last_is_refused(tmp_path: Path) -> None:
+    path = legacy_file(tmp_path / "legacy.db", 11, {})
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("UPDATE schema_version SET version = 99")
+    engine = engine_for(sqlite_url(path))
+    await refused_as_newer(engine)
+    await engine.dispose()
+    assert legacy_version(path) == 99
+    assert "alembic_version" not in tables_in(path)
+
+
+# --- readers that must not write ---------------------------------------------------------------
+
+
+async def test_a_reader_refuses_a_database_not_yet_upgraded_without_writing(
+    tmp_path: Path,
+) -> None:
+    path = legacy_file(tmp_path / "legacy.db", 11, {})
+    reader = create_async_engine(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true")
+    async with reader.connect() as connection:
+        assert await schema_status(connection) is SchemaStatus.OUTDATED
+        with pytest.raises(
+            RuntimeError,
+            match=r"\(legacy version 11\) is older .* \(or run `rewardbot migrate`\) to upgrade it",
+        ):
+            await require_current_schema(connection)
+    writer = engine_for(sqlite_url(path))
+    await upgrade(writer)
+    await writer.dispose()
+    async with reader.connect() as connection:
+        assert await schema_status(connection) is SchemaStatus.CURRENT
+        await require_current_schema(connection)
+    await reader.dispose()
+
+
+async def test_status_is_read_in_a_read_only_postgresql_transaction() -> None:
+    async with postgres_database() as url:
+        engine = engine_for(url)
+        async with engine.connect() as connection:
+            await connection.execute(sa.text("SET TRANSACTION READ ONLY"))
+            assert await schema_status(connection) is SchemaStatus.OUTDATED
+            with pytest.raises(RuntimeError, match=r"\(none yet\) is older .* start this"):
+                await require_current_schema(connection)
+        await upgrade(engine)
+        async with engine.connect() as connection:
+            await connection.execute(sa.text("SET TRANSACTION READ ONLY"))
+            assert await schema_status(connection) is SchemaStatus.CURRENT
+            await require_current_schema(connection)
+        await engine.dispose()
