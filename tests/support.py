@@ -169,7 +169,8 @@ class BotProcess:
 
     ``routes_slack``: each start points the emulator's Request URL at this process (one bot);
     with several processes, set it False and give the emulator all their ``request_url``\\ s.
-    Output of every run is appended to ``log``."""
+    ``start_within``: seconds a start may take (a machine busy with several processes starts
+    each one slowly). Output of every run is appended to ``log``."""
 
     emulator: SlackEmulator
     env: dict[str, str]
@@ -177,6 +178,7 @@ class BotProcess:
     log: Path
     process: asyncio.subprocess.Process | None = None
     routes_slack: bool = True
+    start_within: float = 20.0
 
     @property
     def request_url(self) -> str:
@@ -196,7 +198,7 @@ class BotProcess:
         answers ``/healthz`` on ``port``."""
         with self.log.open("ab") as log:
             self.process = await rewardbot(*args, env=env, stdout=log, stderr=log)
-        await wait_healthy(self.port, process=self.process)
+        await wait_healthy(self.port, process=self.process, timeout=self.start_within)
 
     async def kill(self) -> None:
         """SIGKILL (nothing is given back or flushed), and reap it."""
@@ -250,7 +252,9 @@ class SocketBotProcess(BotProcess):
         }
         await self._launch(["socket"], env)
         opened = await self.emulator.wait_for(
-            lambda: set(hub.connection_numbers) - before, 20, "its Socket Mode connection"
+            lambda: set(hub.connection_numbers) - before,
+            self.start_within,
+            "its Socket Mode connection",
         )
         self.connections += sorted(opened)
         if self.routes_slack:
