@@ -191,6 +191,32 @@ async def postgres_database(
         await engine.dispose()
 
 
+# Ends every session on the database, as an admin, a server restart or a failover ends them.
+_TERMINATE = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+
+
+async def _as_admin(database: str, *statements: str) -> None:
+    """Run ``statements`` on the PostgreSQL tier's admin connection, in turn, each in its own
+    transaction; ``{name}`` (an identifier) and ``:name`` (a value) are ``database``'s name."""
+    admin = postgres_admin_url()
+    assert admin is not None, "a PostgreSQL database without the PostgreSQL tier"
+    name = make_url(database).database
+    engine = engine_for(admin, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement.format(name=name)), {"name": name})
+    finally:
+        await engine.dispose()
+
+
+async def terminate_sessions(database: str) -> None:
+    """End every session connected to the PostgreSQL ``database`` (a bot's pooled and
+    listening connections, mid-transaction or idle): each one's next use fails. New
+    connections are accepted as before."""
+    await _as_admin(database, _TERMINATE)
+
+
 @asynccontextmanager
 async def unreachable(database: str) -> AsyncIterator[None]:
     """``database`` cannot be opened inside the block, as when its file is gone or its server
@@ -206,23 +232,8 @@ async def unreachable(database: str) -> AsyncIterator[None]:
         finally:
             aside.rename(path)
         return
-    admin = postgres_admin_url()
-    assert admin is not None, "a PostgreSQL database without the PostgreSQL tier"
-    name = make_url(database).database
-    engine = engine_for(admin, isolation_level="AUTOCOMMIT")
-
-    async def run(statement: str) -> None:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement), {"name": name})
-
+    await _as_admin(database, 'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false', _TERMINATE)
     try:
-        await run(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        try:
-            await run(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
-            )
-            yield
-        finally:
-            await run(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        yield
     finally:
-        await engine.dispose()
+        await _as_admin(database, 'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')

@@ -17,7 +17,8 @@ Callers use one object, :class:`Store`, composed of one part per concern:
 - ``orders``: sends of provider orders and starts of delivery DMs, recorded before they happen;
 - ``email_changes``: resends of a delivered card and the address changes that redirect it;
 - ``audit``: the events of a request, and the Slack messages that show it;
-- ``store``: :class:`Store` itself.
+- ``store``: :class:`Store` itself;
+- ``copy``: every row of an installation copied into an empty database (``rewardbot copy-db``).
 """
 
 from bot.store.audit import SYSTEM_ACTOR, ApprovalCard, Event

@@ -20,10 +20,9 @@ from urllib.parse import quote
 
 import aiosqlite
 from sqlalchemy import CursorResult, TextClause, bindparam, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.store.database import SQLITE_BUSY_MS, DatabaseUrl, create_engine
+from bot.store.database import DATABASE_ERRORS, SQLITE_BUSY_MS, DatabaseUrl, create_engine
 from bot.store.sql import Connection, Row, is_expanded, uninterrupted
 
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -221,7 +220,7 @@ class PostgresBackend:
         try:
             async with asyncio.timeout(within), self.reading() as db:
                 await db.rows("SELECT 1 AS answer")
-        except (TimeoutError, OSError, SQLAlchemyError):
+        except DATABASE_ERRORS:  # TimeoutError included (an OSError)
             return False
         return True
 
