@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import URL, make_url, text
@@ -57,13 +58,15 @@ def driver_url(database: str) -> URL:
     return URL.create("sqlite+aiosqlite", database=database)
 
 
-def engine_for(database: str, **options: object) -> AsyncEngine:
+def engine_for(database: str, **options: Any) -> AsyncEngine:
     """An engine on ``database`` holding no connection between uses (a test's reads and writes
-    never keep one open beside the bot's; dispose of it all the same)."""
+    never keep one open beside the bot's; dispose of it all the same), unless ``options`` give
+    it a ``poolclass`` of their own."""
     url = driver_url(database)
     # SQLite: wait for the bot's write lock as long as the bot itself would, and then some.
     connect_args = {"timeout": 10} if url.get_backend_name() == SQLITE else {}
-    return create_async_engine(url, poolclass=NullPool, connect_args=connect_args, **options)
+    options.setdefault("poolclass", NullPool)
+    return create_async_engine(url, connect_args=connect_args, **options)
 
 
 def _shown(url: str) -> str:

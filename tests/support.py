@@ -25,7 +25,8 @@ import aiohttp
 import httpx
 from aiohttp import web
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import AsyncAdaptedQueuePool, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain import RewardRequest
 from bot.offline.emulator import SlackEmulator
@@ -66,11 +67,33 @@ async def sql_rows(database: str, statement: str, **params: Any) -> list[dict[st
     understand; a timestamp or amount is compared in the store's own terms, not the test's."""
     engine = engine_for(database)
     try:
-        async with engine.connect() as connection:
-            result = await connection.execute(text(statement), params)
-            return [dict(row) for row in result.mappings()]
+        return await _rows(engine, statement, params)
     finally:
         await engine.dispose()
+
+
+class SqlReader:
+    """:func:`sql_rows` for a test that reads ``database`` over and over while bots run on it:
+    the reader keeps its connections (two at most) between reads, so a read is a query, not a
+    new connection (on PostgreSQL a server process started, and an engine's first look at the
+    server, each time). :meth:`close` it when done."""
+
+    def __init__(self, database: str) -> None:
+        self._engine = engine_for(database, poolclass=AsyncAdaptedQueuePool, pool_size=2)
+
+    async def rows(self, statement: str, **params: Any) -> list[dict[str, Any]]:
+        return await _rows(self._engine, statement, params)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+async def _rows(
+    engine: AsyncEngine, statement: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    async with engine.connect() as connection:
+        result = await connection.execute(text(statement), params)
+        return [dict(row) for row in result.mappings()]
 
 
 async def sql_execute(database: str, statement: str, **params: Any) -> int:

@@ -63,7 +63,7 @@ from tests.fakes.giftronaut import app as giftronaut_app
 from tests.fakes.ugiftme import UGiftMeState
 from tests.fakes.ugiftme import app as ugiftme_app
 from tests.slack_stack import APPROVERS, JANE, MAYA, OMAR, build_workspace
-from tests.support import BotProcess, SocketBotProcess, free_port, slack_env, sql_rows
+from tests.support import BotProcess, SocketBotProcess, SqlReader, free_port, slack_env
 
 SEED_VARIABLE = "CHAOS_SEED"
 CALM_VARIABLE = "CHAOS_CALM"
@@ -103,9 +103,8 @@ AFTER_SETTLED = 3.0  # then anything still queued may show (a late duplicate DM)
 # A process (re)started must answer this soon: each start is a second or two of CPU, and the
 # fleet, the emulator, the fakes and the database share the machine's cores.
 START_WITHIN = 60.0
-# How often a requester looks in the database for their request or its decision. Each look is a
-# connection of its own (on PostgreSQL a server process started and ended): ten requesters
-# looking every 0.1 s would take most of a core from the processes under test.
+# How often a requester looks in the database for their request or its decision: ten of them
+# looking every 0.1 s would take a good share of a core from the processes under test.
 DATABASE_POLL = 0.25
 
 
@@ -242,26 +241,24 @@ _FINDINGS = (
 
 
 class Database:
-    """Looks at the bots' database from outside, each on a connection of its own (the
-    emulator and the fakes share this event loop and keep answering while a read waits)."""
+    """Looks at the bots' database from outside, on connections of its own (the emulator and
+    the fakes share this event loop and keep answering while a read waits)."""
 
-    def __init__(self, database: str) -> None:
-        self.database = database
+    def __init__(self, reader: SqlReader) -> None:
+        self.reader = reader
 
     async def ids_with_message(self, message: str) -> list[int]:
         sql = "SELECT id FROM reward_requests WHERE message = :message"
-        return [int(row["id"]) for row in await sql_rows(self.database, sql, message=message)]
+        return [int(row["id"]) for row in await self.reader.rows(sql, message=message)]
 
     async def status(self, request_id: int) -> str:
         sql = "SELECT status FROM reward_requests WHERE id = :id"
-        [row] = await sql_rows(self.database, sql, id=request_id)
+        [row] = await self.reader.rows(sql, id=request_id)
         return str(row["status"])
 
     async def requests(self) -> dict[int, tuple[str, str, str]]:
         """id -> (status, provider, message)."""
-        rows = await sql_rows(
-            self.database, "SELECT id, status, provider, message FROM reward_requests"
-        )
+        rows = await self.reader.rows("SELECT id, status, provider, message FROM reward_requests")
         return {
             int(r["id"]): (str(r["status"]), str(r["provider"]), str(r["message"])) for r in rows
         }
@@ -272,7 +269,7 @@ class Database:
         lines = [f"database, read at {datetime.now(UTC).isoformat()} (true time):"]
         for title, sql in _FINDINGS:
             try:
-                rows = await sql_rows(self.database, sql)
+                rows = await self.reader.rows(sql)
             except SQLAlchemyError as exc:
                 lines.append(f"{title}: unreadable ({exc})")
                 continue
@@ -282,7 +279,7 @@ class Database:
 
     async def open_fulfil_jobs(self) -> int:
         sql = "SELECT COUNT(*) AS jobs FROM jobs WHERE kind = 'fulfil' AND done_at IS NULL"
-        [row] = await sql_rows(self.database, sql)
+        [row] = await self.reader.rows(sql)
         return int(row["jobs"])
 
 
@@ -714,7 +711,8 @@ async def chaos_run(
             for i, path in enumerate(offset_files)
         ]
         fleet.route_slack(emulator, bots, seed)
-        run = Run(seed, emulator, bots, offset_files, giftronaut, ugiftme, Database(database))
+        reader = SqlReader(database)
+        run = Run(seed, emulator, bots, offset_files, giftronaut, ugiftme, Database(reader))
         try:
             async with asyncio.timeout(fleet.budget):
                 requests = await run.through_chaos(rewards, chaos_kinds)
@@ -739,6 +737,7 @@ async def chaos_run(
         finally:
             for bot in bots:
                 await bot.kill()
+            await reader.close()
 
 
 # -- the balancer the chaos test relies on ---------------------------------------------------
