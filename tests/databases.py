@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import URL, make_url, text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from bot.store.database import DatabaseUrl
 
 POSTGRES_URL_VARIABLE = "REWARDBOT_TEST_POSTGRES_URL"
 EXAMPLE_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -48,21 +50,11 @@ def postgres_admin_url() -> str | None:
     return os.environ.get(POSTGRES_URL_VARIABLE) or None
 
 
-def driver_url(database: str) -> URL:
-    """SQLAlchemy's async URL for ``database`` (a SQLite path, ``sqlite:///path`` or a
-    ``postgresql://`` URL): aiosqlite for SQLite, asyncpg for PostgreSQL."""
-    if database.startswith("postgresql"):
-        return make_url(database).set(drivername="postgresql+asyncpg")
-    if database.startswith("sqlite:"):
-        return make_url(database).set(drivername="sqlite+aiosqlite")
-    return URL.create("sqlite+aiosqlite", database=database)
-
-
 def engine_for(database: str, **options: Any) -> AsyncEngine:
-    """An engine on ``database`` holding no connection between uses (a test's reads and writes
-    never keep one open beside the bot's; dispose of it all the same), unless ``options`` give
-    it a ``poolclass`` of their own."""
-    url = driver_url(database)
+    """An engine on ``database`` (as ``REWARDBOT_DATABASE`` names it, read as the bot reads it)
+    holding no connection between uses (a test's reads and writes never keep one open beside the
+    bot's; dispose of it all the same), unless ``options`` give it a ``poolclass`` of their own."""
+    url = DatabaseUrl.parse(database).url
     # SQLite: wait for the bot's write lock as long as the bot itself would, and then some.
     connect_args = {"timeout": 10} if url.get_backend_name() == SQLITE else {}
     options.setdefault("poolclass", NullPool)

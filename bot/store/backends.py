@@ -201,7 +201,7 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with _connection(self.engine) as connection:
+        async with pooled_connection(self.engine) as connection:
             await uninterrupted(connection.begin())
             try:
                 yield _PostgresConnection(connection)
@@ -212,7 +212,7 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Connection]:
-        async with _connection(self._reader) as connection:
+        async with pooled_connection(self._reader) as connection:
             yield _PostgresConnection(connection)
 
     async def answers(self, within: float) -> bool:
@@ -229,7 +229,7 @@ class PostgresBackend:
 
 
 @asynccontextmanager
-async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def pooled_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection from the pool, back to it when the block ends, neither interrupted by a
     cancellation (see :func:`~bot.store.sql.uninterrupted`)."""
     connection = await uninterrupted(engine.connect(), undo=AsyncConnection.close)

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.backends import PostgresBackend
+from bot.store.backends import PostgresBackend, pooled_connection
 from bot.store.base import StoreBase
 from bot.store.database import database_problem
 from bot.store.sql import Connection
@@ -70,7 +70,8 @@ async def _listen(engine: AsyncEngine, wake: Callable[[], None]) -> None:
     def on_notification(*_: object) -> None:
         wake()
 
-    async with engine.connect() as connection:
+    # Never cut off mid-connect by a stop: asyncpg would leave a future nobody reads.
+    async with pooled_connection(engine) as connection:
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
         await driver.add_listener(JOBS_CHANNEL, on_notification)

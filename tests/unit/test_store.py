@@ -275,3 +275,40 @@ async def test_address_changes_the_previous_version_left_waiting_expire_on_upgra
             request.id, "other@example.com", "UAPP", datetime.now(UTC) + timedelta(hours=1)
         )
     await store.close()
+
+
+@pytest.mark.postgresql_only("several processes share a queue only on PostgreSQL")
+async def test_a_job_queued_or_nudged_by_one_process_wakes_the_runners_of_the_others(
+    database: str,
+) -> None:
+    """The poll of an idle runner is a second: a wake-up must come sooner, through the
+    database, whichever process queued the job or took the provider's webhook."""
+    queuing, other = await Store.open(database), await Store.open(database)
+    woken = asyncio.Event()
+    listening = asyncio.create_task(other.watch_jobs_queued(woken.set))
+    try:
+        await asyncio.wait_for(woken.wait(), 5)  # the first wake: on listening
+        woken.clear()
+        request, _ = await queuing.create_request(new_request(), "V1")
+        await asyncio.wait_for(woken.wait(), 0.5)
+        woken.clear()
+        await queuing.transition(
+            request.id, Status.PENDING_APPROVAL, Status.APPROVED, "UAPP", then=[JobKind.FULFIL]
+        )
+        await sql_execute(
+            database,
+            "UPDATE reward_requests SET provider = 'sandbox', provider_order_id = 'O-1'",
+        )
+        woken.clear()
+        assert await queuing.nudge_order("sandbox", "O-1")
+        await asyncio.wait_for(woken.wait(), 0.5)
+        # A nudge for an order that is not ours wakes nobody.
+        woken.clear()
+        assert not await queuing.nudge_order("sandbox", "O-unknown")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(woken.wait(), 0.3)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        await queuing.close()
+        await other.close()
