@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import make_url, text
@@ -49,14 +50,15 @@ def postgres_admin_url() -> str | None:
     return os.environ.get(POSTGRES_URL_VARIABLE) or None
 
 
-def engine_for(database: str, **options: object) -> AsyncEngine:
+def engine_for(database: str, **options: Any) -> AsyncEngine:
     """An engine on ``database`` (as ``REWARDBOT_DATABASE`` names it, read as the bot reads it)
     holding no connection between uses (a test's reads and writes never keep one open beside the
-    bot's; dispose of it all the same)."""
+    bot's; dispose of it all the same), unless ``options`` give it a ``poolclass`` of their own."""
     url = DatabaseUrl.parse(database).url
     # SQLite: wait for the bot's write lock as long as the bot itself would, and then some.
     connect_args = {"timeout": 10} if url.get_backend_name() == SQLITE else {}
-    return create_async_engine(url, poolclass=NullPool, connect_args=connect_args, **options)
+    options.setdefault("poolclass", NullPool)
+    return create_async_engine(url, connect_args=connect_args, **options)
 
 
 def _shown(url: str) -> str:

@@ -25,7 +25,8 @@ import aiohttp
 import httpx
 from aiohttp import web
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import AsyncAdaptedQueuePool, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.domain import RewardRequest
 from bot.offline.emulator import SlackEmulator
@@ -66,11 +67,33 @@ async def sql_rows(database: str, statement: str, **params: Any) -> list[dict[st
     understand; a timestamp or amount is compared in the store's own terms, not the test's."""
     engine = engine_for(database)
     try:
-        async with engine.connect() as connection:
-            result = await connection.execute(text(statement), params)
-            return [dict(row) for row in result.mappings()]
+        return await _rows(engine, statement, params)
     finally:
         await engine.dispose()
+
+
+class SqlReader:
+    """:func:`sql_rows` for a test that reads ``database`` over and over while bots run on it:
+    the reader keeps its connections (two at most) between reads, so a read is a query, not a
+    new connection (on PostgreSQL a server process started, and an engine's first look at the
+    server, each time). :meth:`close` it when done."""
+
+    def __init__(self, database: str) -> None:
+        self._engine = engine_for(database, poolclass=AsyncAdaptedQueuePool, pool_size=2)
+
+    async def rows(self, statement: str, **params: Any) -> list[dict[str, Any]]:
+        return await _rows(self._engine, statement, params)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+async def _rows(
+    engine: AsyncEngine, statement: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    async with engine.connect() as connection:
+        result = await connection.execute(text(statement), params)
+        return [dict(row) for row in result.mappings()]
 
 
 async def sql_execute(database: str, statement: str, **params: Any) -> int:
@@ -169,7 +192,8 @@ class BotProcess:
 
     ``routes_slack``: each start points the emulator's Request URL at this process (one bot);
     with several processes, set it False and give the emulator all their ``request_url``\\ s.
-    Output of every run is appended to ``log``."""
+    ``start_within``: seconds a start may take (a machine busy with several processes starts
+    each one slowly). Output of every run is appended to ``log``."""
 
     emulator: SlackEmulator
     env: dict[str, str]
@@ -177,6 +201,7 @@ class BotProcess:
     log: Path
     process: asyncio.subprocess.Process | None = None
     routes_slack: bool = True
+    start_within: float = 20.0
 
     @property
     def request_url(self) -> str:
@@ -196,7 +221,7 @@ class BotProcess:
         answers ``/healthz`` on ``port``."""
         with self.log.open("ab") as log:
             self.process = await rewardbot(*args, env=env, stdout=log, stderr=log)
-        await wait_healthy(self.port, process=self.process)
+        await wait_healthy(self.port, process=self.process, timeout=self.start_within)
 
     async def kill(self) -> None:
         """SIGKILL (nothing is given back or flushed), and reap it."""
@@ -250,7 +275,9 @@ class SocketBotProcess(BotProcess):
         }
         await self._launch(["socket"], env)
         opened = await self.emulator.wait_for(
-            lambda: set(hub.connection_numbers) - before, 20, "its Socket Mode connection"
+            lambda: set(hub.connection_numbers) - before,
+            self.start_within,
+            "its Socket Mode connection",
         )
         self.connections += sorted(opened)
         if self.routes_slack:

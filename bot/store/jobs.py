@@ -20,7 +20,8 @@ from bot.store.base import StoreBase
 from bot.store.sql import Connection, now_timestamp, timestamp
 from bot.store.wakeups import notify_jobs_queued
 
-# A waiting job postponed by a process whose clock was more than this ahead of ours.
+# A job postponed, or queued to run at once, by a process whose clock was more than this
+# ahead of ours.
 _AHEAD = 5.0
 # A claim that did not count as an attempt (a postponement, a release) gives its attempt back.
 _ONE_ATTEMPT_LESS = "CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"
@@ -66,6 +67,18 @@ class LeaseLost(Exception):
     def __init__(self, job: Job) -> None:
         super().__init__(f"job {job.id} ({job.kind}, request {job.request_id}) lost its claim")
         self.job = job
+
+
+def _due_early(alias: str = "") -> str:
+    """SQL: a job whose ``run_after`` a clock more than ``_AHEAD`` ahead of ours wrote is due
+    now, whatever it says: a wait on a provider postponed by that clock, or a job it queued to
+    run at once (``run_after`` still its ``created_at``: never tried, postponed or retried
+    since). Its wait cannot be measured, and looking early is harmless."""
+    j = f"{alias}." if alias else ""
+    return (
+        f"(({j}waiting = 1 AND {j}waited_from > :ahead)"
+        f" OR ({j}run_after = {j}created_at AND {j}created_at > :ahead))"
+    )
 
 
 async def insert_job(
@@ -153,7 +166,7 @@ class JobQueue(StoreBase):
         clock that stepped): the claim gets a new token, and the older run's next side effect
         fails its fence (:meth:`hold`). ``running``: jobs this runner is running itself, never
         taken over from itself. A job waiting on a provider that was postponed by a clock
-        ahead of ours is due now: its wait cannot be measured, and looking early is harmless."""
+        ahead of ours, or queued by one to run at once, is due now (see ``_due_early``)."""
         not_running = "AND j.id NOT IN :running" if running else ""
         async with self._transaction() as db:
             # PostgreSQL: processes claim at the same time; each skips the rows another is
@@ -166,7 +179,7 @@ class JobQueue(StoreBase):
                 f"""id = (
                        SELECT j.id FROM jobs j
                        WHERE j.kind = :kind AND j.done_at IS NULL
-                         AND (j.run_after <= :now OR (j.waiting = 1 AND j.waited_from > :ahead))
+                         AND (j.run_after <= :now OR {_due_early("j")})
                          AND (j.lease_expires IS NULL OR j.lease_expires < :now) {not_running}
                          AND NOT EXISTS (
                              SELECT 1 FROM jobs e WHERE e.request_id = j.request_id
@@ -303,8 +316,8 @@ class JobQueue(StoreBase):
         """How long until the next job that nobody holds is due (0 if one is); ``None`` if
         there is none."""
         rows = await self._fetch(
-            "SELECT MIN(CASE WHEN waiting = 1 AND waited_from > :ahead THEN :now "
-            "ELSE run_after END) AS due FROM jobs WHERE done_at IS NULL AND lease_owner IS NULL",
+            f"SELECT MIN(CASE WHEN {_due_early()} THEN :now ELSE run_after END) AS due "  # noqa: S608
+            "FROM jobs WHERE done_at IS NULL AND lease_owner IS NULL",
             ahead=now_timestamp(_AHEAD),
             now=now_timestamp(),
         )

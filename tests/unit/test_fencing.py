@@ -193,6 +193,30 @@ async def test_a_wait_postponed_by_a_clock_ahead_of_ours_is_due_now(
     assert await store.claim_job("runner-b", 30, JobKind.FULFIL) is not None
 
 
+async def test_a_job_queued_to_run_at_once_by_a_clock_ahead_of_ours_is_due_now(
+    store: Store, step_clock: Callable[[float], None]
+) -> None:
+    """A process whose clock ran minutes ahead approved a request, queueing its order and
+    notification to run at once, and its clock was set right (or it died) before it ran them:
+    they are due now for every runner, not once the true time reaches the wrong one. What it
+    scheduled for later (the approvers' reminder) still waits."""
+    step_clock(180)
+    later = {JobKind.REMIND: clock.now() + timedelta(hours=1)}
+    request, _ = await store.create_request(new_request(), "V1", scheduled=later)
+    await store.transition(
+        request.id,
+        Status.PENDING_APPROVAL,
+        Status.APPROVED,
+        "UAPP",
+        then=[JobKind.FULFIL, JobKind.NOTIFY],
+    )
+    step_clock(0)
+    assert await store.seconds_to_next_job() == 0
+    assert await store.claim_job("runner-b", 30, JobKind.FULFIL) is not None
+    assert await store.claim_job("runner-b", 30, JobKind.NOTIFY) is not None
+    assert await store.claim_job("runner-b", 30, JobKind.REMIND) is None
+
+
 async def test_a_scheduled_job_waits_for_its_time_whatever_the_clocks(
     store: Store, step_clock: Callable[[float], None]
 ) -> None:
