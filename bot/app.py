@@ -9,14 +9,22 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 
 import handlers
 from bot.health import health_server
 from bot.redaction import quiet_payload_loggers
 from bot.runtime import Runtime
+from bot.slack.gateway import SLACK_FAILURES
+from bot.store import DATABASE_ERRORS, database_problem
 
 log = logging.getLogger(__name__)
+
+# Told privately to someone whose command or click failed because the database was unavailable.
+DATABASE_UNAVAILABLE = (
+    ":warning: Rewardbot cannot reach its database right now, so that may not have gone "
+    "through. Please try again in a minute."
+)
 
 
 @contextmanager
@@ -53,8 +61,20 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     quiet_payload_loggers(app.logger)
 
     @app.error
-    async def log_unhandled(error: Exception) -> None:
-        log.error("unhandled error in a Slack listener: %s: %s", type(error).__name__, error)
+    async def on_unhandled(error: Exception, respond: AsyncRespond | None) -> None:
+        # Bolt answers Slack with a 500 in any case, which Slack shows as a failure (beside a
+        # button, above a form), so the user can try again. Slack's own failures are OSErrors
+        # too (a timeout, a reset connection), but not the database's.
+        if not isinstance(error, DATABASE_ERRORS) or isinstance(error, SLACK_FAILURES):
+            log.error("unhandled error in a Slack listener: %s: %s", type(error).__name__, error)
+            return
+        # Not the error's text: SQLAlchemy's quotes the statement and its parameters.
+        log.error("a Slack listener failed: database unavailable (%s)", database_problem(error))
+        # A command or a click in a message also says why, in words (a form has no
+        # response_url: Slack shows the failure above it, and the form stays open).
+        if respond is not None and respond.response_url:
+            with contextlib.suppress(*SLACK_FAILURES):
+                await respond(DATABASE_UNAVAILABLE)
 
     handlers.register(app, runtime)
     return app

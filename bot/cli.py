@@ -1,4 +1,5 @@
-"""The ``rewardbot`` command: ``serve``, ``socket``, ``migrate``, ``demo`` and ``export``."""
+"""The ``rewardbot`` command: ``serve``, ``socket``, ``migrate``, ``copy-db``, ``demo`` and
+``export``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from bot.logs import setup_logging
 from bot.reports import export_requests
 from bot.runtime import Runtime
 from bot.server import build_web_app
-from bot.store import DATABASE_ERRORS, Store, database_problem
+from bot.store import DATABASE_ERRORS, DatabaseUrl, Store, database_problem
+from bot.store.copy import CopyRefused, copy_database
 
 log = logging.getLogger("rewardbot")
 
@@ -64,6 +66,16 @@ together upgrade it once; run this first to upgrade during a deploy instead.
 needs: REWARDBOT_DATABASE (default rewardbot.db: a SQLite file path, or a
 postgresql://user@host:5432/name URL)."""
 
+_COPY_DB = """\
+Copy every row of one rewardbot database into another, ids and all, in one
+transaction: to move an installation from SQLite to PostgreSQL (or back).
+The target must be empty; its schema is created. The source must be at this
+rewardbot's schema, and should have no bot running on it: what a bot writes
+after the copy began is not copied. Prints the rows copied per table.
+
+needs: --from and --to, each a SQLite file path or a
+postgresql://user@host:5432/name URL; reads no settings."""
+
 _DEMO = """\
 Walk one reward through the whole bot offline, against a built-in Slack
 emulator and the sandbox provider, printing what each person sees.
@@ -98,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=3000, help="port to listen on")
     command("socket", "receive Slack's requests over Socket Mode", _SOCKET)
     command("migrate", "bring the database's schema up to date, then exit", _MIGRATE)
+    copy_db = command("copy-db", "copy every row of one database into an empty one", _COPY_DB)
+    copy_db.add_argument(
+        "--from", dest="source", metavar="URL", required=True, help="the database to copy"
+    )
+    copy_db.add_argument(
+        "--to", dest="target", metavar="URL", required=True, help="an empty database"
+    )
     command("demo", "walk a reward through the bot offline, printing each step", _DEMO)
     export = command("export", "write the requests made between two dates as CSV or JSON", _EXPORT)
     export.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD")
@@ -122,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             setup_logging("WARNING", "text")
             return asyncio.run(run_demo())
+        if args.command == "copy-db":
+            setup_logging("WARNING", "text")
+            return asyncio.run(_copy_db(args.source, args.target))
         # Before the settings are read, nothing is logged: a problem with them is one line.
         settings = load_settings()
         quiet = args.command in _QUIET_COMMANDS and settings.log_level in ("DEBUG", "INFO")
@@ -168,6 +190,27 @@ async def _export(settings: Settings, args: argparse.Namespace) -> int:
     else:
         args.output.write_text(text, encoding="utf-8")
     return 0
+
+
+async def _copy_db(source: str, target: str) -> int:
+    """Copy the database ``source`` into the empty ``target``, printing what was copied."""
+    source_url, target_url = _database(source, "--from"), _database(target, "--to")
+    try:
+        copied = await copy_database(source_url, target_url)
+    except CopyRefused as exc:
+        raise ConfigError(str(exc)) from None
+    for table in copied:
+        print(f"{table.name}: {table.rows} rows")
+    total = sum(table.rows for table in copied)
+    print(f"rewardbot: copied {total} rows from {source_url} to {target_url}.")
+    return 0
+
+
+def _database(value: str, option: str) -> DatabaseUrl:
+    try:
+        return DatabaseUrl.parse(value)
+    except ValueError as exc:  # its message never quotes the value, so never a password
+        raise ConfigError(f"{option} {exc}.") from None
 
 
 async def _migrate(settings: Settings) -> int:

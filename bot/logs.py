@@ -66,4 +66,7 @@ def setup_logging(level: LogLevel, log_format: LogFormat) -> None:
     handler.setFormatter(JsonLinesFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(LogContextFilter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Alembic narrates every start ("Context impl ...") at INFO: only its problems are news.
+    # The schema's own upgrades are logged by bot.store.schema.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     REDACTOR.install()

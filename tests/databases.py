@@ -27,9 +27,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import URL, make_url, text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from bot.store.database import DatabaseUrl
 
 POSTGRES_URL_VARIABLE = "REWARDBOT_TEST_POSTGRES_URL"
 EXAMPLE_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -47,20 +49,11 @@ def postgres_admin_url() -> str | None:
     return os.environ.get(POSTGRES_URL_VARIABLE) or None
 
 
-def driver_url(database: str) -> URL:
-    """SQLAlchemy's async URL for ``database`` (a SQLite path, ``sqlite:///path`` or a
-    ``postgresql://`` URL): aiosqlite for SQLite, asyncpg for PostgreSQL."""
-    if database.startswith("postgresql"):
-        return make_url(database).set(drivername="postgresql+asyncpg")
-    if database.startswith("sqlite:"):
-        return make_url(database).set(drivername="sqlite+aiosqlite")
-    return URL.create("sqlite+aiosqlite", database=database)
-
-
 def engine_for(database: str, **options: object) -> AsyncEngine:
-    """An engine on ``database`` holding no connection between uses (a test's reads and writes
-    never keep one open beside the bot's; dispose of it all the same)."""
-    url = driver_url(database)
+    """An engine on ``database`` (as ``REWARDBOT_DATABASE`` names it, read as the bot reads it)
+    holding no connection between uses (a test's reads and writes never keep one open beside the
+    bot's; dispose of it all the same)."""
+    url = DatabaseUrl.parse(database).url
     # SQLite: wait for the bot's write lock as long as the bot itself would, and then some.
     connect_args = {"timeout": 10} if url.get_backend_name() == SQLITE else {}
     return create_async_engine(url, poolclass=NullPool, connect_args=connect_args, **options)
@@ -191,6 +184,32 @@ async def postgres_database(
         await engine.dispose()
 
 
+# Ends every session on the database, as an admin, a server restart or a failover ends them.
+_TERMINATE = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+
+
+async def _as_admin(database: str, *statements: str) -> None:
+    """Run ``statements`` on the PostgreSQL tier's admin connection, in turn, each in its own
+    transaction; ``{name}`` (an identifier) and ``:name`` (a value) are ``database``'s name."""
+    admin = postgres_admin_url()
+    assert admin is not None, "a PostgreSQL database without the PostgreSQL tier"
+    name = make_url(database).database
+    engine = engine_for(admin, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement.format(name=name)), {"name": name})
+    finally:
+        await engine.dispose()
+
+
+async def terminate_sessions(database: str) -> None:
+    """End every session connected to the PostgreSQL ``database`` (a bot's pooled and
+    listening connections, mid-transaction or idle): each one's next use fails. New
+    connections are accepted as before."""
+    await _as_admin(database, _TERMINATE)
+
+
 @asynccontextmanager
 async def unreachable(database: str) -> AsyncIterator[None]:
     """``database`` cannot be opened inside the block, as when its file is gone or its server
@@ -206,23 +225,8 @@ async def unreachable(database: str) -> AsyncIterator[None]:
         finally:
             aside.rename(path)
         return
-    admin = postgres_admin_url()
-    assert admin is not None, "a PostgreSQL database without the PostgreSQL tier"
-    name = make_url(database).database
-    engine = engine_for(admin, isolation_level="AUTOCOMMIT")
-
-    async def run(statement: str) -> None:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement), {"name": name})
-
+    await _as_admin(database, 'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false', _TERMINATE)
     try:
-        await run(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        try:
-            await run(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
-            )
-            yield
-        finally:
-            await run(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        yield
     finally:
-        await engine.dispose()
+        await _as_admin(database, 'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')

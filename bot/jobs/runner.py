@@ -23,7 +23,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,11 +32,14 @@ from bot import clock
 from bot.log_context import context_for
 from bot.metrics import Metrics
 from bot.redaction import REDACTOR
-from bot.store import Job, JobKind, LeaseLost, Store
+from bot.store import DATABASE_ERRORS, Job, JobKind, LeaseLost, Store, database_problem
 
 log = logging.getLogger(__name__)
 
 JobHandler = Callable[[Job], Coroutine[Any, Any, None]]
+
+# Recording how a run ended while the database cannot take it: first pause, longest pause.
+_RECORD_AGAIN_FIRST, _RECORD_AGAIN_LONGEST = 0.5, 10.0
 
 
 class RunLater(Exception):
@@ -301,7 +304,10 @@ class JobRunner:
         try:
             await work
         except RunLater as later:
-            await self._store.postpone_job(job, later.until, waiting=later.waiting)
+            postpone = functools.partial(
+                self._store.postpone_job, job, later.until, waiting=later.waiting
+            )
+            await self._recorded(job, postpone)
         except LeaseLost:
             # Another run holds the job now: it carries on from what is stored.
             log.warning(
@@ -322,7 +328,7 @@ class JobRunner:
         except Exception as exc:
             await self._failed(job, exc)
         else:
-            await self._store.finish_job(job)
+            await self._recorded(job, functools.partial(self._store.finish_job, job))
             log.debug("job %s (%s) done", job.id, job.kind)
         finally:
             heartbeat.cancel()
@@ -341,7 +347,7 @@ class JobRunner:
                 job.attempts,
                 exc,
             )
-            await self._store.finish_job(job, error=error)
+            await self._recorded(job, functools.partial(self._store.finish_job, job, error=error))
             self._metrics.jobs_given_up.labels(job.kind.value).inc()
             return
         delay = min(self._base_backoff * 2.0 ** min(job.attempts - 1, 16), self._max_backoff)
@@ -354,8 +360,31 @@ class JobRunner:
             delay,
             exc,
         )
-        await self._store.retry_job(job, delay, error)
+        await self._recorded(job, functools.partial(self._store.retry_job, job, delay, error))
         self._metrics.jobs_retried.labels(job.kind.value).inc()
+
+    async def _recorded(self, job: Job, record: Callable[[], Awaitable[None]]) -> None:
+        """Record how ``job``'s run ended (``record``), again and again while the database
+        cannot take it. Left unrecorded, the job would keep this claim until its lease expired
+        and then run again from the start, repeating what it had done (a notification posted
+        twice). Meanwhile the job keeps its slot, this runner does not claim it, and the
+        heartbeat keeps its lease; if another runner took it over all the same, the guarded
+        write records nothing."""
+        pause = _RECORD_AGAIN_FIRST
+        while True:
+            try:
+                await record()
+                return
+            except DATABASE_ERRORS as exc:
+                log.warning(
+                    "recording how job %s (%s) ended failed (%s); again in %.1fs",
+                    job.id,
+                    job.kind,
+                    database_problem(exc),
+                    pause,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _RECORD_AGAIN_LONGEST)
 
     async def _heartbeat(self, job: Job, work: asyncio.Task[None]) -> None:
         """Extend the lease. A renewal that fails (the database busy) is tried again at the

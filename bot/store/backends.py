@@ -20,10 +20,9 @@ from urllib.parse import quote
 
 import aiosqlite
 from sqlalchemy import CursorResult, TextClause, bindparam, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.store.database import SQLITE_BUSY_MS, DatabaseUrl, create_engine
+from bot.store.database import DATABASE_ERRORS, SQLITE_BUSY_MS, DatabaseUrl, create_engine
 from bot.store.sql import Connection, Row, is_expanded, uninterrupted
 
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -202,7 +201,7 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with _connection(self.engine) as connection:
+        async with pooled_connection(self.engine) as connection:
             await uninterrupted(connection.begin())
             try:
                 yield _PostgresConnection(connection)
@@ -213,7 +212,7 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Connection]:
-        async with _connection(self._reader) as connection:
+        async with pooled_connection(self._reader) as connection:
             yield _PostgresConnection(connection)
 
     async def answers(self, within: float) -> bool:
@@ -221,7 +220,7 @@ class PostgresBackend:
         try:
             async with asyncio.timeout(within), self.reading() as db:
                 await db.rows("SELECT 1 AS answer")
-        except (TimeoutError, OSError, SQLAlchemyError):
+        except DATABASE_ERRORS:  # TimeoutError included (an OSError)
             return False
         return True
 
@@ -230,7 +229,7 @@ class PostgresBackend:
 
 
 @asynccontextmanager
-async def _connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+async def pooled_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection from the pool, back to it when the block ends, neither interrupted by a
     cancellation (see :func:`~bot.store.sql.uninterrupted`)."""
     connection = await uninterrupted(engine.connect(), undo=AsyncConnection.close)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # no type information shipped
 from sqlalchemy import URL, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -121,7 +122,17 @@ def _begin_sqlite_transactions(engine: AsyncEngine, begin: str) -> None:
 
 # What opening or using a database raises when the database (not rewardbot) is the problem:
 # the server refuses or is unreachable, the file is not a database, the schema is foreign.
-DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
+# asyncpg's own errors are here because SQLAlchemy does not wrap what asyncpg raises while
+# opening a connection (sqlalchemy/sqlalchemy#11956): a server that refuses the database
+# ("not currently accepting connections", "starting up", too many clients) raises them as
+# they are, from any statement that needed a new connection.
+DATABASE_ERRORS = (
+    SQLAlchemyError,
+    sqlite3.Error,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
 
 
 def database_problem(exc: BaseException) -> str:

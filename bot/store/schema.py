@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import logging
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+log = logging.getLogger(__name__)
 
 # The schema versions of SQLite files made before Alembic, frozen: a file at any of them is
 # adopted by running the rest. Each entry migrates the schema from version N to N+1.
@@ -292,8 +295,16 @@ async def require_current_schema(connection: AsyncConnection) -> None:
 
 def _upgrade(connection: Connection) -> None:
     found = _find(connection)
-    if _status_of(found, _scripts()) is SchemaStatus.NEWER:
+    status = _status_of(found, _scripts())
+    if status is SchemaStatus.NEWER:
         raise RuntimeError(_newer_than_us(found))
+    if status is SchemaStatus.CURRENT:
+        return
+    head = _scripts().get_current_head()
+    # A new database is no news; an upgrade of one in use is (an admin may want a backup).
+    new = found.legacy_version is None and not found.revisions
+    level = logging.DEBUG if new else logging.INFO
+    log.log(level, "upgrading the database's schema (%s) to %s", found.describe(), head)
     config = _alembic_config(connection)
     if found.legacy_version is not None and not found.revisions:
         _finish_legacy_upgrade(connection, found.legacy_version)

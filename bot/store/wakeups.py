@@ -11,6 +11,7 @@ A SQLite file has one process, woken by :attr:`StoreBase.on_jobs_queued`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.store.backends import PostgresBackend
+from bot.store.backends import PostgresBackend, pooled_connection
 from bot.store.base import StoreBase
 from bot.store.database import database_problem
 from bot.store.sql import Connection
@@ -66,15 +67,21 @@ class JobWakeups(StoreBase):
 
 
 async def _listen(engine: AsyncEngine, wake: Callable[[], None]) -> None:
-    async with engine.connect() as connection:
+    def on_notification(*_: object) -> None:
+        wake()
+
+    # Never cut off mid-connect by a stop: asyncpg would leave a future nobody reads.
+    async with pooled_connection(engine) as connection:
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.add_listener(JOBS_CHANNEL, on_notification)
         try:
-            raw = await connection.get_raw_connection()
-            driver: Any = raw.driver_connection
-            await driver.add_listener(JOBS_CHANNEL, lambda *_: wake())
             wake()  # anything queued while nobody here was listening
             while True:
                 await asyncio.sleep(_CHECK_EVERY)
                 await asyncio.wait_for(driver.fetchval("SELECT 1"), _CHECK_EVERY)
         finally:
-            # Never back to the pool: it would carry the listener to its next user.
-            await connection.invalidate()
+            # Back to the pool without the listener, or its next user would carry it. On a
+            # dead connection this fails, and the pool replaces the connection (pre-ping).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(driver.remove_listener(JOBS_CHANNEL, on_notification))

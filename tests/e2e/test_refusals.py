@@ -168,7 +168,8 @@ async def test_reject_after_approval_is_refused_in_the_modal(stack: Stack) -> No
     await stack.emulator.wait_for_dm(JANE, "sent you a reward")
     await stack.emulator.driver.submit_view(LIN, {"reason": "no"})
     assert "already approved" in stack.ws.view_errors(LIN)["reason"]
-    assert (await stack.runtime.store.get(1)).status is Status.FULFILLED
+    # The DM goes out before the request is marked fulfilled: wait for that, not assume it.
+    await stack.wait_status(1, Status.FULFILLED)
 
 
 async def test_user_text_cannot_inject_mentions_or_links(stack: Stack) -> None:

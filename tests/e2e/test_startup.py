@@ -178,13 +178,14 @@ def test_version_and_help_read_well_in_a_terminal(tmp_path: Path) -> None:
     assert shown.stdout.strip() == f"rewardbot {version('rewardbot')}"
     top = _rewardbot("--help", env=env, cwd=tmp_path).stdout
     assert "``" not in top and ":class:" not in top
-    for command in ("serve", "socket", "demo", "export"):
+    for command in ("serve", "socket", "migrate", "copy-db", "demo", "export"):
         assert command in top
     needs = {
         "serve": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "REWARDBOT_PROVIDERS"),
         "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "REWARDBOT_PROVIDERS"),
         "demo": ("no settings",),
         "export": ("REWARDBOT_DATABASE",),
+        "copy-db": ("--from", "--to", "reads no settings"),
     }
     for command, settings in needs.items():
         text = _rewardbot(command, "--help", env=env, cwd=tmp_path).stdout

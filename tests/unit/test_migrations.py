@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,12 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import ReflectedColumn, ReflectedIndex
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.store.database import DatabaseUrl, create_engine
 from bot.store.schema import (
     ADOPTED_LEGACY_VERSION,
     MIGRATIONS,
@@ -29,7 +29,6 @@ from bot.store.schema import (
     upgrade_schema,
 )
 
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 # Every revision, oldest first.
 REVISIONS = ("0001_baseline", "0002_pacing")
 HEAD = REVISIONS[-1]
@@ -38,52 +37,15 @@ BOOKKEEPING = {"alembic_version", "schema_version", "sqlite_sequence"}
 STARTED = "2026-01-01T09:00:00.000000+00:00"
 
 
-def engine_for(url: str) -> AsyncEngine:
-    """An engine whose transactions, on SQLite, take the write lock when they begin and include
-    DDL: pysqlite's own transaction handling is turned off, and BEGIN IMMEDIATE emitted instead
-    (SQLAlchemy's pysqlite docs, "Serializable isolation / Savepoints / Transactional DDL")."""
-    engine = create_async_engine(url)
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _no_driver_transactions(dbapi_connection: Any, _record: object) -> None:
-            dbapi_connection.isolation_level = None
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin_immediate(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-@contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database's URL, dropped afterwards."""
-    name = f"rb_mig_{uuid.uuid4().hex}"
-    admin = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        yield f"{POSTGRES}/{name}"
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database on each kind rewardbot runs on."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
-        return
-    async with postgres_database() as url:
-        yield url
+def bot_engine(database: str | Path, *, read_only: bool = False) -> AsyncEngine:
+    """The engine rewardbot itself opens ``database`` with: on SQLite, each transaction takes
+    the write lock when it begins and includes DDL, as an upgrade needs."""
+    return create_engine(DatabaseUrl.parse(database), read_only=read_only)
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = engine_for(database_url)
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    engine = bot_engine(database)
     yield engine
     await engine.dispose()
 
@@ -112,14 +74,10 @@ async def alembic_revisions(engine: AsyncEngine) -> list[str]:
         return list(result.scalars())
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
 # --- the schema, as the database describes it -----------------------------------------------
 
 
-def _column(column: dict[str, Any], primary_key: list[str]) -> tuple[str, str, bool, str | None]:
+def _column(column: ReflectedColumn, primary_key: list[str]) -> tuple[str, str, bool, str | None]:
     # SQLite calls a key column nullable unless it says NOT NULL: keys are compared as keys.
     nullable = bool(column["nullable"]) and column["name"] not in primary_key
     # PostgreSQL names the type of a literal default ('{}'::text) and fills an id from a sequence.
@@ -129,7 +87,7 @@ def _column(column: dict[str, Any], primary_key: list[str]) -> tuple[str, str, b
     return column["name"], str(column["type"]), nullable, default
 
 
-def _index(index: dict[str, Any]) -> tuple[str, tuple[str, ...], bool, str | None]:
+def _index(index: ReflectedIndex) -> tuple[str | None, tuple[str | None, ...], bool, str | None]:
     options = index.get("dialect_options", {})
     where = options.get("sqlite_where", options.get("postgresql_where"))
     return (
@@ -164,8 +122,8 @@ def layout(connection: Connection) -> dict[str, dict[str, Any]]:
     return tables
 
 
-async def layout_of(url: str) -> dict[str, dict[str, Any]]:
-    engine = create_async_engine(url)
+async def layout_of(database: str | Path) -> dict[str, dict[str, Any]]:
+    engine = bot_engine(database)
     async with engine.connect() as connection:
         found = await connection.run_sync(layout)
     await engine.dispose()
@@ -258,7 +216,7 @@ def legacy_version(path: Path) -> int:
 @pytest.fixture
 async def legacy_v11_layout(tmp_path: Path) -> dict[str, dict[str, Any]]:
     """The schema legacy version 11 made, as SQLite describes it."""
-    return await layout_of(sqlite_url(legacy_file(tmp_path / "legacy-11.db", 11, {})))
+    return await layout_of(legacy_file(tmp_path / "legacy-11.db", 11, {}))
 
 
 # --- a fresh database -------------------------------------------------------------------------
@@ -275,12 +233,12 @@ PACING_LAYOUT = {
 
 
 async def test_a_fresh_database_gets_the_schema_of_legacy_version_11_and_the_pacing_table(
-    engine: AsyncEngine, database_url: str, legacy_v11_layout: dict[str, dict[str, Any]]
+    engine: AsyncEngine, database: str, legacy_v11_layout: dict[str, dict[str, Any]]
 ) -> None:
     async with engine.connect() as connection:
         assert await schema_status(connection) is SchemaStatus.OUTDATED
     await upgrade(engine)
-    assert await layout_of(database_url) == legacy_v11_layout | {"pacing": PACING_LAYOUT}
+    assert await layout_of(database) == legacy_v11_layout | {"pacing": PACING_LAYOUT}
     assert await alembic_revisions(engine) == [HEAD]
     async with engine.connect() as connection:
         assert await schema_status(connection) is SchemaStatus.CURRENT
@@ -288,16 +246,16 @@ async def test_a_fresh_database_gets_the_schema_of_legacy_version_11_and_the_pac
 
 
 async def test_upgrading_a_current_database_runs_nothing(
-    engine: AsyncEngine, database_url: str, caplog: pytest.LogCaptureFixture
+    engine: AsyncEngine, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     await upgrade(engine)
-    before = await layout_of(database_url)
+    before = await layout_of(database)
     async with engine.begin() as connection:
         await insert(connection, "reward_requests", REQUEST)
     with caplog.at_level(logging.INFO, logger="alembic"):
         await upgrade(engine)
     assert "Running upgrade" not in caplog.text
-    assert await layout_of(database_url) == before
+    assert await layout_of(database) == before
     assert await alembic_revisions(engine) == [HEAD]
     async with engine.connect() as connection:
         ids = await connection.execute(sa.text("SELECT id FROM reward_requests"))
@@ -305,27 +263,27 @@ async def test_upgrading_a_current_database_runs_nothing(
 
 
 async def test_an_upgrade_lands_only_when_the_caller_commits(
-    engine: AsyncEngine, database_url: str
+    engine: AsyncEngine, database: str
 ) -> None:
     async with engine.connect() as connection:
         await connection.begin()
         await upgrade_schema(connection)
         await connection.rollback()
-    assert await layout_of(database_url) == {}
+    assert await layout_of(database) == {}
     async with engine.connect() as connection:
         assert await schema_status(connection) is SchemaStatus.OUTDATED
 
 
 async def test_a_database_at_the_baseline_gains_an_empty_pacing_table_and_keeps_its_rows(
-    engine: AsyncEngine, database_url: str, legacy_v11_layout: dict[str, dict[str, Any]]
+    engine: AsyncEngine, database: str, legacy_v11_layout: dict[str, dict[str, Any]]
 ) -> None:
     await upgrade_to(engine, "0001_baseline")
     async with engine.begin() as connection:
         await insert(connection, "reward_requests", REQUEST)
-    assert await layout_of(database_url) == legacy_v11_layout
+    assert await layout_of(database) == legacy_v11_layout
     await upgrade(engine)
     assert await alembic_revisions(engine) == [HEAD]
-    assert (await layout_of(database_url))["pacing"] == PACING_LAYOUT
+    assert (await layout_of(database))["pacing"] == PACING_LAYOUT
     async with engine.connect() as connection:
         ids = await connection.execute(sa.text("SELECT id FROM reward_requests"))
         assert list(ids.scalars()) == [REQUEST["id"]]
@@ -362,51 +320,62 @@ async def test_one_address_change_waits_per_request(engine: AsyncEngine) -> None
             await insert(connection, "email_changes", change | {"id": 4})
 
 
+@pytest.mark.postgresql_only("PostgreSQL's lock on the upgrade, taken inside open transactions")
 async def test_two_processes_starting_together_migrate_once(
-    caplog: pytest.LogCaptureFixture,
+    engine: AsyncEngine, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with postgres_database() as url:
-        engines = [engine_for(url), engine_for(url)]
-        both_begun = asyncio.Barrier(2)
+    other = bot_engine(database)
+    both_begun = asyncio.Barrier(2)
 
-        async def start(engine: AsyncEngine) -> None:
-            async with engine.begin() as connection:
-                await connection.execute(sa.text("SELECT 1"))
-                # Both transactions are open before either looks at the schema.
-                await both_begun.wait()
-                await upgrade_schema(connection)
+    async def start(engine: AsyncEngine) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+            # Both transactions are open before either looks at the schema.
+            await both_begun.wait()
+            await upgrade_schema(connection)
 
+    try:
         with caplog.at_level(logging.INFO, logger="alembic"):
-            await asyncio.gather(*(start(engine) for engine in engines))
-        assert caplog.text.count("Running upgrade") == len(REVISIONS)
-        assert await alembic_revisions(engines[0]) == [HEAD]
-        for engine in engines:
-            await engine.dispose()
+            await asyncio.gather(start(engine), start(other))
+    finally:
+        await other.dispose()
+    assert caplog.text.count("Running upgrade") == len(REVISIONS)
+    assert await alembic_revisions(engine) == [HEAD]
 
 
-async def test_one_process_upgrades_two_databases_at_once(tmp_path: Path) -> None:
-    async with postgres_database() as url:
-        engines = [engine_for(url), engine_for(sqlite_url(tmp_path / "r.db"))]
+@pytest.mark.postgresql_only("a PostgreSQL database and a SQLite file upgraded side by side")
+async def test_one_process_upgrades_two_databases_at_once(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    sqlite_engine = bot_engine(tmp_path / "rewardbot.db")
+    try:
         # Alembic's running migration is process-wide: without taking turns, one of these
         # runs the other's steps, or both wait forever.
-        await asyncio.wait_for(asyncio.gather(*(upgrade(engine) for engine in engines)), 30)
-        for engine in engines:
-            assert await alembic_revisions(engine) == [HEAD]
-            await engine.dispose()
+        await asyncio.wait_for(asyncio.gather(upgrade(engine), upgrade(sqlite_engine)), 30)
+        for upgraded in (engine, sqlite_engine):
+            assert await alembic_revisions(upgraded) == [HEAD]
+    finally:
+        await sqlite_engine.dispose()
 
 
 # --- SQLite files made before Alembic ---------------------------------------------------------
 
+LEGACY = "SQLite files made before Alembic, built with sqlite3"
 
+
+@pytest.mark.sqlite_only(LEGACY)
 @pytest.mark.parametrize(
     ("version", "rows"), [(8, ROWS_AT_8), (11, ROWS_AT_11)], ids=["version-8", "version-11"]
 )
 async def test_a_legacy_file_is_adopted_with_every_row(
-    tmp_path: Path, version: int, rows: dict[str, list[dict[str, Any]]]
+    engine: AsyncEngine,
+    database: str,
+    tmp_path: Path,
+    version: int,
+    rows: dict[str, list[dict[str, Any]]],
 ) -> None:
-    path = legacy_file(tmp_path / "legacy.db", version, rows)
+    path = legacy_file(Path(database), version, rows)
     before = rows_in(path)
-    engine = engine_for(sqlite_url(path))
     async with engine.connect() as connection:
         assert await schema_status(connection) is SchemaStatus.OUTDATED
     await upgrade(engine)
@@ -421,20 +390,18 @@ async def test_a_legacy_file_is_adopted_with_every_row(
     assert legacy_version(path) == ADOPTED_LEGACY_VERSION > len(MIGRATIONS)
     async with engine.connect() as connection:
         assert await schema_status(connection) is SchemaStatus.CURRENT
-    await engine.dispose()
-    fresh = engine_for(sqlite_url(tmp_path / "fresh.db"))
+    fresh = bot_engine(tmp_path / "fresh.db")
     await upgrade(fresh)
     await fresh.dispose()
-    assert await layout_of(sqlite_url(path)) == await layout_of(sqlite_url(tmp_path / "fresh.db"))
+    assert await layout_of(path) == await layout_of(tmp_path / "fresh.db")
 
 
+@pytest.mark.sqlite_only(LEGACY)
 async def test_an_adopted_file_gets_the_data_steps_of_the_legacy_versions_it_missed(
-    tmp_path: Path,
+    engine: AsyncEngine, database: str
 ) -> None:
-    path = legacy_file(tmp_path / "legacy.db", 8, ROWS_AT_8)
-    engine = engine_for(sqlite_url(path))
+    path = legacy_file(Path(database), 8, ROWS_AT_8)
     await upgrade(engine)
-    await engine.dispose()
     after = rows_in(path)
     # Version 9: an order sent before it whose answer never came is unsettled from its claim on.
     assert after["order_sends"] == [
@@ -460,24 +427,25 @@ async def refused_as_newer(engine: AsyncEngine) -> None:
 
 
 async def test_a_revision_this_rewardbot_does_not_know_is_refused(
-    engine: AsyncEngine, database_url: str
+    engine: AsyncEngine, database: str
 ) -> None:
     await upgrade(engine)
     async with engine.begin() as connection:
         await connection.execute(sa.text("UPDATE alembic_version SET version_num = '0099_later'"))
-    before = await layout_of(database_url)
+    before = await layout_of(database)
     await refused_as_newer(engine)
     assert await alembic_revisions(engine) == ["0099_later"]
-    assert await layout_of(database_url) == before
+    assert await layout_of(database) == before
 
 
-async def test_a_legacy_version_after_the_last_is_refused(tmp_path: Path) -> None:
-    path = legacy_file(tmp_path / "legacy.db", 11, {})
+@pytest.mark.sqlite_only(LEGACY)
+async def test_a_legacy_version_after_the_last_is_refused(
+    engine: AsyncEngine, database: str
+) -> None:
+    path = legacy_file(Path(database), 11, {})
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("UPDATE schema_version SET version = 99")
-    engine = engine_for(sqlite_url(path))
     await refused_as_newer(engine)
-    await engine.dispose()
     assert legacy_version(path) == 99
     assert "alembic_version" not in tables_in(path)
 
@@ -485,38 +453,38 @@ async def test_a_legacy_version_after_the_last_is_refused(tmp_path: Path) -> Non
 # --- readers that must not write ---------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only(LEGACY)
 async def test_a_reader_refuses_a_database_not_yet_upgraded_without_writing(
-    tmp_path: Path,
+    engine: AsyncEngine, database: str
 ) -> None:
-    path = legacy_file(tmp_path / "legacy.db", 11, {})
-    reader = create_async_engine(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true")
-    async with reader.connect() as connection:
-        assert await schema_status(connection) is SchemaStatus.OUTDATED
-        with pytest.raises(
-            RuntimeError,
-            match=r"\(legacy version 11\) is older .* \(or run `rewardbot migrate`\) to upgrade it",
-        ):
-            await require_current_schema(connection)
-    writer = engine_for(sqlite_url(path))
-    await upgrade(writer)
-    await writer.dispose()
-    async with reader.connect() as connection:
-        assert await schema_status(connection) is SchemaStatus.CURRENT
-        await require_current_schema(connection)
-    await reader.dispose()
-
-
-async def test_status_is_read_in_a_read_only_postgresql_transaction() -> None:
-    async with postgres_database() as url:
-        engine = engine_for(url)
-        async with engine.connect() as connection:
-            await connection.execute(sa.text("SET TRANSACTION READ ONLY"))
+    legacy_file(Path(database), 11, {})
+    reader = bot_engine(database, read_only=True)
+    try:
+        async with reader.connect() as connection:
             assert await schema_status(connection) is SchemaStatus.OUTDATED
-            with pytest.raises(RuntimeError, match=r"\(none yet\) is older .* start this"):
+            with pytest.raises(
+                RuntimeError,
+                match=r"\(legacy version 11\) is older .*"
+                r" \(or run `rewardbot migrate`\) to upgrade it",
+            ):
                 await require_current_schema(connection)
         await upgrade(engine)
-        async with engine.connect() as connection:
-            await connection.execute(sa.text("SET TRANSACTION READ ONLY"))
+        async with reader.connect() as connection:
             assert await schema_status(connection) is SchemaStatus.CURRENT
             await require_current_schema(connection)
-        await engine.dispose()
+    finally:
+        await reader.dispose()
+
+
+@pytest.mark.postgresql_only("PostgreSQL's read-only transactions")
+async def test_status_is_read_in_a_read_only_postgresql_transaction(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(sa.text("SET TRANSACTION READ ONLY"))
+        assert await schema_status(connection) is SchemaStatus.OUTDATED
+        with pytest.raises(RuntimeError, match=r"\(none yet\) is older .* start this"):
+            await require_current_schema(connection)
+    await upgrade(engine)
+    async with engine.connect() as connection:
+        await connection.execute(sa.text("SET TRANSACTION READ ONLY"))
+        assert await schema_status(connection) is SchemaStatus.CURRENT
+        await require_current_schema(connection)

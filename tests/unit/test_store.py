@@ -1,4 +1,6 @@
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -8,6 +10,7 @@ import pytest
 from bot.domain import Money, Status
 from bot.errors import NotAllowed, RequestNotFound
 from bot.store import Change, EmailChangeOutcome, JobKind, Store
+from bot.store.schema import MIGRATIONS
 from tests.support import sql_execute
 from tests.unit.support import new_request
 
@@ -92,7 +95,7 @@ async def test_the_same_submission_is_stored_once(database: str) -> None:
 async def test_a_database_from_a_newer_rewardbot_is_refused(database: str) -> None:
     store = await Store.open(database)
     await store.close()
-    await sql_execute(database, "UPDATE schema_version SET version = 99")
+    await sql_execute(database, "UPDATE alembic_version SET version_num = '9999_from_the_future'")
     with pytest.raises(RuntimeError, match="newer than this rewardbot"):
         await Store.open(database)
 
@@ -232,24 +235,33 @@ async def test_only_a_confirmed_address_change_replaces_a_cards_address(database
 async def test_address_changes_the_previous_version_left_waiting_expire_on_upgrade(
     database: str,
 ) -> None:
-    store = await Store.open(database)
-    request, _ = await store.create_request(new_request(), "V1")
-    await store.close()
-    # As the previous schema version could leave it: a change proposed after an earlier one
-    # lapsed unanswered, both still waiting.
-    day_1, day_2, later = (
-        f"{d}T09:00:00.000000+00:00" for d in ("2026-01-01", "2026-01-02", "2099-01-01")
+    # A file of legacy schema version 10, as it could be left: a change proposed after an
+    # earlier one lapsed unanswered, both still waiting.
+    day_1, day_2, later, created = (
+        f"{d}T09:00:00.000000+00:00"
+        for d in ("2026-01-01", "2026-01-02", "2099-01-01", "2025-12-01")
     )
-    for statement in (
-        "DROP INDEX email_changes_one_waiting",
-        "ALTER TABLE email_changes DROP COLUMN decided_by",
-        f"""INSERT INTO email_changes (request_id, email, requested_by, requested_at, expires_at)
-            VALUES ({request.id}, 'me@elsewhere.example', 'UAPP', '{day_1}', '{day_2}'),
-                   ({request.id}, 'jane@home.example', 'UAPP', '{day_2}', '{later}')""",
-        "UPDATE schema_version SET version = version - 1",
-    ):
-        await sql_execute(database, statement)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (10)")
+        for script in MIGRATIONS[:10]:
+            db.executescript(script)
+        db.execute(
+            """INSERT INTO reward_requests (requester_id, recipient_id, origin_channel_id, amount,
+                   currency, provider, product_id, product_name, message, status, created_at,
+                   updated_at)
+               VALUES ('UREQ', 'UREC', 'C1', '25', 'USD', 'sandbox', 'P', 'Card', 'Thanks',
+                       'fulfilled', ?, ?)""",
+            (created, created),
+        )
+        db.execute(
+            """INSERT INTO email_changes (request_id, email, requested_by, requested_at, expires_at)
+               VALUES (1, 'me@elsewhere.example', 'UAPP', ?, ?),
+                      (1, 'jane@home.example', 'UAPP', ?, ?)""",
+            (day_1, day_2, day_2, later),
+        )
     store = await Store.open(database)
+    request = await store.get(1)
     lapsed, waiting = [await store.email_change(i) for i in (1, 2)]
     assert (lapsed.outcome, lapsed.decided_by) == (EmailChangeOutcome.EXPIRED, "rewardbot")
     assert waiting.outcome is None
@@ -263,3 +275,40 @@ async def test_address_changes_the_previous_version_left_waiting_expire_on_upgra
             request.id, "other@example.com", "UAPP", datetime.now(UTC) + timedelta(hours=1)
         )
     await store.close()
+
+
+@pytest.mark.postgresql_only("several processes share a queue only on PostgreSQL")
+async def test_a_job_queued_or_nudged_by_one_process_wakes_the_runners_of_the_others(
+    database: str,
+) -> None:
+    """The poll of an idle runner is a second: a wake-up must come sooner, through the
+    database, whichever process queued the job or took the provider's webhook."""
+    queuing, other = await Store.open(database), await Store.open(database)
+    woken = asyncio.Event()
+    listening = asyncio.create_task(other.watch_jobs_queued(woken.set))
+    try:
+        await asyncio.wait_for(woken.wait(), 5)  # the first wake: on listening
+        woken.clear()
+        request, _ = await queuing.create_request(new_request(), "V1")
+        await asyncio.wait_for(woken.wait(), 0.5)
+        woken.clear()
+        await queuing.transition(
+            request.id, Status.PENDING_APPROVAL, Status.APPROVED, "UAPP", then=[JobKind.FULFIL]
+        )
+        await sql_execute(
+            database,
+            "UPDATE reward_requests SET provider = 'sandbox', provider_order_id = 'O-1'",
+        )
+        woken.clear()
+        assert await queuing.nudge_order("sandbox", "O-1")
+        await asyncio.wait_for(woken.wait(), 0.5)
+        # A nudge for an order that is not ours wakes nobody.
+        woken.clear()
+        assert not await queuing.nudge_order("sandbox", "O-unknown")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(woken.wait(), 0.3)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        await queuing.close()
+        await other.close()
