@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     slack_timeout_seconds: int = Field(
         default=10, ge=1, le=120, alias="REWARDBOT_SLACK_TIMEOUT_SECONDS"
     )
+    # Keep Slack's pace of about one message a second per channel (after a short burst), for
+    # every process together. Off only for a Slack that sets no such limit (the emulator).
+    slack_pacing: bool = Field(default=True, alias="REWARDBOT_SLACK_PACING")
     # Where `rewardbot socket` answers /healthz, /readyz and /metrics (unset: nowhere).
     # `rewardbot serve` answers them on its own port, and on this one too if it is set.
     health_port: int | None = Field(default=None, ge=1, le=65535, alias="REWARDBOT_HEALTH_PORT")

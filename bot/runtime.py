@@ -19,6 +19,7 @@ from bot.jobs.notify import Notifier
 from bot.jobs.resend import Redelivery
 from bot.jobs.runner import JobHandler, JobRunner, Retention
 from bot.metrics import Metrics
+from bot.pacing import Pacer
 from bot.policy.rules import Directory, Policy
 from bot.redaction import REDACTOR, quiet_payload_loggers
 from bot.rewards.home import HomeTab
@@ -70,7 +71,12 @@ class Runtime:
         store = await Store.open(settings.database)
         quiet_payload_loggers()
         metrics = _watched(settings, providers)
-        gateway = _slack_gateway(settings, store, providers, metrics)
+        pacer = Pacer(store)
+        for provider in providers.values():
+            provider.pace_calls(pacer)
+        gateway = _slack_gateway(
+            settings, store, providers, metrics, pacer if settings.slack_pacing else None
+        )
         catalog = Catalog(providers)
         fulfillment = Fulfillment(
             store,
@@ -136,10 +142,15 @@ class Runtime:
 
 
 def _slack_gateway(
-    settings: Settings, store: Store, providers: Mapping[str, Provider], metrics: Metrics
+    settings: Settings,
+    store: Store,
+    providers: Mapping[str, Provider],
+    metrics: Metrics,
+    pacer: Pacer | None,
 ) -> SlackGateway:
-    """The gateway to Slack's Web API, with the bot's token, its failures and 429s counted;
-    its approval cards offer an email resend for the providers that can make one."""
+    """The gateway to Slack's Web API, with the bot's token, its failures and 429s counted, its
+    job-driven messages paced per channel by ``pacer`` (if any); its approval cards offer an
+    email resend for the providers that can make one."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = ObservedWebClient(
         metrics,
@@ -150,7 +161,7 @@ def _slack_gateway(
     # Slack's 429s say how long to wait; honour them instead of failing the call.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     resendable = [n for n, p in providers.items() if p.can_resend]
-    return SlackGateway(client, store, metrics, resendable=resendable)
+    return SlackGateway(client, store, metrics, resendable=resendable, pacer=pacer)
 
 
 def _watched(settings: Settings, providers: Mapping[str, Provider]) -> Metrics:

@@ -332,6 +332,19 @@ class CallObserver(Protocol):
         ``outcome``: ``ok`` or how it failed (``rate_limited``, ``timeout``…)."""
 
 
+class CallPacer(Protocol):
+    """Keeps a provider's rate limit for every process of the bot together (the bot plugs its
+    database in here): told before each call to the provider, and of each 429 it answers."""
+
+    async def before_call(self, provider: str, requests_per_minute: int | None) -> None:
+        """Return when the next call to ``provider`` may leave: at most ``requests_per_minute``
+        of them go out, from all processes (``None``: no limit is documented, so only a 429's
+        wait holds calls back)."""
+
+    async def rate_limited(self, provider: str, retry_after: float) -> None:
+        """``provider`` answered 429: no process calls it again for ``retry_after`` seconds."""
+
+
 class Provider(ABC):
     """A gift-card provider. Implementations must be safe to call concurrently."""
 
@@ -352,6 +365,9 @@ class Provider(ABC):
     # idempotency window, with a margin); ``None``: no documented limit. An order whose
     # outcome is still unknown past it needs a person, never a replay that could buy again.
     safe_replay_age: ClassVar[timedelta | None] = None
+    # The provider's documented rate limit, kept by all the bot's processes together (see
+    # :class:`CallPacer`); ``None``: none is documented.
+    requests_per_minute: int | None = None
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
@@ -404,6 +420,10 @@ class Provider(ABC):
     def observe_calls(self, observer: CallObserver) -> None:  # noqa: B027 - optional hook
         """Report every call to the provider to ``observer``; adapters that make no calls (the
         sandbox) have nothing to report."""
+
+    def pace_calls(self, pacer: CallPacer) -> None:  # noqa: B027 - optional hook
+        """Wait for ``pacer`` before every call to the provider, and tell it of every 429;
+        adapters that make no calls (the sandbox) have nothing to pace."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing
         """Release connections; the default holds none."""

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from providers.base import CallObserver, Provider, SendLog, SendRecord
+from providers.base import CallObserver, CallPacer, Provider, SendLog, SendRecord
 from providers.errors import (
     VENDOR_TEXT_LIMIT,
     AuthenticationFailed,
@@ -206,12 +206,16 @@ class HttpProvider(Provider):
         )
         self._api_key = SecretStr(api_key) if isinstance(api_key, str) else api_key
         self._observer: CallObserver | None = None
+        self._pacer: CallPacer | None = None
 
     def credentials(self) -> tuple[SecretStr, ...]:
         return () if self._api_key is None else (self._api_key,)
 
     def observe_calls(self, observer: CallObserver) -> None:
         self._observer = observer
+
+    def pace_calls(self, pacer: CallPacer) -> None:
+        self._pacer = pacer
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r})"
@@ -272,6 +276,7 @@ class HttpProvider(Provider):
         attempt, reauthorized = 0, False
         while True:
             attempt += 1
+            await self._turn()
             request = self._http.build_request(
                 method,
                 self._base_url + path,
@@ -289,9 +294,7 @@ class HttpProvider(Provider):
                 if await self._reauthorized(response, sends, before):
                     attempt -= 1
                     continue
-            error = self._error_for(outcome) if isinstance(outcome, httpx.Response) else outcome
-            if sends is not None and before is not None:
-                error = await self._after_failed_send(sends, before, error, response)
+            error = await self._failure(outcome, sends, before)
             delay = self._retry_delay(error, attempt, retry=retry)
             log.warning(
                 "%s %s %s: %s (attempt %s of %s, retrying in %.1fs)",
@@ -304,6 +307,32 @@ class HttpProvider(Provider):
                 delay,
             )
             await asyncio.sleep(delay)
+
+    async def _turn(self) -> None:
+        """Wait for this provider's turn among every process's calls (:class:`CallPacer`).
+        Taken before the send is recorded, so a wait (however long a 429 asked every process
+        to hold off) never sits between the record and the send."""
+        if self._pacer is not None:
+            await self._pacer.before_call(self.name, self.requests_per_minute)
+
+    async def _failure(
+        self,
+        outcome: httpx.Response | ProviderError,
+        sends: SendLog | None,
+        before: SendRecord | None,
+    ) -> ProviderError:
+        """The error a failed attempt stands for, once what it says of the order is recorded
+        in ``sends``; a 429 is also told to the pacer, so every process holds off."""
+        if isinstance(outcome, httpx.Response):
+            response: httpx.Response | None = outcome
+            error = self._error_for(outcome)
+        else:
+            response, error = None, outcome
+        if sends is not None and before is not None:
+            error = await self._after_failed_send(sends, before, error, response)
+        if isinstance(error, RateLimited) and self._pacer is not None:
+            await self._pacer.rate_limited(self.name, error.retry_after)
+        return error
 
     async def _reauthorized(
         self, response: httpx.Response, sends: SendLog | None, before: SendRecord | None

@@ -177,6 +177,7 @@ async def sandbox_stack(
     sandbox: SandboxProvider,
     approvers: Sequence[str] = APPROVERS,
     policy: Path | None = None,
+    slack_pacing: bool = True,
 ) -> AsyncIterator[Stack]:
     """The bot over signed HTTP with ``sandbox`` (or a subclass) as its only provider, and
     ``approvers`` or else the ``policy`` file as its approval policy."""
@@ -186,6 +187,7 @@ async def sandbox_stack(
         approvers=() if policy else approvers,
         policy=policy,
         providers={"sandbox": sandbox},
+        slack_pacing=slack_pacing,
     ) as runtime:
         yield Stack(emulator, runtime, sandbox)
 

@@ -32,9 +32,11 @@ async def running_bot(
     socket_mode: bool = False,
     fulfillment_retry_delay: float = 0.05,
     job_lease_seconds: float = 30.0,
+    slack_pacing: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Start the bot wired to ``emulator``; stop it (as SIGTERM would) on exit. The approvers
-    are ``approvers`` (REWARDBOT_APPROVERS) or the ``policy`` file (REWARDBOT_POLICY)."""
+    are ``approvers`` (REWARDBOT_APPROVERS) or the ``policy`` file (REWARDBOT_POLICY);
+    ``slack_pacing`` is REWARDBOT_SLACK_PACING."""
     settings = load_settings(
         SLACK_BOT_TOKEN=emulator.bot_token,
         SLACK_SIGNING_SECRET=emulator.signing_secret,
@@ -45,6 +47,7 @@ async def running_bot(
         REWARDBOT_POLICY=policy,
         REWARDBOT_PROVIDERS=",".join(providers) if providers else "sandbox",
         REWARDBOT_JOB_LEASE_SECONDS=job_lease_seconds,
+        REWARDBOT_SLACK_PACING=slack_pacing,
     )
     runtime = await Runtime.create(
         settings, providers=providers, fulfillment_retry_delay=fulfillment_retry_delay

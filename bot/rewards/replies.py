@@ -21,6 +21,6 @@ class Replies:
         except SLACK_FAILURES as exc:
             log.info("ephemeral to %s in %s failed (%r); sending a DM", user_id, channel, exc)
         try:
-            await self._gateway.dm(user_id, text)
+            await self._gateway.answer_in_dm(user_id, text)
         except SLACK_FAILURES as exc:
             log.warning("could not tell %s: %r", user_id, exc)

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot import clock
 from bot.domain import RewardRequest, Status
 from bot.metrics import Metrics
+from bot.pacing import Pacer
 from bot.redaction import REDACTOR
 from bot.slack.cards import approval_card, request_summary
 from bot.slack.messages import delivery_message, requester_update, thread_update
@@ -84,7 +85,13 @@ class UnknownUser(LookupError):
 
 
 class SlackGateway:
-    """Posts and updates the messages of a reward request, tracking where they are."""
+    """Posts and updates the messages of a reward request, tracking where they are.
+
+    The messages jobs post or update keep Slack's pace per channel (about one a second, for
+    the whole app: :meth:`_turn_to_post`), in every process together. What someone waits for
+    is never paced (the ephemeral answer, the modal, the answer in their DM): it must come at
+    once, and one answer to one person floods no channel.
+    """
 
     def __init__(
         self,
@@ -92,14 +99,17 @@ class SlackGateway:
         store: Store,
         metrics: Metrics,
         resendable: Collection[str] = (),
+        pacer: Pacer | None = None,
     ) -> None:
         """``resendable``: the providers that can email a delivered card to another address
-        (approval cards offer it). ``metrics``: where delivery times are observed."""
+        (approval cards offer it). ``metrics``: where delivery times are observed. ``pacer``:
+        the turns of every channel's posts (``None``: Slack's pace is not kept)."""
         self.client = client
         self._resendable = frozenset(resendable)
         self._client_without_retries = client.without_retries()
         self._store = store
         self._metrics = metrics
+        self._pacer = pacer
         # Whether Slack accepted the bot token (``check_auth``): readiness asks.
         self.auth_checked = False
 
@@ -137,13 +147,20 @@ class SlackGateway:
         await self.client.views_update(view_id=view_id, hash=view_hash, view=view)
 
     async def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        """A DM a job sends (an update, a reminder, a question), at the DM's pace."""
         await self._dm_with_ts(user_id, text, blocks)
 
+    async def answer_in_dm(self, user_id: str, text: str) -> None:
+        """Answer someone who clicked or typed, in their DM, at once (never paced)."""
+        await self._dm_with_ts(user_id, text, None, paced=False)
+
     async def _dm_with_ts(
-        self, user_id: str, text: str, blocks: list[dict[str, Any]] | None
+        self, user_id: str, text: str, blocks: list[dict[str, Any]] | None, *, paced: bool = True
     ) -> tuple[str, str]:
         opened = await self.client.conversations_open(users=user_id)
         channel = str(opened["channel"]["id"])
+        if paced:
+            await self._turn_to_post(channel)
         # No unfurling: Slack must not fetch a redemption link to build a preview.
         posted = await self.client.chat_postMessage(
             channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
@@ -157,6 +174,7 @@ class SlackGateway:
         """Post the request's summary where ``/reward`` was typed, else in the requester's DM."""
         text, blocks = request_summary(request, await self._store.batch(request))
         try:
+            await self._turn_to_post(request.origin_channel_id)
             posted = await self.client.chat_postMessage(
                 channel=request.origin_channel_id, text=text, blocks=blocks
             )
@@ -188,6 +206,7 @@ class SlackGateway:
     async def post_approval_card(self, request: RewardRequest, channel: str) -> None:
         """Post the card in an approvals channel, where any of the request's approvers decides."""
         text, blocks = self._approval_card(request, await self._store.batch(request))
+        await self._turn_to_post(channel)
         posted = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
         await self._store.add_approval_card(
             request.id, channel, str(posted["channel"]), str(posted["ts"])
@@ -235,6 +254,7 @@ class SlackGateway:
         )
         for channel, ts, (text, blocks) in targets:
             try:
+                await self._turn_to_post(channel)
                 await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
             except SLACK_FAILURES as exc:
                 log.warning(
@@ -250,7 +270,14 @@ class SlackGateway:
             await self.reply_to(request.summary_channel, request.summary_ts, text)
 
     async def reply_to(self, channel: str, ts: str, text: str) -> None:
+        await self._turn_to_post(channel)
         await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
+
+    async def _turn_to_post(self, channel: str) -> None:
+        """Wait for ``channel``'s turn: Slack takes about one message a second in a channel
+        from the whole app, whichever of its processes posts it."""
+        if self._pacer is not None:
+            await self._pacer.before_post(channel)
 
     async def deliver(self, request: RewardRequest, redemption: Redemption | None) -> None:
         """DM the card to the recipient. Its link, code and PIN go nowhere else; ``None``
@@ -269,6 +296,9 @@ class SlackGateway:
         opened = await self.client.conversations_open(users=request.recipient_id)
         # Sent without slack_sdk's automatic retries: a retried post whose first answer was
         # lost could DM the card twice. The caller checks was_delivered before trying again.
+        # Not paced either: nothing may stand between the delivery's fence and its DM (a run
+        # waiting here for a turn would widen the window in which another run takes the job
+        # over, finds no DM and sends a second one), and one card DMs one person once.
         await self._client_without_retries.chat_postMessage(
             channel=str(opened["channel"]["id"]),
             text=text,

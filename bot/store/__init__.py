@@ -17,6 +17,7 @@ Callers use one object, :class:`Store`, composed of one part per concern:
 - ``orders``: sends of provider orders and starts of delivery DMs, recorded before they happen;
 - ``email_changes``: resends of a delivered card and the address changes that redirect it;
 - ``audit``: the events of a request, and the Slack messages that show it;
+- ``pacing``: turns at one pace for every process (a provider's rate limit, a Slack channel's);
 - ``store``: :class:`Store` itself;
 - ``copy``: every row of an installation copied into an empty database (``rewardbot copy-db``).
 """

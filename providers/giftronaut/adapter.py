@@ -41,6 +41,9 @@ PRODUCTION_URL = "https://api.giftronaut.com"
 DEFAULT_SCOPE = "catalog.read orders.read orders.write orders.cancel"
 # Renew the access token this many seconds before Giftronaut says it expires.
 TOKEN_EXPIRY_MARGIN = 60.0
+# Production's rate limit (sandbox: 60 a minute). Both environments share the URL, and the
+# credentials pick one, so sandbox credentials need GIFTRONAUT_REQUESTS_PER_MINUTE=60.
+PRODUCTION_REQUESTS_PER_MINUTE = 300
 # The idempotency guide's window; replaying a key after it would place a second order.
 REPLAY_WINDOW = 24 * 3600.0
 # Replays of a key first sent longer ago than this are refused (OutcomeUnknown).
@@ -56,6 +59,9 @@ class _Settings(ProviderSettings):
     scope: str = Field(default=DEFAULT_SCOPE, alias="GIFTRONAUT_SCOPE", min_length=1)
     sender_name: str = Field(
         default="Rewardbot", alias="GIFTRONAUT_SENDER_NAME", min_length=1, max_length=100
+    )
+    requests_per_minute: int = Field(
+        default=PRODUCTION_REQUESTS_PER_MINUTE, alias="GIFTRONAUT_REQUESTS_PER_MINUTE", gt=0
     )
 
 
@@ -99,8 +105,10 @@ class GiftronautProvider(HttpProvider):
         retry: RetryPolicy | None = None,
         poll_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        requests_per_minute: int = PRODUCTION_REQUESTS_PER_MINUTE,
     ) -> None:
         super().__init__(http, base_url, retry=retry)
+        self.requests_per_minute = requests_per_minute
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope
@@ -128,6 +136,7 @@ class GiftronautProvider(HttpProvider):
             base_url=settings.api_url,
             scope=settings.scope,
             sender_name=settings.sender_name,
+            requests_per_minute=settings.requests_per_minute,
         )
 
     # -- catalog ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ TABLES = {
     "jobs": "id",
     "order_sends": "order_key",
     "email_changes": "id",
+    "pacing": "key",
 }
 SOON = datetime.now(UTC) + timedelta(days=1)
 
@@ -36,7 +37,8 @@ SOON = datetime.now(UTC) + timedelta(days=1)
 async def make_history(database: str) -> None:
     """Some of everything the store keeps, made through the store: a request with its cards,
     summary and a redirected address; a batch of three approved into one shared order, whose
-    fulfil job holds a lease and recorded a send; a finished notification; events."""
+    fulfil job holds a lease and recorded a send; a finished notification; events; a turn
+    taken at a provider's pace."""
     store = await Store.open(database)
     try:
         single, _ = await store.create_request(
@@ -66,6 +68,7 @@ async def make_history(database: str) -> None:
         notify = await store.claim_job("runner", 300, JobKind.NOTIFY)
         assert notify is not None
         await store.finish_job(notify)
+        await store.reserve_turn("provider:sandbox", 1.0)
     finally:
         await store.close()
 

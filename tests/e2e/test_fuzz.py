@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,9 +25,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bot.domain import MESSAGE_MAX_CHARS, REASON_MAX_CHARS, RewardRequest, Status, parse_amount
+from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, REJECT_ACTION, REJECT_MODAL, REWARD_MODAL
-from providers.sandbox import CATALOG
+from providers.sandbox import CATALOG, SandboxProvider
 from tests.slack_stack import (
     APPROVERS,
     ARJUN,
@@ -40,6 +42,7 @@ from tests.slack_stack import (
     QUIET,
     TEAM,
     Stack,
+    sandbox_stack,
 )
 
 HUMANS = (MAYA, ARJUN, LIN, JANE, OMAR)
@@ -171,8 +174,16 @@ class Fuzzed:
 
 
 @pytest.fixture
-def fuzzed(stack: Stack, caplog: pytest.LogCaptureFixture) -> Fuzzed:
-    return Fuzzed(stack, caplog)
+async def fuzzed(
+    emulator: SlackEmulator,
+    database: str,
+    sandbox: SandboxProvider,
+    caplog: pytest.LogCaptureFixture,
+) -> AsyncIterator[Fuzzed]:
+    # Hypothesis has the bot post hundreds of messages a minute in #team-wins, far more than
+    # Slack would take; the emulator takes them all, and Slack's pace is not what this fuzzes.
+    async with sandbox_stack(emulator, database, sandbox, slack_pacing=False) as stack:
+        yield Fuzzed(stack, caplog)
 
 
 # -- 1. the reward modal's submission -----------------------------------------------------------

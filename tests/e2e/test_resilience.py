@@ -154,7 +154,7 @@ async def _parked_for_review(
     async with sandbox_stack(emulator, database, provider) as stack:
         await stack.request_and_approve()
         await emulator.wait_for(
-            lambda: RESOLVE_ACTION in str(stack.approval_card(LIN).blocks),
+            lambda: any(RESOLVE_ACTION in str(m.blocks) for m in stack.ws.dm_messages(LIN)),
             5,
             "review buttons on the cards",
         )
@@ -220,7 +220,9 @@ async def test_order_again_after_review_uses_a_new_key_and_delivers(
     async with sandbox_stack(emulator, database, provider) as stack:
         await stack.request_and_approve()
         await emulator.wait_for(
-            lambda: ORDER_AGAIN_ACTION in str(stack.approval_card(LIN).blocks), 5, "review"
+            lambda: any(ORDER_AGAIN_ACTION in str(m.blocks) for m in stack.ws.dm_messages(LIN)),
+            5,
+            "review",
         )
         first_key = (await stack.runtime.store.get(1)).idempotency_key
         provider.unsure = False  # the reviewer checked: nothing was issued

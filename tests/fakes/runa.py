@@ -10,7 +10,8 @@ same key and body (including 4xx and, as idempotency.mdx says, Runa's own 5xx), 
 ``idempotency_validation_error`` for another body, sync (200) and async (202) execution,
 ``GET /order/{id}`` polling, ``GET /order`` and ``GET /product`` with cursor pagination, the
 error types of errors.mdx, 429 with its different body, and Svix-signed ``order.completion``
-webhooks (:func:`sign_webhook`).
+webhooks (:func:`sign_webhook`). Its rate limit (300 orders a minute) is off unless a test sets
+``rate_limit``, scaled down to what a test can wait for.
 """
 
 from __future__ import annotations
@@ -193,6 +194,12 @@ class RunaState:
     _async_failures: deque[str] = field(default_factory=deque)
     _errors: deque[tuple[int, dict[str, Any]]] = field(default_factory=deque)
     _counter: int = 0
+    # Runa's rate limit, scaled down: ``(requests, seconds)``, at most that many requests in
+    # any span of that many seconds; each one more is answered 429 (``Retry-After: 1``) and
+    # counted in ``rate_limited``. None: no limit.
+    rate_limit: tuple[int, float] | None = None
+    rate_limited: int = 0
+    _answered_at: deque[float] = field(default_factory=deque)
 
     # -- switches --------------------------------------------------------------------------
 
@@ -254,6 +261,21 @@ class RunaState:
         return json.dumps(_basic_details(order)).encode()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _over_the_limit(self) -> bool:
+        """Whether a request arriving now is one more than ``rate_limit`` allows (the requests
+        it refuses do not count against the limit)."""
+        if self.rate_limit is None:
+            return False
+        requests, seconds = self.rate_limit
+        now = time.monotonic()
+        while self._answered_at and now - self._answered_at[0] >= seconds:
+            self._answered_at.popleft()
+        if len(self._answered_at) >= requests:
+            self.rate_limited += 1
+            return True
+        self._answered_at.append(now)
+        return False
 
     def _settle(self, order: FakeOrder) -> None:
         if order.status != "PROCESSING" or self.completion_delay is None:
@@ -374,6 +396,10 @@ def app(state: RunaState) -> web.Application:
             return _error(410, "version_removed", "API version is no longer supported")
         if version != CURRENT_VERSION:
             return _error(400, "invalid_version", "Invalid API version")
+        if state._over_the_limit():
+            return web.json_response(
+                {"error": "rate exceeded"}, status=429, headers={"Retry-After": "1"}
+            )
         if state._rate_limits:
             retry_after = state._rate_limits.popleft()
             headers = {"Retry-After": retry_after} if retry_after is not None else {}

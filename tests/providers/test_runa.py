@@ -473,6 +473,32 @@ async def test_a_429_waits_as_long_as_retry_after_says(runa: Runa) -> None:
     assert len(runa.fake.order_posts) == 2
 
 
+class RecordingPacer:
+    """A :class:`~providers.base.CallPacer` that lets every call go at once and records what
+    it was told."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str, float | None]] = []
+
+    async def before_call(self, provider: str, requests_per_minute: int | None) -> None:
+        self.told.append(("turn", provider, requests_per_minute))
+
+    async def rate_limited(self, provider: str, retry_after: float) -> None:
+        self.told.append(("429", provider, retry_after))
+
+
+async def test_each_attempt_takes_a_turn_and_a_429_holds_every_process_off(runa: Runa) -> None:
+    pacer = RecordingPacer()
+    runa.provider.pace_calls(pacer)
+    runa.fake.rate_limit_next(retry_after="0.05")
+    await runa.provider.place_order(order())
+    assert pacer.told == [
+        ("turn", "runa", 300),
+        ("429", "runa", pytest.approx(0.05)),
+        ("turn", "runa", 300),
+    ]
+
+
 async def test_a_429_without_retry_after_uses_the_default_wait(runa: Runa) -> None:
     for _ in range(3):
         runa.fake.rate_limit_next()

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import ReflectedColumn, ReflectedIndex
 from sqlalchemy.exc import IntegrityError
@@ -20,13 +22,16 @@ from bot.store.database import DatabaseUrl, create_engine
 from bot.store.schema import (
     ADOPTED_LEGACY_VERSION,
     MIGRATIONS,
+    MIGRATIONS_DIRECTORY,
     SchemaStatus,
     require_current_schema,
     schema_status,
     upgrade_schema,
 )
 
-HEAD = "0001_baseline"
+# Every revision, oldest first.
+REVISIONS = ("0001_baseline", "0002_pacing")
+HEAD = REVISIONS[-1]
 # Tables that describe the schema, not the bot's data.
 BOOKKEEPING = {"alembic_version", "schema_version", "sqlite_sequence"}
 STARTED = "2026-01-01T09:00:00.000000+00:00"
@@ -48,6 +53,19 @@ async def engine(database: str) -> AsyncIterator[AsyncEngine]:
 async def upgrade(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await upgrade_schema(connection)
+
+
+async def upgrade_to(engine: AsyncEngine, revision: str) -> None:
+    """Run the history only up to ``revision``, as a rewardbot of that revision would have."""
+
+    def run(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIRECTORY))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
 
 
 async def alembic_revisions(engine: AsyncEngine) -> list[str]:
@@ -204,13 +222,23 @@ async def legacy_v11_layout(tmp_path: Path) -> dict[str, dict[str, Any]]:
 # --- a fresh database -------------------------------------------------------------------------
 
 
-async def test_a_fresh_database_gets_the_schema_of_legacy_version_11(
+# 0002_pacing: one turn per key, due at ``next_at``.
+PACING_LAYOUT = {
+    "columns": [("key", "TEXT", False, None), ("next_at", "TEXT", False, None)],
+    "primary_key": ["key"],
+    "foreign_keys": [],
+    "unique": [],
+    "indexes": [],
+}
+
+
+async def test_a_fresh_database_gets_the_schema_of_legacy_version_11_and_the_pacing_table(
     engine: AsyncEngine, database: str, legacy_v11_layout: dict[str, dict[str, Any]]
 ) -> None:
     async with engine.connect() as connection:
         assert await schema_status(connection) is SchemaStatus.OUTDATED
     await upgrade(engine)
-    assert await layout_of(database) == legacy_v11_layout
+    assert await layout_of(database) == legacy_v11_layout | {"pacing": PACING_LAYOUT}
     assert await alembic_revisions(engine) == [HEAD]
     async with engine.connect() as connection:
         assert await schema_status(connection) is SchemaStatus.CURRENT
@@ -244,6 +272,23 @@ async def test_an_upgrade_lands_only_when_the_caller_commits(
     assert await layout_of(database) == {}
     async with engine.connect() as connection:
         assert await schema_status(connection) is SchemaStatus.OUTDATED
+
+
+async def test_a_database_at_the_baseline_gains_an_empty_pacing_table_and_keeps_its_rows(
+    engine: AsyncEngine, database: str, legacy_v11_layout: dict[str, dict[str, Any]]
+) -> None:
+    await upgrade_to(engine, "0001_baseline")
+    async with engine.begin() as connection:
+        await insert(connection, "reward_requests", REQUEST)
+    assert await layout_of(database) == legacy_v11_layout
+    await upgrade(engine)
+    assert await alembic_revisions(engine) == [HEAD]
+    assert (await layout_of(database))["pacing"] == PACING_LAYOUT
+    async with engine.connect() as connection:
+        ids = await connection.execute(sa.text("SELECT id FROM reward_requests"))
+        assert list(ids.scalars()) == [REQUEST["id"]]
+        turns = await connection.execute(sa.text("SELECT COUNT(*) FROM pacing"))
+        assert turns.scalar_one() == 0
 
 
 async def insert(connection: AsyncConnection, table: str, row: dict[str, Any]) -> None:
@@ -294,7 +339,7 @@ async def test_two_processes_starting_together_migrate_once(
             await asyncio.gather(start(engine), start(other))
     finally:
         await other.dispose()
-    assert caplog.text.count("Running upgrade") == 1
+    assert caplog.text.count("Running upgrade") == len(REVISIONS)
     assert await alembic_revisions(engine) == [HEAD]
 
 
@@ -376,7 +421,7 @@ async def refused_as_newer(engine: AsyncEngine) -> None:
         with pytest.raises(RuntimeError, match="newer than this rewardbot"):
             await require_current_schema(connection)
     with pytest.raises(
-        RuntimeError, match=r"newer than this rewardbot's \(0001_baseline\): upgrade rewardbot"
+        RuntimeError, match=rf"newer than this rewardbot's \({HEAD}\): upgrade rewardbot"
     ):
         await upgrade(engine)
 
