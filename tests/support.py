@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -434,3 +436,30 @@ async def submit_request(stack: Stack, requester: str = MAYA, **values: str) -> 
 def top_level(stack: Stack, channel: str = TEAM) -> list[Message]:
     """The messages of ``channel`` that are not thread replies."""
     return [m for m in stack.ws.messages(channel) if m.thread_ts in (None, m.ts)]
+
+
+# The metadata event type of the delivery DM (bot.slack.gateway).
+DELIVERY_EVENT = "rewardbot_delivery"
+
+
+def delivery_dms(emulator: SlackEmulator, recipient: str) -> Counter[int]:
+    """The delivery DMs ``recipient`` got, per request id (exactly-once: each 1)."""
+    counted: Counter[int] = Counter()
+    for message in emulator.workspace.dm_messages(recipient):
+        metadata = message.metadata or {}
+        if metadata.get("event_type") == DELIVERY_EVENT:
+            counted[int(metadata["event_payload"]["request_id"])] += 1
+    return counted
+
+
+async def poll(check: Callable[[], Any], seconds: float, every: float = 0.1) -> Any:
+    """``check()`` (awaited if it is a coroutine) ``every`` so often until truthy, for at most
+    ``seconds``; its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value or time.monotonic() >= deadline:
+            return value
+        await asyncio.sleep(every)

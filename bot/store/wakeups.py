@@ -11,7 +11,6 @@ A SQLite file has one process, woken by :attr:`StoreBase.on_jobs_queued`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -67,21 +66,16 @@ class JobWakeups(StoreBase):
 
 
 async def _listen(engine: AsyncEngine, wake: Callable[[], None]) -> None:
-    def on_notification(*_: object) -> None:
-        wake()
-
     # Never cut off mid-connect by a stop: asyncpg would leave a future nobody reads.
     async with pooled_connection(engine) as connection:
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection
-        await driver.add_listener(JOBS_CHANNEL, on_notification)
         try:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.add_listener(JOBS_CHANNEL, lambda *_: wake())
             wake()  # anything queued while nobody here was listening
             while True:
                 await asyncio.sleep(_CHECK_EVERY)
                 await asyncio.wait_for(driver.fetchval("SELECT 1"), _CHECK_EVERY)
         finally:
-            # Back to the pool without the listener, or its next user would carry it. On a
-            # dead connection this fails, and the pool replaces the connection (pre-ping).
-            with contextlib.suppress(Exception):
-                await asyncio.shield(driver.remove_listener(JOBS_CHANNEL, on_notification))
+            # Never back to the pool: it would carry the listener to its next user.
+            await connection.invalidate()

@@ -40,7 +40,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,14 +63,21 @@ from tests.fakes.giftronaut import app as giftronaut_app
 from tests.fakes.ugiftme import UGiftMeState
 from tests.fakes.ugiftme import app as ugiftme_app
 from tests.slack_stack import APPROVERS, JANE, MAYA, OMAR, build_workspace
-from tests.support import BotProcess, SocketBotProcess, SqlReader, free_port, slack_env
+from tests.support import (
+    BotProcess,
+    SocketBotProcess,
+    SqlReader,
+    delivery_dms,
+    free_port,
+    poll,
+    slack_env,
+)
 
 SEED_VARIABLE = "CHAOS_SEED"
 CALM_VARIABLE = "CHAOS_CALM"
 WITHOUT_VARIABLE = "CHAOS_WITHOUT"
 CHAOS_KINDS = frozenset({"faults", "kills", "clock"})
 SETTLED = frozenset({"fulfilled", "needs_review", "failed"})
-DELIVERY_EVENT = "rewardbot_delivery"  # bot.slack.gateway's delivery DM metadata
 
 CHANNEL = "C0CHAOS"
 # Each requester asks for this many rewards, one after the other; more rewards, more requesters
@@ -409,9 +416,7 @@ class Run:
             before = ws.current_view(reward.requester)
             with contextlib.suppress(aiohttp.ClientError):
                 await driver.slash_command(reward.requester, CHANNEL)
-            view = await _poll(
-                functools.partial(_new_reward_modal, ws, reward.requester, before), 5
-            )
+            view = await poll(functools.partial(_new_reward_modal, ws, reward.requester, before), 5)
             if view is None:
                 continue
             for _ in range(3):
@@ -426,7 +431,7 @@ class Run:
                         f"chaos seed {self.seed}: the bot refused reward {reward.index}'s "
                         f"form: {reply.json['errors']}"
                     )
-                ids = await _poll(lambda: self.db.ids_with_message(message), 5, DATABASE_POLL)
+                ids = await poll(lambda: self.db.ids_with_message(message), 5, DATABASE_POLL)
                 if ids:
                     return list(ids)
         raise AssertionError(f"chaos seed {self.seed}: reward {reward.index} was never stored")
@@ -437,7 +442,7 @@ class Run:
         for _ in range(8):
             if await self.db.status(request_id) != "pending_approval":
                 return True
-            card = await _poll(lambda: _approval_card(ws.dm_messages(approver), request_id), 10)
+            card = await poll(lambda: _approval_card(ws.dm_messages(approver), request_id), 10)
             if card is None:
                 return False
             with contextlib.suppress(aiohttp.ClientError, EmulatorError):
@@ -446,7 +451,7 @@ class Run:
             async def decided() -> bool:
                 return await self.db.status(request_id) != "pending_approval"
 
-            await _poll(decided, 4, DATABASE_POLL)
+            await poll(decided, 4, DATABASE_POLL)
         return await self.db.status(request_id) != "pending_approval"
 
     async def reward(self, reward: Reward) -> None:
@@ -523,10 +528,7 @@ class Run:
         """Delivery DMs (carrying the delivery metadata) per request id, over every user."""
         counted: Counter[int] = Counter()
         for user in self.emulator.workspace.users:
-            for message in self.emulator.workspace.dm_messages(user):
-                metadata = message.metadata or {}
-                if metadata.get("event_type") == DELIVERY_EVENT:
-                    counted[int(metadata["event_payload"]["request_id"])] += 1
+            counted.update(delivery_dms(self.emulator, user))
         return counted
 
     def orders(self, provider: str) -> Counter[int | None]:
@@ -571,19 +573,6 @@ async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
     return stop.is_set()
-
-
-async def _poll(check: Callable[[], Any], seconds: float, every: float = 0.1) -> Any:
-    """``check()`` (awaited if it is a coroutine) ``every`` so often until truthy, for at most
-    ``seconds``; its last value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value or time.monotonic() >= deadline:
-            return value
-        await asyncio.sleep(every)
 
 
 def _new_reward_modal(ws: Workspace, user: str, before: dict[str, Any] | None) -> Any:

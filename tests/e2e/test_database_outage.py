@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,13 +40,12 @@ from tests.fakes.giftronaut import CLIENT_SECRET as GIFTRONAUT_SECRET
 from tests.fakes.giftronaut import GiftronautState
 from tests.fakes.giftronaut import app as giftronaut_app
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
-from tests.support import BotProcess, free_port, slack_env, sql_rows
+from tests.support import BotProcess, delivery_dms, free_port, poll, slack_env, sql_rows
 
 pytestmark = pytest.mark.postgresql_only("ends and refuses a PostgreSQL server's sessions")
 
 REWARDS = 20  # Maya's, asked for and approved one after another through all of it
 CARD = "giftronaut:branded:10042"
-DELIVERY_EVENT = "rewardbot_delivery"  # bot.slack.gateway's delivery DM metadata
 OUTAGE = 3.0  # seconds: sessions ended again and again; then connections refused
 # Someone whom Slack showed a failure tries again, this often at most.
 ATTEMPTS = 40
@@ -61,19 +60,6 @@ async def _read(database: str, sql: str, **params: Any) -> list[dict[str, Any]] 
         return await sql_rows(database, sql, **params)
     except DATABASE_ERRORS:
         return None
-
-
-async def _poll(check: Callable[[], Any], seconds: float) -> Any:
-    """``check()`` (awaited if it is a coroutine) every 0.1 s until truthy, for at most
-    ``seconds``; its last value."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value or time.monotonic() >= deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 def _approval_card(messages: list[Message], request_id: int) -> Message | None:
@@ -114,7 +100,7 @@ class Users:
                     return None
                 return view if before is None or view["id"] != before["id"] else None
 
-            if view := await _poll(opened, 5):
+            if view := await poll(opened, 5):
                 return str(view["id"])
         raise AssertionError(f"{user}'s reward form never opened")
 
@@ -134,7 +120,7 @@ class Users:
                 break
             await asyncio.sleep(0.3)
         sql = "SELECT id FROM reward_requests WHERE message = :message"
-        rows = await _poll(lambda: _read(self.database, sql, message=message), SETTLE_WITHIN)
+        rows = await poll(lambda: _read(self.database, sql, message=message), SETTLE_WITHIN)
         assert rows and len(rows) == 1, f"{message!r}: answered, then stored as {rows}"
         return int(rows[0]["id"])
 
@@ -256,7 +242,7 @@ class Outages:
                 await asyncio.sleep(0.2)
         self.refused_until = await _server_now()
         back = time.monotonic()
-        await _poll(self.ready, 20)
+        await poll(self.ready, 20)
         self.ready_again_after = time.monotonic() - back
         # Both again: the form is stored once, the approval goes through.
         await users.approve(await users.submit(OMAR, form, "Outage probe 2"))
@@ -271,16 +257,6 @@ async def giftronaut() -> AsyncIterator[tuple[GiftronautState, str]]:
     state = GiftronautState(polls_to_complete=1)
     async with serve(giftronaut_app(state)) as url:
         yield state, url
-
-
-def _delivery_dms(emulator: SlackEmulator) -> Counter[int]:
-    """Delivery DMs to Jane (every reward's recipient here), per request id."""
-    counted: Counter[int] = Counter()
-    for message in emulator.workspace.dm_messages(JANE):
-        metadata = message.metadata or {}
-        if metadata.get("event_type") == DELIVERY_EVENT:
-            counted[int(metadata["event_payload"]["request_id"])] += 1
-    return counted
 
 
 async def test_the_bot_rides_out_postgresql_ending_and_refusing_its_connections(
@@ -304,7 +280,7 @@ async def test_the_bot_rides_out_postgresql_ending_and_refusing_its_connections(
         async with aiohttp.ClientSession() as session:
             await bot.start()
             outages = Outages(bot, users, database, session)
-            await _poll(outages.ready, 20)
+            await poll(outages.ready, 20)
             rewarding = asyncio.create_task(users.keep_rewarding())
             await outages.run()
             await rewarding
@@ -344,7 +320,7 @@ async def test_the_bot_rides_out_postgresql_ending_and_refusing_its_connections(
     )
     ids = {int(row["id"]) for row in rows}
     assert orders_by_request(state.created_keys) == Counter(dict.fromkeys(ids, 1))
-    assert _delivery_dms(emulator) == Counter(dict.fromkeys(ids, 1))
+    assert delivery_dms(emulator, JANE) == Counter(dict.fromkeys(ids, 1))
     log = bot.log.read_text()
     # Every Slack listener that failed, failed on the database (and was answered so)...
     assert "unhandled error in a Slack listener" not in log

@@ -14,9 +14,7 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM
-from tests.support import SocketBotProcess, free_port, slack_env, sql_rows
-
-DELIVERY_EVENT = "rewardbot_delivery"  # bot.slack.gateway's delivery DM metadata
+from tests.support import SocketBotProcess, delivery_dms, free_port, slack_env, sql_rows
 
 
 def _approval_cards(emulator: SlackEmulator) -> list[Message]:
@@ -44,16 +42,6 @@ async def _statuses(database: str) -> dict[int, str]:
 async def _order_ids(database: str) -> list[str | None]:
     rows = await sql_rows(database, "SELECT provider_order_id FROM reward_requests")
     return [row["provider_order_id"] for row in rows]
-
-
-def _delivery_dms(emulator: SlackEmulator) -> Counter[int]:
-    """Delivery DMs to Jane (the recipient of every reward here), per request id."""
-    counted: Counter[int] = Counter()
-    for message in emulator.workspace.dm_messages(JANE):
-        metadata = message.metadata or {}
-        if metadata.get("event_type") == DELIVERY_EVENT:
-            counted[int(metadata["event_payload"]["request_id"])] += 1
-    return counted
 
 
 async def test_three_socket_processes_share_the_envelopes_and_fulfil_each_reward_once(
@@ -103,7 +91,7 @@ async def test_three_socket_processes_share_the_envelopes_and_fulfil_each_reward
             await bot.stop()
 
     assert connected == 3
-    assert _delivery_dms(emulator) == Counter(dict.fromkeys(range(1, 8), 1))
+    assert delivery_dms(emulator, JANE) == Counter(dict.fromkeys(range(1, 8), 1))
     orders = await _order_ids(database)
     assert None not in orders and len(set(orders)) == 7
     for bot in bots:
