@@ -11,6 +11,7 @@ A SQLite file has one process, woken by :attr:`StoreBase.on_jobs_queued`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +27,10 @@ from bot.store.sql import Connection
 log = logging.getLogger(__name__)
 
 JOBS_CHANNEL = "rewardbot_jobs"
-# How often an idle listening connection is checked (a dropped one is not always noticed).
+# The listening session's ``application_name``.
+LISTENER_NAME = "rewardbot job wake-ups"
+# How often an idle listening connection is checked (a connection cut off on the way, not
+# ended by the server, is not noticed otherwise).
 _CHECK_EVERY = 15.0
 # Reconnecting after the listening connection was lost: first pause, longest pause.
 _RETRY_FIRST, _RETRY_LONGEST = 0.5, 15.0
@@ -71,10 +75,18 @@ async def _listen(engine: AsyncEngine, wake: Callable[[], None]) -> None:
         try:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
+            # Ended by the server (an admin, a failover): known at once, not at the next check.
+            closed = asyncio.Event()
+            driver.add_termination_listener(lambda *_: closed.set())
+            # So an admin (and pg_stat_activity) can tell this session from the pool's.
+            await driver.execute(f"SET application_name = '{LISTENER_NAME}'")
             await driver.add_listener(JOBS_CHANNEL, lambda *_: wake())
             wake()  # anything queued while nobody here was listening
             while True:
-                await asyncio.sleep(_CHECK_EVERY)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closed.wait(), _CHECK_EVERY)
+                if closed.is_set():
+                    raise ConnectionError("the listening connection was closed")
                 await asyncio.wait_for(driver.fetchval("SELECT 1"), _CHECK_EVERY)
         finally:
             # Never back to the pool: it would carry the listener to its next user.

@@ -32,7 +32,7 @@ from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION, REWARD_MODAL
 from bot.store import DATABASE_ERRORS
-from bot.store.wakeups import JOBS_CHANNEL
+from bot.store.wakeups import LISTENER_NAME
 from tests.databases import postgres_admin_url, terminate_sessions, unreachable
 from tests.fakes import orders_by_request, serve
 from tests.fakes.giftronaut import CLIENT_ID as GIFTRONAUT_ID
@@ -181,13 +181,17 @@ async def _server_now() -> datetime:
 
 
 async def _listening_since(database: str) -> list[datetime]:
-    """When each session LISTENing for queued jobs on ``database`` started (while its last
-    statement is the LISTEN: the first 15 s), read from the admin connection."""
+    """When each session LISTENing for queued jobs on ``database`` started, read from the
+    admin connection."""
     admin = postgres_admin_url()
     assert admin is not None
-    sql = "SELECT backend_start FROM pg_stat_activity WHERE datname = :name AND query = :listen"
-    name, listen = make_url(database).database, f'LISTEN "{JOBS_CHANNEL}"'
-    return [row["backend_start"] for row in await _read(admin, sql, name=name, listen=listen) or []]
+    sql = (
+        "SELECT backend_start FROM pg_stat_activity"
+        " WHERE datname = :name AND application_name = :app"
+    )
+    name = make_url(database).database
+    rows = await _read(admin, sql, name=name, app=LISTENER_NAME)
+    return [row["backend_start"] for row in rows or []]
 
 
 @dataclass

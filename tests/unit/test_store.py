@@ -11,6 +11,7 @@ from bot.domain import Money, Status
 from bot.errors import NotAllowed, RequestNotFound
 from bot.store import Change, EmailChangeOutcome, JobKind, Store
 from bot.store.schema import MIGRATIONS
+from tests.databases import terminate_sessions
 from tests.support import sql_execute
 from tests.unit.support import new_request
 
@@ -307,6 +308,30 @@ async def test_a_job_queued_or_nudged_by_one_process_wakes_the_runners_of_the_ot
         assert not await queuing.nudge_order("sandbox", "O-unknown")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(woken.wait(), 0.3)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+        await queuing.close()
+        await other.close()
+
+
+@pytest.mark.postgresql_only("several processes share a queue only on PostgreSQL")
+async def test_a_listener_whose_session_the_server_ended_listens_again_at_once(
+    database: str,
+) -> None:
+    """An admin or a failover ends the listening session: the process listens again straight
+    away (the next check of an idle connection is 15 s off), and a job queued then wakes it."""
+    queuing, other = await Store.open(database), await Store.open(database)
+    woken = asyncio.Event()
+    listening = asyncio.create_task(other.watch_jobs_queued(woken.set))
+    try:
+        await asyncio.wait_for(woken.wait(), 5)
+        woken.clear()
+        await terminate_sessions(database)
+        await asyncio.wait_for(woken.wait(), 3)  # the wake on listening again
+        woken.clear()
+        await queuing.create_request(new_request(), "V1")
+        await asyncio.wait_for(woken.wait(), 0.5)
     finally:
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
