@@ -20,8 +20,10 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
+# Two processes run the tests; those marked ``exclusive`` then run alone (see tests/conftest.py).
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 -m "not exclusive"
+	$(BIN)/python -m pytest -m exclusive
 
 # Speed figures, printed (not part of `make test`).
 bench: $(VENV)/.installed

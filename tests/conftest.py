@@ -15,6 +15,14 @@ from bot import clock
 pytest_plugins = ["tests.databases", "tests.slack_stack"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # ``make test`` runs the rest across processes, then these on their own: the machine busy
+    # with other tests would make them miss a deadline that says nothing about the bot.
+    config.addinivalue_line(
+        "markers", "exclusive(reason): needs the machine to itself (several bots, timing)"
+    )
+
+
 @pytest.fixture
 def step_clock(tmp_path: Path) -> Iterator[Callable[[float], None]]:
     """``step_clock(seconds)`` sets this process's wall clock to ``seconds`` from the true time

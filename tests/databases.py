@@ -125,6 +125,33 @@ async def _answers(admin: str) -> None:
         await engine.dispose()
 
 
+# Run across processes (pytest-xdist, as ``make test`` does), each worker counts its own: it
+# hands its figures to the process that reports (``workeroutput``), which adds them up.
+_WORKER_FIGURES = "rewardbot_databases"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        config = session.config
+        worker_output[_WORKER_FIGURES] = {
+            "deselected": config.stash.get(_deselected, 0),
+            "timings": config.stash.get(_timings, {}),
+        }
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, called where it reports
+def pytest_testnodedown(node: Any, error: object) -> None:
+    figures = getattr(node, "workeroutput", {}).get(_WORKER_FIGURES)
+    if figures is None:
+        return
+    config: pytest.Config = node.config
+    # Every worker collects every test: each deselects the same ones.
+    config.stash[_deselected] = max(config.stash.get(_deselected, 0), figures["deselected"])
+    for what, seconds in figures["timings"].items():
+        config.stash[_timings].setdefault(what, []).extend(seconds)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     config = terminalreporter.config
     if deselected := config.stash.get(_deselected, 0):

@@ -73,6 +73,8 @@ from tests.support import (
     slack_env,
 )
 
+pytestmark = pytest.mark.exclusive("several bot processes against a deadline")
+
 SEED_VARIABLE = "CHAOS_SEED"
 CALM_VARIABLE = "CHAOS_CALM"
 WITHOUT_VARIABLE = "CHAOS_WITHOUT"

@@ -42,7 +42,10 @@ from tests.fakes.giftronaut import app as giftronaut_app
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, OMAR, TEAM
 from tests.support import BotProcess, delivery_dms, free_port, poll, slack_env, sql_rows
 
-pytestmark = pytest.mark.postgresql_only("ends and refuses a PostgreSQL server's sessions")
+pytestmark = [
+    pytest.mark.postgresql_only("ends and refuses a PostgreSQL server's sessions"),
+    pytest.mark.exclusive("outages timed in seconds, and a deadline to come back by"),
+]
 
 REWARDS = 20  # Maya's, asked for and approved one after another through all of it
 CARD = "giftronaut:branded:10042"

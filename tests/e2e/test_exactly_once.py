@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 from sqlalchemy.exc import OperationalError
 
@@ -167,6 +168,7 @@ async def test_a_lost_answer_is_not_replayed_after_the_provider_forgot_the_key(
     assert len(state.created_orders) == 1
 
 
+@pytest.mark.exclusive("eight orders polled every 50 ms while a ninth waits its turn")
 async def test_orders_waiting_on_the_provider_hold_no_slot(
     emulator: SlackEmulator, database: str
 ) -> None:

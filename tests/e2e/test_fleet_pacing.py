@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from bot.domain import Money, NewRewardRequest, Status
@@ -28,6 +29,8 @@ from tests.fakes.runa import API_KEY, RunaState
 from tests.fakes.runa import app as runa_app
 from tests.slack_stack import ARJUN, JANE, MAYA, TEAM, Stack
 from tests.support import bot_with, sql_execute
+
+pytestmark = pytest.mark.exclusive("two bots keeping a pace together, measured in time")
 
 # Runa's 300 orders a minute, scaled down so the test need not wait minutes: what the fake
 # Runa takes (counted over a few seconds, as Runa counts over a minute) and what the adapters

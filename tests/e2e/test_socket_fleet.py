@@ -10,11 +10,15 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.slack.ids import APPROVE_ACTION
 from tests.slack_stack import APPROVERS, ARJUN, GOOD_VALUES, JANE, MAYA, TEAM
 from tests.support import SocketBotProcess, delivery_dms, free_port, slack_env, sql_rows
+
+pytestmark = pytest.mark.exclusive("three socket processes sharing the envelopes")
 
 
 def _approval_cards(emulator: SlackEmulator) -> list[Message]:
