@@ -77,11 +77,14 @@ async def copy_database(
 
 @contextmanager
 def _failing(doing: str) -> Iterator[None]:
-    """A database's error inside the block, as one line saying what failed."""
+    """A database's error inside the block, as one line saying what failed; so is a schema
+    this rewardbot cannot work with (``RuntimeError`` from :mod:`bot.store.schema`)."""
     try:
         yield
     except DATABASE_ERRORS as exc:
         raise CopyRefused(f"{doing}: {database_problem(exc)}.") from None
+    except RuntimeError as exc:
+        raise CopyRefused(f"{doing}: {exc}.") from None
 
 
 def _refuse_missing_file(source: DatabaseUrl) -> None:
@@ -123,10 +126,8 @@ async def _snapshot(
                     isolation_level="REPEATABLE READ", postgresql_readonly=True
                 )
             await connection.begin()
-            try:
-                await require_current_schema(connection)
-            except RuntimeError as exc:
-                raise CopyRefused(f"Cannot copy from {source}: {exc}.") from None
+        with _failing(f"Cannot copy from {source}"):
+            await require_current_schema(connection)
             tables = await _store_tables(connection)
         yield connection, tables
     finally:
@@ -146,10 +147,8 @@ async def _empty_target(
         with _failing(f"Cannot write {target}"):
             await connection.begin()
             await _refuse_rows(connection, target)
-            try:
-                await upgrade_schema(connection)
-            except RuntimeError as exc:
-                raise CopyRefused(f"Cannot copy into {target}: {exc}.") from None
+        with _failing(f"Cannot copy into {target}"):
+            await upgrade_schema(connection)
             tables = await _store_tables(connection)
         yield connection, tables
         await connection.commit()
