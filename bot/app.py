@@ -51,20 +51,24 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
             client=runtime.gateway.client,
             signing_secret=secret.get_secret_value() if secret else None,
             request_verification_enabled=not socket_mode,
-            # Each listener acks first and then finishes its (short) work before the response
-            # is sent, so no listener outlives its request: a clean stop never cuts one off
-            # midway. Slow work (orders, announcements) is queued as durable jobs instead.
-            process_before_response=True,
+            # Slack gets its answer as soon as a listener acks: never after a Web API call.
+            # The rest of the listener runs on; a stop waits for it (runtime.listeners), so
+            # none is cut off midway. Slow work (orders, announcements) is a durable job.
+            process_before_response=False,
         )
+    app.listener_runner.listener_start_handler = runtime.listeners.start_handler
+    app.listener_runner.listener_completion_handler = runtime.listeners.completion_handler
 
     # Bolt gives its app logger the root logger's level: at DEBUG it would log every payload.
     quiet_payload_loggers(app.logger)
 
     @app.error
     async def on_unhandled(error: Exception, respond: AsyncRespond | None) -> None:
-        # Bolt answers Slack with a 500 in any case, which Slack shows as a failure (beside a
-        # button, above a form), so the user can try again. Slack's own failures are OSErrors
-        # too (a timeout, a reset connection), but not the database's.
+        # A listener that failed before it acked is answered with a 500, which Slack shows as
+        # a failure (beside a button, above a form: a submission is stored before its ack), so
+        # the user can try again; one that failed after its ack is explained below where it
+        # can be. Slack's own failures are OSErrors too (a timeout, a reset connection), but
+        # not the database's.
         if not isinstance(error, DATABASE_ERRORS) or isinstance(error, SLACK_FAILURES):
             log.error("unhandled error in a Slack listener: %s: %s", type(error).__name__, error)
             return

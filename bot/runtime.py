@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
@@ -26,6 +26,7 @@ from bot.rewards.home import HomeTab
 from bot.rewards.use_cases import Rewards
 from bot.slack.auth import SlackAuthCheck, TokenRefused
 from bot.slack.gateway import SlackGateway
+from bot.slack.in_flight import ListenersInFlight
 from bot.slack.web_client import ObservedWebClient
 from bot.store import JobKind, Store
 from providers import PROVIDERS
@@ -53,6 +54,8 @@ class Runtime:
     # This runtime's own metrics registry (several runtimes may share a process).
     metrics: Metrics
     slack_auth: SlackAuthCheck
+    # The Slack listeners still at work after their ack; a close waits for them first.
+    listeners: ListenersInFlight = field(default_factory=ListenersInFlight)
 
     @classmethod
     async def create(
@@ -131,7 +134,11 @@ class Runtime:
         self.jobs.start()
 
     async def aclose(self) -> None:
-        """Stop taking work, let running jobs finish briefly, give back the rest, close."""
+        """Stop taking work, let the Slack listeners and the running jobs finish briefly (the
+        jobs give back the rest), close."""
+        # Long enough for a listener's Web API call that is under way to end, if only by its
+        # timeout, and the listener's last step after it.
+        await self.listeners.drain(self.settings.slack_timeout_seconds + 2.0)
         await self.slack_auth.aclose()
         await self.jobs.stop()
         await self.catalog.aclose()
