@@ -341,16 +341,36 @@ class CallPacer(Protocol):
         of them go out, from all processes (``None``: no limit is documented, so only a 429's
         wait holds calls back)."""
 
+    async def before_order(self, provider: str, orders_per_minute: int) -> None:
+        """Return when the next order may be placed with ``provider``: at most
+        ``orders_per_minute`` of them, from all processes (a limit on orders alone: the
+        calls that read orders or the catalog do not count against it)."""
+
     async def rate_limited(self, provider: str, retry_after: float) -> None:
         """``provider`` answered 429: no process calls it again for ``retry_after`` seconds."""
+
+
+# Polling a pending order. No provider documents how long its orders take; Runa's webhooks
+# (retried 5 s after a failed delivery, then minutes apart) and Giftronaut's immediately
+# complete sandbox orders say most complete within seconds. So the first look is soon after
+# the order, then each wait is half the order's age (it looks at 0.25 s, 0.5, 0.75, 1.1, 1.7,
+# 2.5, 3.8, 5.7…), so an order that completes at once is delivered within a fraction of a
+# second of completing, while one that waits on something slow costs few calls (about a
+# dozen in its first minute, then one every half minute).
+FIRST_POLL = 0.25
+POLL_GROWTH = 1.5
+LONGEST_POLL = 30.0
 
 
 class Provider(ABC):
     """A gift-card provider. Implementations must be safe to call concurrently."""
 
     name: ClassVar[str]
-    # Seconds between ``get_order`` polls while an order is pending.
-    poll_interval: float = 2.0
+    # A pending order is looked at again (``get_order``) soon after it was placed, then less
+    # and less often (see :meth:`next_poll`): ``first_poll`` seconds after placing it, and
+    # never more than ``poll_interval`` seconds apart.
+    first_poll: float = FIRST_POLL
+    poll_interval: float = LONGEST_POLL
     # Whether ``OrderRequest.recipient.email`` must be set (the provider emails the card).
     needs_recipient_email: ClassVar[bool] = False
     # Whether :meth:`resend` can email an issued card again (to a corrected address).
@@ -365,9 +385,11 @@ class Provider(ABC):
     # idempotency window, with a margin); ``None``: no documented limit. An order whose
     # outcome is still unknown past it needs a person, never a replay that could buy again.
     safe_replay_age: ClassVar[timedelta | None] = None
-    # The provider's documented rate limit, kept by all the bot's processes together (see
-    # :class:`CallPacer`); ``None``: none is documented.
+    # The provider's documented rate limits, kept by all the bot's processes together (see
+    # :class:`CallPacer`): on every call, and on placing orders alone; ``None``: none is
+    # documented.
     requests_per_minute: int | None = None
+    orders_per_minute: int | None = None
 
     @classmethod
     def from_env(cls, http: httpx.AsyncClient) -> Self:
@@ -378,6 +400,11 @@ class Provider(ABC):
         """The secrets this adapter authenticates with, so the bot can mask them in its logs
         from the start."""
         return ()
+
+    def next_poll(self, pending_for: float) -> float:
+        """Seconds until a pending order placed ``pending_for`` seconds ago is looked at again."""
+        grown = pending_for * (POLL_GROWTH - 1)
+        return min(self.poll_interval, max(self.first_poll, grown))
 
     @abstractmethod
     async def list_products(self) -> list[Product]:

@@ -115,10 +115,10 @@ class _NoAnswerInTime(ProviderUnavailable):
 # which hold order ids, never become metric labels.
 _OTHER = "other"
 _OPERATION: ContextVar[str] = ContextVar("provider_operation", default=_OTHER)
+_PLACING = ("place_order", "place_shared_order")  # counted against ``orders_per_minute``
 _OPERATIONS = (
     "list_products",
-    "place_order",
-    "place_shared_order",
+    *_PLACING,
     "get_order",
     "cancel_order",
     "resend",
@@ -314,6 +314,8 @@ class HttpProvider(Provider):
         to hold off) never sits between the record and the send."""
         if self._pacer is not None:
             await self._pacer.before_call(self.name, self.requests_per_minute)
+            if self.orders_per_minute is not None and _OPERATION.get() in _PLACING:
+                await self._pacer.before_order(self.name, self.orders_per_minute)
 
     async def _failure(
         self,

@@ -94,7 +94,7 @@ Assumptions (the docs are silent or contradict each other)
   ``wallet.updated`` webhook shows a discount, e.g. 49.5 for a 50 card).
 * A ``429`` is taken to mean the request was not processed (it does not make a lost attempt).
 * Webhooks are not used (they need a subscription secret the issue does not configure); the
-  bot polls every ``poll_interval`` seconds.
+  bot polls it (:meth:`Provider.next_poll`).
 """
 
 from __future__ import annotations
@@ -116,7 +116,15 @@ from pydantic import (
 )
 
 from bot.domain import Money, is_currency
-from providers.base import OrderRequest, OrderResult, OrderState, Product, Redemption, SendLog
+from providers.base import (
+    LONGEST_POLL,
+    OrderRequest,
+    OrderResult,
+    OrderState,
+    Product,
+    Redemption,
+    SendLog,
+)
 from providers.errors import (
     AuthenticationFailed,
     InsufficientFunds,
@@ -310,7 +318,7 @@ class UGiftMeProvider(HttpProvider):
         base_url: str = PRODUCTION_URL,
         *,
         retry: RetryPolicy | None = None,
-        poll_interval: float = 2.0,
+        poll_interval: float = LONGEST_POLL,
     ) -> None:
         super().__init__(http, base_url, retry=retry, api_key=api_key)
         self.poll_interval = poll_interval

@@ -14,7 +14,14 @@ import httpx
 from pydantic import Field, SecretStr, ValidationError
 
 from bot.domain import Money
-from providers.base import OrderRequest, OrderResult, OrderState, Product, SendLog
+from providers.base import (
+    LONGEST_POLL,
+    OrderRequest,
+    OrderResult,
+    OrderState,
+    Product,
+    SendLog,
+)
 from providers.cardpluspay._catalog import (
     _PER_PAGE,
     _catalog_shape,
@@ -79,7 +86,7 @@ class CardPlusPayProvider(HttpProvider):
         base_url: str = PRODUCTION_URL,
         *,
         retry: RetryPolicy | None = None,
-        poll_interval: float = 2.0,
+        poll_interval: float = LONGEST_POLL,
         settle_time: timedelta = timedelta(seconds=60),
         clock_skew: timedelta = timedelta(hours=1),
         pending_limit: timedelta = timedelta(hours=24),

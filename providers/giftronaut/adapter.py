@@ -16,7 +16,14 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, SecretStr
 
-from providers.base import OrderRequest, OrderResult, Product, SendLog, SharedOrder
+from providers.base import (
+    LONGEST_POLL,
+    OrderRequest,
+    OrderResult,
+    Product,
+    SendLog,
+    SharedOrder,
+)
 from providers.errors import (
     InvalidProduct,
     OrderDeclined,
@@ -103,7 +110,7 @@ class GiftronautProvider(HttpProvider):
         sender_name: str = "Rewardbot",
         refund_option: bool = False,
         retry: RetryPolicy | None = None,
-        poll_interval: float = 2.0,
+        poll_interval: float = LONGEST_POLL,
         clock: Callable[[], float] = time.monotonic,
         requests_per_minute: int = PRODUCTION_REQUESTS_PER_MINUTE,
     ) -> None:

@@ -12,7 +12,15 @@ import httpx
 from pydantic import Field, SecretBytes, SecretStr, field_validator
 
 from bot.domain import CurrencyCode
-from providers.base import OrderRequest, OrderResult, Product, SendLog, SharedOrder, WebhookNotice
+from providers.base import (
+    LONGEST_POLL,
+    OrderRequest,
+    OrderResult,
+    Product,
+    SendLog,
+    SharedOrder,
+    WebhookNotice,
+)
 from providers.errors import (
     AuthenticationFailed,
     OrderDeclined,
@@ -67,6 +75,11 @@ class _RunaSettings(ProviderSettings):
         return value
 
 
+# webhooks.mdx retries a failed delivery "Immediately", then after "5 seconds", then minutes
+# apart: a completion not heard of this long after the order was probably missed.
+_WEBHOOK_MISSED_AFTER = 10.0
+
+
 class RunaProvider(HttpProvider):
     """Runa's API ``2024-02-05``; see the module docstring for the documented behaviour."""
 
@@ -75,8 +88,10 @@ class RunaProvider(HttpProvider):
     # ``NewOrderDetails.items``: "The maximum number of items per order is 200."
     max_recipients_per_order: ClassVar[int] = 200
     # 300 orders a minute, the limit the issue quotes for Runa (the OpenAPI file documents only
-    # the 429 ``RateExceeded`` answer); kept for every call, lookups too, as the safe reading.
-    requests_per_minute: int | None = 300
+    # the 429 ``RateExceeded`` answer, and no limit on other calls: a 429 on one still holds
+    # every call off). Polls and catalog reads are not counted: kept for every call, polls
+    # would crowd out the orders themselves.
+    orders_per_minute: int | None = 300
 
     def __init__(
         self,
@@ -88,7 +103,7 @@ class RunaProvider(HttpProvider):
         payment_currency: str | None = None,
         execution_mode: Literal["async", "sync"] = "async",
         retry: RetryPolicy | None = None,
-        poll_interval: float = 5.0,
+        poll_interval: float = LONGEST_POLL,
         rate_limit_wait: float = 2.0,
         in_progress_wait: float = 2.0,
         lookup_pages: int = 5,
@@ -103,6 +118,10 @@ class RunaProvider(HttpProvider):
         self._payment_currency = payment_currency
         self._execution_mode = execution_mode
         self.poll_interval = poll_interval
+        if webhook_secret is not None:
+            # The webhook says when an order completes; polling only covers one that never
+            # came, so it starts after Runa's first retry of a failed delivery (webhooks.mdx).
+            self.first_poll = min(_WEBHOOK_MISSED_AFTER, poll_interval)
         self._in_progress_wait = in_progress_wait
         self._lookup_pages = lookup_pages
 

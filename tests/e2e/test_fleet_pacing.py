@@ -32,9 +32,9 @@ from tests.support import bot_with, sql_execute
 
 pytestmark = pytest.mark.exclusive("two bots keeping a pace together, measured in time")
 
-# Runa's 300 orders a minute, scaled down so the test need not wait minutes: what the fake
-# Runa takes (counted over a few seconds, as Runa counts over a minute) and what the adapters
-# are told.
+# A limit on every call (as Giftronaut's 300 requests a minute), on the fake Runa, scaled
+# down so the test need not wait minutes: what the fake takes (counted over a few seconds, as a
+# provider counts over a minute) and what the adapters are told.
 REQUESTS_PER_SECOND = 10
 FAKE_RATE_LIMIT = (3 * REQUESTS_PER_SECOND, 3.0)
 REWARDS = 10
@@ -51,6 +51,7 @@ def runa(http: httpx.AsyncClient, url: str) -> RunaProvider:
         poll_interval=0.1,
     )
     adapter.requests_per_minute = 60 * REQUESTS_PER_SECOND
+    adapter.orders_per_minute = None  # this limit alone
     return adapter
 
 

@@ -10,12 +10,14 @@ same key and body (including 4xx and, as idempotency.mdx says, Runa's own 5xx), 
 ``idempotency_validation_error`` for another body, sync (200) and async (202) execution,
 ``GET /order/{id}`` polling, ``GET /order`` and ``GET /product`` with cursor pagination, the
 error types of errors.mdx, 429 with its different body, and Svix-signed ``order.completion``
-webhooks (:func:`sign_webhook`). Its rate limit (300 orders a minute) is off unless a test sets
-``rate_limit``, scaled down to what a test can wait for.
+webhooks (:func:`sign_webhook`), posted to ``webhook_url`` as each async order completes. Its
+rate limit (300 orders a minute) is off unless a test sets ``rate_limit``, scaled down to what a
+test can wait for (or as it is, for the benchmarks).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes import drop_connection
@@ -105,6 +108,8 @@ class SeenRequest:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    # When the fake received it (this process's monotonic clock).
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -198,7 +203,15 @@ class RunaState:
     # any span of that many seconds; each one more is answered 429 (``Retry-After: 1``) and
     # counted in ``rate_limited``. None: no limit.
     rate_limit: tuple[int, float] | None = None
+    # Whether ``rate_limit`` counts only order placements (``POST /order``), as "300 orders a
+    # minute" reads, or every request.
+    rate_limit_orders_only: bool = False
     rate_limited: int = 0
+    # Where Runa's webhook portal posts ``order.completion`` (signed with ``webhook_secret``)
+    # when an async order completes after ``completion_delay``; None: no endpoint subscribed.
+    webhook_url: str | None = None
+    webhooks_sent: int = 0
+    _webhook_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _answered_at: deque[float] = field(default_factory=deque)
 
     # -- switches --------------------------------------------------------------------------
@@ -396,7 +409,10 @@ def app(state: RunaState) -> web.Application:
             return _error(410, "version_removed", "API version is no longer supported")
         if version != CURRENT_VERSION:
             return _error(400, "invalid_version", "Invalid API version")
-        if state._over_the_limit():
+        counted = not state.rate_limit_orders_only or (
+            request.method == "POST" and request.path == "/v2/order"
+        )
+        if counted and state._over_the_limit():
             return web.json_response(
                 {"error": "rate exceeded"}, status=429, headers={"Retry-After": "1"}
             )
@@ -553,7 +569,26 @@ def app(state: RunaState) -> web.Application:
             if order.status == "FAILED":
                 return 200, {"id": order.id, "status": "FAILED", "message": order.failure_message}
             return 200, _full_details(order)
+        if state.webhook_url is not None and state.completion_delay is not None:
+            task = asyncio.create_task(announce_completion(order))
+            state._webhook_tasks.add(task)
+            task.add_done_callback(state._webhook_tasks.discard)
         return 202, {"id": order.id, "status": "PROCESSING"}
+
+    async def announce_completion(order: FakeOrder) -> None:
+        """Runa's portal: ``order.completion`` to the subscribed endpoint once the order is
+        done (one attempt: the benchmarks and tests that use it want the first delivery)."""
+        assert state.webhook_url is not None and state.completion_delay is not None
+        await asyncio.sleep(state.completion_delay)
+        state._settle(order)
+        body = state.completion_webhook(order.id)
+        headers = sign_webhook(state.webhook_secret, body) | {"Content-Type": "application/json"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(state.webhook_url, data=body, headers=headers) as answer,
+        ):
+            await answer.read()
+        state.webhooks_sent += 1
 
     app = web.Application(middlewares=[gatekeeper])
     app.router.add_get("/v2/product", list_products)

@@ -483,6 +483,9 @@ class RecordingPacer:
     async def before_call(self, provider: str, requests_per_minute: int | None) -> None:
         self.told.append(("turn", provider, requests_per_minute))
 
+    async def before_order(self, provider: str, orders_per_minute: int) -> None:
+        self.told.append(("order turn", provider, orders_per_minute))
+
     async def rate_limited(self, provider: str, retry_after: float) -> None:
         self.told.append(("429", provider, retry_after))
 
@@ -493,10 +496,16 @@ async def test_each_attempt_takes_a_turn_and_a_429_holds_every_process_off(runa:
     runa.fake.rate_limit_next(retry_after="0.05")
     await runa.provider.place_order(order())
     assert pacer.told == [
-        ("turn", "runa", 300),
+        ("turn", "runa", None),
+        ("order turn", "runa", 300),
         ("429", "runa", pytest.approx(0.05)),
-        ("turn", "runa", 300),
+        ("turn", "runa", None),
+        ("order turn", "runa", 300),
     ]
+    # Reading an order back is no order: only a 429's wait applies to it.
+    pacer.told.clear()
+    await runa.provider.get_order(runa.fake.only_order().id)
+    assert pacer.told == [("turn", "runa", None)]
 
 
 async def test_a_429_without_retry_after_uses_the_default_wait(runa: Runa) -> None:

@@ -7,6 +7,7 @@ The adapter polls only every 30 seconds, so a prompt delivery proves the signed
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import httpx
@@ -25,6 +26,7 @@ from tests.fakes.runa import API_KEY, RunaState, sign_webhook
 from tests.fakes.runa import app as runa_app
 from tests.slack_stack import (
     ARJUN,
+    GOOD_VALUES,
     JANE,
     LIN,
     MAYA,
@@ -186,3 +188,26 @@ async def test_a_bulk_runa_reward_is_one_order_each_recipient_their_own_link(
                     f"{who}'s card again",
                 )
                 assert len(set(redeem_urls(stack.ws.dm_messages(who)))) == 1
+
+
+async def test_a_pending_runa_order_is_looked_at_soon_then_less_and_less_often(
+    emulator: SlackEmulator, database: str
+) -> None:
+    """Without webhooks the bot polls: first soon after the order (most complete within
+    seconds), then each wait longer than the last, up to the adapter's longest interval."""
+    fake = RunaState(completion_delay=4.0)
+    async with serve(runa_app(fake)) as runa_url, httpx.AsyncClient(timeout=5.0) as http:
+        runa = runa_provider(http, runa_url, None, poll_interval=POLL_INTERVAL)
+        async with bot_with(emulator, database, {"runa": runa}) as stack:
+            await stack.request_and_approve({**GOOD_VALUES, "card": "runa:COFFEE-GB"})
+            await stack.wait_status(1, Status.FULFILLED, 15)
+    [placed] = fake.order_posts
+    looks = [r.at for r in fake.requests if r.method == "GET" and r.path.startswith("/v2/order/")]
+    gaps = [later - earlier for earlier, later in itertools.pairwise([placed.at, *looks])]
+    # The first look comes well before the old fixed interval's (5 s); the last one saw the
+    # order complete 4 s after it was placed.
+    assert gaps[0] < 2.0, gaps
+    assert 4 <= len(looks) <= 10, gaps
+    # Each wait at least as long as the one before (a busy machine only lengthens them).
+    assert all(later >= earlier - 0.05 for earlier, later in itertools.pairwise(gaps[1:])), gaps
+    assert gaps[-1] > 2 * gaps[1], gaps

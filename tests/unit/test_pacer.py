@@ -4,6 +4,7 @@ hand out turns holding nothing up."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import cast
@@ -29,6 +30,26 @@ async def test_calls_to_a_provider_leave_its_limit_apart_with_a_margin(store: St
         await pacer.before_call("runa", 600)
     # The first at once, then a tenth of a second (600 a minute) and the margin each.
     assert time.monotonic() - started >= 2 * PROVIDER_MARGIN * 0.1
+
+
+async def test_orders_keep_their_own_pace_and_reads_never_queue_behind_them(
+    store: Store,
+) -> None:
+    pacer = Pacer(store)
+    started = time.monotonic()
+    orders = asyncio.gather(*(pacer.before_order("runa", 600) for _ in range(6)))
+    await asyncio.sleep(0.05)  # every order has taken its turn: the last is 0.5 s off
+    # A poll goes at once, however many orders wait for their turns.
+    await pacer.before_call("runa", None)
+    polled = time.monotonic() - started
+    await orders
+    assert time.monotonic() - started >= 5 * PROVIDER_MARGIN * 0.1
+    assert polled < 0.3
+    # A 429 holds orders off too: every order first takes its turn among all the calls.
+    await pacer.rate_limited("runa", 0.3)
+    started = time.monotonic()
+    await pacer.before_call("runa", None)
+    assert time.monotonic() - started >= 0.25
 
 
 async def test_a_provider_without_a_documented_limit_still_waits_out_a_429(store: Store) -> None:

@@ -128,9 +128,14 @@ class Fulfillment:
 
 
 def _look_again_later(request: RewardRequest, provider: Provider) -> RunLater:
-    """When to read a pending order again: at its poll interval, or just after the time the
-    provider sends a card it schedules itself (nothing to poll for before then)."""
+    """When to read a pending order again: by the provider's schedule for an order pending
+    as long (:meth:`Provider.next_poll`), or just after the time the provider sends a card it
+    schedules itself (nothing to poll for before then)."""
+    now = clock.now()
     scheduled = send_at(request)
-    if scheduled is not None and scheduled > clock.now():
+    if scheduled is not None and scheduled > now:
         return RunLater(scheduled + _AFTER_SEND, waiting=False)
-    return RunLater(clock.now() + timedelta(seconds=provider.poll_interval))
+    # Pending since its id was stored (``updated_at``: nothing else writes the request while
+    # its order is pending; a clock that disagrees only moves the next look).
+    pending_for = max((now - request.updated_at).total_seconds(), 0.0)
+    return RunLater(now + timedelta(seconds=provider.next_poll(pending_for)))
