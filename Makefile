@@ -26,5 +26,7 @@ test: lint
 	$(BIN)/python -m pytest -m exclusive
 
 # Speed figures, printed (not part of `make test`).
+# With PostgreSQL too where the machine has it (as CI's), else SQLite alone.
 bench: $(VENV)/.installed
-	$(BIN)/python -m bench.flood
+	REWARDBOT_TEST_POSTGRES_URL=$${REWARDBOT_TEST_POSTGRES_URL-postgresql://postgres@127.0.0.1:5432/postgres} \
+		$(BIN)/python -m bench

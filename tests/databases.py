@@ -76,7 +76,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "postgresql_only(reason): about a PostgreSQL server, so run on it only"
     )
     config.stash[_deselected] = 0
-    config.stash[_timings] = {"CREATE": [], "DROP": []}
+    timings: dict[str, list[float]] = {"CREATE": [], "DROP": []}
+    config.stash[_timings] = timings
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

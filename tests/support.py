@@ -26,6 +26,7 @@ from typing import IO, Any
 import aiohttp
 import httpx
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import SecretStr
 from sqlalchemy import AsyncAdaptedQueuePool, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -287,7 +288,6 @@ class SocketBotProcess(BotProcess):
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 @asynccontextmanager

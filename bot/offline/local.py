@@ -25,7 +25,7 @@ from providers.base import Provider
 async def running_bot(
     emulator: SlackEmulator,
     *,
-    database: Path,
+    database: Path | str,
     approvers: Sequence[str] = (),
     policy: Path | None = None,
     providers: Mapping[str, Provider] | None = None,

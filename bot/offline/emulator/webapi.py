@@ -9,6 +9,7 @@ Errors are HTTP 200 with ``ok: false`` (except injected 429s), as in Slack.
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class ApiCall:
     method: str
     args: JSON
     response: JSON = field(default_factory=dict)
+    # When the emulator received it (``time.monotonic()``), for latency figures.
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def ok(self) -> bool:

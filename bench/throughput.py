@@ -1,0 +1,127 @@
+"""Benchmarks 3, 4 (and 5): 300 rewards approved at once against a provider that takes 300
+orders a minute, and the bot's peak memory meanwhile.
+
+The fake Runa (:mod:`tests.fakes.runa`) answers an order above 300 in any minute with a 429
+and ``Retry-After``, and completes each order 1 s after it was placed; the bot polls (no
+webhook secret, Runa's default set-up). The 300 requests are stored beforehand; the approval
+of all of them is one transaction, made while the bot runs. Figures: orders a second, from the
+first order to the last, as a share of the provider's limit; the requests not fulfilled; the
+429s; and the peak resident memory of each bot process.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from bench.harness import APPROVER, CHANNEL, RECIPIENT, Goals, bots, kind_of, peak_rss_mb, requester
+from bot.domain import Money, NewRewardRequest, Status
+from bot.offline.emulator import SlackEmulator
+from bot.rewards.orders import new_idempotency_key
+from bot.store import Change, JobKind, Store
+from tests.fakes import serve
+from tests.fakes.runa import API_KEY, RunaState
+from tests.fakes.runa import app as runa_app
+from tests.support import poll, sql_execute
+
+REWARDS = 300
+ORDERS_PER_MINUTE = 300
+COMPLETES_AFTER = 1.0
+SETTLE_WITHIN = 300.0
+
+
+async def _stored(database: str) -> list[int]:
+    """The requests, waiting for approval, their announcements dropped (Slack is not what is
+    measured here)."""
+    store = await Store.open(database)
+    try:
+        ids = []
+        for number in range(REWARDS):
+            new = NewRewardRequest(
+                requester_id=requester(number % 100),
+                recipient_id=RECIPIENT,
+                origin_channel_id=CHANNEL,
+                face_value=Money(amount=Decimal("25.00"), currency="GBP"),
+                provider="runa",
+                product_id="COFFEE-GB",
+                product_name="Fake Coffee UK",
+                message=f"Thank you, {number}",
+            )
+            request, _ = await store.create_request(new, f"bench-{number}")
+            ids.append(request.id)
+    finally:
+        await store.close()
+    await sql_execute(database, "DELETE FROM jobs")
+    return ids
+
+
+async def _approve_all(database: str, ids: list[int]) -> None:
+    store = await Store.open(database)
+    try:
+        approvals = [
+            Change(
+                request_id,
+                Status.PENDING_APPROVAL,
+                Status.APPROVED,
+                then=(JobKind.FULFIL,),
+                columns={
+                    "decided_by": APPROVER,
+                    "idempotency_key": new_idempotency_key(request_id),
+                },
+            )
+            for request_id in ids
+        ]
+        assert await store.transition_all(approvals, APPROVER)
+    finally:
+        await store.close()
+
+
+async def _not_fulfilled(database: str) -> int:
+    store = await Store.open(database)
+    try:
+        counts = await store.count_by_status()
+    finally:
+        await store.close()
+    return sum(n for status, n in counts.items() if status is not Status.FULFILLED)
+
+
+async def run(
+    emulator: SlackEmulator, database: str, processes: int, logs: Path, goals: Goals
+) -> None:
+    label = f"{processes} process{'es' if processes > 1 else ''} on {kind_of(database)}"
+    fake = RunaState(
+        completion_delay=COMPLETES_AFTER,
+        rate_limit=(ORDERS_PER_MINUTE, 60.0),
+        rate_limit_orders_only=True,
+    )
+    ids = await _stored(database)
+    async with serve(runa_app(fake)) as runa_url:
+        env = {
+            "REWARDBOT_PROVIDERS": "runa",
+            "RUNA_API_KEY": API_KEY,
+            "RUNA_API_URL": runa_url + "/v2",
+            # The emulator keeps no Slack rate limit; Slack's pace is not what is measured.
+            "REWARDBOT_SLACK_PACING": "false",
+        }
+        async with bots(emulator, database, processes, logs, env) as started:
+            await _approve_all(database, ids)
+
+            async def all_fulfilled() -> bool:
+                return await _not_fulfilled(database) == 0
+
+            await poll(all_fulfilled, SETTLE_WITHIN, every=1.0)
+            rss = [peak_rss_mb(bot) for bot in started]
+    failed = await _not_fulfilled(database)
+    placed = [request.at for request in fake.order_posts]
+    spread = placed[-1] - placed[0] if len(placed) > 1 else float("inf")
+    rate = (len(placed) - 1) / spread
+    share = rate / (ORDERS_PER_MINUTE / 60)
+    print(
+        f"{REWARDS} rewards approved at once, {label}: {len(placed)} orders at {rate:.2f}/s "
+        f"= {share:.0%} of the provider's {ORDERS_PER_MINUTE}/min; {failed} not fulfilled "
+        f"within {SETTLE_WITHIN:.0f} s; {fake.rate_limited} answered 429"
+    )
+    print(f"peak RSS across the run, {label}: " + ", ".join(f"{mb:.0f} MB" for mb in rss))
+    goals.check(f">= 90% of the provider's limit ({label})", share >= 0.9)
+    goals.check(f"0 failures ({label})", failed == 0)
+    goals.check(f"peak RSS < 150 MB ({label})", max(rss) < 150)
