@@ -148,11 +148,13 @@ class Settings(BaseSettings):
     def secrets(self) -> list[str]:
         """The value of every credential set here (each ``SecretStr`` setting), so the logs
         can mask them."""
-        return [
+        secrets = [
             value.get_secret_value()
             for value in vars(self).values()
             if isinstance(value, SecretStr)
         ]
+        # The database's password, from REWARDBOT_DATABASE's URL (a driver's error may quote it).
+        return [*secrets, *filter(None, [self.database.url.password])]
 
     def enabled_providers(self) -> list[str]:
         """The providers to run with; stops start-up if ``REWARDBOT_PROVIDERS`` is not set."""

@@ -27,6 +27,20 @@ SQLITE_BUSY_MS = 5000
 # How long opening a PostgreSQL connection may take before the attempt fails (then retried
 # by whoever asked: a job, Slack's next request).
 _POSTGRES_CONNECT_TIMEOUT = 5.0
+# A statement that gets no answer (a network that drops packets without a word) fails after
+# this long, as if the server had dropped it, instead of holding its caller for ever. Long
+# enough for a migration's index on a big table.
+_POSTGRES_STATEMENT_TIMEOUT = 60.0
+# What the server itself does about a client that went silent. A process cut off in the
+# middle of a transaction would otherwise keep its locks (a pacing turn's row, a job's, a
+# budget's advisory lock, which every other process then waits for) until the server's TCP
+# keepalive noticed, two hours later by default.
+_POSTGRES_SESSION = {
+    "idle_in_transaction_session_timeout": "60s",
+    "tcp_keepalives_idle": "30",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,17 @@ class DatabaseUrl:
         if backend in ("postgresql", "postgres"):
             if not url.database:
                 raise ValueError("names no database (postgresql://user@host:5432/name)")
+            if url.host and "@" in url.host:
+                raise ValueError(
+                    "has an @ that is not escaped: write an @ in the password as %40"
+                )
+            if "password" in url.query:
+                # Shown wherever the URL is (a message, a log line): only the URL's own
+                # password part is hidden.
+                raise ValueError(
+                    "carries a password in its query: put it in the URL "
+                    "(postgresql://user:password@host/name), or in PGPASSWORD or ~/.pgpass"
+                )
             return cls(url.set(drivername="postgresql+asyncpg"))
         raise ValueError(f"uses {backend!r}: rewardbot keeps its state in SQLite or PostgreSQL")
 
@@ -90,7 +115,13 @@ def create_engine(database: DatabaseUrl, *, read_only: bool = False) -> AsyncEng
             # A connection the server dropped (a restart, a failover, an admin terminating
             # backends) is noticed when it is taken from the pool and replaced, not used.
             pool_pre_ping=True,
-            connect_args={"timeout": _POSTGRES_CONNECT_TIMEOUT},
+            # A checkout waits this long for a free connection, then fails like a refusal.
+            pool_timeout=2 * _POSTGRES_CONNECT_TIMEOUT,
+            connect_args={
+                "timeout": _POSTGRES_CONNECT_TIMEOUT,
+                "command_timeout": _POSTGRES_STATEMENT_TIMEOUT,
+                "server_settings": _POSTGRES_SESSION,
+            },
         )
     url = database.url
     if read_only:

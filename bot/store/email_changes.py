@@ -158,6 +158,13 @@ class EmailChanges(StoreBase):
         its time had run out (or not) meanwhile."""
         now = now_timestamp()
         async with self._transaction() as db:
+            # The request's row before the change's, as every path that changes both takes
+            # them (proposing a change locks the request, then ends the one waiting): in the
+            # other order the two could deadlock on PostgreSQL.
+            of = await db.rows("SELECT request_id FROM email_changes WHERE id = :id", id=change_id)
+            if not of:
+                return False
+            await db.lock_request(int(of[0]["request_id"]))
             ended = await _end_waiting(
                 db,
                 outcome,

@@ -90,6 +90,12 @@ async def insert_job(
     run_after: str | None = None,
 ) -> None:
     """Queue a job in the caller's transaction (so it is queued with what made it needed)."""
+    # Jobs of one kind and request run in id order, one at a time (see ``claim``), which
+    # takes id order to be commit order. On PostgreSQL an id is drawn at the insert, not the
+    # commit: two transactions queuing for one request (two "Check again" clicks on a shared
+    # order) could commit the higher id first, and it would be claimed beside the lower one.
+    # Queuing for a request and kind one transaction at a time keeps the two orders the same.
+    await db.lock(f"jobs {kind} {request_id}")
     await db.run(
         "INSERT INTO jobs (kind, request_id, payload, run_after, created_at) "
         "VALUES (:kind, :request_id, :payload, :run_after, :now)",

@@ -8,6 +8,7 @@ PostgreSQL (:mod:`bot.store.backends` runs them); the few places where the two d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -48,10 +49,12 @@ class Connection(ABC):
 
     async def lock_request(self, request_id: int) -> None:
         """Until this transaction ends, be the only writer of this request's row, so what it
-        read of the row stays true (on SQLite the write transaction already is)."""
+        read of the row stays true (on SQLite the write transaction already is). ``NO KEY``:
+        rows that refer to the request (its events, its jobs) may still be inserted meanwhile;
+        only writers of the row itself wait."""
         if self.is_postgres:
             await self.run(
-                "SELECT id FROM reward_requests WHERE id = :id FOR UPDATE", id=request_id
+                "SELECT id FROM reward_requests WHERE id = :id FOR NO KEY UPDATE", id=request_id
             )
 
 
@@ -72,7 +75,11 @@ async def uninterrupted(
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        await asyncio.wait([task])
+        # Cancelled again while waiting (a heartbeat and a stop both cancel a run): still
+        # wait, or the caller would go on to roll back a connection in use.
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
         if not task.cancelled() and task.exception() is None and undo is not None:
             await uninterrupted(undo(task.result()))
         raise

@@ -68,6 +68,15 @@ def test_reads_a_dotenv_file(tmp_path: Path) -> None:
             {"REWARDBOT_APPROVERS": "U0A", "SLACK_API_URL": "https://me:pw@slack.com/api/"},
             "SLACK_API_URL must not carry a user name or password",
         ),
+        # Only the URL's own password part is hidden where the database is named.
+        (
+            {"REWARDBOT_APPROVERS": "U0A", "REWARDBOT_DATABASE": "postgresql://h/db?password=pw"},
+            "REWARDBOT_DATABASE carries a password in its query",
+        ),
+        (
+            {"REWARDBOT_APPROVERS": "U0A", "REWARDBOT_DATABASE": "postgresql://u:p@ss@h/db"},
+            "REWARDBOT_DATABASE has an @ that is not escaped",
+        ),
     ],
 )
 def test_bad_settings_stop_with_one_message_naming_them(
@@ -77,6 +86,13 @@ def test_bad_settings_stop_with_one_message_naming_them(
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         load_settings().policy()
+
+
+def test_the_database_password_is_masked_in_every_log_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REWARDBOT_DATABASE", "postgresql://bot:s3cret%2Fpw@db.internal/rewards")
+    assert "s3cret/pw" in load_settings().secrets()
 
 
 def test_finished_jobs_are_kept_for_the_days_configured(monkeypatch: pytest.MonkeyPatch) -> None:

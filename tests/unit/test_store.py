@@ -10,7 +10,9 @@ import pytest
 from bot.domain import Money, Status
 from bot.errors import NotAllowed, RequestNotFound
 from bot.store import Change, EmailChangeOutcome, JobKind, Store
+from bot.store.jobs import insert_job
 from bot.store.schema import MIGRATIONS
+from bot.store.sql import now_timestamp
 from tests.databases import terminate_sessions
 from tests.support import sql_execute
 from tests.unit.support import new_request
@@ -337,3 +339,29 @@ async def test_a_listener_whose_session_the_server_ended_listens_again_at_once(
         await asyncio.gather(listening, return_exceptions=True)
         await queuing.close()
         await other.close()
+
+
+@pytest.mark.postgresql_only("ids are drawn at insert, not at commit, only on PostgreSQL")
+async def test_jobs_queued_for_one_request_commit_in_the_order_of_their_ids(
+    database: str,
+) -> None:
+    """A job of a request and kind runs only after the ones with lower ids; so a second
+    transaction queuing one for the same request waits for the first to end, else its
+    higher id could commit first and be claimed while the lower one is still to come."""
+    first, second = await Store.open(database), await Store.open(database)
+    request, _ = await first.create_request(new_request(), "V1")
+    try:
+        async with first._transaction() as db:
+            await insert_job(db, JobKind.FULFIL, request.id, {}, now_timestamp())
+
+            async def queue_another() -> None:
+                async with second._transaction() as other:
+                    await insert_job(other, JobKind.FULFIL, request.id, {}, now_timestamp())
+
+            queuing = asyncio.create_task(queue_another())
+            await asyncio.sleep(0.5)
+            assert not queuing.done(), "the second queued beside the first, uncommitted one"
+        await asyncio.wait_for(queuing, 5)
+    finally:
+        await first.close()
+        await second.close()
