@@ -71,9 +71,7 @@ class DatabaseUrl:
             if not url.database:
                 raise ValueError("names no database (postgresql://user@host:5432/name)")
             if url.host and "@" in url.host:
-                raise ValueError(
-                    "has an @ that is not escaped: write an @ in the password as %40"
-                )
+                raise ValueError("has an @ that is not escaped: write an @ in the password as %40")
             if "password" in url.query:
                 # Shown wherever the URL is (a message, a log line): only the URL's own
                 # password part is hidden.
