@@ -32,8 +32,12 @@ async def _sample(emulator: SlackEmulator, number: int) -> float:
     """One reward asked for and approved; seconds from the click to the delivery DM."""
     user = requester(number % 100)
     seen = len(_cards(emulator))
+    ws = emulator.workspace
+    before = (ws.current_view(user) or {}).get("id")
     assert (await emulator.driver.slash_command(user, CHANNEL)).responded
-    await emulator.wait_for(lambda: emulator.workspace.current_view(user), 10, "the form")
+    await emulator.wait_for(
+        lambda: (ws.current_view(user) or {}).get("id") not in (None, before), 10, "the form"
+    )
     await emulator.driver.submit_view(user, VALUES)
     card = await emulator.wait_for(
         lambda: _cards(emulator)[-1] if len(_cards(emulator)) > seen else None,

@@ -11,69 +11,31 @@ first order to the last, as a share of the provider's limit; the requests not fu
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 
-from bench.harness import APPROVER, CHANNEL, RECIPIENT, Goals, bots, kind_of, peak_rss_mb, requester
-from bot.domain import Money, NewRewardRequest, Status
+from bench.harness import (
+    APPROVER,
+    CHANNEL,
+    PEOPLE,
+    RECIPIENT,
+    Goals,
+    bots,
+    kind_of,
+    peak_rss_mb,
+    requester,
+)
+from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
-from bot.rewards.orders import new_idempotency_key
-from bot.store import Change, JobKind, Store
+from bot.store import Store
 from tests.fakes import serve
 from tests.fakes.runa import API_KEY, RunaState
 from tests.fakes.runa import app as runa_app
-from tests.support import poll, sql_execute
+from tests.support import approve_all, poll, runa_requests
 
 REWARDS = 300
 ORDERS_PER_MINUTE = 300
 COMPLETES_AFTER = 1.0
 SETTLE_WITHIN = 300.0
-
-
-async def _stored(database: str) -> list[int]:
-    """The requests, waiting for approval, their announcements dropped (Slack is not what is
-    measured here)."""
-    store = await Store.open(database)
-    try:
-        ids = []
-        for number in range(REWARDS):
-            new = NewRewardRequest(
-                requester_id=requester(number % 100),
-                recipient_id=RECIPIENT,
-                origin_channel_id=CHANNEL,
-                face_value=Money(amount=Decimal("25.00"), currency="GBP"),
-                provider="runa",
-                product_id="COFFEE-GB",
-                product_name="Fake Coffee UK",
-                message=f"Thank you, {number}",
-            )
-            request, _ = await store.create_request(new, f"bench-{number}")
-            ids.append(request.id)
-    finally:
-        await store.close()
-    await sql_execute(database, "DELETE FROM jobs")
-    return ids
-
-
-async def _approve_all(database: str, ids: list[int]) -> None:
-    store = await Store.open(database)
-    try:
-        approvals = [
-            Change(
-                request_id,
-                Status.PENDING_APPROVAL,
-                Status.APPROVED,
-                then=(JobKind.FULFIL,),
-                columns={
-                    "decided_by": APPROVER,
-                    "idempotency_key": new_idempotency_key(request_id),
-                },
-            )
-            for request_id in ids
-        ]
-        assert await store.transition_all(approvals, APPROVER)
-    finally:
-        await store.close()
 
 
 async def _not_fulfilled(database: str) -> int:
@@ -94,7 +56,8 @@ async def run(
         rate_limit=(ORDERS_PER_MINUTE, 60.0),
         rate_limit_orders_only=True,
     )
-    ids = await _stored(database)
+    requesters = [requester(n) for n in range(PEOPLE)]
+    ids = await runa_requests(database, REWARDS, requesters, RECIPIENT, CHANNEL)
     async with serve(runa_app(fake)) as runa_url:
         env = {
             "REWARDBOT_PROVIDERS": "runa",
@@ -104,7 +67,7 @@ async def run(
             "REWARDBOT_SLACK_PACING": "false",
         }
         async with bots(emulator, database, processes, logs, env) as started:
-            await _approve_all(database, ids)
+            await approve_all(database, ids, APPROVER)
 
             async def all_fulfilled() -> bool:
                 return await _not_fulfilled(database) == 0

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,12 +32,14 @@ from pydantic import SecretStr
 from sqlalchemy import AsyncAdaptedQueuePool, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.domain import RewardRequest
+from bot.domain import Money, NewRewardRequest, RewardRequest, Status
 from bot.offline.emulator import SlackEmulator
 from bot.offline.emulator.workspace import Message
 from bot.offline.local import running_bot
+from bot.rewards.orders import new_idempotency_key
 from bot.server import SLACK_PATH
 from bot.slack.ids import CONFIRM_EMAIL_ACTION
+from bot.store import Change, JobKind, Store
 from providers.base import Provider
 from providers.cardpluspay import CardPlusPayProvider
 from providers.giftronaut import GiftronautProvider
@@ -463,3 +466,55 @@ async def poll(check: Callable[[], Any], seconds: float, every: float = 0.1) -> 
         if value or time.monotonic() >= deadline:
             return value
         await asyncio.sleep(every)
+
+
+async def runa_requests(
+    database: str, count: int, requesters: list[str], recipient: str, channel: str
+) -> list[int]:
+    """``count`` requests for 25 GBP Runa cards, stored as the modal would store them (the
+    requesters taking turns), waiting for approval, with no job queued: their announcements
+    are dropped, Slack's pace in one channel being another test's subject."""
+    store = await Store.open(database)
+    try:
+        ids = []
+        for number in range(count):
+            new = NewRewardRequest(
+                requester_id=requesters[number % len(requesters)],
+                recipient_id=recipient,
+                origin_channel_id=channel,
+                face_value=Money(amount=Decimal("25.00"), currency="GBP"),
+                provider="runa",
+                product_id="COFFEE-GB",
+                product_name="Fake Coffee UK",
+                message=f"Thank you, {number}",
+            )
+            request, _ = await store.create_request(new, f"submission-{number}")
+            ids.append(request.id)
+    finally:
+        await store.close()
+    await sql_execute(database, "DELETE FROM jobs")
+    return ids
+
+
+async def approve_all(database: str, ids: list[int], approver: str) -> None:
+    """``approver`` approves every request in one transaction (as a bulk approval does): a
+    ``fulfil`` job each, all due at once. Their announcements are dropped as well."""
+    store = await Store.open(database)
+    try:
+        approvals = [
+            Change(
+                request_id,
+                Status.PENDING_APPROVAL,
+                Status.APPROVED,
+                then=(JobKind.FULFIL,),
+                columns={
+                    "decided_by": approver,
+                    "idempotency_key": new_idempotency_key(request_id),
+                },
+            )
+            for request_id in ids
+        ]
+        assert await store.transition_all(approvals, approver)
+    finally:
+        await store.close()
+    await sql_execute(database, "DELETE FROM jobs WHERE kind = 'notify'")

@@ -9,17 +9,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from decimal import Decimal
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.domain import Money, NewRewardRequest, Status
+from bot.domain import Status
 from bot.offline.emulator import SlackEmulator
 from bot.pacing import SLACK_CHANNEL_BURST, SLACK_CHANNEL_INTERVAL
-from bot.rewards.orders import new_idempotency_key
-from bot.store import Change, JobKind, Store
 from providers.base import Provider
 from providers.http import RetryPolicy
 from providers.runa import RunaProvider
@@ -28,7 +25,7 @@ from tests.fakes import serve
 from tests.fakes.runa import API_KEY, RunaState
 from tests.fakes.runa import app as runa_app
 from tests.slack_stack import ARJUN, JANE, MAYA, TEAM, Stack
-from tests.support import bot_with, sql_execute
+from tests.support import approve_all, bot_with, runa_requests
 
 pytestmark = pytest.mark.exclusive("two bots keeping a pace together, measured in time")
 
@@ -75,39 +72,8 @@ async def approved_before_the_bots_start(database: str, rewards: int) -> list[in
     due when the bots start. They are stored and approved here, not through Slack, and their
     announcements are dropped: Slack's pace in the team channel and the approvers' DMs,
     another test's subject, would otherwise hold the bots up long after the orders."""
-    store = await Store.open(database)
-    try:
-        ids = []
-        for number in range(rewards):
-            new = NewRewardRequest(
-                requester_id=MAYA,
-                recipient_id=JANE,
-                origin_channel_id=TEAM,
-                face_value=Money(amount=Decimal("25.00"), currency="GBP"),
-                provider="runa",
-                product_id="COFFEE-GB",
-                product_name="Fake Coffee UK",
-                message=f"Thank you, {number}",
-            )
-            request, _ = await store.create_request(new, f"submission-{number}")
-            ids.append(request.id)
-        approvals = [
-            Change(
-                request_id,
-                Status.PENDING_APPROVAL,
-                Status.APPROVED,
-                then=(JobKind.FULFIL,),
-                columns={
-                    "decided_by": ARJUN,
-                    "idempotency_key": new_idempotency_key(request_id),
-                },
-            )
-            for request_id in ids
-        ]
-        assert await store.transition_all(approvals, ARJUN)
-    finally:
-        await store.close()
-    await sql_execute(database, "DELETE FROM jobs WHERE kind = 'notify'")
+    ids = await runa_requests(database, rewards, [MAYA], JANE, TEAM)
+    await approve_all(database, ids, ARJUN)
     return ids
 
 
