@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -138,9 +139,10 @@ class Runtime:
         jobs give back the rest), close."""
         # Long enough for a listener's Web API call that is under way to end, if only by its
         # timeout, and the listener's last step after it.
-        await self.listeners.drain(self.settings.slack_timeout_seconds + 2.0)
+        await asyncio.gather(
+            self.listeners.drain(self.settings.slack_timeout_seconds + 2.0), self.jobs.stop()
+        )
         await self.slack_auth.aclose()
-        await self.jobs.stop()
         await self.catalog.aclose()
         for provider in self.providers.values():
             await provider.aclose()

@@ -309,13 +309,13 @@ class HttpProvider(Provider):
             await asyncio.sleep(delay)
 
     async def _turn(self) -> None:
-        """Wait for this provider's turn among every process's calls (:class:`CallPacer`).
-        Taken before the send is recorded, so a wait (however long a 429 asked every process
-        to hold off) never sits between the record and the send."""
+        """Wait for this provider's turn among every process's calls (:class:`CallPacer`);
+        an order's own turn first, so a 429 met while it waited still holds it off. Taken
+        before the send is recorded: a wait never sits between the record and the send."""
         if self._pacer is not None:
-            await self._pacer.before_call(self.name, self.requests_per_minute)
             if self.orders_per_minute is not None and _OPERATION.get() in _PLACING:
                 await self._pacer.before_order(self.name, self.orders_per_minute)
+            await self._pacer.before_call(self.name, self.requests_per_minute)
 
     async def _failure(
         self,

@@ -105,6 +105,15 @@ class Stack:
             user, message.channel, message.ts, action_id, value_override=value
         )
         assert reply.responded, reply
+        await self.settled()
+
+    async def settled(self) -> None:
+        """Wait until the bot's listeners finished what the last request started: Slack was
+        answered at the ack, and what follows (a modal, a stored decision) comes after it,
+        as a person sees it come."""
+        await self.emulator.wait_for(
+            lambda: self.runtime.listeners.count == 0, 10, "the listeners to finish"
+        )
 
     def everything_visible_outside(self, user: str) -> str:
         """All messages and ephemerals in the workspace except ``user``'s DM, as JSON text."""

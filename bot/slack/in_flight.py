@@ -37,16 +37,22 @@ class ListenersInFlight:
 
     async def drain(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for the listeners still running; cancel the rest."""
-        if not self._running:
-            return
-        running = set(self._running)
-        log.info("waiting for %s Slack listener(s) to finish", len(running))
-        _, late = await asyncio.wait(running, timeout=grace)
-        for task in late:
-            task.cancel()
-        if late:
-            log.warning("cut off %s Slack listener(s) still running after %.0fs", len(late), grace)
-            await asyncio.wait(late)
+        if self._running:
+            log.info("waiting for %s Slack listener(s) to finish", len(self._running))
+        deadline = asyncio.get_running_loop().time() + grace
+        # Again and again: a request answered just before the stop may start one meanwhile.
+        while self._running:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                late = set(self._running)
+                for task in late:
+                    task.cancel()
+                log.warning(
+                    "cut off %s Slack listener(s) still running after %.0fs", len(late), grace
+                )
+                await asyncio.wait(late)
+                return
+            await asyncio.wait(set(self._running), timeout=left)
 
 
 class _Started(AsyncListenerStartHandler):

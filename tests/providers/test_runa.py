@@ -495,12 +495,14 @@ async def test_each_attempt_takes_a_turn_and_a_429_holds_every_process_off(runa:
     runa.provider.pace_calls(pacer)
     runa.fake.rate_limit_next(retry_after="0.05")
     await runa.provider.place_order(order())
+    # The hold-off is checked last, right before the send: an order that waited for its
+    # turn while another call met a 429 still waits that out.
     assert pacer.told == [
-        ("turn", "runa", None),
         ("order turn", "runa", 300),
+        ("turn", "runa", None),
         ("429", "runa", pytest.approx(0.05)),
-        ("turn", "runa", None),
         ("order turn", "runa", 300),
+        ("turn", "runa", None),
     ]
     # Reading an order back is no order: only a 429's wait applies to it.
     pacer.told.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -98,7 +99,8 @@ class Fulfillment:
         if result is None:
             return
         if result.state is OrderState.PENDING:
-            raise _look_again_later(requests[0], provider)
+            placed_now = requests[0].provider_order_id is None
+            raise _look_again_later(requests[0], provider, placed_now=placed_now)
         if result.state is OrderState.FAILED:
             failure = result.failure_reason or f"{provider.name} could not issue the card."
             await settle(self._store, job, requests, Status.FAILED, failure)
@@ -127,7 +129,7 @@ class Fulfillment:
                 await self._delivery.deliver_and_finish(job, request, own)
 
 
-def _look_again_later(request: RewardRequest, provider: Provider) -> RunLater:
+def _look_again_later(request: RewardRequest, provider: Provider, *, placed_now: bool) -> RunLater:
     """When to read a pending order again: by the provider's schedule for an order pending
     as long (:meth:`Provider.next_poll`), or just after the time the provider sends a card it
     schedules itself (nothing to poll for before then)."""
@@ -135,7 +137,14 @@ def _look_again_later(request: RewardRequest, provider: Provider) -> RunLater:
     scheduled = send_at(request)
     if scheduled is not None and scheduled > now:
         return RunLater(scheduled + _AFTER_SEND, waiting=False)
-    # Pending since its id was stored (``updated_at``: nothing else writes the request while
-    # its order is pending; a clock that disagrees only moves the next look).
-    pending_for = max((now - request.updated_at).total_seconds(), 0.0)
+    if placed_now:  # this run placed it (the request was read before: no age to go by)
+        pending_for = 0.0
+    else:
+        # Pending since its id was stored (``updated_at``: nothing else writes the request
+        # while its order is pending). A time ahead of our clock (another process's clock, or
+        # ours stepped back) says nothing of the age: look at it as at a long-pending one,
+        # rather than as often as at a new one until the clocks agree.
+        pending_for = (now - request.updated_at).total_seconds()
+        if pending_for < 0:
+            pending_for = math.inf
     return RunLater(now + timedelta(seconds=provider.next_poll(pending_for)))
