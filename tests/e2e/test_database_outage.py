@@ -144,17 +144,18 @@ class Users:
         return reply.responded
 
     async def approve(self, request_id: int) -> None:
-        """Approve until the bot answers; the request is then decided."""
-        for _ in range(ATTEMPTS):
-            if await self.approve_once(request_id):
-                break
-            await asyncio.sleep(0.3)
+        """Approve until the request is decided: a click Slack showed failed, or one the bot
+        answered and then explained it could not store, is made again."""
         sql = "SELECT status FROM reward_requests WHERE id = :id"
 
         async def decided() -> bool:
             rows = await _read(self.database, sql, id=request_id)
             return bool(rows) and rows[0]["status"] in DECIDED  # type: ignore[index]
 
+        for _ in range(ATTEMPTS):
+            await self.approve_once(request_id)
+            if await poll(decided, 3):
+                break
         await self.emulator.wait_for(decided, SETTLE_WITHIN, f"#{request_id} approved")
         self.approved += 1
 
@@ -239,11 +240,17 @@ class Outages:
         told = len(ws.ephemerals(ARJUN))
         async with unreachable(self.database):
             ends = time.monotonic() + OUTAGE
-            # Slack shows each a failure; the form stays open, the click is explained (so are
-            # Arjun's clicks on Maya's cards meanwhile).
+            self.while_refused.append(await self.readiness())
+            # Slack shows the submission a failure (the form stays open); the click, answered
+            # at its ack or not, is explained in words (so are Arjun's clicks on Maya's cards
+            # meanwhile).
             assert not await users.submit_once(OMAR, form, "Outage probe 2")
-            assert not await users.approve_once(waiting)
-            assert {e.text for e in ws.ephemerals(ARJUN)[told:]} == {DATABASE_UNAVAILABLE}
+            await users.approve_once(waiting)
+            await users.emulator.wait_for(
+                lambda: {e.text for e in ws.ephemerals(ARJUN)[told:]} == {DATABASE_UNAVAILABLE},
+                5,
+                "Arjun told why his click failed",
+            )
             while time.monotonic() < ends:
                 self.while_refused.append(await self.readiness())
                 await asyncio.sleep(0.2)
